@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds, runs every test file with Node's test runner.
+# Tests that need root, etcd or Docker start their own (on loopback and in their own namespaces) and clean up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+# One file at a time: the end-to-end files each run a cluster of real dockerds and etcd on 2 cores.
+exec node --test --test-concurrency=1 --test-reporter=spec dist/test

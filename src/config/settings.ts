@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+/** Every setting flatnet reads, with its flag, environment and config-file spelling derived from the key. */
+export const SETTING_KEYS = [
+  'socket',
+  'etcdEndpoints',
+  'etcdPrefix',
+  'etcdCaFile',
+  'etcdCertFile',
+  'etcdKeyFile',
+  'etcdUsername',
+  'etcdPassword',
+  'etcdTimeoutMs',
+  'hostId',
+  'logLevel',
+  'stateDir',
+  'metricsListen',
+] as const;
+export type SettingKey = (typeof SETTING_KEYS)[number];
+
+const endpointUrl = z
+  .string()
+  .trim()
+  .regex(/^https?:\/\/[^\s/]+$/, 'an etcd endpoint is http(s)://host:port');
+
+const listenAddress = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):\d{1,5}$/, 'a listen address is HOST:PORT (e.g. 127.0.0.1:9471)');
+
+export const settingsSchema = z
+  .object({
+    socket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes'),
+    etcdEndpoints: z
+      .string()
+      .transform((s) => s.split(',').map((e) => e.trim()).filter((e) => e.length > 0))
+      .pipe(z.array(endpointUrl).min(1, 'at least one etcd endpoint is needed')),
+    etcdPrefix: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/, 'the etcd prefix is an absolute key path such as /flatnet'),
+    etcdCaFile: z.string().min(1).optional(),
+    etcdCertFile: z.string().min(1).optional(),
+    etcdKeyFile: z.string().min(1).optional(),
+    etcdUsername: z.string().min(1).optional(),
+    etcdPassword: z.string().min(1).optional(),
+    etcdTimeoutMs: z.coerce.number().int().min(100).max(600_000),
+    hostId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a host id is 1-64 of [A-Za-z0-9._-]'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    stateDir: z.string().min(1),
+    metricsListen: listenAddress.optional(),
+  })
+  .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
+    message: 'etcd-cert-file and etcd-key-file go together',
+  })
+  .refine((s) => (s.etcdUsername === undefined) === (s.etcdPassword === undefined), {
+    message: 'etcd-username and etcd-password go together',
+  });
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+export type EtcdSettings = Pick<
+  Settings,
+  | 'etcdEndpoints'
+  | 'etcdPrefix'
+  | 'etcdCaFile'
+  | 'etcdCertFile'
+  | 'etcdKeyFile'
+  | 'etcdUsername'
+  | 'etcdPassword'
+  | 'etcdTimeoutMs'
+>;
+
+export const DEFAULT_CONFIG_FILE = '/etc/flatnet/flatnet.conf';
+
+/** Defaults for everything but hostId, which is read from the machine (see load.ts). */
+export const DEFAULTS: Partial<Record<SettingKey, string>> = {
+  socket: '/run/docker/plugins/flatnet.sock',
+  etcdEndpoints: 'http://127.0.0.1:2379',
+  etcdPrefix: '/flatnet',
+  etcdTimeoutMs: '5000',
+  logLevel: 'info',
+  stateDir: '/var/lib/flatnet',
+};
+
+/** etcdEndpoints -> etcd-endpoints */
+export function flagName(key: SettingKey): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** etcdEndpoints -> FLATNET_ETCD_ENDPOINTS */
+export function envName(key: SettingKey): string {
+  return `FLATNET_${flagName(key).replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** Settings whose values must never reach a log line or an error message. */
+export const SECRET_KEYS: ReadonlySet<SettingKey> = new Set(['etcdPassword']);

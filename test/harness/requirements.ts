@@ -1,0 +1,42 @@
+import { execFileSync } from 'node:child_process';
+
+export type Requirement = 'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3';
+
+const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
+  etcd: 'etcd',
+  docker: 'dockerd',
+  iproute2: 'ip',
+  iptables: 'iptables',
+  arping: 'arping',
+  rpmbuild: 'rpmbuild',
+  iperf3: 'iperf3',
+};
+
+function hasBinary(name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', name], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Returns false (skip) with a reason when a requirement is missing, for runs on developer machines.
+ * Under CI nothing may skip: a missing requirement is an error there, thrown here.
+ * Use as: test('...', { skip: missing('root', 'etcd') }, async () => ...)
+ */
+export function missing(...reqs: Requirement[]): string | false {
+  const lacking: string[] = [];
+  for (const r of reqs) {
+    if (r === 'root') {
+      if (process.getuid?.() !== 0) lacking.push('root (network namespaces, links)');
+    } else if (!hasBinary(BINARY[r])) {
+      lacking.push(`${BINARY[r]} (install with scripts/install-deps.sh)`);
+    }
+  }
+  if (lacking.length === 0) return false;
+  const reason = `needs ${lacking.join(', ')}`;
+  if (process.env.CI === 'true') throw new Error(`CI must not skip: ${reason}`);
+  return reason;
+}
