@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,13 @@ export interface EtcdClusterOptions {
   tls?: { caFile: string; certFile: string; keyFile: string; clientCertAuth: boolean };
   /** Run the member inside this network namespace (a path such as /run/netns/x), via nsenter. */
   netnsPath?: string;
+  /** Keep the data dirs here instead of a fresh temp dir (the caller removes it). */
+  dataDir?: string;
+  /**
+   * Write each member's output to <logDir>/etcd-<name>.log and start it in its own process group, so that it
+   * outlives this process (a kept demo bed); stop() and the lab's teardown still kill it by PID.
+   */
+  logDir?: string;
 }
 
 export interface EtcdCluster {
@@ -20,6 +28,8 @@ export interface EtcdCluster {
   /** Client URLs reachable from other namespaces (extraClientHost), or the loopback ones. */
   lanEndpoints: string[];
   members: { name: string; pid: number; clientUrl: string }[];
+  /** Where the members keep their data. */
+  dataDir: string;
   /** Stops one member (for failure tests); the others keep running. */
   stopMember(index: number): Promise<void>;
   stop(): Promise<void>;
@@ -28,7 +38,8 @@ export interface EtcdCluster {
 /** Starts real etcd members (Debian etcd-server) on free loopback ports, each with its own data dir. */
 export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<EtcdCluster> {
   const count = opts.members ?? 1;
-  const dir = await mkdtemp(join(tmpdir(), 'flatnet-etcd-'));
+  const dir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'flatnet-etcd-')));
+  const ownsDir = opts.dataDir === undefined;
   const scheme = opts.tls ? 'https' : 'http';
   const specs = [];
   for (let i = 0; i < count; i++) {
@@ -61,17 +72,25 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
         args.push('--cert-file', opts.tls.certFile, '--key-file', opts.tls.keyFile, '--trusted-ca-file', opts.tls.caFile);
         if (opts.tls.clientCertAuth) args.push('--client-cert-auth');
       }
-      const started = opts.netnsPath
-        ? startProcess('nsenter', [`--net=${opts.netnsPath}`, 'etcd', ...args])
-        : startProcess('etcd', args);
-      started.child.stdout?.resume();
-      let stderr = '';
-      started.child.stderr?.on('data', (d: Buffer) => {
-        stderr = (stderr + d.toString()).slice(-4000);
-      });
-      started.child.once('exit', (code) => {
-        if (code !== 0 && code !== null && stderr) process.stderr.write(`etcd ${s.name} exited ${code}: ${stderr}\n`);
-      });
+      const cmd = opts.netnsPath ? 'nsenter' : 'etcd';
+      const argv = opts.netnsPath ? [`--net=${opts.netnsPath}`, 'etcd', ...args] : args;
+      let started: Started;
+      if (opts.logDir) {
+        const log = openSync(join(opts.logDir, `etcd-${s.name}.log`), 'a');
+        started = startProcess(cmd, argv, { stdio: ['ignore', log, log], detached: true });
+        closeSync(log);
+        started.child.unref();
+      } else {
+        started = startProcess(cmd, argv);
+        started.child.stdout?.resume();
+        let stderr = '';
+        started.child.stderr?.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString()).slice(-4000);
+        });
+        started.child.once('exit', (code) => {
+          if (code !== 0 && code !== null && stderr) process.stderr.write(`etcd ${s.name} exited ${code}: ${stderr}\n`);
+        });
+      }
       procs.push(started);
       members.push({ name: s.name, pid: started.pid, clientUrl: clientUrls[0] as string });
       local.push(clientUrls[0] as string);
@@ -81,25 +100,30 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     if (opts.tls) {
       ctlArgs.push('--cacert', opts.tls.caFile, '--cert', opts.tls.certFile, '--key', opts.tls.keyFile);
     }
+    // Members in another namespace listen on that namespace's loopback: ask from inside it.
+    const [ctlCmd, ctlArgv] = opts.netnsPath
+      ? ['nsenter', [`--net=${opts.netnsPath}`, 'etcdctl', ...ctlArgs]]
+      : ['etcdctl', ctlArgs];
     await waitFor('etcd to become healthy', async () => {
-      await run('etcdctl', ctlArgs, { env: { ...process.env, ETCDCTL_API: '3' } });
+      await run(ctlCmd, ctlArgv, { env: { ...process.env, ETCDCTL_API: '3' } });
       return true;
     }, 30_000, 200);
   } catch (err) {
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
-    await rm(dir, { recursive: true, force: true });
+    if (ownsDir) await rm(dir, { recursive: true, force: true });
     throw err;
   }
   return {
     endpoints: opts.extraClientHost ? [...local, ...lan] : local,
     lanEndpoints: lan,
     members,
+    dataDir: dir,
     async stopMember(index: number) {
       await procs[index]?.stop();
     },
     async stop() {
       await Promise.all(procs.map((p) => p.stop()));
-      await rm(dir, { recursive: true, force: true });
+      if (ownsDir) await rm(dir, { recursive: true, force: true });
     },
   };
 }

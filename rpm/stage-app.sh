@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Stages the installable app into DEST: dist/src (compiled), package.json and the production node_modules
+# (the packages `npm ls --omit=dev` lists, copied from this checkout: no registry access).
+# Used by rpm/build-rpm.sh and plugin-config/build-rootfs.sh. Run `npx tsc -p .` first.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+dest="${1:?usage: stage-app.sh DEST}"
+[[ -f "$repo/dist/src/cli/main.js" ]] || { echo "stage-app: $repo/dist/src/cli/main.js missing; build first (npx tsc -p .)" >&2; exit 1; }
+mkdir -p "$dest/dist"
+cp -a "$repo/dist/src" "$dest/dist/"
+find "$dest/dist" -name '*.map' -delete
+cp "$repo/package.json" "$dest/"
+chmod 0755 "$dest/dist/src/cli/main.js"
+cd "$repo"
+# `npm ls` exits non-zero on extraneous packages (dev tooling): the list it prints is still complete
+mapfile -t pkgs < <(npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 || true)
+[[ ${#pkgs[@]} -gt 0 ]] || { echo "stage-app: npm ls found no production packages" >&2; exit 1; }
+for abs in "${pkgs[@]}"; do
+  rel="${abs#"$repo"/}"
+  [[ -d "$rel" ]] && cp -a --parents "$rel" "$dest/"
+done

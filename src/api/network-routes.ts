@@ -1,0 +1,99 @@
+import { FlatnetError } from '../errors.js';
+import type { JoinResult, NetworkDriver } from '../netdriver/network-driver.js';
+import type { PoolCreationWindows } from './address-kind.js';
+import { bodyRoute, constantRoute, type PluginRoute } from './plugin-route.js';
+import { createEndpointBody, createNetworkBody, discoveryBody, endpointRef, joinBody, networkRef } from './schemas/network.js';
+
+/** Docker parses Join's Gateway as a bare IP; a driver handing back a CIDR must not fail the container start. */
+function bareIp(address: string): string {
+  const slash = address.indexOf('/');
+  return slash < 0 ? address : address.slice(0, slash);
+}
+
+export function joinReply(r: JoinResult): Record<string, unknown> {
+  return {
+    InterfaceName: r.srcName === '' ? null : { SrcName: r.srcName, DstPrefix: r.dstPrefix },
+    Gateway: bareIp(r.gateway),
+    GatewayIPv6: bareIp(r.gatewayIPv6),
+    StaticRoutes: r.staticRoutes.map((s) => ({
+      Destination: s.destination,
+      RouteType: s.routeType,
+      ...(s.nextHop !== undefined && s.nextHop !== '' ? { NextHop: s.nextHop } : {}),
+    })),
+    DisableGatewayService: r.disableGatewayService,
+  };
+}
+
+const SWARM_REFUSAL =
+  'flatnet is a local-scope driver: swarm-scoped networks are not supported; create the network on each host without --scope swarm';
+
+export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindows): PluginRoute[] {
+  const refuseSwarm = async (): Promise<never> => {
+    throw new FlatnetError('invalid', SWARM_REFUSAL);
+  };
+  return [
+    constantRoute('NetworkDriver.GetCapabilities', { Scope: 'local', ConnectivityScope: 'local' }),
+    bodyRoute('NetworkDriver.CreateNetwork', createNetworkBody, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.pool = [...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool).join(',') || undefined;
+      await network.createNetwork(input);
+      windows.networkCreated([...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool));
+      return {};
+    }),
+    bodyRoute('NetworkDriver.DeleteNetwork', networkRef, async (input, fields) => {
+      fields.network_id = input.networkId;
+      await network.deleteNetwork(input.networkId);
+      return {};
+    }),
+    bodyRoute('NetworkDriver.CreateEndpoint', createEndpointBody, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      fields.address = input.interface.address || undefined;
+      const result = await network.createEndpoint(input);
+      fields.mac_address = result.interface?.macAddress || input.interface.macAddress || undefined;
+      return { Interface: result.interface === null ? null : { MacAddress: result.interface.macAddress } };
+    }),
+    bodyRoute('NetworkDriver.EndpointOperInfo', endpointRef, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      return { Value: await network.endpointOperInfo(input.networkId, input.endpointId) };
+    }),
+    bodyRoute('NetworkDriver.DeleteEndpoint', endpointRef, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      await network.deleteEndpoint(input.networkId, input.endpointId);
+      return {};
+    }),
+    bodyRoute('NetworkDriver.Join', joinBody, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      const result = await network.join(input);
+      fields.src_name = result.srcName || undefined;
+      fields.gateway = result.gateway || undefined;
+      return joinReply(result);
+    }),
+    bodyRoute('NetworkDriver.Leave', endpointRef, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      await network.leave(input.networkId, input.endpointId);
+      return {};
+    }),
+    // Docker publishes no ports for remote drivers and flatnet containers sit on the LAN itself, so there is
+    // nothing to program: both calls only check the body.
+    bodyRoute('NetworkDriver.ProgramExternalConnectivity', endpointRef, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      return {};
+    }),
+    bodyRoute('NetworkDriver.RevokeExternalConnectivity', endpointRef, async (input, fields) => {
+      fields.network_id = input.networkId;
+      fields.endpoint_id = input.endpointId;
+      return {};
+    }),
+    // Only sent in swarm/cluster mode, where flatnet has nothing to learn from node discovery.
+    bodyRoute('NetworkDriver.DiscoverNew', discoveryBody, async () => ({})),
+    bodyRoute('NetworkDriver.DiscoverDelete', discoveryBody, async () => ({})),
+    { method: 'NetworkDriver.AllocateNetwork', run: refuseSwarm },
+    { method: 'NetworkDriver.FreeNetwork', run: refuseSwarm },
+  ];
+}

@@ -1,0 +1,67 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { FlatnetError } from '../../errors.js';
+import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
+import { compareExisting, planNetwork, type CreateNetworkRequest, type ExistingNetwork } from '../network-plan.js';
+import { printLine } from '../output.js';
+
+const run = promisify(execFile);
+
+const inspectSchema = z.object({
+  Driver: z.string(),
+  IPAM: z.object({ Config: z.array(z.object({ Subnet: z.string().optional() })).nullable() }),
+});
+
+async function inspectNetwork(hostArgs: string[], name: string): Promise<ExistingNetwork | undefined> {
+  try {
+    const { stdout } = await run('docker', [...hostArgs, 'network', 'inspect', '--format', '{{json .}}', name]);
+    const parsed = inspectSchema.parse(JSON.parse(stdout));
+    return { driver: parsed.Driver, subnets: (parsed.IPAM.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])) };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') throw new FlatnetError('unavailable', 'docker is not installed (no `docker` on PATH)');
+    if (/no such network|not found/i.test(e.stderr ?? '')) return undefined;
+    throw new FlatnetError('unavailable', `docker network inspect failed: ${(e.stderr ?? e.message).trim().split('\n')[0]}`);
+  }
+}
+
+/** `flatnet create-network`: the Docker network on this host, with subnet and gateway taken from the pool. */
+export function createNetworkCommand(): Command {
+  return withSettingsFlags(
+    new Command('create-network')
+      .description('create the flatnet Docker network on this host (safe to repeat)')
+      .requiredOption('--name <name>', 'Docker network name')
+      .option('--subnet <cidr>', 'pool to use (default: the only pool)')
+      .option('--gateway <address>', 'default: the pool\'s host-range gateway')
+      .option('--ip-range <cidr>', 'limit this host\'s containers to a CIDR inside the subnet')
+      .option('--parent <nic>', 'physical NIC that the bridge takes over')
+      .option('--bridge <name>', 'bridge name (driver default br0)')
+      .option('--mtu <bytes>', 'MTU of the container interfaces')
+      .option('--driver <name>', 'plugin name for -d and --ipam-driver', 'flatnet')
+      .option('--docker-host <url>', 'Docker daemon, e.g. unix:///var/run/docker.sock'),
+  ).action(async (flags: CreateNetworkRequest, cmd: Command) => {
+    const settings = settingsFrom(cmd);
+    const pools = await withAdmin(settings, (admin) => admin.poolSummaries());
+    const plan = planNetwork(flags, pools);
+    const existing = await inspectNetwork(plan.hostArgs, flags.name);
+    if (existing !== undefined) {
+      if (compareExisting(existing, flags.driver, plan.subnet) === 'same') {
+        printLine(`network ${flags.name} already exists (driver ${flags.driver}, subnet ${plan.subnet}); nothing to do`);
+        return;
+      }
+      throw new FlatnetError(
+        'conflict',
+        `a network ${flags.name} already exists with driver ${existing.driver} and subnet ${existing.subnets.join(',') || 'none'}; remove it or choose another --name`,
+      );
+    }
+    try {
+      await run('docker', plan.createArgs);
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new FlatnetError('unavailable', `docker network create failed: ${(e.stderr ?? e.message).trim().split('\n')[0]}`);
+    }
+    printLine(`created network ${flags.name} (driver ${flags.driver}, subnet ${plan.subnet}${plan.gateway ? `, gateway ${plan.gateway}` : ''})`);
+  });
+}

@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { listHosts } from '../../store/host-registry.js';
+import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
+import { printJson, printLine } from '../output.js';
+import { buildStatus, formatStatus } from '../status-report.js';
+
+/** `flatnet status`: pools with usage, and every host with its liveness and address count. */
+export function statusCommand(): Command {
+  return withSettingsFlags(
+    new Command('status').description('pools (size/used/free) and hosts (up/down, addresses)').option('--json', 'machine-readable output'),
+  ).action(async (flags: { json?: boolean }, cmd: Command) => {
+    const settings = settingsFrom(cmd);
+    const report = await withAdmin(settings, async (admin, etcd) => {
+      const [pools, hosts, assignments] = await Promise.all([
+        admin.poolSummaries(),
+        listHosts(etcd, settings.etcdPrefix),
+        admin.listAssignments(),
+      ]);
+      return buildStatus(pools, hosts, assignments);
+    });
+    if (flags.json) printJson(report);
+    else printLine(formatStatus(report));
+  });
+}

@@ -1,0 +1,61 @@
+import type { AssignmentInfo, PoolSummary } from '../ipam/admin.js';
+import type { HostInfo } from '../store/host-registry.js';
+import { formatTable } from './output.js';
+
+export interface HostStatus {
+  hostId: string;
+  hostname?: string;
+  version?: string;
+  /** 'up' = its server holds a live lease; 'down' = registered before, lease gone; 'unknown' = never registered. */
+  state: 'up' | 'down' | 'unknown';
+  lastSeen?: string;
+  addresses: number;
+}
+
+export interface StatusReport {
+  pools: PoolSummary[];
+  hosts: HostStatus[];
+}
+
+/** Joins pools, registry and assignments. Liveness is reported only: nothing is freed for a down host. */
+export function buildStatus(pools: PoolSummary[], hosts: HostInfo[], assignments: AssignmentInfo[]): StatusReport {
+  const perHost = new Map<string, number>();
+  for (const a of assignments) perHost.set(a.hostId, (perHost.get(a.hostId) ?? 0) + 1);
+  const out: HostStatus[] = hosts.map((h) => ({
+    hostId: h.hostId,
+    hostname: h.hostname,
+    version: h.version,
+    state: h.alive ? 'up' : 'down',
+    lastSeen: h.lastSeen,
+    addresses: perHost.get(h.hostId) ?? 0,
+  }));
+  const registered = new Set(hosts.map((h) => h.hostId));
+  for (const [hostId, count] of [...perHost].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!registered.has(hostId)) out.push({ hostId, state: 'unknown', addresses: count });
+  }
+  return { pools, hosts: out };
+}
+
+export function formatStatus(report: StatusReport): string {
+  const pools = report.pools.length
+    ? formatTable(
+        ['POOL', 'GATEWAY', 'SIZE', 'USED', 'FREE', 'RANGES', 'HOST RANGES'],
+        report.pools.map((p) => [
+          p.subnet,
+          p.gateway ?? '',
+          p.size,
+          String(p.used),
+          p.free,
+          p.ranges.map((r) => `${r.start}-${r.end}`).join(','),
+          p.hostRanges.map((r) => `${r.start}-${r.end}`).join(','),
+        ]),
+      )
+    : 'no pools yet: add one with `flatnet ip-range add --ip-start A/len --ip-end B/len`';
+  const hosts = report.hosts.length
+    ? formatTable(
+        ['HOST', 'HOSTNAME', 'STATE', 'LAST SEEN', 'ADDRESSES', 'VERSION'],
+        report.hosts.map((h) => [h.hostId, h.hostname ?? '', h.state, h.lastSeen ?? '', String(h.addresses), h.version ?? '']),
+      )
+    : 'no hosts have registered yet (a host registers when `flatnet server` starts)';
+  return `${pools}\n\n${hosts}`;
+}

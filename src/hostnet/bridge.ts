@@ -1,0 +1,104 @@
+import { FlatnetError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { linkAddrs, linkRoutes, listLinks } from './ip-json.js';
+import { IpRunner } from './ip-runner.js';
+import { removeForwardAccept } from './iptables.js';
+import { assertIfName } from './names.js';
+import { planRestore, planTakeover } from './plan.js';
+import { runSteps, type Step } from './steps.js';
+
+export interface TakeoverOptions {
+  bridge: string;
+  parent: string;
+  logger?: Logger;
+  /** Tests only: see RunStepsOptions.failAfterStep. */
+  failAfterStep?: number;
+}
+
+/** Reads the host as it is and returns the takeover steps, or [] when the bridge already holds the NIC. */
+export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: string): Promise<Step[]> {
+  assertIfName(bridge, 'bridge name');
+  assertIfName(parent, 'parent interface name');
+  if (bridge === parent) throw new FlatnetError('invalid', `The bridge and the parent interface are both "${bridge}".`);
+  const links = await listLinks(ip);
+  const nic = links.find((l) => l.ifname === parent);
+  if (nic === undefined) {
+    throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist; pass an existing NIC with -o parent=NAME.`);
+  }
+  if (nic.master === bridge) return [];
+  if (nic.master !== undefined) {
+    throw new FlatnetError('conflict', `The parent interface "${parent}" is already enslaved to "${nic.master}", not to "${bridge}".`);
+  }
+  if (nic.linkinfo?.info_kind === 'bridge') {
+    throw new FlatnetError('invalid', `The parent "${parent}" is itself a bridge; name the physical NIC it holds with -o parent=NAME.`);
+  }
+  const existing = links.find((l) => l.ifname === bridge);
+  if (existing !== undefined && existing.linkinfo?.info_kind !== 'bridge') {
+    throw new FlatnetError('conflict', `"${bridge}" exists and is not a bridge; choose another name with -o bridge=NAME.`);
+  }
+  const [nicAddrs, nicRoutes] = await Promise.all([linkAddrs(ip, parent), linkRoutes(ip, parent)]);
+  return planTakeover({ bridge, nic, ...(existing ? { existingBridge: existing } : {}), nicAddrs, nicRoutes });
+}
+
+/**
+ * Makes `bridge` hold `parent`, moving the NIC's addresses, routes, MAC and MTU to it in one ip batch;
+ * on any failure the host is put back as it was. Returns whether anything changed.
+ */
+export async function ensureBridge(ip: IpRunner, options: TakeoverOptions): Promise<boolean> {
+  const steps = await planBridgeTakeover(ip, options.bridge, options.parent);
+  if (steps.length === 0) return false;
+  await runSteps(ip, steps, {
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.failAfterStep !== undefined ? { failAfterStep: options.failAfterStep } : {}),
+  });
+  options.logger?.info({ bridge: options.bridge, parent: options.parent, steps: steps.length }, 'bridge took over the NIC');
+  return true;
+}
+
+export interface RestoreOptions {
+  bridge: string;
+  parent: string;
+  /** Remove the bridge even though container veths are still attached (they lose the LAN). */
+  force?: boolean;
+  ip?: IpRunner;
+  logger?: Logger;
+  failAfterStep?: number;
+}
+
+/**
+ * Undoes the takeover for `flatnet bridge restore`: addresses and routes back to the NIC, the bridge and
+ * its FORWARD rules removed. Does nothing when the bridge is already gone.
+ */
+export async function restoreBridge(options: RestoreOptions): Promise<void> {
+  const ip = options.ip ?? new IpRunner();
+  const { bridge, parent } = options;
+  assertIfName(bridge, 'bridge name');
+  assertIfName(parent, 'parent interface name');
+  const links = await listLinks(ip);
+  const br = links.find((l) => l.ifname === bridge);
+  if (br === undefined) {
+    await removeForwardAccept(ip, bridge, options.logger);
+    return;
+  }
+  if (br.linkinfo?.info_kind !== 'bridge') throw new FlatnetError('invalid', `"${bridge}" is not a bridge.`);
+  const nic = links.find((l) => l.ifname === parent);
+  if (nic === undefined) throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist.`);
+  if (nic.master !== bridge) {
+    throw new FlatnetError('conflict', `"${parent}" is not a port of "${bridge}"; name the NIC the bridge holds.`);
+  }
+  const others = links.filter((l) => l.master === bridge && l.ifname !== parent).map((l) => l.ifname);
+  if (others.length > 0 && options.force !== true) {
+    throw new FlatnetError(
+      'conflict',
+      `"${bridge}" still has ports ${others.join(', ')} (containers?); stop them first or force the restore.`,
+    );
+  }
+  const [bridgeAddrs, bridgeRoutes] = await Promise.all([linkAddrs(ip, bridge), linkRoutes(ip, bridge)]);
+  const steps = planRestore({ bridge, nic: parent, bridgeAddrs, bridgeRoutes });
+  await runSteps(ip, steps, {
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.failAfterStep !== undefined ? { failAfterStep: options.failAfterStep } : {}),
+  });
+  await removeForwardAccept(ip, bridge, options.logger);
+  options.logger?.info({ bridge, parent }, 'bridge removed; NIC holds its addresses again');
+}

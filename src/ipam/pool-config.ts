@@ -1,0 +1,69 @@
+import { z } from 'zod';
+
+/**
+ * What one pool (one subnet, cluster-wide) stores in its config key. Addresses are kept as text so that the
+ * etcd contents stay readable; pure code turns them into offsets. The schema parses what comes back from etcd.
+ */
+const hostIdText = z.string().min(1).max(64);
+
+export const ipRangeRecord = z.object({
+  start: z.string(),
+  end: z.string(),
+  origin: z.enum(['admin', 'docker']),
+  createdAt: z.string(),
+});
+
+export const hostRangeRecord = z.object({ start: z.string(), end: z.string(), createdAt: z.string() });
+
+export const reservationRecord = z.object({
+  address: z.string(),
+  kind: z.enum(['gateway', 'aux']),
+  /** Reference count per host: each host's Docker reserves the same gateway once per network. */
+  holders: z.record(hostIdText, z.number().int().positive()),
+});
+
+export const claimRecord = z.object({
+  hostId: hostIdText,
+  poolId: z.string(),
+  subPool: z.string(),
+  since: z.string(),
+});
+
+export const poolConfigSchema = z.object({
+  subnet: z.string(),
+  gateway: z.string().optional(),
+  ranges: z.array(ipRangeRecord),
+  hostRanges: z.array(hostRangeRecord),
+  reservations: z.array(reservationRecord),
+  claims: z.array(claimRecord),
+});
+
+export type IpRangeRecord = z.infer<typeof ipRangeRecord>;
+export type HostRangeRecord = z.infer<typeof hostRangeRecord>;
+export type ReservationRecord = z.infer<typeof reservationRecord>;
+export type ClaimRecord = z.infer<typeof claimRecord>;
+export type PoolConfig = z.infer<typeof poolConfigSchema>;
+
+export const assignmentSchema = z.object({
+  hostId: hostIdText,
+  since: z.string(),
+  poolId: z.string(),
+  macAddress: z.string().optional(),
+  endpointName: z.string().optional(),
+});
+export type Assignment = z.infer<typeof assignmentSchema>;
+
+export function emptyPoolConfig(subnet: string): PoolConfig {
+  return { subnet, ranges: [], hostRanges: [], reservations: [], claims: [] };
+}
+
+/** A pool nobody needs any more: its keys can go. */
+export function poolIsUnused(c: PoolConfig): boolean {
+  return (
+    c.ranges.length === 0 &&
+    c.hostRanges.length === 0 &&
+    c.reservations.length === 0 &&
+    c.claims.length === 0 &&
+    c.gateway === undefined
+  );
+}

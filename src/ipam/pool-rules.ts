@@ -1,0 +1,102 @@
+import { FlatnetError } from '../errors.js';
+import { addressAt, formatSubnet, offsetIn, parseSubnet, type Subnet } from './address.js';
+import { covers, type Interval, intersect, overlaps, subtract, union } from './intervals.js';
+import type { PoolConfig } from './pool-config.js';
+import type { PoolRef } from './pool-id.js';
+
+/** The rules of one pool as plain functions over its config: which offsets may go to containers, claims, reservations. */
+
+export function interval(subnet: Subnet, start: string, end: string): Interval {
+  return { start: offsetIn(subnet, start), end: offsetIn(subnet, end) };
+}
+
+export function subnetInterval(subnet: Subnet, inner: Subnet): Interval {
+  const start = inner.network - subnet.network;
+  return { start, end: start + inner.size - 1n };
+}
+
+export function rangeSet(c: PoolConfig, subnet: Subnet): Interval[] {
+  return union([], c.ranges.map((r) => interval(subnet, r.start, r.end)));
+}
+
+/** Offsets never given to containers: host ranges, gateway, reservations, and v4 network/broadcast. */
+export function exclusions(c: PoolConfig, subnet: Subnet): Interval[] {
+  const out = c.hostRanges.map((r) => interval(subnet, r.start, r.end));
+  for (const a of [...(c.gateway ? [c.gateway] : []), ...c.reservations.map((r) => r.address)]) {
+    const o = offsetIn(subnet, a);
+    out.push({ start: o, end: o });
+  }
+  if (subnet.family === 4 && subnet.hostBits >= 2) {
+    out.push({ start: 0n, end: 0n }, { start: subnet.size - 1n, end: subnet.size - 1n });
+  }
+  return union([], out);
+}
+
+export function allocatable(c: PoolConfig, subnet: Subnet): Interval[] {
+  return subtract(rangeSet(c, subnet), exclusions(c, subnet));
+}
+
+/** What one PoolID may hand out: with a sub-pool (--ip-range) only inside it. */
+export function allowedFor(c: PoolConfig, ref: PoolRef): Interval[] {
+  const all = allocatable(c, ref.subnet);
+  return ref.subPool ? intersect(all, [subnetInterval(ref.subnet, ref.subPool)]) : all;
+}
+
+/** Records host H's claim on the pool, registering Docker's sub-pool as a range when it is new. */
+export function claimPool(c: PoolConfig, ref: PoolRef, hostId: string, poolId: string, now: string): PoolConfig {
+  const subnetText = formatSubnet(ref.subnet);
+  const held = c.claims.find((k) => k.hostId === hostId);
+  if (held) {
+    throw new FlatnetError('conflict', `Host ${hostId} already has a network on ${subnetText} (pool ${held.poolId}); networks on one host must not overlap.`);
+  }
+  const next: PoolConfig = { ...c, ranges: [...c.ranges], claims: [...c.claims] };
+  if (ref.subPool) {
+    const sub = subnetInterval(ref.subnet, ref.subPool);
+    const existing = c.ranges.map((r) => interval(ref.subnet, r.start, r.end));
+    const inside = existing.some((r) => covers(r, sub));
+    const partial = existing.filter((r) => overlaps(r, sub) && !covers(r, sub));
+    if (!inside && partial.length > 0) {
+      throw new FlatnetError('conflict', `The ip-range ${formatSubnet(ref.subPool)} partly overlaps an existing range of ${subnetText}; use a range inside one or apart from all.`);
+    }
+    if (!inside) {
+      next.ranges.push({ start: addressAt(ref.subnet, sub.start), end: addressAt(ref.subnet, sub.end), origin: 'docker', createdAt: now });
+    }
+  } else if (c.ranges.length === 0) {
+    throw new FlatnetError('invalid', `${subnetText} has no ip-range: on a flat LAN the subnet's addresses belong to real machines; add one with \`flatnet ip-range add\` or pass --ip-range.`);
+  }
+  next.claims.push({ hostId, poolId, subPool: ref.subPool ? formatSubnet(ref.subPool) : '', since: now });
+  return next;
+}
+
+/**
+ * Removes host H's claim (idempotent). Returns the Docker-origin ranges no remaining claim uses: the caller drops
+ * those in which nothing is assigned. A host without claims also gives up its gateway/aux references.
+ */
+export function releaseClaim(c: PoolConfig, hostId: string, poolId: string): { config: PoolConfig; droppable: Interval[] } {
+  const claims = c.claims.filter((k) => !(k.hostId === hostId && k.poolId === poolId));
+  const stillHolds = claims.some((k) => k.hostId === hostId);
+  const reservations = stillHolds
+    ? c.reservations
+    : c.reservations
+        .map((r) => ({ ...r, holders: Object.fromEntries(Object.entries(r.holders).filter(([h]) => h !== hostId)) }))
+        .filter((r) => Object.keys(r.holders).length > 0);
+  const config = { ...c, claims, reservations };
+  const subnet = parseSubnet(c.subnet);
+  const used = claims.filter((k) => k.subPool !== '').map((k) => subnetInterval(subnet, parseSubnet(k.subPool)));
+  const droppable = c.ranges
+    .filter((r) => r.origin === 'docker')
+    .map((r) => interval(subnet, r.start, r.end))
+    .filter((r) => !used.some((u) => overlaps(u, r)));
+  return { config, droppable };
+}
+
+export function dropRanges(c: PoolConfig, subnet: Subnet, drop: Interval[]): PoolConfig {
+  const gone = (r: { start: string; end: string }): boolean =>
+    drop.some((d) => d.start === offsetIn(subnet, r.start) && d.end === offsetIn(subnet, r.end));
+  return { ...c, ranges: c.ranges.filter((r) => !(r.origin === 'docker' && gone(r))) };
+}
+
+/** Reply Data for RequestPool: a configured gateway makes Docker use it instead of asking for one. */
+export function poolData(c: PoolConfig, subnet: Subnet): Record<string, string> {
+  return c.gateway ? { 'com.docker.network.gateway': `${c.gateway}/${subnet.prefix}` } : {};
+}

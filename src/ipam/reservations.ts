@@ -1,0 +1,38 @@
+import { FlatnetError } from '../errors.js';
+import { addressAt, offsetIn, type Subnet } from './address.js';
+import type { PoolConfig } from './pool-config.js';
+
+/**
+ * Gateway and aux addresses are reservations, not container addresses: every host's Docker asks for the same
+ * gateway, so a reservation is idempotent and reference-counted per host, and lives while any host holds it.
+ */
+export function reservationAddress(c: PoolConfig, subnet: Subnet, kind: 'gateway' | 'aux', wanted: string): string {
+  if (wanted !== '') return addressAt(subnet, offsetIn(subnet, wanted));
+  if (kind === 'aux') throw new FlatnetError('invalid', 'An auxiliary address request must name the address.');
+  if (c.gateway) return c.gateway;
+  if (subnet.size < 2n) throw new FlatnetError('invalid', `The subnet has no host address for a gateway; pass --gateway.`);
+  return addressAt(subnet, 1n);
+}
+
+export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', address: string): PoolConfig {
+  const reservations = c.reservations.map((r) => ({ ...r, holders: { ...r.holders } }));
+  const existing = reservations.find((r) => r.address === address);
+  if (existing) {
+    existing.holders[hostId] = (existing.holders[hostId] ?? 0) + 1;
+  } else {
+    reservations.push({ address, kind, holders: { [hostId]: 1 } });
+  }
+  return { ...c, reservations };
+}
+
+/** Drops one of this host's references; undefined when the host held none (nothing to change). */
+export function unreserve(c: PoolConfig, hostId: string, address: string): PoolConfig | undefined {
+  const r = c.reservations.find((x) => x.address === address);
+  const held = r?.holders[hostId];
+  if (!r || held === undefined) return undefined;
+  const holders = { ...r.holders };
+  if (held > 1) holders[hostId] = held - 1;
+  else delete holders[hostId];
+  const others = c.reservations.filter((x) => x !== r);
+  return { ...c, reservations: Object.keys(holders).length > 0 ? [...others, { ...r, holders }] : others };
+}

@@ -1,0 +1,148 @@
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { processStartTime } from './proc-tools.js';
+import { run, startProcess, waitFor } from './processes.js';
+import type { RecordedProcess } from './lab-state.js';
+
+/** The repository root, found from this module whether it runs from dist/src/lab or src/lab. */
+export function repoRoot(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (const up of ['../../..', '../..']) {
+    const candidate = join(here, up);
+    if (existsSync(join(candidate, 'package.json'))) return candidate;
+  }
+  throw new Error(`cannot find the flatnet repository above ${here}`);
+}
+
+export function launcherScript(): string {
+  return join(repoRoot(), 'src/lab/host-launcher.sh');
+}
+
+/** The flatnet CLI entry point when it has been built, else undefined. */
+export function flatnetCli(): string | undefined {
+  const cli = join(repoRoot(), 'dist/src/cli/main.js');
+  return existsSync(cli) ? cli : undefined;
+}
+
+export const DOCKER = '/usr/bin/docker';
+
+/** Host-side paths of one host's directories (the launcher binds them over /run/docker, ...). */
+export function hostPaths(hostDir: string) {
+  return {
+    dir: hostDir,
+    runDocker: join(hostDir, 'run-docker'),
+    pluginDir: join(hostDir, 'run-docker/plugins'),
+    dockerSocket: join(hostDir, 'run-docker/docker.sock'),
+    runContainerd: join(hostDir, 'run-containerd'),
+    etcDocker: join(hostDir, 'etc-docker'),
+    data: join(hostDir, 'data'),
+    state: join(hostDir, 'state'),
+    logs: join(hostDir, 'logs'),
+    mntCgroup: join(hostDir, 'mnt/cgroup'),
+    containerdConfig: join(hostDir, 'containerd.toml'),
+  };
+}
+
+function containerdConfig(hostDir: string): string {
+  // Only what dockerd needs: no CRI, no /opt/containerd in the root file system.
+  return [
+    'version = 2',
+    `root = ${JSON.stringify(join(hostDir, 'data/containerd'))}`,
+    'state = "/run/containerd"',
+    'disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"]',
+    '[grpc]',
+    '  address = "/run/containerd/containerd.sock"',
+    '',
+  ].join('\n');
+}
+
+export interface HostSpec {
+  hostDir: string;
+  netnsPath: string;
+  utsPath: string;
+  hostName: string;
+  /** cgroup name relative to each hierarchy root: Docker's --cgroup-parent. */
+  cgroup: string;
+  trackingHierarchy: string;
+  etcdEndpoints: string[];
+  /** Start the flatnet plugin server before dockerd (needs the built CLI). */
+  plugin: boolean;
+}
+
+export async function prepareHostDirs(hostDir: string): Promise<void> {
+  const p = hostPaths(hostDir);
+  for (const d of [p.pluginDir, p.runContainerd, join(p.etcDocker, 'plugins'), p.data, p.state, p.logs, p.mntCgroup]) {
+    await mkdir(d, { recursive: true });
+  }
+  await writeFile(p.containerdConfig, containerdConfig(hostDir));
+}
+
+/**
+ * Starts containerd, the plugin and dockerd for one host in its namespaces; resolves with the launcher's
+ * process (which becomes dockerd) once the daemon answers. The daemons outlive this process (own process
+ * group, output to log files) so that a kept bed keeps running; teardown finds them by cgroup and PID.
+ */
+export async function startHostDaemons(spec: HostSpec): Promise<RecordedProcess> {
+  const p = hostPaths(spec.hostDir);
+  const daemonsCgroup = join(spec.trackingHierarchy, spec.cgroup, 'daemons');
+  await mkdir(daemonsCgroup, { recursive: true });
+  const pluginArgv: string[] = [];
+  const cli = flatnetCli();
+  if (spec.plugin) {
+    if (cli === undefined) throw new Error('the flatnet CLI is not built (dist/src/cli/main.js): run npx tsc -p .');
+    pluginArgv.push(
+      process.execPath, cli, 'server',
+      '--socket', '/run/docker/plugins/flatnet.sock',
+      '--etcd-endpoints', spec.etcdEndpoints.join(','),
+      '--host-id', spec.hostName,
+      '--state-dir', p.state,
+    );
+  }
+  const log = openSync(join(p.logs, 'dockerd.log'), 'a');
+  const started = startProcess(
+    'nsenter',
+    [
+      `--net=${spec.netnsPath}`, `--uts=${spec.utsPath}`, '--',
+      'unshare', '-m', '--propagation', 'private', '--',
+      'sh', launcherScript(), spec.hostDir, join(daemonsCgroup, 'cgroup.procs'), `/${spec.cgroup}`, ...pluginArgv,
+    ],
+    {
+      stdio: ['ignore', log, log],
+      detached: true,
+      env: {
+        ...process.env,
+        FLATNET_ETCD_ENDPOINTS: spec.etcdEndpoints.join(','),
+        FLATNET_HOST_ID: spec.hostName,
+        FLATNET_STATE_DIR: p.state,
+        FLATNET_LOG_LEVEL: process.env.FLATNET_LOG_LEVEL ?? 'debug',
+      },
+    },
+  );
+  closeSync(log);
+  started.child.unref();
+  const startTime = (await processStartTime(started.pid)) ?? '';
+  let exited: string | undefined;
+  started.child.once('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
+  await waitFor(`dockerd of ${spec.hostName}`, async () => {
+    if (exited) throw new Error(`the daemons of ${spec.hostName} ${exited}:\n${await logTails(spec.hostDir)}`);
+    await run(DOCKER, ['-H', `unix://${p.dockerSocket}`, 'version', '--format', '{{.Server.Version}}']);
+    return true;
+  }, 60_000, 200).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await logTails(spec.hostDir)}`);
+  });
+  return { pid: started.pid, startTime, what: `dockerd ${spec.hostName}` };
+}
+
+/** The last lines each daemon of a host wrote: for assertion messages. */
+export async function logTails(hostDir: string, lines = 30): Promise<string> {
+  const out: string[] = [];
+  for (const name of ['dockerd.log', 'containerd.log', 'flatnet.log']) {
+    const text = await readFile(join(hostPaths(hostDir).logs, name), 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    out.push(`--- ${hostDir}/logs/${name} (last ${lines} lines)`, ...text.trimEnd().split('\n').slice(-lines));
+  }
+  return out.join('\n');
+}
+

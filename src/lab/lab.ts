@@ -1,0 +1,194 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildBusyboxTarball, importImage } from './busybox-image.js';
+import {
+  DOCKER,
+  flatnetCli,
+  hostPaths,
+  logTails,
+  prepareHostDirs,
+  startHostDaemons,
+} from './docker-host.js';
+import { startEtcdCluster } from './etcd-cluster.js';
+import { createHostNetns, createLan, createUts, inNetns } from './lan.js';
+import { type LabState, writeLabState } from './lab-state.js';
+import { LAN, labNames, newLabId } from './names.js';
+import { processStartTime, trackingHierarchy } from './proc-tools.js';
+import { run } from './processes.js';
+import { teardownState } from './teardown.js';
+
+export { IMAGE } from './busybox-image.js';
+export { LAN } from './names.js';
+export { teardownLab, labLeftovers } from './teardown.js';
+
+export interface LabOptions {
+  hosts: 2 | 3 | 1;
+  /** Shown in logs only; every name still carries the random id. */
+  name?: string;
+  /** Sets iptables FORWARD policy DROP in the last host's namespace (a host where dockerd ran with iptables). */
+  forwardPolicyDrop?: boolean;
+  /** Start the flatnet plugin server on each host (default: when the CLI is built). */
+  plugin?: boolean;
+  /** etcd members (default 3). */
+  etcdMembers?: 1 | 3;
+}
+
+export interface LabHost {
+  /** Hostname and flatnet host id: h1, h2, h3. */
+  name: string;
+  netns: string;
+  netnsPath: string;
+  utsPath: string;
+  /** The host's LAN address (on eth0, or on br0 once flatnet took the NIC over). */
+  lanAddress: string;
+  dir: string;
+  /** Host-side path of the host's /run/docker/plugins. */
+  pluginSocketDir: string;
+  /** Host-side path of dockerd's exec root (/run/docker inside the host). */
+  execRoot: string;
+  dockerSocket: string;
+  logDir: string;
+  /** /usr/bin/docker against this host's daemon. */
+  docker(args: string[]): Promise<string>;
+  /** A command in this host's network namespace. */
+  exec(cmd: string, args: string[]): Promise<string>;
+  /** The flatnet CLI as this host would run it (its network namespace, its host id, the bed's etcd). */
+  flatnet(args: string[]): Promise<string>;
+  logTail(lines?: number): Promise<string>;
+}
+
+export interface Lab {
+  id: string;
+  dir: string;
+  lanNetns: string;
+  hosts: LabHost[];
+  /** Client URLs on the LAN (10.99.0.1:port): reachable from the hosts, not from the root namespace. */
+  etcdEndpoints: string[];
+  /** etcdctl (v3 API) run inside the LAN namespace. */
+  etcdctl(args: string[]): Promise<string>;
+  /** A command in the LAN namespace (the router/switch: ping hosts and containers from there). */
+  lanExec(cmd: string, args: string[]): Promise<string>;
+  /** Log tails of every host, for assertion messages. */
+  diagnostics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startLab(opts: LabOptions): Promise<Lab> {
+  const id = newLabId();
+  const names = labNames(id);
+  await mkdir(names.dir, { recursive: true });
+  const hierarchy = await trackingHierarchy();
+  const hostNumbers = Array.from({ length: opts.hosts }, (_, i) => i + 1);
+  const state: LabState = {
+    id,
+    dir: names.dir,
+    netns: [names.lanNetns, ...hostNumbers.map((n) => names.hostNetns(n))],
+    utsFiles: hostNumbers.map((n) => join(names.dir, `uts-h${n}`)),
+    cgroups: hostNumbers.map((n) => names.hostCgroup(n)),
+    processes: [],
+    containerdStateDirs: hostNumbers.map((n) => hostPaths(join(names.dir, `h${n}`)).runContainerd),
+    dockerSockets: hostNumbers.map((n) => hostPaths(join(names.dir, `h${n}`)).dockerSocket),
+  };
+  await writeLabState(state);
+  const plugin = opts.plugin ?? flatnetCli() !== undefined;
+  try {
+    await createLan(names.lanNetns);
+    for (const n of hostNumbers) {
+      await createHostNetns({
+        lanNetns: names.lanNetns,
+        netns: names.hostNetns(n),
+        lanPort: names.lanPort(n),
+        address: names.hostLanAddress(n),
+        forwardPolicyDrop: opts.forwardPolicyDrop === true && n === opts.hosts,
+      });
+      await createUts(join(names.dir, `uts-h${n}`), names.hostName(n));
+      await prepareHostDirs(join(names.dir, `h${n}`));
+    }
+    const etcd = await startEtcdCluster({
+      members: opts.etcdMembers ?? 3,
+      netnsPath: `/run/netns/${names.lanNetns}`,
+      extraClientHost: LAN.gateway,
+      dataDir: join(names.dir, 'etcd'),
+      logDir: names.dir,
+    });
+    state.processes.push(...(await Promise.all(etcd.members.map(async (m) => ({
+      pid: m.pid,
+      startTime: (await processStartTime(m.pid)) ?? '',
+      what: `etcd ${m.name}`,
+    })))));
+    await writeLabState(state);
+    const etcdEndpoints = etcd.lanEndpoints;
+    const tarball = buildBusyboxTarball(names.dir);
+    const hosts = hostNumbers.map((n) => makeHost(names, n, etcdEndpoints));
+    await Promise.all(
+      hosts.map(async (h) => {
+        const proc = await startHostDaemons({
+          hostDir: h.dir,
+          netnsPath: h.netnsPath,
+          utsPath: h.utsPath,
+          hostName: h.name,
+          cgroup: names.hostCgroup(Number(h.name.slice(1))),
+          trackingHierarchy: hierarchy,
+          etcdEndpoints,
+          plugin,
+        });
+        state.processes.push(proc);
+        await writeLabState(state);
+        await importImage((args) => h.docker(args), await tarball);
+      }),
+    );
+    return {
+      id,
+      dir: names.dir,
+      lanNetns: names.lanNetns,
+      hosts,
+      etcdEndpoints,
+      etcdctl: (args) =>
+        run('nsenter', [`--net=/run/netns/${names.lanNetns}`, 'etcdctl', '--endpoints', etcdEndpoints.join(','), ...args], {
+          env: { ...process.env, ETCDCTL_API: '3' },
+        }),
+      lanExec: (cmd, args) => inNetns(names.lanNetns, cmd, args),
+      diagnostics: async () => (await Promise.all(hosts.map((h) => h.logTail()))).join('\n'),
+      stop: () => teardownState(state),
+    };
+  } catch (err) {
+    const tails = await Promise.all(hostNumbers.map((n) => logTails(join(names.dir, `h${n}`))));
+    await teardownState(state).catch(() => undefined);
+    throw new Error(`the lab did not start: ${(err as Error).message}\n${tails.join('\n')}`);
+  }
+}
+
+function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: string[]): LabHost {
+  const dir = join(names.dir, `h${n}`);
+  const p = hostPaths(dir);
+  const netns = names.hostNetns(n);
+  const name = names.hostName(n);
+  return {
+    name,
+    netns,
+    netnsPath: `/run/netns/${netns}`,
+    utsPath: join(names.dir, `uts-h${n}`),
+    lanAddress: names.hostLanAddress(n),
+    dir,
+    pluginSocketDir: p.pluginDir,
+    execRoot: p.runDocker,
+    dockerSocket: p.dockerSocket,
+    logDir: p.logs,
+    docker: (args) => run(DOCKER, ['-H', `unix://${p.dockerSocket}`, ...args]),
+    exec: (cmd, args) => inNetns(netns, cmd, args),
+    flatnet: (args) => {
+      const cli = flatnetCli();
+      if (cli === undefined) return Promise.reject(new Error('the flatnet CLI is not built (dist/src/cli/main.js)'));
+      return run('nsenter', [`--net=/run/netns/${netns}`, process.execPath, cli, ...args], {
+        env: {
+          ...process.env,
+          FLATNET_ETCD_ENDPOINTS: etcdEndpoints.join(','),
+          FLATNET_HOST_ID: name,
+          FLATNET_STATE_DIR: p.state,
+        },
+      });
+    },
+    logTail: (lines) => logTails(dir, lines),
+  };
+}
+

@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The LAN every bed simulates; beds never share it because each lives in namespaces of its own. */
+export const LAN = {
+  subnet: '10.99.0.0/16',
+  prefixLength: 16,
+  gateway: '10.99.0.1',
+  /** Containers' addresses come from here in the suites and the demo (outside the hosts' addresses). */
+  containerRange: '10.99.128.0/20',
+} as const;
+
+export function newLabId(): string {
+  return randomBytes(3).toString('hex');
+}
+
+export function isLabId(id: string): boolean {
+  return /^[0-9a-f]{6}$/.test(id);
+}
+
+/** Every name of a bed carries its id, so that two beds never collide and leftovers are easy to find. */
+export function labNames(id: string) {
+  const bed = `fl${id}`;
+  return {
+    bed,
+    dir: join(tmpdir(), `flatnet-lab-${id}`),
+    lanNetns: `${bed}-lan`,
+    hostNetns: (n: number) => `${bed}-h${n}`,
+    hostName: (n: number) => `h${n}`,
+    /** Docker's --cgroup-parent for host n; the host's daemons sit in its "daemons" child. */
+    hostCgroup: (n: number) => `${bed}-h${n}`,
+    hostLanAddress: (n: number) => `10.99.0.${10 + n}`,
+    /** The LAN switch port of host n, inside the LAN namespace. */
+    lanPort: (n: number) => `port${n}`,
+  };
+}

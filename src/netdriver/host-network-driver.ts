@@ -1,0 +1,256 @@
+import { Address4, Address6 } from 'ip-address';
+import { FlatnetError, errorMessage } from '../errors.js';
+import { Announcer } from '../hostnet/announce.js';
+import { ensureBridge } from '../hostnet/bridge.js';
+import { defaultRouteDev, listLinks } from '../hostnet/ip-json.js';
+import { IpRunner } from '../hostnet/ip-runner.js';
+import { ensureForwardAccept } from '../hostnet/iptables.js';
+import { HOST_VETH_PREFIX, vethNames } from '../hostnet/names.js';
+import { createVeth, deleteVeth } from '../hostnet/veth.js';
+import type { Logger } from '../observability/logger.js';
+import { deriveEndpointMac } from './mac.js';
+import type {
+  CreateEndpointInput,
+  CreateEndpointResult,
+  CreateNetworkInput,
+  JoinInput,
+  JoinResult,
+  NetworkDriver,
+} from './network-driver.js';
+import { parseNetworkOptions } from './options.js';
+import { removeOrphanVeths } from './reconcile.js';
+import { assertId, DriverState, type NetworkRecord } from './state.js';
+
+export interface HostNetworkDriverOptions {
+  /** Host-local directory for network and endpoint records (settings.stateDir). */
+  stateDir: string;
+  logger: Logger;
+  /** Where links are made; default: the current network namespace. */
+  ip?: IpRunner;
+  /** Gratuitous ARP after Join (default true). */
+  announce?: boolean;
+  announceTimeoutMs?: number;
+  /** Tests only: make the bridge takeover fail after this many steps. */
+  failTakeoverAfterStep?: number;
+}
+
+const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+function bareIp(cidr: string | undefined, v6: boolean, what: string): string {
+  if (cidr === undefined || cidr === '') return '';
+  const ip = cidr.split('/')[0] ?? '';
+  const ok = v6 ? Address6.isValid(ip) : Address4.isValid(ip) && ip.split('.').length === 4;
+  if (!ok) throw new FlatnetError('invalid', `The ${what} "${cidr}" is not a valid ${v6 ? 'IPv6' : 'IPv4'} address.`);
+  return ip;
+}
+
+function checkCidr(cidr: string, v6: boolean, what: string): void {
+  if (cidr === '') return;
+  if (!cidr.includes('/') || bareIp(cidr, v6, what) === '') {
+    throw new FlatnetError('invalid', `The ${what} "${cidr}" is not an address in CIDR form.`);
+  }
+}
+
+/**
+ * NetworkDriver over a host bridge that holds the LAN NIC: networks are records pointing at the bridge,
+ * endpoints are veth pairs with one end in the bridge. All state is host-local and written before replying.
+ */
+export class HostNetworkDriver implements NetworkDriver {
+  private readonly state: DriverState;
+  private readonly ip: IpRunner;
+  private readonly logger: Logger;
+  private readonly announcer: Announcer | undefined;
+  private readonly failTakeoverAfterStep: number | undefined;
+  private ready: Promise<void> | undefined;
+  /** Serializes bridge changes: two networks created at once must not both try the takeover. */
+  private bridgeLock: Promise<unknown> = Promise.resolve();
+  private readonly background = new Set<Promise<void>>();
+
+  constructor(options: HostNetworkDriverOptions) {
+    this.state = new DriverState(options.stateDir);
+    this.ip = options.ip ?? new IpRunner();
+    this.logger = options.logger;
+    this.failTakeoverAfterStep = options.failTakeoverAfterStep;
+    this.announcer =
+      options.announce === false
+        ? undefined
+        : new Announcer(this.ip, this.logger, {
+            ...(options.announceTimeoutMs !== undefined ? { timeoutMs: options.announceTimeoutMs } : {}),
+          });
+  }
+
+  /** Creates the state directories and removes veths of forgotten endpoints; call once at server start. */
+  init(): Promise<void> {
+    this.ready ??= (async () => {
+      await this.state.init();
+      await this.reconcile().catch((err: unknown) => {
+        this.logger.warn({ err: errorMessage(err) }, 'startup reconciliation of veths failed');
+      });
+    })();
+    return this.ready;
+  }
+
+  private async dirs(): Promise<void> {
+    await this.state.init();
+  }
+
+  /** Removes flatnet veths whose endpoint record no longer exists; returns their names. */
+  async reconcile(): Promise<string[]> {
+    await this.dirs();
+    return removeOrphanVeths(this.ip, await this.state.endpointIds(), this.logger);
+  }
+
+  /** Resolves when every background announcement started so far has finished (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.background.size > 0) await Promise.all([...this.background]);
+  }
+
+  private withBridgeLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.bridgeLock.then(fn, fn);
+    this.bridgeLock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The NIC to take over when -o parent is absent: the default route's device, or the NIC already in our bridge. */
+  private async defaultParent(bridge: string): Promise<string> {
+    const dev = await defaultRouteDev(this.ip);
+    if (dev === undefined) {
+      throw new FlatnetError('invalid', 'This host has no default route to find its LAN NIC by; name it with -o parent=NIC.');
+    }
+    if (dev !== bridge) return dev;
+    const ports = (await listLinks(this.ip))
+      .filter((l) => l.master === bridge && !l.ifname.startsWith(HOST_VETH_PREFIX))
+      .map((l) => l.ifname);
+    if (ports.length !== 1 || ports[0] === undefined) {
+      throw new FlatnetError('invalid', `Could not tell which port of "${bridge}" is the LAN NIC; name it with -o parent=NIC.`);
+    }
+    return ports[0];
+  }
+
+  async createNetwork(input: CreateNetworkInput): Promise<void> {
+    assertId(input.networkId, 'network id');
+    const opts = parseNetworkOptions(input.generic);
+    const v4 = input.ipv4Data[0];
+    const v6 = input.ipv6Data[0];
+    const gateway = bareIp(v4?.gateway, false, 'IPv4 gateway');
+    const gatewayIPv6 = bareIp(v6?.gateway, true, 'IPv6 gateway');
+    await this.dirs();
+    if ((await this.state.getNetwork(input.networkId)) !== undefined) return;
+    await this.withBridgeLock(async () => {
+      const parent = opts.parent ?? (await this.defaultParent(opts.bridge));
+      await ensureBridge(this.ip, {
+        bridge: opts.bridge,
+        parent,
+        logger: this.logger,
+        ...(this.failTakeoverAfterStep !== undefined ? { failAfterStep: this.failTakeoverAfterStep } : {}),
+      });
+      await ensureForwardAccept(this.ip, opts.bridge, this.logger);
+      const nic = (await listLinks(this.ip)).find((l) => l.ifname === parent);
+      const parentMtu = nic?.mtu ?? 1500;
+      if (opts.mtu !== undefined && opts.mtu > parentMtu) {
+        throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
+      }
+      const record: NetworkRecord = {
+        networkId: input.networkId,
+        bridge: opts.bridge,
+        parent,
+        mtu: opts.mtu ?? parentMtu,
+        gateway,
+        pool: v4?.pool ?? '',
+        gatewayIPv6,
+        poolIPv6: v6?.pool ?? '',
+        generic: input.generic,
+        internal: input.internal,
+        createdAt: new Date().toISOString(),
+      };
+      await this.state.putNetwork(record);
+      this.logger.info({ networkId: input.networkId, bridge: record.bridge, parent, mtu: record.mtu }, 'network created');
+    });
+  }
+
+  async deleteNetwork(networkId: string): Promise<void> {
+    assertId(networkId, 'network id');
+    await this.dirs();
+    // The bridge stays: it carries the host's own LAN address (and maybe other networks).
+    await this.state.deleteNetwork(networkId);
+  }
+
+  private async network(networkId: string): Promise<NetworkRecord> {
+    const net = await this.state.getNetwork(assertId(networkId, 'network id'));
+    if (net === undefined) {
+      throw new FlatnetError('not-found', `Network ${networkId.slice(0, 12)} is unknown to flatnet on this host; recreate it with docker network create.`);
+    }
+    return net;
+  }
+
+  async createEndpoint(input: CreateEndpointInput): Promise<CreateEndpointResult> {
+    assertId(input.endpointId, 'endpoint id');
+    await this.dirs();
+    await this.network(input.networkId);
+    const { address, addressIPv6, macAddress } = input.interface;
+    checkCidr(address, false, 'endpoint address');
+    checkCidr(addressIPv6, true, 'endpoint IPv6 address');
+    if (macAddress !== '' && !MAC.test(macAddress)) {
+      throw new FlatnetError('invalid', `The MAC address "${macAddress}" is not in colon form.`);
+    }
+    const mac = macAddress !== '' ? macAddress.toLowerCase() : deriveEndpointMac(address, addressIPv6, input.endpointId);
+    const names = vethNames(input.endpointId);
+    await this.state.putEndpoint({
+      endpointId: input.endpointId,
+      networkId: input.networkId,
+      address,
+      addressIPv6,
+      macAddress: mac,
+      hostIfname: names.host,
+      containerIfname: names.container,
+      createdAt: new Date().toISOString(),
+    });
+    // Docker refuses a reply that repeats or changes a field it sent.
+    return { interface: macAddress !== '' ? null : { macAddress: mac } };
+  }
+
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    assertId(endpointId, 'endpoint id');
+    await this.dirs();
+    await deleteVeth(this.ip, vethNames(endpointId));
+    await this.state.deleteEndpoint(endpointId);
+  }
+
+  async endpointOperInfo(_networkId: string, _endpointId: string): Promise<Record<string, unknown>> {
+    return {};
+  }
+
+  async join(input: JoinInput): Promise<JoinResult> {
+    assertId(input.endpointId, 'endpoint id');
+    await this.dirs();
+    const ep = await this.state.getEndpoint(input.endpointId);
+    if (ep === undefined) {
+      throw new FlatnetError('not-found', `Endpoint ${input.endpointId.slice(0, 12)} is unknown on this host; reconnect the container.`);
+    }
+    const net = await this.network(ep.networkId);
+    const names = vethNames(input.endpointId);
+    await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
+    const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
+    if (this.announcer !== undefined && ep.address !== '' && input.sandboxKey !== '') {
+      this.track(this.announcer.announce(input.sandboxKey, bareIp(ep.address, false, 'endpoint address')));
+    }
+    return {
+      srcName: names.container,
+      dstPrefix: 'eth',
+      gateway: net.gateway,
+      gatewayIPv6,
+      staticRoutes: [],
+      disableGatewayService: net.gateway === '' && gatewayIPv6 === '',
+    };
+  }
+
+  private track(p: Promise<void>): void {
+    const tracked = p.finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  async leave(_networkId: string, endpointId: string): Promise<void> {
+    assertId(endpointId, 'endpoint id');
+    await deleteVeth(this.ip, vethNames(endpointId));
+  }
+}

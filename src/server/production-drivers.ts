@@ -1,0 +1,11 @@
+import { EtcdIpamAdmin } from '../ipam/etcd-ipam-admin.js';
+import { EtcdIpamDriver } from '../ipam/etcd-ipam-driver.js';
+import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
+import type { DriverFactory } from './drivers.js';
+
+/** The production wiring: IPAM and admin over etcd, networking on this host. */
+export const createDrivers: DriverFactory = (etcd, settings, logger) => ({
+  ipam: new EtcdIpamDriver({ etcd, prefix: settings.etcdPrefix, hostId: settings.hostId, logger: logger.child({ component: 'ipam' }) }),
+  network: new HostNetworkDriver({ stateDir: settings.stateDir, logger: logger.child({ component: 'netdriver' }) }),
+  admin: new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: logger.child({ component: 'ipam-admin' }) }),
+});

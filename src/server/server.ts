@@ -1,0 +1,128 @@
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import { createPluginApp } from '../api/plugin-app.js';
+import type { Settings } from '../config/settings.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { createEtcdClient } from '../store/etcd-client.js';
+import { closeDrivers, type DriverFactory } from './drivers.js';
+import { createDrivers } from './production-drivers.js';
+import { startMetricsListener } from './metrics-listener.js';
+import { prepareSocketPath, removeOwnSocket, restrictSocket } from './unix-socket.js';
+
+export interface RunningServer {
+  socketPath: string;
+  /** HOST:PORT of the metrics listener when one was asked for. */
+  metricsAddress?: string;
+  /** Stops accepting, lets in-flight calls finish (bounded), closes etcd, removes the socket. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ServerOverrides {
+  createDrivers?: DriverFactory;
+  /** How long in-flight calls may run on after close() before their connections are cut. */
+  drainMs?: number;
+}
+
+/**
+ * Go's client keeps idle plugin connections for 90 s. Closing one first races with dockerd writing a request
+ * on it, and its retry re-sends an empty body; so idle connections are left for the client to close.
+ */
+const KEEP_ALIVE_MS = 120_000;
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeHttp(server: Server, drainMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    const cut = setTimeout(() => server.closeAllConnections(), drainMs);
+    server.close(() => {
+      clearTimeout(cut);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+export async function startServer(settings: Settings, logger: Logger, overrides: ServerOverrides = {}): Promise<RunningServer> {
+  const log = logger.child({ component: 'server' });
+  const drainMs = overrides.drainMs ?? 10_000;
+  const etcd: Etcd3 = createEtcdClient(settings);
+  const drivers = (overrides.createDrivers ?? createDrivers)(etcd, settings, logger);
+  const app = createPluginApp({ ipam: drivers.ipam, network: drivers.network, logger, hostId: settings.hostId });
+
+  const server = createServer({ requireHostHeader: false, keepAlive: true }, app);
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  // Docker has no per-call timeout; nothing here should cut a slow response either.
+  server.requestTimeout = 0;
+  server.headersTimeout = KEEP_ALIVE_MS + 1000;
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (err, socket) => {
+    log.warn({ error: errorMessage(err) }, 'malformed HTTP from a client');
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+
+  let own: { dev: number; ino: number };
+  try {
+    await prepareSocketPath(settings.socket);
+    await listen(server, settings.socket);
+    own = await restrictSocket(settings.socket);
+  } catch (err) {
+    etcd.close();
+    await closeDrivers(drivers).catch(() => undefined);
+    throw err;
+  }
+
+  let metrics: Awaited<ReturnType<typeof startMetricsListener>> | undefined;
+  if (settings.metricsListen !== undefined) {
+    const probeKey = `${settings.etcdPrefix}/healthz-probe`;
+    try {
+      metrics = await startMetricsListener({
+        listen: settings.metricsListen,
+        admin: drivers.admin,
+        checkEtcd: async () => {
+          await etcd.get(probeKey).exists();
+        },
+        timeoutMs: Math.min(settings.etcdTimeoutMs, 3000),
+        logger: log,
+      });
+    } catch (err) {
+      await closeHttp(server, 0);
+      await removeOwnSocket(settings.socket, own);
+      etcd.close();
+      throw err;
+    }
+  }
+  log.info({ socket: settings.socket, metrics: metrics?.address, host_id: settings.hostId }, 'flatnet plugin listening');
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      const started = Date.now();
+      log.info({ open_connections: sockets.size }, 'shutting down: no new connections, finishing in-flight calls');
+      await Promise.all([closeHttp(server, drainMs), metrics ? closeHttp(metrics.server, 1000) : Promise.resolve()]);
+      await closeDrivers(drivers).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
+      etcd.close();
+      await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
+        log.warn({ error: errorMessage(err) }, 'could not remove the socket'),
+      );
+      log.info({ duration_ms: Date.now() - started }, 'flatnet plugin stopped');
+    })();
+    return closing;
+  };
+
+  return { socketPath: settings.socket, ...(metrics ? { metricsAddress: metrics.address } : {}), close };
+}

@@ -1,0 +1,165 @@
+import { hostname as osHostname } from 'node:os';
+import type { Etcd3, Lease } from 'etcd3';
+import { z } from 'zod';
+import type { Logger } from '../observability/logger.js';
+
+/**
+ * Which flatnet servers exist and which are running. `<prefix>/hosts/<hostId>` lives on a lease that the
+ * server keeps alive, so it disappears on its own when the server dies; `<prefix>/known-hosts/<hostId>` is
+ * durable (last seen), so a dead host is still listed, as down. Liveness is for operators to look at: nothing
+ * is ever freed because a host looks dead (a partitioned host may still be running containers).
+ */
+
+export const HOST_LEASE_TTL_SECONDS = 15;
+/** How often the durable last-seen time is refreshed while registered. */
+const LAST_SEEN_REFRESH_MS = 60_000;
+const RETRY_MS = 2_000;
+
+const hostRecordSchema = z.object({
+  hostId: z.string(),
+  hostname: z.string(),
+  version: z.string(),
+  startedAt: z.string(),
+});
+const knownHostSchema = hostRecordSchema.extend({ lastSeen: z.string() });
+
+export type HostRecord = z.infer<typeof hostRecordSchema>;
+
+export interface HostInfo extends HostRecord {
+  alive: boolean;
+  /** ISO time; now for a live host, else the last time its server was seen. */
+  lastSeen: string;
+}
+
+export interface HostRegistrationOptions {
+  etcd: Etcd3;
+  prefix: string;
+  hostId: string;
+  logger: Logger;
+  hostname?: string;
+  version?: string;
+  ttlSeconds?: number;
+}
+
+export interface HostRegistration {
+  /** Resolves once the host is registered the first time (never rejects: failures are retried). */
+  readonly ready: Promise<void>;
+  /** Revokes the lease (the host shows as down at once) and records the last-seen time. */
+  stop(): Promise<void>;
+}
+
+const liveKey = (prefix: string, hostId: string): string => `${prefix}/hosts/${hostId}`;
+const knownKey = (prefix: string, hostId: string): string => `${prefix}/known-hosts/${hostId}`;
+
+/** Registers this host and keeps it registered (re-granting the lease if etcd loses it) until stop(). */
+export function startHostRegistration(opts: HostRegistrationOptions): HostRegistration {
+  const { etcd, prefix, hostId, logger } = opts;
+  const record: HostRecord = {
+    hostId,
+    hostname: opts.hostname ?? osHostname(),
+    version: opts.version ?? 'unknown',
+    startedAt: new Date().toISOString(),
+  };
+  const ttl = opts.ttlSeconds ?? HOST_LEASE_TTL_SECONDS;
+  let lease: Lease | undefined;
+  let stopped = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let markReady: () => void = () => undefined;
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+
+  const writeLastSeen = async (): Promise<void> => {
+    await etcd.put(knownKey(prefix, hostId)).value(JSON.stringify({ ...record, lastSeen: new Date().toISOString() }));
+  };
+  const refresh = setInterval(() => {
+    if (lease !== undefined && !stopped) {
+      writeLastSeen().catch((err: unknown) => logger.warn({ err }, 'could not refresh host last-seen time'));
+    }
+  }, LAST_SEEN_REFRESH_MS);
+  refresh.unref();
+
+  const scheduleRetry = (): void => {
+    if (stopped || retryTimer !== undefined) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      void register();
+    }, RETRY_MS);
+    retryTimer.unref();
+  };
+
+  const register = async (): Promise<void> => {
+    if (stopped) return;
+    const current = etcd.lease(ttl, { autoKeepAlive: true });
+    lease = current;
+    current.on('lost', (err) => {
+      if (lease !== current || stopped) return;
+      logger.warn({ err: err.message }, 'host registration lease lost; registering again');
+      lease = undefined;
+      scheduleRetry();
+    });
+    try {
+      await current.put(liveKey(prefix, hostId)).value(JSON.stringify(record));
+      await writeLastSeen();
+      logger.info({ hostId, ttlSeconds: ttl }, 'host registered');
+      markReady();
+    } catch (err) {
+      if (stopped) return;
+      logger.warn({ err: (err as Error).message }, 'could not register host in etcd; retrying');
+      if (lease === current) lease = undefined;
+      current.release();
+      scheduleRetry();
+    }
+  };
+  void register();
+
+  return {
+    ready,
+    async stop() {
+      stopped = true;
+      clearInterval(refresh);
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      const current = lease;
+      lease = undefined;
+      if (current === undefined) return;
+      try {
+        await current.revoke();
+        await writeLastSeen();
+      } catch (err) {
+        // the lease expires on its own within its TTL: stopping must not fail because etcd is away
+        logger.warn({ err: (err as Error).message }, 'could not deregister host; its entry expires by itself');
+        current.release();
+      }
+    },
+  };
+}
+
+function parseJson<T>(schema: z.ZodType<T>, raw: string): T | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every host ever registered under the prefix, live ones first, then by host id. */
+export async function listHosts(etcd: Etcd3, prefix: string): Promise<HostInfo[]> {
+  const [live, known] = await Promise.all([
+    etcd.getAll().prefix(`${prefix}/hosts/`).strings(),
+    etcd.getAll().prefix(`${prefix}/known-hosts/`).strings(),
+  ]);
+  const now = new Date().toISOString();
+  const byId = new Map<string, HostInfo>();
+  for (const raw of Object.values(known)) {
+    const k = parseJson(knownHostSchema, raw);
+    if (k !== undefined) byId.set(k.hostId, { ...k, alive: false });
+  }
+  for (const raw of Object.values(live)) {
+    const r = parseJson(hostRecordSchema, raw);
+    if (r !== undefined) byId.set(r.hostId, { ...r, alive: true, lastSeen: now });
+  }
+  return [...byId.values()].sort((a, b) =>
+    a.alive === b.alive ? a.hostId.localeCompare(b.hostId) : a.alive ? -1 : 1,
+  );
+}

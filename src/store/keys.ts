@@ -1,0 +1,79 @@
+import { type Subnet, formatSubnet } from '../ipam/address.js';
+
+/*
+ * etcd key layout of the IPAM (P = the configured prefix, default /flatnet). Nothing else knows these keys.
+ *
+ *   P/ipam/v1/pools                              pool index: JSON {"subnets":["10.20.0.0/24",...]}. Every pool
+ *                                                create/delete compares its mod revision, which makes the
+ *                                                cross-pool overlap check transactional.
+ *   P/ipam/v1/pool/<S>/config                    pool config JSON: subnet, gateway, ranges [{start,end,origin,
+ *                                                createdAt}], hostRanges, reservations [{address,kind,holders:
+ *                                                {hostId:refs}}], claims [{hostId,poolId,subPool,since}].
+ *                                                Ranges are intervals: adding a /8 writes this one key only.
+ *   P/ipam/v1/pool/<S>/block/<hex>               32-byte bitmap of the container addresses assigned in block
+ *                                                <hex> (offset >> 8, fixed-width hex); absent = all free.
+ *   P/ipam/v1/pool/<S>/sum/<LL>/<hex>            32-byte summary node at level LL (offset >> 8*(LL+1)): bit c
+ *                                                = "child c is full". Hints only, kept by the block txns.
+ *   P/ipam/v1/pool/<S>/addr/<ip>                 assignment JSON {hostId,since,poolId,macAddress?,endpointName?}
+ *
+ * <S> is the pool's canonical subnet with "/" written "_" (10.20.0.0_24, fd00::_64). An allocation is one
+ * txn comparing the config's mod revision, the block's mod revision (or create revision 0 when absent) and
+ * create revision 0 of each new addr key; it writes the block, the addr keys and any summary bit that changed.
+ */
+export class IpamKeys {
+  readonly root: string;
+
+  constructor(prefix: string) {
+    this.root = `${prefix.replace(/\/+$/, '')}/ipam/v1`;
+  }
+
+  index(): string {
+    return `${this.root}/pools`;
+  }
+
+  poolPrefix(subnet: Subnet): string {
+    return `${this.root}/pool/${formatSubnet(subnet).replace('/', '_')}/`;
+  }
+
+  /** Prefix of every pool's keys (for listing assignments across pools). */
+  allPoolsPrefix(): string {
+    return `${this.root}/pool/`;
+  }
+
+  config(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}config`;
+  }
+
+  blockPrefix(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}block/`;
+  }
+
+  block(subnet: Subnet, index: bigint): string {
+    const width = Math.max(1, Math.ceil((subnet.hostBits - 8) / 4));
+    return `${this.blockPrefix(subnet)}${index.toString(16).padStart(width, '0')}`;
+  }
+
+  summary(subnet: Subnet, level: number, index: bigint): string {
+    return `${this.poolPrefix(subnet)}sum/${String(level).padStart(2, '0')}/${index.toString(16)}`;
+  }
+
+  addrPrefix(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}addr/`;
+  }
+
+  addr(subnet: Subnet, address: string): string {
+    return `${this.addrPrefix(subnet)}${address}`;
+  }
+}
+
+/** The exclusive end of a prefix range (etcd's range_end for "all keys starting with p"). */
+export function prefixEnd(p: string): string {
+  const b = Buffer.from(p);
+  for (let i = b.length - 1; i >= 0; i--) {
+    if ((b[i] as number) < 0xff) {
+      b[i] = (b[i] as number) + 1;
+      return b.subarray(0, i + 1).toString('latin1');
+    }
+  }
+  return '\0';
+}

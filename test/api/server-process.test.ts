@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { lstat, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { startProcess, waitFor, type Started } from '../../src/lab/processes.js';
+import { missing } from '../harness/requirements.js';
+import { post } from './socket-client.js';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'server', 'main.js');
+
+/** Exactly what a 20.10 dockerd writes for Activate: empty Host, no Content-Type, empty body. */
+function rawGoActivate(socketPath: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const conn = connect({ path: socketPath });
+    let text = '';
+    conn.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (/\r\n\r\n[\s\S]*\}/.test(text)) {
+        conn.end();
+        resolve(text);
+      }
+    });
+    conn.on('error', reject);
+    conn.write(
+      'POST /Plugin.Activate HTTP/1.1\r\nHost: \r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n' +
+        'Accept: application/vnd.docker.plugins.v1.2+json\r\nAccept-Encoding: gzip\r\n\r\n',
+    );
+  });
+}
+
+let etcd: EtcdCluster;
+let dir: string;
+let configFile: string;
+const children: Started[] = [];
+const suffix = Math.random().toString(36).slice(2, 8);
+const subnet = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}.0/24`;
+
+function startPlugin(socket: string): Started {
+  const child = startProcess(process.execPath, [
+    MAIN, '--config', configFile, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
+    '--etcd-prefix', `/flatnet-srvtest-${suffix}`, '--host-id', `srvtest-${suffix}`,
+    '--state-dir', join(dir, 'state'), '--log-level', 'warn',
+  ], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  child.child.stdout?.resume();
+  child.child.stderr?.resume();
+  children.push(child);
+  return child;
+}
+
+async function waitServing(socket: string): Promise<void> {
+  await waitFor('the plugin to answer on its socket', async () => ((await post(socket, 'Plugin.Activate')).status === 200 ? true : undefined), 15_000);
+}
+
+function exitOf(s: Started): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (s.child.exitCode !== null) resolve(s.child.exitCode);
+    else s.child.once('exit', (code) => resolve(code));
+  });
+}
+
+before(async () => {
+  if (missing('etcd')) return;
+  etcd = await startEtcdCluster({ members: 1 });
+  dir = await mkdtemp(join(tmpdir(), 'flatnet-proc-'));
+  configFile = join(dir, 'empty.conf');
+  await writeFile(configFile, '');
+});
+
+after(async () => {
+  for (const c of children) await c.stop('SIGKILL');
+  await etcd?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+test('the server process: raw Activate, stale socket replaced, allocations survive, SIGTERM unlinks', { skip: missing('etcd') }, async () => {
+  const socket = join(dir, 'run', 'plugins', 'flatnet.sock');
+  const first = startPlugin(socket);
+  await waitServing(socket);
+
+  const raw = await rawGoActivate(socket);
+  assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(raw, /\{"Implements":\["IpamDriver","NetworkDriver"\]\}/);
+
+  const pool = await post(socket, 'IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'FlatLocal', Pool: subnet, SubPool: '', Options: null, V6: false }) + '\n');
+  assert.equal(pool.status, 200, JSON.stringify(pool.json));
+  const poolId = String(pool.json.PoolID);
+  const got = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: '', Options: null }));
+  assert.equal(got.status, 200, JSON.stringify(got.json));
+  const address = String(got.json.Address).split('/')[0] as string;
+
+  // A second server on a live socket refuses and leaves the first one serving.
+  const intruder = startPlugin(socket);
+  assert.equal(await exitOf(intruder), 1);
+  assert.equal((await post(socket, 'Plugin.Activate')).status, 200);
+
+  // Crash: the socket file stays behind.
+  await first.stop('SIGKILL');
+  const staleIno = (await lstat(socket)).ino;
+
+  const second = startPlugin(socket);
+  await waitServing(socket);
+  assert.notEqual((await lstat(socket)).ino, staleIno);
+  const again = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: address, Options: null }));
+  assert.equal(again.status, 500, `${address} was handed out twice after a restart: ${JSON.stringify(again.json)}`);
+  assert.ok(String(again.json.Err).length > 0);
+  const other = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: '', Options: null }));
+  assert.equal(other.status, 200);
+  assert.notEqual(String(other.json.Address).split('/')[0], address);
+
+  second.child.kill('SIGTERM');
+  assert.equal(await exitOf(second), 0);
+  await assert.rejects(lstat(socket), { code: 'ENOENT' });
+});

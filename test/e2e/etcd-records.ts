@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import type { Lab, LabHost } from '../../src/lab/lab.js';
+
+const getResponse = z.object({
+  kvs: z.array(z.object({ key: z.string(), value: z.string().optional() })).optional(),
+});
+
+const POOLS = '/flatnet/ipam/v1/pool/';
+
+/** Every key/value under a prefix, read with etcdctl from the LAN namespace (not through flatnet's code). */
+export async function etcdGetPrefix(lab: Lab, prefix: string): Promise<Map<string, string>> {
+  const out = await lab.etcdctl(['get', '--prefix', prefix, '-w', 'json']);
+  const parsed = getResponse.parse(JSON.parse(out));
+  const map = new Map<string, string>();
+  for (const kv of parsed.kvs ?? []) {
+    map.set(Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value ?? '', 'base64').toString());
+  }
+  return map;
+}
+
+const assignmentRecord = z.object({ hostId: z.string() }).passthrough();
+
+/** Addresses recorded as assigned in etcd (…/pool/<S>/addr/<ip>), with the host that holds each. */
+export async function etcdAssignments(lab: Lab): Promise<Map<string, string>> {
+  const all = await etcdGetPrefix(lab, POOLS);
+  const out = new Map<string, string>();
+  for (const [key, value] of all) {
+    const m = /\/addr\/([^/]+)$/.exec(key);
+    if (m?.[1]) out.set(m[1], assignmentRecord.parse(JSON.parse(value)).hostId);
+  }
+  return out;
+}
+
+const poolConfig = z
+  .object({ claims: z.array(z.object({ hostId: z.string() }).passthrough()).optional() })
+  .passthrough();
+
+/** The claims on a pool (undefined when the pool's config is gone). */
+export async function etcdPoolClaims(lab: Lab, subnet: string): Promise<string[] | undefined> {
+  const all = await etcdGetPrefix(lab, `${POOLS}${subnet.replace('/', '_')}/config`);
+  const value = [...all.values()][0];
+  if (value === undefined) return undefined;
+  return (poolConfig.parse(JSON.parse(value)).claims ?? []).map((c) => c.hostId);
+}
+
+const listedAssignment = z.object({ address: z.string(), subnet: z.string(), hostId: z.string() }).passthrough();
+
+/** `flatnet ip list --json` as host `host` runs it. */
+export async function flatnetIpList(host: LabHost): Promise<{ address: string; subnet: string; hostId: string }[]> {
+  return z.array(listedAssignment).parse(JSON.parse(await host.flatnet(['ip', 'list', '--json'])));
+}
+
+/** The container's address on the given network, from docker inspect. */
+export async function containerAddress(host: LabHost, container: string, network: string): Promise<string> {
+  const out = await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container]);
+  return out.trim();
+}
+
+export async function containerMac(host: LabHost, container: string, network: string): Promise<string> {
+  const out = await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").MacAddress}}`, container]);
+  return out.trim();
+}

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { IMAGE, LAN, type Lab, type LabHost, startLab } from '../../src/lab/lab.js';
+import { missing } from '../harness/requirements.js';
+import { withLabLogs } from './lab-diagnostics.js';
+import { containerAddress, etcdAssignments } from './etcd-records.js';
+
+// Issue #3: one flat LAN across hosts. Three hosts, three etcd members; h3 has iptables FORWARD policy DROP.
+const skip = missing('root', 'docker', 'etcd', 'iproute2', 'iptables');
+const NETWORK = 'lan';
+const CREATE = [
+  'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet',
+  '--subnet', LAN.subnet, '--gateway', LAN.gateway, '--ip-range', LAN.containerRange,
+  '-o', 'parent=eth0', NETWORK,
+];
+/** Two containers on h1 and h2, one on h3: enough for same-host and cross-host paths. */
+const PLACEMENT: [string, number][] = [['a1', 0], ['a2', 0], ['b1', 1], ['b2', 1], ['c1', 2]];
+
+let lab: Lab;
+const addressOf = new Map<string, string>();
+const hostOf = (name: string): LabHost => lab.hosts[PLACEMENT.find(([n]) => n === name)![1]]!;
+
+before(async () => {
+  if (skip) return;
+  lab = await startLab({ hosts: 3, forwardPolicyDrop: true, etcdMembers: 3 });
+});
+
+after(async () => {
+  await lab?.stop();
+});
+
+/** The host-side veths flatnet made on a host (fn* on the host, fc* before it moves into a container). */
+async function flatnetVeths(host: LabHost): Promise<string[]> {
+  const out = await host.exec('ip', ['-o', 'link', 'show']);
+  return out
+    .split('\n')
+    .map((l) => /^\d+:\s+([^:@]+)/.exec(l)?.[1] ?? '')
+    .filter((n) => /^f[nc]/.test(n));
+}
+
+async function ping(from: { container: string; host: LabHost } | 'lan', target: string): Promise<void> {
+  const args = ['ping', '-c', '1', '-w', '3', target];
+  const out = from === 'lan'
+    ? await lab.lanExec('busybox', args)
+    : await from.host.docker(['exec', from.container, ...args]);
+  assert.match(out, /1 packets received/, `${from === 'lan' ? 'the LAN router' : from.container} must reach ${target}`);
+}
+
+/** The host keeps its LAN address (on br0 once flatnet took eth0 over) and answers on it. */
+async function assertHostOnLan(host: LabHost): Promise<void> {
+  const addrs = await host.exec('ip', ['-o', '-4', 'addr', 'show']);
+  const holders = addrs.split('\n').filter((l) => l.includes(` ${host.lanAddress}/`));
+  assert.equal(holders.length, 1, `${host.name} must hold ${host.lanAddress} exactly once:\n${addrs}`);
+  await ping('lan', host.lanAddress);
+}
+
+test('the same docker network create on every host takes eth0 into br0 and keeps the hosts reachable', { skip }, async () => {
+  await withLabLogs(lab, async () => {
+    await Promise.all(lab.hosts.map((h) => h.docker(CREATE)));
+    for (const h of lab.hosts) {
+      const br0 = await h.exec('ip', ['-o', '-4', 'addr', 'show', 'dev', 'br0']);
+      assert.ok(br0.includes(` ${h.lanAddress}/16`), `${h.name}: the LAN address must be on br0:\n${br0}`);
+      const eth0 = await h.exec('ip', ['-o', 'link', 'show', 'dev', 'eth0']);
+      assert.match(eth0, /master br0/, `${h.name}: eth0 must be a port of br0`);
+      await assertHostOnLan(h);
+      const nets = await h.docker(['network', 'ls', '--filter', `name=^${NETWORK}$`, '--format', '{{.Driver}}']);
+      assert.equal(nets.trim(), 'flatnet');
+    }
+  });
+});
+
+test('containers on different hosts get unique LAN addresses, recorded in etcd, and reach each other, the hosts and the gateway', { skip }, async () => {
+  await withLabLogs(lab, async () => {
+    await Promise.all(
+      lab.hosts.map(async (h, i) => {
+        for (const [name, at] of PLACEMENT) {
+          if (at === i) await h.docker(['run', '-d', '--name', name, '--net', NETWORK, IMAGE, 'sleep', '600']);
+        }
+      }),
+    );
+    for (const [name] of PLACEMENT) addressOf.set(name, await containerAddress(hostOf(name), name, NETWORK));
+    const all = [...addressOf.values()];
+    assert.equal(new Set(all).size, all.length, `addresses must be unique across hosts: ${all.join(', ')}`);
+    for (const a of all) assert.match(a, /^10\.99\.(12[89]|13\d|14[0-3])\.\d+$/, `${a} must be inside ${LAN.containerRange}`);
+
+    const records = await etcdAssignments(lab);
+    for (const [name, a] of addressOf) {
+      assert.equal(records.get(a), hostOf(name).name, `etcd must record ${a} (${name}) as held by ${hostOf(name).name}`);
+    }
+    const containerRecords = [...records.keys()].filter((a) => a.startsWith('10.99.1') && a !== LAN.gateway).sort();
+    assert.deepEqual(containerRecords, [...all].sort(), 'etcd holds exactly the running containers\' addresses');
+
+    for (const [name] of PLACEMENT) {
+      const from = { container: name, host: hostOf(name) };
+      for (const [other] of PLACEMENT) if (other !== name) await ping(from, addressOf.get(other)!);
+      for (const h of lab.hosts) await ping(from, h.lanAddress);
+      await ping(from, LAN.gateway);
+      await ping('lan', addressOf.get(name)!);
+    }
+    for (const h of lab.hosts) await assertHostOnLan(h);
+  });
+});
+
+test('stop/start, docker rm and docker network rm leave no veth, no record and no address behind', { skip }, async () => {
+  await withLabLogs(lab, async () => {
+    const h1 = lab.hosts[0]!;
+    assert.equal((await flatnetVeths(h1)).length, 2, 'one host-side veth per running container on h1');
+
+    await h1.docker(['stop', '-t', '1', 'a1']);
+    assert.equal((await flatnetVeths(h1)).length, 1, 'a stopped container keeps no veth');
+    assert.ok(!(await etcdAssignments(lab)).has(addressOf.get('a1')!), 'a stopped container holds no address');
+    await assertHostOnLan(h1);
+
+    await h1.docker(['start', 'a1']);
+    const restarted = await containerAddress(h1, 'a1', NETWORK);
+    addressOf.set('a1', restarted);
+    assert.equal((await etcdAssignments(lab)).get(restarted), 'h1');
+    await ping({ container: 'a1', host: h1 }, addressOf.get('b1')!);
+    await ping({ container: 'c1', host: lab.hosts[2]! }, restarted);
+    assert.equal((await flatnetVeths(h1)).length, 2);
+
+    await Promise.all(lab.hosts.map(async (h, i) => {
+      const mine = PLACEMENT.filter(([, at]) => at === i).map(([n]) => n);
+      if (mine.length > 0) await h.docker(['rm', '-f', ...mine]);
+    }));
+    const records = await etcdAssignments(lab);
+    for (const [name, a] of addressOf) assert.ok(!records.has(a), `${name}'s address ${a} must be released by docker rm`);
+    for (const h of lab.hosts) assert.deepEqual(await flatnetVeths(h), [], `${h.name} keeps no flatnet veth`);
+
+    await Promise.all(lab.hosts.map((h) => h.docker(['network', 'rm', NETWORK])));
+    const left = [...(await etcdAssignments(lab)).keys()].filter((a) => a !== LAN.gateway);
+    assert.deepEqual(left, [], 'no container address stays recorded after network rm');
+    for (const h of lab.hosts) {
+      assert.deepEqual(await flatnetVeths(h), []);
+      await assertHostOnLan(h);
+    }
+  });
+});

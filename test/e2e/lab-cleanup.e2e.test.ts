@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { IMAGE, labLeftovers, startLab, teardownLab } from '../../src/lab/lab.js';
+import { signal } from '../../src/lab/proc-tools.js';
+import { run } from '../../src/lab/processes.js';
+import { missing } from '../harness/requirements.js';
+
+const skip = missing('root', 'docker', 'etcd', 'iproute2');
+
+async function rootAddresses(): Promise<string> {
+  return run('ip', ['-o', 'addr', 'show']);
+}
+
+test('lab stop() leaves no namespace, mount, process, cgroup or directory, and the root namespace untouched', { skip }, async () => {
+  const rootBefore = await rootAddresses();
+  const lab = await startLab({ hosts: 2, plugin: false, etcdMembers: 3 });
+  try {
+    // Something to clean: a running container on each host and a namespace holding the bed's links.
+    for (const h of lab.hosts) await h.docker(['run', '-d', '--net', 'none', IMAGE, 'sleep', '600']);
+    const pong = await lab.lanExec('busybox', ['ping', '-c', '1', '-W', '2', lab.hosts[1]!.lanAddress]);
+    assert.match(pong, /1 packets received/);
+    assert.match(await lab.etcdctl(['put', 'k', 'v']), /OK/);
+    assert.equal((await lab.hosts[0]!.docker(['info', '--format', '{{.Name}}'])).trim(), 'h1');
+    assert.notDeepEqual((await labLeftovers(lab.id)).length, 0, 'a running bed must be visible to the leftover check');
+  } finally {
+    await lab.stop();
+  }
+  assert.deepEqual(await labLeftovers(lab.id), []);
+  assert.ok(!(await rootAddresses()).includes('10.99.'), 'the root namespace must never get a bed address');
+  assert.equal((await rootAddresses()).includes('10.99.'), rootBefore.includes('10.99.'));
+});
+
+test('teardownLab(id) cleans a bed whose daemons were killed with SIGKILL (shims and containers left running)', { skip }, async () => {
+  const lab = await startLab({ hosts: 1, plugin: false, etcdMembers: 1 });
+  let cleaned = false;
+  try {
+    const host = lab.hosts[0]!;
+    const cid = (await host.docker(['run', '-d', '--net', 'none', IMAGE, 'sleep', '600'])).trim();
+    const containerPid = Number((await host.docker(['inspect', '--format', '{{.State.Pid}}', cid])).trim());
+    assert.ok(containerPid > 0);
+    const dockerdPid = Number((await readFile(join(host.execRoot, 'dockerd.pid'), 'utf8')).trim());
+    const containerdPid = Number((await readFile(join(host.dir, 'containerd.pid'), 'utf8')).trim());
+    signal(dockerdPid, 'SIGKILL');
+    signal(containerdPid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok((await readFile(`/proc/${containerPid}/cmdline`, 'utf8')).startsWith('sleep'), 'the container outlives its daemons');
+    await teardownLab(lab.id);
+    cleaned = true;
+    await assert.rejects(readFile(`/proc/${containerPid}/cmdline`), 'the orphaned container must be killed');
+    assert.deepEqual(await labLeftovers(lab.id), []);
+  } finally {
+    if (!cleaned) await lab.stop();
+  }
+});

@@ -1,0 +1,15 @@
+import type { Lab } from '../../src/lab/lab.js';
+
+/**
+ * Runs a test body; when it fails, the error carries the tails of every host's dockerd/containerd/plugin logs,
+ * since an end-to-end failure is nearly always explained there.
+ */
+export async function withLabLogs<T>(lab: Lab, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    e.message = `${e.message}\n\n${await lab.diagnostics().catch((d: Error) => `(no logs: ${d.message})`)}`;
+    throw e;
+  }
+}

@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseSubnet } from '../../src/ipam/address.js';
+import { emptyPoolConfig, type PoolConfig } from '../../src/ipam/pool-config.js';
+import { parsePoolId } from '../../src/ipam/pool-id.js';
+import { allocatable, allowedFor, claimPool, dropRanges, poolData, releaseClaim } from '../../src/ipam/pool-rules.js';
+import { reservationAddress, reserve, unreserve } from '../../src/ipam/reservations.js';
+import { FlatnetError } from '../../src/errors.js';
+
+const now = '2026-01-01T00:00:00.000Z';
+const subnet = parseSubnet('10.20.0.0/24');
+const withRange = (): PoolConfig => ({
+  ...emptyPoolConfig('10.20.0.0/24'),
+  ranges: [{ start: '10.20.0.0', end: '10.20.0.63', origin: 'admin', createdAt: now }],
+  hostRanges: [{ start: '10.20.0.10', end: '10.20.0.19', createdAt: now }],
+  gateway: '10.20.0.1',
+});
+const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
+
+test('allocatable = ranges minus network, gateway, host ranges and reservations', () => {
+  const c = reserve(withRange(), 'h1', 'aux', '10.20.0.5');
+  assert.deepEqual(allocatable(c, subnet), [
+    { start: 2n, end: 4n }, { start: 6n, end: 9n }, { start: 20n, end: 63n },
+  ]);
+  assert.deepEqual(allowedFor(c, parsePoolId('10.20.0.0/24|10.20.0.32/27')), [{ start: 32n, end: 63n }]);
+});
+
+test('a subnet without ranges is refused unless Docker brings an ip-range', () => {
+  const ref = parsePoolId('10.20.0.0/24');
+  assert.throws(() => claimPool(emptyPoolConfig('10.20.0.0/24'), ref, 'h1', '10.20.0.0/24', now), /flatnet ip-range add/);
+  const sub = parsePoolId('10.20.0.0/24|10.20.0.128/25');
+  const c = claimPool(emptyPoolConfig('10.20.0.0/24'), sub, 'h1', '10.20.0.0/24|10.20.0.128/25', now);
+  assert.equal(c.ranges[0]?.origin, 'docker');
+  assert.deepEqual(allocatable(c, subnet), [{ start: 128n, end: 254n }]);
+  // another host shares; same host again is an overlap
+  const c2 = claimPool(c, sub, 'h2', '10.20.0.0/24|10.20.0.128/25', now);
+  assert.equal(c2.ranges.length, 1);
+  assert.throws(() => claimPool(c2, sub, 'h1', '10.20.0.0/24|10.20.0.128/25', now), kind('conflict'));
+});
+
+test('sub-pools inside a range add nothing; partial overlaps are refused', () => {
+  const inside = claimPool(withRange(), parsePoolId('10.20.0.0/24|10.20.0.32/27'), 'h1', 'x', now);
+  assert.equal(inside.ranges.length, 1);
+  assert.throws(() => claimPool(withRange(), parsePoolId('10.20.0.0/24|10.20.0.0/25'), 'h1', 'x', now), kind('conflict'));
+});
+
+test('releasing the last claim offers the docker range for dropping and drops reservations', () => {
+  const id = '10.20.0.0/24|10.20.0.128/25';
+  let c = claimPool(emptyPoolConfig('10.20.0.0/24'), parsePoolId(id), 'h1', id, now);
+  c = claimPool(c, parsePoolId(id), 'h2', id, now);
+  c = reserve(reserve(c, 'h1', 'gateway', '10.20.0.1'), 'h2', 'gateway', '10.20.0.1');
+  const r1 = releaseClaim(c, 'h1', id);
+  assert.deepEqual(r1.droppable, []);
+  assert.deepEqual(Object.keys(r1.config.reservations[0]?.holders ?? {}), ['h2']);
+  const r2 = releaseClaim(r1.config, 'h2', id);
+  assert.deepEqual(r2.droppable, [{ start: 128n, end: 255n }]);
+  assert.equal(dropRanges(r2.config, subnet, r2.droppable).ranges.length, 0);
+  assert.equal(releaseClaim(r2.config, 'h9', 'nope').config.claims.length, 0);
+});
+
+test('reservations are ref-counted per host; gateway defaults', () => {
+  assert.equal(reservationAddress(withRange(), subnet, 'gateway', ''), '10.20.0.1');
+  assert.equal(reservationAddress(emptyPoolConfig('10.20.0.0/24'), subnet, 'gateway', ''), '10.20.0.1');
+  assert.throws(() => reservationAddress(withRange(), subnet, 'aux', '10.30.0.1'), kind('invalid'));
+  let c = reserve(reserve(withRange(), 'h1', 'aux', '10.20.0.7'), 'h1', 'aux', '10.20.0.7');
+  c = unreserve(c, 'h1', '10.20.0.7') as PoolConfig;
+  assert.equal(c.reservations.length, 1);
+  assert.equal(unreserve(c, 'h2', '10.20.0.7'), undefined);
+  assert.equal((unreserve(c, 'h1', '10.20.0.7') as PoolConfig).reservations.length, 0);
+  assert.deepEqual(poolData(withRange(), subnet), { 'com.docker.network.gateway': '10.20.0.1/24' });
+});
