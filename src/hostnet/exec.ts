@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { access, constants } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
 
 export interface ExecResult {
   code: number;
@@ -34,8 +36,6 @@ export function execArgs(file: string, args: readonly string[], input?: string):
 
 /** Whether an executable with this name is on PATH (checked without a shell). */
 export async function onPath(name: string): Promise<boolean> {
-  const { access, constants } = await import('node:fs/promises');
-  const { delimiter, join } = await import('node:path');
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
     if (dir === '') continue;
     try {

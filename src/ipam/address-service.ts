@@ -60,7 +60,7 @@ export class AddressService {
   }
 
   /** Frees a container address this host holds, or drops this host's reservation; anything else is a no-op. */
-  async release(ref: PoolRef, poolId: string, text: string): Promise<'container' | 'reservation' | 'none'> {
+  async release(ref: PoolRef, poolId: string, text: string, force = false): Promise<'container' | 'reservation' | 'none'> {
     const parsed = parseAddress(text);
     if (!subnetContains(ref.subnet, parsed.family, parsed.value)) return 'none';
     const offset = parsed.value - ref.subnet.network;
@@ -71,7 +71,7 @@ export class AddressService {
       const kv = view?.snapshot.kvs.get(addrKey);
       if (!view || !kv) return 'not-assigned' as const;
       const owner = assignmentSchema.safeParse(safeJson(kv.value));
-      if (owner.success && owner.data.hostId !== this.hostId) {
+      if (!force && owner.success && owner.data.hostId !== this.hostId) {
         this.logger.warn({ address, owner: owner.data.hostId, poolId }, 'release of an address another host holds ignored');
         return 'none' as const;
       }

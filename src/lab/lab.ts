@@ -89,7 +89,10 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     containerdStateDirs: hostNumbers.map((n) => hostPaths(join(names.dir, `h${n}`)).runContainerd),
     dockerSockets: hostNumbers.map((n) => hostPaths(join(names.dir, `h${n}`)).dockerSocket),
   };
-  await writeLabState(state);
+  // Writes are chained so that concurrent host start-ups never interleave; each writes the latest state.
+  let saving: Promise<void> = writeLabState(state);
+  const save = (): Promise<void> => (saving = saving.then(() => writeLabState(state)));
+  await saving;
   const plugin = opts.plugin ?? flatnetCli() !== undefined;
   try {
     await createLan(names.lanNetns);
@@ -116,11 +119,12 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       startTime: (await processStartTime(m.pid)) ?? '',
       what: `etcd ${m.name}`,
     })))));
-    await writeLabState(state);
+    await save();
     const etcdEndpoints = etcd.lanEndpoints;
     const tarball = buildBusyboxTarball(names.dir);
     const hosts = hostNumbers.map((n) => makeHost(names, n, etcdEndpoints));
-    await Promise.all(
+    // Settle every host before judging, so that a failed start-up never tears down under a host still starting.
+    const results = await Promise.allSettled(
       hosts.map(async (h) => {
         const proc = await startHostDaemons({
           hostDir: h.dir,
@@ -133,10 +137,12 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
           plugin,
         });
         state.processes.push(proc);
-        await writeLabState(state);
+        await save();
         await importImage((args) => h.docker(args), await tarball);
       }),
     );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     return {
       id,
       dir: names.dir,
@@ -152,6 +158,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       stop: () => teardownState(state),
     };
   } catch (err) {
+    await saving.catch(() => undefined);
     const tails = await Promise.all(hostNumbers.map((n) => logTails(join(names.dir, `h${n}`))));
     await teardownState(state).catch(() => undefined);
     throw new Error(`the lab did not start: ${(err as Error).message}\n${tails.join('\n')}`);

@@ -62,6 +62,7 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly announcer: Announcer | undefined;
   private readonly failTakeoverAfterStep: number | undefined;
   private ready: Promise<void> | undefined;
+  private dirsReady: Promise<void> | undefined;
   /** Serializes bridge changes: two networks created at once must not both try the takeover. */
   private bridgeLock: Promise<unknown> = Promise.resolve();
   private readonly background = new Set<Promise<void>>();
@@ -79,10 +80,17 @@ export class HostNetworkDriver implements NetworkDriver {
           });
   }
 
-  /** Creates the state directories and removes veths of forgotten endpoints; call once at server start. */
+  /**
+   * Call once at server start: creates the state directories, re-establishes the bridge of every recorded
+   * network (after a reboot the bridge is gone, and Docker never re-sends CreateNetwork) and removes veths
+   * of forgotten endpoints. Problems are logged, not thrown, so the plugin still comes up.
+   */
   init(): Promise<void> {
     this.ready ??= (async () => {
-      await this.state.init();
+      await this.dirs();
+      await this.restoreNetworks().catch((err: unknown) => {
+        this.logger.error({ err: errorMessage(err) }, 'could not re-establish the bridge of recorded networks');
+      });
       await this.reconcile().catch((err: unknown) => {
         this.logger.warn({ err: errorMessage(err) }, 'startup reconciliation of veths failed');
       });
@@ -90,8 +98,27 @@ export class HostNetworkDriver implements NetworkDriver {
     return this.ready;
   }
 
-  private async dirs(): Promise<void> {
-    await this.state.init();
+  private async restoreNetworks(): Promise<void> {
+    const pairs = new Map<string, { bridge: string; parent: string }>();
+    for (const n of await this.state.listNetworks()) pairs.set(`${n.bridge}/${n.parent}`, { bridge: n.bridge, parent: n.parent });
+    for (const { bridge, parent } of pairs.values()) {
+      await this.withBridgeLock(async () => {
+        try {
+          await ensureBridge(this.ip, { bridge, parent, logger: this.logger });
+          await ensureForwardAccept(this.ip, bridge, this.logger);
+        } catch (err) {
+          this.logger.error({ bridge, parent, err: errorMessage(err) }, 'could not re-establish the bridge');
+        }
+      });
+    }
+  }
+
+  private dirs(): Promise<void> {
+    this.dirsReady ??= this.state.init().catch((err: unknown) => {
+      this.dirsReady = undefined;
+      throw new FlatnetError('unavailable', `Cannot create the state directory ${this.state.stateDir}: ${errorMessage(err)}`);
+    });
+    return this.dirsReady;
   }
 
   /** Removes flatnet veths whose endpoint record no longer exists; returns their names. */

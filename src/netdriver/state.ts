@@ -131,6 +131,18 @@ export class DriverState {
     await rm(join(this.endpointsDir, `${assertId(id, 'endpoint id')}.json`), { force: true });
   }
 
+  async listNetworks(): Promise<NetworkRecord[]> {
+    const ids = (await readdir(this.networksDir))
+      .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
+      .map((n) => n.slice(0, -'.json'.length));
+    const out: NetworkRecord[] = [];
+    for (const id of ids) {
+      const rec = await this.getNetwork(id);
+      if (rec !== undefined) out.push(rec);
+    }
+    return out;
+  }
+
   /** Ids of every endpoint file, readable or not (a damaged record still claims its links). */
   async endpointIds(): Promise<string[]> {
     return (await readdir(this.endpointsDir))

@@ -14,7 +14,7 @@ test('doctor reads a real bridge: NIC and address on br0 pass, a veth with anoth
   const ip = (args: string[]) => run('ip', ['-n', ns, ...args]);
   await run('ip', ['netns', 'add', ns]);
   try {
-    await ip(['link', 'add', 'nic0', 'type', 'dummy']);
+    await ip(['link', 'add', 'nic0', 'type', 'veth', 'peer', 'name', 'nic0peer']);
     await ip(['link', 'add', 'br0', 'type', 'bridge']);
     await ip(['link', 'set', 'nic0', 'master', 'br0']);
     await ip(['addr', 'add', '10.55.0.2/24', 'dev', 'br0']);

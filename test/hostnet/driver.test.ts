@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
 import { execArgs } from '../../src/hostnet/exec.js';
+import { restoreBridge } from '../../src/hostnet/bridge.js';
 import { listLinks } from '../../src/hostnet/ip-json.js';
 import { IpRunner } from '../../src/hostnet/ip-runner.js';
 import { vethNames } from '../../src/hostnet/names.js';
@@ -17,6 +19,12 @@ import { missing } from '../harness/requirements.js';
 import { makeLan, pings, sh, snapshot, type Lan } from './lan-fixture.js';
 
 const skip = missing('root', 'iproute2');
+
+/** The announcer falls back to busybox's arping applet when iputils-arping is absent. */
+function hasArping(): boolean {
+  const dirs = (process.env.PATH ?? '').split(delimiter);
+  return ['arping', 'busybox'].some((bin) => dirs.some((d) => d !== '' && existsSync(join(d, bin))));
+}
 const hexId = (): string => randomBytes(32).toString('hex');
 
 function networkInput(networkId: string, generic: Record<string, string> = {}): CreateNetworkInput {
@@ -213,7 +221,16 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     assert.equal(l.get('eth0')?.master, 'br0', 'the bridge stays');
   });
 
-  test('Join announces the container with gratuitous ARP once its address is up', { skip: missing('arping') && missing('root') }, async () => {
+  test('a restart after the bridge vanished (reboot) takes the NIC over again', async () => {
+    await restoreBridge({ bridge: 'br0', parent: 'eth0', ip });
+    assert.equal((await links()).has('br0'), false);
+    await newDriver().init();
+    const l = await links();
+    assert.equal(l.get('eth0')?.master, 'br0');
+    assert.equal(await pings(lan.host, '10.66.0.1'), true);
+  });
+
+  test('Join announces the container with gratuitous ARP once its address is up', { skip: hasArping() ? false : 'needs arping or busybox' }, async () => {
     const announcing = newDriver({ announce: true, announceTimeoutMs: 8000 });
     const ep = hexId();
     const names = vethNames(ep);

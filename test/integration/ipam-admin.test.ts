@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { FlatnetError } from '../../src/errors.js';
+import { EtcdIpamAdmin } from '../../src/ipam/etcd-ipam-admin.js';
+import { EtcdIpamDriver } from '../../src/ipam/etcd-ipam-driver.js';
+import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { missing } from '../harness/requirements.js';
+
+const skip = missing('etcd');
+let cluster: EtcdCluster;
+let etcd: Etcd3;
+const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
+const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
+
+before(async () => {
+  if (skip) return;
+  cluster = await startEtcdCluster({ members: 1 });
+  etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+});
+after(async () => {
+  etcd?.close();
+  await cluster?.stop();
+});
+
+test('ip ranges, host ranges, gateway data, listing and release', { skip }, async () => {
+  const prefix = `/t${randomBytes(4).toString('hex')}`;
+  const admin = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
+  const h1 = new EtcdIpamDriver({ etcd, prefix, hostId: 'h1', logger: silentLogger() });
+  const h2 = new EtcdIpamDriver({ etcd, prefix, hostId: 'h2', logger: silentLogger() });
+
+  await assert.rejects(h1.requestPool(v4('')), /pass --subnet/);
+  const r = await admin.addIpRange({ start: '192.168.7.100/24', end: '192.168.7.103' });
+  assert.deepEqual([r.subnet, r.start, r.end, r.origin, r.size], ['192.168.7.0/24', '192.168.7.100', '192.168.7.103', 'admin', '4']);
+  assert.deepEqual(await admin.addIpRange({ start: '192.168.7.100', end: '192.168.7.103' }), r);
+  await assert.rejects(admin.addIpRange({ start: '192.168.7.103', end: '192.168.7.110' }), kind('conflict'));
+  await assert.rejects(admin.addIpRange({ start: '192.168.0.1/16', end: '192.168.0.9' }), kind('conflict'));
+  await assert.rejects(admin.addIpRange({ start: '10.9.9.9', end: '10.9.9.10' }), kind('invalid'));
+  await admin.addHostRange({ start: '192.168.7.1/24', end: '192.168.7.100', gateway: '192.168.7.1' });
+  assert.deepEqual((await admin.listHostRanges()).map((h) => [h.start, h.end]), [['192.168.7.1', '192.168.7.100']]);
+
+  // empty Pool: a configured pool this host does not hold yet; then none left for it
+  const p1 = await h1.requestPool(v4(''));
+  assert.deepEqual(p1, { poolId: '192.168.7.0/24', pool: '192.168.7.0/24', data: { 'com.docker.network.gateway': '192.168.7.1/24' } });
+  await assert.rejects(h1.requestPool(v4('')), kind('exhausted'));
+  await assert.rejects(h1.requestPool(v4('', '192.168.7.0/28')), kind('invalid'));
+  const p2 = await h2.requestPool(v4('192.168.7.0/24'));
+  assert.equal(p2.poolId, p1.poolId);
+
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push((await h1.requestAddress({ poolId: p1.poolId, address: '', kind: 'container', macAddress: '02:42:00:00:00:01' })).address);
+  assert.deepEqual(got.sort(), ['192.168.7.101/24', '192.168.7.102/24', '192.168.7.103/24']);
+  await assert.rejects(h2.requestAddress({ poolId: p2.poolId, address: '', kind: 'container' }), kind('exhausted'));
+
+  const list = await admin.listAssignments({ hostId: 'h1' });
+  assert.equal(list.length, 3);
+  assert.equal(list[0]?.macAddress, '02:42:00:00:00:01');
+  assert.equal((await admin.listAssignments({ hostId: 'h2' })).length, 0);
+  await assert.rejects(admin.removeIpRange({ start: '192.168.7.100', end: '192.168.7.103' }), kind('conflict'));
+  const [summary] = await admin.poolSummaries();
+  assert.deepEqual([summary?.size, summary?.used, summary?.free, summary?.claims.length], ['3', 3, '0', 2]);
+
+  const freed = await admin.releaseAddress('192.168.7.102');
+  assert.equal(freed?.hostId, 'h1');
+  assert.equal(await admin.releaseAddress('192.168.7.102'), undefined);
+  assert.equal((await h2.requestAddress({ poolId: p2.poolId, address: '', kind: 'container' })).address, '192.168.7.102/24');
+
+  for (const a of ['192.168.7.101', '192.168.7.103']) await h1.releaseAddress(p1.poolId, a);
+  await h2.releaseAddress(p2.poolId, '192.168.7.102');
+  await admin.removeIpRange({ start: '192.168.7.100', end: '192.168.7.103' });
+  await admin.removeHostRange({ start: '192.168.7.1/24', end: '192.168.7.100' });
+  assert.deepEqual(await admin.listIpRanges(), []);
+  await h1.releasePool(p1.poolId);
+  await h2.releasePool(p2.poolId);
+  assert.deepEqual(await admin.poolSummaries(), []);
+  await h1.requestPool(v4('192.168.0.0/16', '192.168.7.0/24'));
+});
