@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     for (const clients of CONCURRENCY) {
       const agent = new Agent({ keepAlive: true, maxSockets: clients });
       const pool = await call(agent, socket, 'IpamDriver.RequestPool', {
-        AddressSpace: 'FlatLocal', Pool: `10.${clients}.0.0/16`, SubPool: '', Options: null, V6: false,
+        AddressSpace: 'FlatLocal', Pool: `10.${clients}.0.0/16`, SubPool: `10.${clients}.128.0/17`, Options: null, V6: false,
       });
       if (pool.status !== 200) throw new Error(`RequestPool failed: ${JSON.stringify(pool.json)}`);
       const poolId = String(pool.json.PoolID);

@@ -16,7 +16,6 @@ function median(xs: number[]): number {
 const lab = await startLab({ hosts: 1, etcdMembers: 1 });
 try {
   const host = lab.hosts[0]!;
-  await host.flatnet(['ip-range', 'add', '--ip-start', '10.99.128.1/16', '--ip-end', '10.99.143.254/16']);
   await host.docker([
     'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet', '--subnet', LAN.subnet,
     '--gateway', LAN.gateway, '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'flat',

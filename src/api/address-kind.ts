@@ -29,15 +29,20 @@ export function addressKind(req: {
 /**
  * Pools this process handed out whose network Docker has not created yet (see addressKind). In memory on
  * purpose: a window lasts milliseconds, and after a restart in the middle of one the fallback is 'container'.
+ * A window also closes after `maxAgeMs`: when flatnet is only the IPAM (another network driver), no
+ * CreateNetwork reaches it, and a later `docker run --ip` must still get an exclusive container address.
  */
 export class PoolCreationWindows {
-  private readonly open = new Map<string, string>();
+  private readonly open = new Map<string, { pool: string; openedAt: number }>();
 
-  constructor(private readonly limit = 1024) {}
+  constructor(
+    private readonly limit = 1024,
+    private readonly maxAgeMs = 5000,
+  ) {}
 
   opened(poolId: string, pool: string): void {
     this.open.delete(poolId);
-    this.open.set(poolId, pool);
+    this.open.set(poolId, { pool, openedAt: Date.now() });
     // Pools Docker held and never created a network for (a failed create it did not clean up) must not pile up.
     while (this.open.size > this.limit) {
       const oldest = this.open.keys().next().value;
@@ -52,10 +57,14 @@ export class PoolCreationWindows {
 
   /** CreateNetwork names pools by CIDR, not PoolID. */
   networkCreated(pools: readonly string[]): void {
-    for (const [id, pool] of this.open) if (pools.includes(pool)) this.open.delete(id);
+    for (const [id, w] of this.open) if (pools.includes(w.pool)) this.open.delete(id);
   }
 
   isOpen(poolId: string): boolean {
-    return this.open.has(poolId);
+    const w = this.open.get(poolId);
+    if (w === undefined) return false;
+    if (Date.now() - w.openedAt <= this.maxAgeMs) return true;
+    this.open.delete(poolId);
+    return false;
   }
 }

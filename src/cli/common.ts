@@ -23,7 +23,7 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
 };
 
 /** What the top-level error handler needs to word a failure: where etcd was, and which strings must not show. */
-export const failureContext: { etcdEndpoints?: string[]; secrets: string[] } = { secrets: [] };
+export const failureContext: { etcdEndpoints?: string[]; secrets: string[]; explicitLogLevel?: boolean } = { secrets: [] };
 
 /** Adds --config and one flag per setting; every command takes them. */
 export function withSettingsFlags(cmd: Command): Command {
@@ -46,6 +46,7 @@ export function settingsFrom(cmd: Command, env: NodeJS.ProcessEnv = process.env)
       `flatnet: warning: --etcd-password is visible to every user in ps; set ${envName('etcdPassword')} instead\n`,
     );
   }
+  failureContext.explicitLogLevel = flags.logLevel !== undefined || (env.FLATNET_LOG_LEVEL ?? '') !== '';
   const configFile = opts.config;
   const settings = loadSettings({ flags, env, ...(configFile !== undefined ? { configFile } : {}) });
   failureContext.etcdEndpoints = settings.etcdEndpoints;
@@ -53,9 +54,12 @@ export function settingsFrom(cmd: Command, env: NodeJS.ProcessEnv = process.env)
   return settings;
 }
 
-/** Admin commands log only warnings unless asked for more: their output is the table, not the log. */
+/**
+ * Admin commands print their result and at most one error line: they log only when --log-level or
+ * FLATNET_LOG_LEVEL asks for it (the config file's level is the server's).
+ */
 export function cliLogger(settings: Settings): Logger {
-  return createLogger(settings.logLevel === 'info' ? 'warn' : settings.logLevel, 'flatnet-cli');
+  return createLogger(failureContext.explicitLogLevel ? settings.logLevel : 'silent', 'flatnet-cli');
 }
 
 /** Runs `fn` with an etcd client, always closed afterwards so the process can exit. */

@@ -31,8 +31,9 @@ function firstLine(text: string): string {
 /** grpc's texts ("14 UNAVAILABLE: No connection established. Last error: ...") cut to what an operator needs. */
 export function shortEtcdReason(err: unknown): string {
   const text = firstLine(errorMessage(err)).replace(/\s*Resolution note:.*$/, '');
-  const refused = /ECONNREFUSED\s+(\S+?)\.?(\s|$)/.exec(text);
-  if (refused) return `connection refused by ${refused[1]}`;
+  const connect = /connect (E[A-Z]+)\s+(\S+?)\.?(\s|$)/.exec(text);
+  if (connect?.[1] === 'ECONNREFUSED') return `connection refused by ${connect[2]}`;
+  if (connect) return `cannot connect to ${connect[2]} (${connect[1]})`;
   if (/deadline exceeded/i.test(text)) return 'no answer before the timeout (--etcd-timeout-ms)';
   return text.replace(/^\d+\s+[A-Z_]+:\s*/, '');
 }
@@ -45,6 +46,11 @@ export function shortEtcdReason(err: unknown): string {
 export function describeFailure(err: unknown, context: { etcdEndpoints?: string[]; secrets?: string[] } = {}): CliFailure {
   const where = context.etcdEndpoints?.length ? ` at ${context.etcdEndpoints.join(',')}` : '';
   let failure: CliFailure;
+  // the store wraps etcd3 errors; the wrapped one says best what went wrong (refused, unreachable)
+  if (err instanceof FlatnetError && err.kind === 'unavailable' && err.cause instanceof Error) {
+    const name = err.cause.constructor.name;
+    if (ETCD_AUTH.has(name) || ETCD_UNREACHABLE.has(name)) err = err.cause;
+  }
   if (err instanceof CommanderError) {
     failure = { message: err.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' '), exitCode: EXIT_INVALID };
   } else if (err instanceof FlatnetError) {

@@ -6,6 +6,8 @@ import { buildProgram } from './program.js';
 
 /** The `flatnet` command. Every failure ends as one line `flatnet: <message>` on stderr and exit 1 or 2. */
 async function main(argv: string[]): Promise<void> {
+  // Node deprecation notices (grpc's TLS ServerName set to an IP, ...) are for developers, not operators
+  process.noDeprecation = true;
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {

@@ -18,6 +18,8 @@ export type AssignmentMeta = Pick<Assignment, 'macAddress' | 'endpointName'>;
  */
 export class Allocator {
   private readonly cursors = new Map<string, bigint>();
+  /** The block as this process last wrote it: tried without a read; a conflict (someone else wrote) re-reads. */
+  private readonly lastWritten = new Map<string, BlockView>();
 
   constructor(
     private readonly store: BlockStore,
@@ -31,7 +33,9 @@ export class Allocator {
     return this.store.io.retrying('allocate an address', async () => {
       for (;;) {
         const block = this.cursors.get(poolKey) ?? (await this.startBlock(ref));
-        const view = await this.store.readBlock(ref.subnet, block);
+        const cached = this.lastWritten.get(poolKey);
+        this.lastWritten.delete(poolKey);
+        const view = cached?.block === block ? cached : await this.store.readBlock(ref.subnet, block);
         if (!view) throw new FlatnetError('not-found', `Pool ${poolId} does not exist (was its network removed?).`);
         const allowed = allowedFor(view.pool.config, ref);
         const all = allocatable(view.pool.config, ref.subnet);
@@ -52,7 +56,13 @@ export class Allocator {
           address: addressAt(ref.subnet, o),
           assignment: { hostId: this.hostId, since, poolId, ...definedOnly(metas[i]) },
         }));
-        if (!(await this.store.commit(view, { bits, allocatable: all, create }))) return undefined;
+        const written = await this.store.commit(view, { bits, allocatable: all, create });
+        if (written === undefined) {
+          // A stale cached view is not contention: re-read at once instead of backing off.
+          if (view === cached) continue;
+          return undefined;
+        }
+        this.lastWritten.set(poolKey, written);
         return create.map((c) => c.address);
       }
     });

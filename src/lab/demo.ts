@@ -56,8 +56,9 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     step('Creating the flat network "lan" on every host (flatnet create-network; eth0 moves into bridge br0)');
     for (const h of lab.hosts) {
       const out = await h.flatnet([
+        // No --ip-range: the pool already holds the range added in step 2.
         'create-network', '--name', NETWORK, '--subnet', LAN.subnet, '--gateway', LAN.gateway,
-        '--ip-range', LAN.containerRange, '--parent', 'eth0', '--docker-host', `unix://${h.dockerSocket}`,
+        '--parent', 'eth0', '--docker-host', `unix://${h.dockerSocket}`,
       ]);
       log(`      ${h.name}: ${out.trim().split('\n').pop() ?? ''}`);
     }

@@ -12,6 +12,8 @@ export type RecordedProcess = z.infer<typeof recordedProcessSchema>;
  */
 export const labStateSchema = z.object({
   id: z.string().regex(/^[0-9a-f]{6}$/),
+  /** What the bed is for (a test's or the demo's name), to tell kept beds apart. */
+  name: z.string().default(''),
   dir: z.string(),
   netns: z.array(z.string()),
   utsFiles: z.array(z.string()),

@@ -23,7 +23,7 @@ export { teardownLab, labLeftovers } from './teardown.js';
 
 export interface LabOptions {
   hosts: 2 | 3 | 1;
-  /** Shown in logs only; every name still carries the random id. */
+  /** Recorded in the bed's state file to tell kept beds apart; every name still carries the random id. */
   name?: string;
   /** Sets iptables FORWARD policy DROP in the last host's namespace (a host where dockerd ran with iptables). */
   forwardPolicyDrop?: boolean;
@@ -81,6 +81,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   const hostNumbers = Array.from({ length: opts.hosts }, (_, i) => i + 1);
   const state: LabState = {
     id,
+    name: opts.name ?? '',
     dir: names.dir,
     netns: [names.lanNetns, ...hostNumbers.map((n) => names.hostNetns(n))],
     utsFiles: hostNumbers.map((n) => join(names.dir, `uts-h${n}`)),

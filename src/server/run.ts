@@ -30,5 +30,6 @@ export async function runServer(settings: Settings): Promise<void> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
   process.exit(0);
 }

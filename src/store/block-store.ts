@@ -70,8 +70,12 @@ export class BlockStore {
     return { blocks, revision: snap.revision };
   }
 
-  /** The block txn: compares config, block and assignment keys; writes them and the summary bits that change. */
-  async commit(view: BlockView, change: BlockChange): Promise<boolean> {
+  /**
+   * The block txn: compares config, block and assignment keys; writes them and the summary bits that change.
+   * Returns the view as it is after the write (so the next allocation can skip its read), or undefined on a
+   * conflict.
+   */
+  async commit(view: BlockView, change: BlockChange): Promise<BlockView | undefined> {
     const { subnet } = view.pool;
     const blockKey = this.keys.block(subnet, view.block);
     const expect: Expect[] = [
@@ -81,11 +85,13 @@ export class BlockStore {
     const w: Write = { expect, puts: [{ key: blockKey, value: Buffer.from(change.bits) }], deletes: [] };
     const full = blockFull(change.bits, view.block, change.allocatable);
     const updates = pathUpdate(view.block, subnet.hostBits, full, view.nodes.map((n) => n.bits), change.allocatable, withBit);
+    const changedNodes = new Map<number, Bitmap>();
     updates.forEach((u, i) => {
       const node = view.nodes[i];
       if (!u || !node) return;
       expect.push({ key: node.key, modRevision: node.rev });
       w.puts.push({ key: node.key, value: Buffer.from(u) });
+      changedNodes.set(i, u);
     });
     for (const c of change.create ?? []) {
       const key = this.keys.addr(subnet, c.address);
@@ -97,7 +103,17 @@ export class BlockStore {
       expect.push({ key, modRevision: r.modRevision });
       w.deletes?.push(key);
     }
-    return this.io.write(w);
+    const revision = await this.io.writeAt(w);
+    if (revision === undefined) return undefined;
+    return {
+      ...view,
+      bits: change.bits,
+      blockRev: revision,
+      nodes: view.nodes.map((n, i) => {
+        const bits = changedNodes.get(i);
+        return bits === undefined ? n : { ...n, bits, rev: revision };
+      }),
+    };
   }
 
   /** Only the summary bits (hint repair after finding a block full or free against its hint); best effort. */

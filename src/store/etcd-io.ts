@@ -83,6 +83,11 @@ export class EtcdIo {
 
   /** One txn attempt: true when every expectation held and the writes happened. */
   async write(w: Write): Promise<boolean> {
+    return (await this.writeAt(w)) !== undefined;
+  }
+
+  /** One txn attempt: the revision the writes got, or undefined when an expectation failed. */
+  async writeAt(w: Write): Promise<string | undefined> {
     const compare: ICompare[] = w.expect.map((e) =>
       e.modRevision === undefined
         ? { key: b(e.key), target: 'Create', result: 'Equal', create_revision: 0 }
@@ -99,7 +104,7 @@ export class EtcdIo {
     const stop = etcdTxnSeconds.startTimer();
     try {
       const res = await this.call('txn', () => this.etcd.kv.txn({ compare, success, failure: [] }));
-      return res.succeeded;
+      return res.succeeded ? res.header.revision : undefined;
     } finally {
       stop();
     }

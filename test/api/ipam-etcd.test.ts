@@ -47,6 +47,22 @@ function requestAddress(poolId: string, address = '', options: Record<string, st
   return dockerCall(app, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: address, Options: options });
 }
 
+/** flatnet never hands out LAN addresses nobody gave it: a subnet needs an ip-range (or --ip-range). */
+async function configured(subnetBase: string, len = 24): Promise<string> {
+  const v6 = subnetBase.includes(':');
+  await admin.addIpRange(
+    v6 ? { start: `${subnetBase}10/${len}`, end: `${subnetBase}ff/${len}` } : { start: `${subnetBase}10/${len}`, end: `${subnetBase}250/${len}` },
+  );
+  return `${subnetBase}0/${len}`.replace(/::0\//, '::/');
+}
+
+/** Docker sends CreateNetwork before any container request: from then on a bare --ip is a container's. */
+async function createNetwork(pool: string): Promise<void> {
+  await dockerCall(app, 'NetworkDriver.CreateNetwork', {
+    NetworkID: NET_ID, Options: null, IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: pool }], IPv6Data: [],
+  }).expect(200);
+}
+
 const GATEWAY = { RequestAddressType: 'com.docker.network.gateway' };
 
 describe('IPAM calls over the API with the etcd driver', { skip }, () => {
@@ -73,14 +89,15 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
   });
 
   test('8: RequestPool with an explicit Pool echoes it exactly', async () => {
-    const res = await requestPool({ Pool: `10.${octet}.2.0/24` }).expect(200);
+    const res = await requestPool({ Pool: await configured(`10.${octet}.2.`) }).expect(200);
     assert.equal(res.body.Pool, `10.${octet}.2.0/24`);
   });
 
   test('11: empty Pool with a SubPool fails; V6 yields an IPv6 pool', async () => {
     const bad = await requestPool({ SubPool: `10.${octet}.3.0/25` }).expect(400);
     assert.ok(String(bad.body.Err).length > 0);
-    const v6 = await requestPool({ Pool: `fd00:${octet}::/64`, V6: true }).expect(200);
+    await configured(`fd00:${octet}::`, 64);
+    const v6 = await requestPool({ V6: true }).expect(200);
     assert.ok(isIPv6(ipOf(v6.body.Pool)));
     assert.equal(v6.body.Pool, `fd00:${octet}::/64`);
     const wrongFamily = await requestPool({ Pool: `10.${octet}.4.0/24`, V6: true });
@@ -117,8 +134,9 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
   });
 
   test('13: a preferred free address is returned exactly, a taken one fails', async () => {
-    const p = await requestPool({ Pool: `10.${octet}.6.0/24` }).expect(200);
+    const p = await requestPool({ Pool: await configured(`10.${octet}.6.`) }).expect(200);
     const poolId = String(p.body.PoolID);
+    await createNetwork(String(p.body.Pool));
     const want = `10.${octet}.6.77`;
     const got = await requestAddress(poolId, want).expect(200);
     assert.equal(got.body.Address, `${want}/24`);
@@ -128,7 +146,7 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
   });
 
   test('16: releasing unknown addresses and PoolIDs succeeds; a released subnet can be requested again', async () => {
-    const pool = `10.${octet}.7.0/24`;
+    const pool = await configured(`10.${octet}.7.`);
     const p = await requestPool({ Pool: pool }).expect(200);
     const poolId = String(p.body.PoolID);
     assert.deepEqual((await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: `10.${octet}.7.99` }).expect(200)).body, {});
@@ -144,7 +162,7 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
   });
 
   test('29: fifty concurrent RequestAddress calls on one pool give fifty distinct addresses', async () => {
-    const p = await requestPool({ Pool: `10.${octet}.8.0/24` }).expect(200);
+    const p = await requestPool({ Pool: await configured(`10.${octet}.8.`) }).expect(200);
     const poolId = String(p.body.PoolID);
     const replies = await Promise.all(Array.from({ length: 50 }, () => requestAddress(poolId)));
     for (const r of replies) assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -154,8 +172,9 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
   });
 
   test('31: malformed requests change nothing: an address stays taken, a bad PoolID format is a 400', async () => {
-    const p = await requestPool({ Pool: `10.${octet}.9.0/24` }).expect(200);
+    const p = await requestPool({ Pool: await configured(`10.${octet}.9.`) }).expect(200);
     const poolId = String(p.body.PoolID);
+    await createNetwork(String(p.body.Pool));
     const a = await requestAddress(poolId).expect(200);
     const ip = ipOf(a.body.Address);
     await dockerCall(app, 'IpamDriver.ReleaseAddress', { raw: '' }).expect(400);

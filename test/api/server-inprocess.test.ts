@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { lstat, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.j
 import { freePort } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
+import { socketAnswers } from '../../src/server/unix-socket.js';
 import type { Drivers } from '../../src/server/drivers.js';
 import { missing } from '../harness/requirements.js';
 import { RecordingIpam, RecordingNetwork } from './recording-drivers.js';
@@ -105,14 +107,14 @@ describe('server with etcd unreachable', () => {
       startServer({ ...settings, socket: filePath, metricsListen: undefined }, silentLogger(), { createDrivers: doubles }),
       /is not a socket/,
     );
-    // A socket file nobody listens on (a crashed plugin's): made here by a server killed without cleanup.
-    const stale = createNetServer().listen(settings.socket);
-    await new Promise((r) => stale.once('listening', r));
-    const staleIno = (await lstat(settings.socket)).ino;
-    // net.Server.close() would unlink it; dropping the handle's fd keeps the file, as a crash does.
-    (stale as unknown as { _handle: { close(): void } | null })._handle?.close();
+    // A socket file nobody listens on: left by a process killed while listening, as a crashed plugin leaves it.
+    spawnSync(process.execPath, [
+      '-e', 'require("net").createServer().listen(process.argv[1], () => process.kill(process.pid, "SIGKILL"))', settings.socket,
+    ]);
+    assert.ok((await lstat(settings.socket)).isSocket());
+    assert.equal(await socketAnswers(settings.socket), false);
+    // listen() would fail with EADDRINUSE had the stale file been left in place.
     running = await startServer({ ...settings, metricsListen: undefined }, silentLogger(), { createDrivers: doubles });
-    assert.notEqual((await lstat(settings.socket)).ino, staleIno);
     assert.equal((await post(settings.socket, 'Plugin.Activate')).status, 200);
     await running.close();
     running = undefined;

@@ -6,9 +6,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
-import { startProcess, waitFor, type Started } from '../../src/lab/processes.js';
+import { freePort, startProcess, waitFor, type Started } from '../../src/lab/processes.js';
+import { socketAnswers } from '../../src/server/unix-socket.js';
 import { missing } from '../harness/requirements.js';
-import { post } from './socket-client.js';
+import { get, post } from './socket-client.js';
 
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'server', 'main.js');
 
@@ -37,13 +38,15 @@ let dir: string;
 let configFile: string;
 const children: Started[] = [];
 const suffix = Math.random().toString(36).slice(2, 8);
-const subnet = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}.0/24`;
+const base = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
+const subnet = `${base}.0/24`;
+const subPool = `${base}.128/25`;
 
-function startPlugin(socket: string): Started {
+function startPlugin(socket: string, extra: string[] = []): Started {
   const child = startProcess(process.execPath, [
     MAIN, '--config', configFile, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
     '--etcd-prefix', `/flatnet-srvtest-${suffix}`, '--host-id', `srvtest-${suffix}`,
-    '--state-dir', join(dir, 'state'), '--log-level', 'warn',
+    '--state-dir', join(dir, 'state'), '--log-level', 'warn', ...extra,
   ], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   child.child.stdout?.resume();
   child.child.stderr?.resume();
@@ -85,7 +88,7 @@ test('the server process: raw Activate, stale socket replaced, allocations survi
   assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
   assert.match(raw, /\{"Implements":\["IpamDriver","NetworkDriver"\]\}/);
 
-  const pool = await post(socket, 'IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'FlatLocal', Pool: subnet, SubPool: '', Options: null, V6: false }) + '\n');
+  const pool = await post(socket, 'IpamDriver.RequestPool', JSON.stringify({ AddressSpace: 'FlatLocal', Pool: subnet, SubPool: subPool, Options: null, V6: false }) + '\n');
   assert.equal(pool.status, 200, JSON.stringify(pool.json));
   const poolId = String(pool.json.PoolID);
   const got = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: '', Options: null }));
@@ -99,17 +102,25 @@ test('the server process: raw Activate, stale socket replaced, allocations survi
 
   // Crash: the socket file stays behind.
   await first.stop('SIGKILL');
-  const staleIno = (await lstat(socket)).ino;
+  assert.ok((await lstat(socket)).isSocket());
+  assert.equal(await socketAnswers(socket), false);
 
-  const second = startPlugin(socket);
+  // Serving again on the path proves the stale file was replaced (listen() fails with EADDRINUSE otherwise).
+  const metricsListen = `127.0.0.1:${await freePort()}`;
+  const second = startPlugin(socket, ['--metrics-listen', metricsListen]);
   await waitServing(socket);
-  assert.notEqual((await lstat(socket)).ino, staleIno);
+  const health = await get(metricsListen, '/healthz');
+  assert.equal(health.status, 200, health.text);
   const again = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: address, Options: null }));
   assert.equal(again.status, 500, `${address} was handed out twice after a restart: ${JSON.stringify(again.json)}`);
   assert.ok(String(again.json.Err).length > 0);
   const other = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: '', Options: null }));
   assert.equal(other.status, 200);
   assert.notEqual(String(other.json.Address).split('/')[0], address);
+  const metrics = await get(metricsListen, '/metrics');
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.text, new RegExp(`flatnet_pool_addresses_used\\{pool="${subnet.replace(/\./g, '\\.')}"\\} 2`));
+  assert.match(metrics.text, /flatnet_plugin_calls_total\{method="IpamDriver.RequestAddress",outcome="ok"\} 1/);
 
   second.child.kill('SIGTERM');
   assert.equal(await exitOf(second), 0);

@@ -58,6 +58,9 @@ test('mtu: bridge, parent and fn veths must agree', () => {
   assert.equal(r.status, 'fail');
   assert.equal(r.fix, 'ip link set dev fnabc mtu 1500');
   assert.equal(checkMtu({ name: 'br0', members: [] }).status, 'skip');
+  // the kernel lowers a bridge to its smallest port: the port is fixed before the bridge
+  const lowered = { ...off, bridge: { name: 'br0', mtu: 1400, addresses: ['10.0.0.5/24'] } };
+  assert.equal(checkMtu(lowered).fix, 'ip link set dev fnabc mtu 1500 && ip link set dev br0 mtu 1500');
 });
 
 test('forwarding: DROP policy with br_netfilter needs the flatnet rule', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { IMAGE, LAN, type Lab, type LabHost, startLab } from '../../src/lab/lab.js';
+import { IMAGE, LAN, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
 import { missing } from '../harness/requirements.js';
 import { withLabLogs } from './lab-diagnostics.js';
 import { containerAddress, etcdAssignments } from './etcd-records.js';
@@ -22,11 +22,13 @@ const hostOf = (name: string): LabHost => lab.hosts[PLACEMENT.find(([n]) => n ==
 
 before(async () => {
   if (skip) return;
-  lab = await startLab({ hosts: 3, forwardPolicyDrop: true, etcdMembers: 3 });
+  lab = await startLab({ hosts: 3, name: 'flat-lan e2e', forwardPolicyDrop: true, etcdMembers: 3 });
 });
 
 after(async () => {
-  await lab?.stop();
+  if (!lab) return;
+  await lab.stop();
+  assert.deepEqual(await labLeftovers(lab.id), [], 'the bed must leave nothing behind');
 });
 
 /** The host-side veths flatnet made on a host (fn* on the host, fc* before it moves into a container). */
@@ -56,6 +58,8 @@ async function assertHostOnLan(host: LabHost): Promise<void> {
 
 test('the same docker network create on every host takes eth0 into br0 and keeps the hosts reachable', { skip }, async () => {
   await withLabLogs(lab, async () => {
+    const h3Forward = await lab.hosts[2]!.exec('iptables', ['-w', '-S', 'FORWARD']);
+    assert.match(h3Forward, /^-P FORWARD DROP$/m, 'h3 must keep FORWARD policy DROP: the test relies on it');
     await Promise.all(lab.hosts.map((h) => h.docker(CREATE)));
     for (const h of lab.hosts) {
       const br0 = await h.exec('ip', ['-o', '-4', 'addr', 'show', 'dev', 'br0']);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { IMAGE, type Lab, startLab } from '../../src/lab/lab.js';
+import { IMAGE, type Lab, labLeftovers, startLab } from '../../src/lab/lab.js';
 import { missing } from '../harness/requirements.js';
 import { withLabLogs } from './lab-diagnostics.js';
 import { containerAddress, etcdAssignments, etcdPoolClaims, flatnetIpList } from './etcd-records.js';
@@ -18,7 +18,9 @@ before(async () => {
 });
 
 after(async () => {
-  await lab?.stop();
+  if (!lab) return;
+  await lab.stop();
+  assert.deepEqual(await labLeftovers(lab.id), [], 'the bed must leave nothing behind');
 });
 
 test('containers on a bridge network with --ipam-driver flatnet get the addresses etcd records, and give them back', { skip }, async () => {

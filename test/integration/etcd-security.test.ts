@@ -31,7 +31,7 @@ async function openssl(args: string[]): Promise<void> {
 /** A CA, a server cert for 127.0.0.1 and a client cert whose CN is no etcd user (so only the password grants access). */
 async function makeCertificates(): Promise<void> {
   const ext = join(dir, 'server.ext');
-  await writeFile(ext, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  await writeFile(ext, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
   const clientExt = join(dir, 'client.ext');
   await writeFile(clientExt, 'extendedKeyUsage=clientAuth\n');
   await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=flatnet-test-ca']);

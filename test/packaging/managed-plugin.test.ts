@@ -54,7 +54,7 @@ test('docker plugin create/set/enable work and the plugin serves IPAM for networ
 
     await host.docker([
       'network', 'create', '-d', 'bridge', '--ipam-driver', PLUGIN,
-      '--subnet', '10.77.0.0/24', '--ip-range', '10.77.0.0/25', '--gateway', '10.77.0.1',
+      '--subnet', '10.77.0.0/24', '--ip-range', '10.77.0.16/28', '--gateway', '10.77.0.1',
       '-o', 'com.docker.network.bridge.name=fnmp0', 'n1',
     ]);
     const inspected = JSON.parse(await host.docker(['network', 'inspect', 'n1', '--format', '{{json .IPAM}}'])) as {
@@ -67,6 +67,16 @@ test('docker plugin create/set/enable work and the plugin serves IPAM for networ
     const keys = await host.flatnet(['status', '--json', '--etcd-prefix', prefix]);
     assert.match(keys, /10\.77\.0\.0\/24/);
     await host.docker(['network', 'rm', 'n1']);
+
+    // flatnet create-network against this daemon, with the managed plugin as network driver and IPAM;
+    // a second run finds the network and changes nothing
+    const createArgs = ['create-network', '--name', 'lan', '--driver', PLUGIN, '--parent', 'eth0', '--docker-host', `unix://${host.dockerSocket}`, '--etcd-prefix', prefix];
+    assert.match(await host.flatnet(createArgs), /created network lan \(driver flatnet-test:latest, subnet 10\.77\.0\.0\/24/);
+    assert.match(await host.flatnet(createArgs), /already exists .*nothing to do/);
+    const lan = JSON.parse(await host.docker(['network', 'inspect', 'lan', '--format', '{{json .}}'])) as { Driver: string; Options: Record<string, string> };
+    assert.equal(lan.Driver, PLUGIN);
+    assert.equal(lan.Options.parent, 'eth0');
+    await host.docker(['network', 'rm', 'lan']);
   } catch (err) {
     const diag = lab ? await lab.diagnostics() : '';
     throw new Error(`${(err as Error).message}\n${diag}`);
@@ -74,6 +84,7 @@ test('docker plugin create/set/enable work and the plugin serves IPAM for networ
     if (lab && created) {
       const host = lab.hosts[0];
       await host?.docker(['network', 'rm', 'n1']).catch(() => undefined);
+      await host?.docker(['network', 'rm', 'lan']).catch(() => undefined);
       // the plugin's process is dockerd's child, outside the lab's cgroups: stop it through dockerd
       await host?.docker(['plugin', 'disable', '-f', PLUGIN]).catch(() => undefined);
       await host?.docker(['plugin', 'rm', '-f', PLUGIN]).catch(() => undefined);

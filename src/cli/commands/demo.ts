@@ -11,7 +11,7 @@ export function demoCommand(): Command {
       .option('--teardown <id>', 'remove a bed kept with --keep'),
   ).action(async (flags: { keep?: boolean; teardown?: string }) => {
     if (flags.teardown !== undefined) {
-      const { teardownLab } = await import('../../lab/teardown.js');
+      const { teardownLab } = await import('../../lab/demo.js');
       await teardownLab(flags.teardown);
       printLine(`lab ${flags.teardown} removed`);
       return;

@@ -141,7 +141,10 @@ export function checkMtu(f: BridgeFact): CheckResult {
   const off = links.filter((l) => l.mtu !== expected);
   if (off.length === 0) return pass(name, `${links.length} link(s) at MTU ${expected} (${f.name}${parent ? `, ${parent.name}` : ''}, ${veths.length} veth(s))`);
   return fail(name, `MTU ${expected} expected, but ${off.map((l) => `${l.name}=${l.mtu}`).join(', ')}`,
-    off.map((l) => `ip link set dev ${l.name} mtu ${expected}`).join(' && '));
+    // ports first: a bridge's MTU cannot exceed its smallest port's
+    [...off.filter((l) => l !== f.bridge), ...off.filter((l) => l === f.bridge)]
+      .map((l) => `ip link set dev ${l.name} mtu ${expected}`)
+      .join(' && '));
 }
 
 export function checkFirewall(f: FirewallFact, bridge: string): CheckResult {

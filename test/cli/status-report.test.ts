@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildStatus, formatStatus } from '../../src/cli/status-report.js';
+import type { AssignmentInfo, PoolSummary } from '../../src/ipam/admin.js';
+import type { HostInfo } from '../../src/store/host-registry.js';
+
+const pool: PoolSummary = {
+  subnet: '10.0.0.0/24', family: 4, gateway: '10.0.0.1',
+  ranges: [{ subnet: '10.0.0.0/24', start: '10.0.0.100', end: '10.0.0.199', origin: 'admin', size: '100', createdAt: 't' }],
+  hostRanges: [], reservations: [], claims: [], size: '100', used: 3, free: '97',
+};
+const host = (hostId: string, alive: boolean): HostInfo => ({ hostId, alive, hostname: hostId, version: '0.1.0', startedAt: 't', lastSeen: 't2' });
+const assigned = (address: string, hostId: string): AssignmentInfo => ({ address, subnet: '10.0.0.0/24', hostId, since: 't', kind: 'container' });
+
+test('hosts are up, down, or unknown when they hold addresses but never registered', () => {
+  const report = buildStatus([pool], [host('a', true), host('b', false)], [assigned('10.0.0.100', 'a'), assigned('10.0.0.101', 'b'), assigned('10.0.0.102', 'z')]);
+  assert.deepEqual(report.hosts.map((h) => [h.hostId, h.state, h.addresses]), [['a', 'up', 1], ['b', 'down', 1], ['z', 'unknown', 1]]);
+  const text = formatStatus(report);
+  assert.match(text, /^POOL\s+GATEWAY\s+SIZE\s+USED\s+FREE/);
+  assert.match(text, /10\.0\.0\.0\/24\s+10\.0\.0\.1\s+100\s+3\s+97\s+10\.0\.0\.100-10\.0\.0\.199/);
+  assert.match(text, /\nb\s+b\s+down\s+t2\s+1/);
+});
+
+test('an empty cluster says what to do next', () => {
+  const text = formatStatus(buildStatus([], [], []));
+  assert.match(text, /flatnet ip-range add/);
+  assert.match(text, /flatnet server/);
+});
