@@ -9,7 +9,7 @@ import { ipCommand } from './commands/ip.js';
 import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { versionCommand } from './commands/version.js';
-import { flatnetVersion } from './version.js';
+import { flatnetVersion } from '../version.js';
 
 /** Usage errors throw (exitOverride) instead of exiting, so main prints them as one line like any other error. */
 function quiet(cmd: Command): void {

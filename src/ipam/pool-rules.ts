@@ -51,14 +51,11 @@ export function claimPool(c: PoolConfig, ref: PoolRef, hostId: string, poolId: s
   }
   const next: PoolConfig = { ...c, ranges: [...c.ranges], claims: [...c.claims] };
   if (ref.subPool) {
+    // An --ip-range that meets the operator's ranges only narrows them (allowedFor intersects): the operator's
+    // word on which LAN addresses are free wins. One that meets none becomes a range of its own.
     const sub = subnetInterval(ref.subnet, ref.subPool);
-    const existing = c.ranges.map((r) => interval(ref.subnet, r.start, r.end));
-    const inside = existing.some((r) => covers(r, sub));
-    const partial = existing.filter((r) => overlaps(r, sub) && !covers(r, sub));
-    if (!inside && partial.length > 0) {
-      throw new FlatnetError('conflict', `The ip-range ${formatSubnet(ref.subPool)} partly overlaps an existing range of ${subnetText}; use a range inside one or apart from all.`);
-    }
-    if (!inside) {
+    const meetsExisting = c.ranges.some((r) => overlaps(interval(ref.subnet, r.start, r.end), sub));
+    if (!meetsExisting) {
       next.ranges.push({ start: addressAt(ref.subnet, sub.start), end: addressAt(ref.subnet, sub.end), origin: 'docker', createdAt: now });
     }
   } else if (c.ranges.length === 0) {

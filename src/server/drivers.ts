@@ -9,6 +9,8 @@ export interface Drivers {
   ipam: IpamDriver;
   network: NetworkDriver;
   admin: IpamAdmin;
+  /** Host work to redo before serving (re-establish bridges after a reboot, remove orphan veths). */
+  init?: () => Promise<void>;
 }
 
 export type DriverFactory = (etcd: Etcd3, settings: Settings, logger: Logger) => Drivers;

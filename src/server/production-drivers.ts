@@ -4,8 +4,12 @@ import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
 import type { DriverFactory } from './drivers.js';
 
 /** The production wiring: IPAM and admin over etcd, networking on this host. */
-export const createDrivers: DriverFactory = (etcd, settings, logger) => ({
-  ipam: new EtcdIpamDriver({ etcd, prefix: settings.etcdPrefix, hostId: settings.hostId, logger: logger.child({ component: 'ipam' }) }),
-  network: new HostNetworkDriver({ stateDir: settings.stateDir, logger: logger.child({ component: 'netdriver' }) }),
-  admin: new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: logger.child({ component: 'ipam-admin' }) }),
-});
+export const createDrivers: DriverFactory = (etcd, settings, logger) => {
+  const network = new HostNetworkDriver({ stateDir: settings.stateDir, logger: logger.child({ component: 'netdriver' }) });
+  return {
+    ipam: new EtcdIpamDriver({ etcd, prefix: settings.etcdPrefix, hostId: settings.hostId, logger: logger.child({ component: 'ipam' }) }),
+    network,
+    admin: new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: logger.child({ component: 'ipam-admin' }) }),
+    init: () => network.init(),
+  };
+};

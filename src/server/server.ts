@@ -6,6 +6,8 @@ import type { Settings } from '../config/settings.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { createEtcdClient } from '../store/etcd-client.js';
+import { startHostRegistration } from '../store/host-registry.js';
+import { flatnetVersion } from '../version.js';
 import { closeDrivers, type DriverFactory } from './drivers.js';
 import { createDrivers } from './production-drivers.js';
 import { startMetricsListener } from './metrics-listener.js';
@@ -77,6 +79,8 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
 
   let own: { dev: number; ino: number };
   try {
+    // Before the socket exists: Docker's first call after a reboot must find the bridge already back.
+    await drivers.init?.();
     await prepareSocketPath(settings.socket);
     await listen(server, settings.socket);
     own = await restrictSocket(settings.socket);
@@ -106,6 +110,14 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       throw err;
     }
   }
+  // Liveness for `flatnet status`; it retries on its own, so etcd being down never blocks serving.
+  const registration = startHostRegistration({
+    etcd,
+    prefix: settings.etcdPrefix,
+    hostId: settings.hostId,
+    logger: log,
+    version: flatnetVersion(),
+  });
   log.info({ socket: settings.socket, metrics: metrics?.address, host_id: settings.hostId }, 'flatnet plugin listening');
 
   let closing: Promise<void> | undefined;
@@ -115,6 +127,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       log.info({ open_connections: sockets.size }, 'shutting down: no new connections, finishing in-flight calls');
       await Promise.all([closeHttp(server, drainMs), metrics ? closeHttp(metrics.server, 1000) : Promise.resolve()]);
       await closeDrivers(drivers).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
+      await registration.stop().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
       etcd.close();
       await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
         log.warn({ error: errorMessage(err) }, 'could not remove the socket'),

@@ -90,7 +90,6 @@ test('pools are shared by subnet across hosts, claims are per host', { skip }, a
   await assert.rejects(a.requestPool(v4('10.60.0.0/24', '10.60.0.0/28')), kind('conflict'));
   await assert.rejects(b.requestPool(v4('10.60.0.0/16', '10.60.0.0/28')), kind('conflict'));
   await assert.rejects(b.requestPool(v4('10.60.0.0/24', '10.61.0.0/28')), kind('invalid'));
-  await assert.rejects(b.requestPool(v4('10.60.0.0/24', '10.60.0.0/27')), kind('conflict'));
   const pb = await b.requestPool(v4('10.60.0.0/24', '10.60.0.0/28'));
   assert.equal(pb.poolId, pa.poolId);
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { loadSettings, parseConfigFile, redactSettings } from '../../src/config/load.js';
 import { FlatnetError } from '../../src/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flatnet-conf-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 function conf(text: string): string {
   const p = join(dir, `c${Math.random().toString(36).slice(2)}.conf`);
   writeFileSync(p, text);

@@ -38,10 +38,19 @@ test('a subnet without ranges is refused unless Docker brings an ip-range', () =
   assert.throws(() => claimPool(c2, sub, 'h1', '10.20.0.0/24|10.20.0.128/25', now), kind('conflict'));
 });
 
-test('sub-pools inside a range add nothing; partial overlaps are refused', () => {
+test('sub-pools that meet a range only narrow it; apart from all they become a range', () => {
   const inside = claimPool(withRange(), parsePoolId('10.20.0.0/24|10.20.0.32/27'), 'h1', 'x', now);
   assert.equal(inside.ranges.length, 1);
-  assert.throws(() => claimPool(withRange(), parsePoolId('10.20.0.0/24|10.20.0.0/25'), 'h1', 'x', now), kind('conflict'));
+  const partRef = parsePoolId('10.20.0.0/24|10.20.0.0/25');
+  const part = claimPool(withRange(), partRef, 'h1', 'x', now);
+  assert.equal(part.ranges.length, 1);
+  const admin = allocatable(part, subnet);
+  const narrowed = allowedFor(part, partRef);
+  assert.ok(narrowed.length > 0);
+  for (const iv of narrowed) {
+    assert.ok(iv.end <= 127n, 'only the sub-pool');
+    assert.ok(admin.some((a) => a.start <= iv.start && iv.end <= a.end), 'only the operator range');
+  }
 });
 
 test('releasing the last claim offers the docker range for dropping and drops reservations', () => {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { withSettingsFlags } from '../common.js';
 import { printLine } from '../output.js';
-import { flatnetVersion } from '../version.js';
+import { flatnetVersion } from '../../version.js';
 
 export function versionCommand(): Command {
   // takes the common flags like every command (so scripts can pass them uniformly); it needs none of them
