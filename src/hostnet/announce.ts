@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -65,7 +66,8 @@ export class Announcer {
       }
       const ifname = await this.waitForAddress(sandboxKey, address);
       if (ifname === undefined) {
-        this.logger.warn({ sandboxKey, address }, 'address did not come up in the sandbox in time; not announced');
+        // A container that already exited (its sandbox is gone) has nothing to announce.
+        if (existsSync(sandboxKey)) this.logger.warn({ sandboxKey, address }, 'address did not come up in the sandbox in time; not announced');
         return;
       }
       const [file, ...pre] = arping as [string, ...string[]];
@@ -80,10 +82,17 @@ export class Announcer {
     }
   }
 
+  /**
+   * Polls with a growing interval (each poll is a process spawn, competing with the container's own start) and
+   * gives up at once when the sandbox is gone: short-lived containers must not leave a poller behind.
+   */
   private async waitForAddress(sandboxKey: string, address: string): Promise<string | undefined> {
     const deadline = Date.now() + (this.options.timeoutMs ?? 5000);
-    const interval = this.options.intervalMs ?? 100;
+    let interval = this.options.intervalMs ?? 100;
     while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, interval));
+      interval = Math.min(interval * 2, 1000);
+      if (!existsSync(sandboxKey)) return undefined;
       const res = await this.ip.inNetns(sandboxKey, 'ip', ['-j', 'addr', 'show']);
       if (res.code === 0) {
         try {
@@ -93,7 +102,6 @@ export class Announcer {
           // half-written output while links change: try again
         }
       }
-      await new Promise((r) => setTimeout(r, interval));
     }
     return undefined;
   }

@@ -28,8 +28,6 @@ interface BlockLock {
  */
 export class Allocator {
   private readonly cursors = new Map<string, bigint>();
-  /** The block as this process last wrote it: tried without a read; a conflict (someone else wrote) re-reads. */
-  private readonly lastWritten = new Map<string, BlockView>();
   /** Blocks a run of this process is writing now, with when it is done: another lane goes elsewhere or waits. */
   private readonly busy = new Map<string, Promise<void>>();
 
@@ -99,9 +97,8 @@ export class Allocator {
           else this.cursors.set(poolKey, next);
           continue;
         }
-        const cached = this.lastWritten.get(poolKey);
-        this.lastWritten.delete(poolKey);
-        const view = cached?.block === block ? cached : await this.store.readBlock(ref.subnet, block);
+        const cached = this.store.takeCached(ref.subnet, block);
+        const view = cached ?? (await this.store.readBlock(ref.subnet, block));
         if (!view) throw new FlatnetError('not-found', `Pool ${poolId} does not exist (was its network removed?).`);
         const allowed = allowedFor(view.pool.config, ref);
         const all = allocatable(view.pool.config, ref.subnet);
@@ -128,7 +125,6 @@ export class Allocator {
           if (view === cached) continue;
           return undefined;
         }
-        this.lastWritten.set(poolKey, written);
         return create.map((c) => c.address);
       }
   }

@@ -66,6 +66,8 @@ export class HostNetworkDriver implements NetworkDriver {
   /** Serializes bridge changes: two networks created at once must not both try the takeover. */
   private bridgeLock: Promise<unknown> = Promise.resolve();
   private readonly background = new Set<Promise<void>>();
+  /** Veth removals still running, by endpoint id (see removeVethInBackground). */
+  private readonly removals = new Map<string, Promise<void>>();
 
   constructor(options: HostNetworkDriverOptions) {
     this.state = new DriverState(options.stateDir);
@@ -127,7 +129,12 @@ export class HostNetworkDriver implements NetworkDriver {
     return removeOrphanVeths(this.ip, await this.state.endpointIds(), this.logger);
   }
 
-  /** Resolves when every background announcement started so far has finished (tests, shutdown). */
+  /** Server shutdown: lets background announcements and veth removals finish. */
+  async close(): Promise<void> {
+    await this.idle();
+  }
+
+  /** Resolves when every background announcement and veth removal started so far has finished (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.background.size > 0) await Promise.all([...this.background]);
   }
@@ -239,7 +246,7 @@ export class HostNetworkDriver implements NetworkDriver {
   async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
     assertId(endpointId, 'endpoint id');
     await this.dirs();
-    await deleteVeth(this.ip, vethNames(endpointId));
+    this.removeVethInBackground(endpointId);
     await this.state.deleteEndpoint(endpointId);
   }
 
@@ -256,6 +263,7 @@ export class HostNetworkDriver implements NetworkDriver {
     }
     const net = await this.network(ep.networkId);
     const names = vethNames(input.endpointId);
+    await this.removals.get(input.endpointId);
     await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && ep.address !== '' && input.sandboxKey !== '') {
@@ -278,6 +286,22 @@ export class HostNetworkDriver implements NetworkDriver {
 
   async leave(_networkId: string, endpointId: string): Promise<void> {
     assertId(endpointId, 'endpoint id');
-    await deleteVeth(this.ip, vethNames(endpointId));
+    this.removeVethInBackground(endpointId);
+  }
+
+  /**
+   * Deleting a veth waits for the kernel's RCU grace periods (about 20 ms here), and Docker waits for Leave and
+   * DeleteEndpoint before `docker run --rm` or `docker stop` returns. The names are unique per endpoint, so
+   * nothing can reuse them meanwhile; a removal cut short by a crash is finished by reconcile() at start.
+   */
+  private removeVethInBackground(endpointId: string): void {
+    if (this.removals.has(endpointId)) return;
+    // Spawning `ip` costs milliseconds of this thread: let the reply to Docker go out first.
+    const removal = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => deleteVeth(this.ip, vethNames(endpointId)))
+      .catch((err: unknown) => this.logger.warn({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not remove the veth'))
+      .finally(() => this.removals.delete(endpointId));
+    this.removals.set(endpointId, removal);
+    this.track(removal);
   }
 }

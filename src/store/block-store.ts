@@ -27,10 +27,31 @@ export interface BlockChange {
 
 /** Blocks, summary nodes and assignment keys of one pool: the allocation and release txns. */
 export class BlockStore {
+  /**
+   * Each block as this process last wrote it (allocations and releases alike): the next allocation in it may
+   * commit without a read. Only another host's write makes it stale, and the txn's compare catches that.
+   */
+  private readonly written = new Map<string, BlockView>();
+
   constructor(
     readonly io: EtcdIo,
     readonly keys: IpamKeys,
   ) {}
+
+  /** The cached view of a block, handed to one caller (it is re-cached by that caller's commit). */
+  takeCached(subnet: Subnet, block: bigint): BlockView | undefined {
+    const key = this.keys.block(subnet, block);
+    const view = this.written.get(key);
+    this.written.delete(key);
+    return view;
+  }
+
+  private remember(key: string, view: BlockView): void {
+    const known = this.written.get(key)?.blockRev;
+    // Replies may arrive out of order: keep the newest write.
+    if (known !== undefined && view.blockRev !== undefined && BigInt(known) > BigInt(view.blockRev)) return;
+    this.written.set(key, view);
+  }
 
   /** Config, block and the block's summary path (plus extra keys) in one consistent read; undefined = no pool. */
   async readBlock(subnet: Subnet, block: bigint, extraKeys: string[] = []): Promise<BlockView | undefined> {
@@ -105,7 +126,7 @@ export class BlockStore {
     }
     const revision = await this.io.writeAt(w);
     if (revision === undefined) return undefined;
-    return {
+    const after: BlockView = {
       ...view,
       bits: change.bits,
       blockRev: revision,
@@ -114,6 +135,8 @@ export class BlockStore {
         return bits === undefined ? n : { ...n, bits, rev: revision };
       }),
     };
+    this.remember(blockKey, after);
+    return after;
   }
 
   /** Only the summary bits (hint repair after finding a block full or free against its hint); best effort. */

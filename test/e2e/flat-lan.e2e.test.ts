@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { IMAGE, LAN, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
 import { missing } from '../harness/requirements.js';
 import { withLabLogs } from './lab-diagnostics.js';
+import { waitFor } from '../../src/lab/processes.js';
 import { containerAddress, etcdAssignments } from './etcd-records.js';
 
 // Issue #3: one flat LAN across hosts. Three hosts, three etcd members; h3 has iptables FORWARD policy DROP.
@@ -32,6 +33,18 @@ after(async () => {
 });
 
 /** The host-side veths flatnet made on a host (fn* on the host, fc* before it moves into a container). */
+/** flatnet removes veths just after Leave returns (off Docker's path): allow it a moment, then insist. */
+async function settledVeths(host: LabHost, expected: number): Promise<number> {
+  try {
+    return await waitFor(`${expected} flatnet veths on ${host.name}`, async () => {
+      const n = (await flatnetVeths(host)).length;
+      return n === expected ? n : undefined;
+    }, 5000, 100);
+  } catch {
+    return (await flatnetVeths(host)).length;
+  }
+}
+
 async function flatnetVeths(host: LabHost): Promise<string[]> {
   const out = await host.exec('ip', ['-o', 'link', 'show']);
   return out
@@ -111,7 +124,7 @@ test('stop/start, docker rm and docker network rm leave no veth, no record and n
     assert.equal((await flatnetVeths(h1)).length, 2, 'one host-side veth per running container on h1');
 
     await h1.docker(['stop', '-t', '1', 'a1']);
-    assert.equal((await flatnetVeths(h1)).length, 1, 'a stopped container keeps no veth');
+    assert.equal(await settledVeths(h1, 1), 1, 'a stopped container keeps no veth');
     assert.ok(!(await etcdAssignments(lab)).has(addressOf.get('a1')!), 'a stopped container holds no address');
     await assertHostOnLan(h1);
 
@@ -129,13 +142,13 @@ test('stop/start, docker rm and docker network rm leave no veth, no record and n
     }));
     const records = await etcdAssignments(lab);
     for (const [name, a] of addressOf) assert.ok(!records.has(a), `${name}'s address ${a} must be released by docker rm`);
-    for (const h of lab.hosts) assert.deepEqual(await flatnetVeths(h), [], `${h.name} keeps no flatnet veth`);
+    for (const h of lab.hosts) assert.equal(await settledVeths(h, 0), 0, `${h.name} keeps no flatnet veth`);
 
     await Promise.all(lab.hosts.map((h) => h.docker(['network', 'rm', NETWORK])));
     const left = [...(await etcdAssignments(lab)).keys()].filter((a) => a !== LAN.gateway);
     assert.deepEqual(left, [], 'no container address stays recorded after network rm');
     for (const h of lab.hosts) {
-      assert.deepEqual(await flatnetVeths(h), []);
+      assert.equal(await settledVeths(h, 0), 0);
       await assertHostOnLan(h);
     }
   });

@@ -153,6 +153,7 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     assert.equal(await pings(sb, '10.66.0.1'), true, 'container reaches the LAN router via the bridge');
 
     await driver.leave(netId, ep);
+    await driver.idle(); // the veth goes in the background, off Docker's teardown path
     assert.equal((await links()).has(names.host), false);
     assert.equal((await listLinks(new IpRunner({ netns: sb }))).some((x) => x.ifname === 'eth0'), false, 'peer went too');
     await driver.leave(netId, ep);
@@ -169,6 +170,7 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     await driver.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.21/24', addressIPv6: '', macAddress: '' }, options: {} });
     await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '', options: {} });
     await driver.deleteEndpoint(netId, ep);
+    await driver.idle();
     const l = await links();
     assert.equal(l.has(names.host) || l.has(names.container), false);
     assert.equal(await new DriverState(stateDir).getEndpoint(ep), undefined);
@@ -216,6 +218,7 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     assert.equal(res.gateway, '10.77.0.1');
     await restarted.leave(netId, ep);
     await restarted.deleteEndpoint(netId, ep);
+    await restarted.idle();
     l = await links();
     assert.equal(l.has(names.host) || l.has(names.container), false);
     assert.equal(l.get('eth0')?.master, 'br0', 'the bridge stays');
