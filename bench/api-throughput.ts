@@ -14,7 +14,7 @@ import { startProcess, waitFor } from '../src/lab/processes.js';
 
 const POINT_MS = Number(process.env.BENCH_POINT_MS ?? 3000);
 const CONCURRENCY = [1, 8, 32];
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'server', 'main.js');
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 interface Point {
   ops: number;
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   await writeFile(config, '');
   const prefix = `/flatnet-bench-${process.pid}`;
   const server = startProcess(process.execPath, [
-    MAIN, '--config', config, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
+    CLI, 'server', '--config', config, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
     '--etcd-prefix', prefix, '--host-id', 'bench-host', '--state-dir', join(dir, 'state'), '--log-level', 'info',
   ], { stdio: ['ignore', 'ignore', 'ignore'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
   const client = new Etcd3({ hosts: etcd.endpoints });

@@ -27,6 +27,18 @@ export function joinReply(r: JoinResult): Record<string, unknown> {
 const SWARM_REFUSAL =
   'flatnet is a local-scope driver: swarm-scoped networks are not supported; create the network on each host without --scope swarm';
 
+/** Calls that name only an endpoint: the ids go into the log line, the driver gets them plain. */
+function endpointCall(
+  method: string,
+  run: (networkId: string, endpointId: string) => Promise<Record<string, unknown>>,
+): PluginRoute {
+  return bodyRoute(method, endpointRef, async (input, fields) => {
+    fields.network_id = input.networkId;
+    fields.endpoint_id = input.endpointId;
+    return run(input.networkId, input.endpointId);
+  });
+}
+
 export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindows): PluginRoute[] {
   const refuseSwarm = async (): Promise<never> => {
     throw new FlatnetError('invalid', SWARM_REFUSAL);
@@ -53,15 +65,9 @@ export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindo
       fields.mac_address = result.interface?.macAddress || input.interface.macAddress || undefined;
       return { Interface: result.interface === null ? null : { MacAddress: result.interface.macAddress } };
     }),
-    bodyRoute('NetworkDriver.EndpointOperInfo', endpointRef, async (input, fields) => {
-      fields.network_id = input.networkId;
-      fields.endpoint_id = input.endpointId;
-      return { Value: await network.endpointOperInfo(input.networkId, input.endpointId) };
-    }),
-    bodyRoute('NetworkDriver.DeleteEndpoint', endpointRef, async (input, fields) => {
-      fields.network_id = input.networkId;
-      fields.endpoint_id = input.endpointId;
-      await network.deleteEndpoint(input.networkId, input.endpointId);
+    endpointCall('NetworkDriver.EndpointOperInfo', async (n, e) => ({ Value: await network.endpointOperInfo(n, e) })),
+    endpointCall('NetworkDriver.DeleteEndpoint', async (n, e) => {
+      await network.deleteEndpoint(n, e);
       return {};
     }),
     bodyRoute('NetworkDriver.Join', joinBody, async (input, fields) => {
@@ -72,24 +78,14 @@ export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindo
       fields.gateway = result.gateway || undefined;
       return joinReply(result);
     }),
-    bodyRoute('NetworkDriver.Leave', endpointRef, async (input, fields) => {
-      fields.network_id = input.networkId;
-      fields.endpoint_id = input.endpointId;
-      await network.leave(input.networkId, input.endpointId);
+    endpointCall('NetworkDriver.Leave', async (n, e) => {
+      await network.leave(n, e);
       return {};
     }),
     // Docker publishes no ports for remote drivers and flatnet containers sit on the LAN itself, so there is
     // nothing to program: both calls only check the body.
-    bodyRoute('NetworkDriver.ProgramExternalConnectivity', endpointRef, async (input, fields) => {
-      fields.network_id = input.networkId;
-      fields.endpoint_id = input.endpointId;
-      return {};
-    }),
-    bodyRoute('NetworkDriver.RevokeExternalConnectivity', endpointRef, async (input, fields) => {
-      fields.network_id = input.networkId;
-      fields.endpoint_id = input.endpointId;
-      return {};
-    }),
+    endpointCall('NetworkDriver.ProgramExternalConnectivity', async () => ({})),
+    endpointCall('NetworkDriver.RevokeExternalConnectivity', async () => ({})),
     // Only sent in swarm/cluster mode, where flatnet has nothing to learn from node discovery.
     bodyRoute('NetworkDriver.DiscoverNew', discoveryBody, async () => ({})),
     bodyRoute('NetworkDriver.DiscoverDelete', discoveryBody, async () => ({})),

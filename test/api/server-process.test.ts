@@ -11,7 +11,7 @@ import { socketAnswers } from '../../src/server/unix-socket.js';
 import { missing } from '../harness/requirements.js';
 import { get, post } from './socket-client.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'server', 'main.js');
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
 
 /** Exactly what a 20.10 dockerd writes for Activate: empty Host, no Content-Type, empty body. */
 function rawGoActivate(socketPath: string): Promise<string> {
@@ -44,7 +44,7 @@ const subPool = `${base}.128/25`;
 
 function startPlugin(socket: string, extra: string[] = []): Started {
   const child = startProcess(process.execPath, [
-    MAIN, '--config', configFile, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
+    CLI, 'server', '--config', configFile, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
     '--etcd-prefix', `/flatnet-srvtest-${suffix}`, '--host-id', `srvtest-${suffix}`,
     '--state-dir', join(dir, 'state'), '--log-level', 'warn', ...extra,
   ], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
@@ -97,7 +97,7 @@ test('the server process: raw Activate, stale socket replaced, allocations survi
 
   // A second server on a live socket refuses and leaves the first one serving.
   const intruder = startPlugin(socket);
-  assert.equal(await exitOf(intruder), 1);
+  assert.equal(await exitOf(intruder), 2, "a second server on a live socket is refused (exit 2, like any conflict)");
   assert.equal((await post(socket, 'Plugin.Activate')).status, 200);
 
   // Crash: the socket file stays behind.
