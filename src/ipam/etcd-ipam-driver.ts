@@ -41,7 +41,7 @@ export class EtcdIpamDriver implements IpamDriver {
     this.pools = new PoolService(poolStore, blockStore, o.hostId, o.logger);
     this.addresses = new AddressService(poolStore, blockStore, o.hostId, o.logger);
     this.allocator = new Allocator(blockStore, o.hostId);
-    this.batcher = new RequestBatcher((poolId, metas, lane) => this.allocator.allocate(parsePoolId(poolId), poolId, metas, lane), MAX_BATCH);
+    this.batcher = new RequestBatcher((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), MAX_BATCH);
   }
 
   requestPool(input: RequestPoolInput): Promise<RequestPoolResult> {

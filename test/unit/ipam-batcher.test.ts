@@ -8,13 +8,13 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
-test('requests that queue up behind in-flight runs are served together, at most two lanes at once', async () => {
+test('requests that queue up behind an in-flight run are served together by the next one', async () => {
   const gates: (() => void)[] = [];
-  const runs: { inputs: number[]; lane: number }[] = [];
+  const runs: number[][] = [];
   let inFlight = 0;
   let maxInFlight = 0;
-  const batcher = new RequestBatcher<number, number>(async (_key, inputs, lane) => {
-    runs.push({ inputs, lane });
+  const batcher = new RequestBatcher<number, number>(async (_key, inputs) => {
+    runs.push(inputs);
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
     const gate = deferred();
@@ -25,21 +25,21 @@ test('requests that queue up behind in-flight runs are served together, at most 
   }, 100);
   const first = [batcher.submit('p', 1), batcher.submit('p', 2)];
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(runs, [{ inputs: [1, 2], lane: 0 }]);
-  const second = [batcher.submit('p', 3)];
+  assert.deepEqual(runs, [[1, 2]], 'requests sent together share the first run');
+  const later = [batcher.submit('p', 3), batcher.submit('p', 4), batcher.submit('p', 5)];
   await new Promise((r) => setImmediate(r));
-  const third = [batcher.submit('p', 4), batcher.submit('p', 5)];
-  await new Promise((r) => setImmediate(r));
-  assert.deepEqual(runs[1], { inputs: [3], lane: 1 });
-  assert.equal(runs.length, 2, 'no third run while both lanes are busy');
+  assert.equal(runs.length, 1, 'no second run while one is in flight');
   gates[0]?.();
   assert.deepEqual(await Promise.all(first), [10, 20]);
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(runs[2], { inputs: [4, 5], lane: 0 });
+  assert.deepEqual(runs[1], [3, 4, 5], 'everything that queued meanwhile goes in one run');
   gates[1]?.();
+  assert.deepEqual(await Promise.all(later), [30, 40, 50]);
+  assert.equal(maxInFlight, 1);
+  const other = batcher.submit('q', 6);
+  await new Promise((r) => setImmediate(r));
   gates[2]?.();
-  assert.deepEqual(await Promise.all([...second, ...third]), [30, 40, 50]);
-  assert.equal(maxInFlight, 2);
+  assert.equal(await other, 60, 'pools are batched apart');
 });
 
 test('a run that serves part of its batch leaves the rest first in line; a failed run rejects its batch only', async () => {
@@ -48,7 +48,7 @@ test('a run that serves part of its batch leaves the rest first in line; a faile
     calls++;
     if (inputs.includes('bad')) throw new Error('boom');
     return inputs.slice(0, 1).map((s) => s.toUpperCase());
-  }, 100, 1);
+  }, 100);
   const served = await Promise.all([batcher.submit('k', 'a'), batcher.submit('k', 'b'), batcher.submit('k', 'c')]);
   assert.deepEqual(served, ['A', 'B', 'C']);
   assert.equal(calls, 3);
@@ -61,7 +61,7 @@ test('a batch is capped at maxBatch', async () => {
   const batcher = new RequestBatcher<number, number>(async (_k, inputs) => {
     sizes.push(inputs.length);
     return inputs;
-  }, 3, 1);
+  }, 3);
   await Promise.all([1, 2, 3, 4, 5, 6, 7].map((i) => batcher.submit('k', i)));
   assert.ok(sizes.every((n) => n <= 3));
   assert.equal(sizes.reduce((a, b) => a + b, 0), 7);
