@@ -67,4 +67,10 @@ export class PoolCreationWindows {
     this.open.delete(poolId);
     return false;
   }
+
+  /** A gateway or aux request keeps the window open: a network create slowed by etcd is still one create. */
+  touched(poolId: string): void {
+    const w = this.open.get(poolId);
+    if (w !== undefined) w.openedAt = Date.now();
+  }
 }

@@ -47,6 +47,7 @@ export function ipamRoutes(ipam: IpamDriver, windows: PoolCreationWindows): Plug
         ...(endpointName !== undefined && endpointName !== '' ? { endpointName } : {}),
       });
       fields.address = result.address;
+      if (kind !== 'container') windows.touched(input.poolId);
       return { Address: result.address, Data: {} };
     }),
     bodyRoute('IpamDriver.ReleaseAddress', releaseAddressBody, async (input, fields) => {

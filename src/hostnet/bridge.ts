@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import { linkAddrs, linkRoutes, listLinks } from './ip-json.js';
 import { IpRunner } from './ip-runner.js';
 import { removeForwardAccept } from './iptables.js';
-import { assertIfName } from './names.js';
+import { assertIfName, isFlatnetVeth } from './names.js';
 import { planRestore, planTakeover } from './plan.js';
 import { runSteps, type Step } from './steps.js';
 
@@ -35,6 +35,11 @@ export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: s
   const existing = links.find((l) => l.ifname === bridge);
   if (existing !== undefined && existing.linkinfo?.info_kind !== 'bridge') {
     throw new FlatnetError('conflict', `"${bridge}" exists and is not a bridge; choose another name with -o bridge=NAME.`);
+  }
+  // Two NICs in one bridge with STP off would join two LAN segments (and a loop, if they meet).
+  const otherPort = links.find((l) => l.master === bridge && l.ifname !== parent && !isFlatnetVeth(l.ifname));
+  if (otherPort !== undefined) {
+    throw new FlatnetError('conflict', `"${bridge}" already holds "${otherPort.ifname}"; give "${parent}" a bridge of its own with -o bridge=NAME.`);
   }
   const [nicAddrs, nicRoutes] = await Promise.all([linkAddrs(ip, parent), linkRoutes(ip, parent)]);
   return planTakeover({ bridge, nic, ...(existing ? { existingBridge: existing } : {}), nicAddrs, nicRoutes });

@@ -33,3 +33,8 @@ export function vethNames(endpointId: string): VethNames {
     container: assertIfName(CONTAINER_VETH_PREFIX + stem, 'container veth name'),
   };
 }
+
+/** A flatnet endpoint veth (either end): the prefix and 11 hex digits of an endpoint id. */
+export function isFlatnetVeth(name: string): boolean {
+  return new RegExp(`^(${HOST_VETH_PREFIX}|${CONTAINER_VETH_PREFIX})[0-9a-f]{11}$`).test(name);
+}

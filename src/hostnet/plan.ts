@@ -7,9 +7,20 @@ export function movableAddrs(addrs: readonly AddrInfo[]): AddrInfo[] {
   return addrs.filter((a) => a.family === 'inet' || (a.family === 'inet6' && a.scope === 'global'));
 }
 
-/** Routes to carry over: the kernel re-creates its own (connected, link-local) ones for the new device. */
-export function movableRoutes(routes: readonly RouteInfo[]): RouteInfo[] {
-  return routes.filter((r) => r.protocol !== 'kernel' && (r.type === undefined || r.type === 'unicast'));
+/**
+ * Routes to carry over. The kernel re-creates its own (connected, link-local) ones for the new device, except
+ * for addresses marked noprefixroute: NetworkManager adds their prefix route itself (as proto kernel, with its
+ * metric), and without it the default route's gateway is unreachable. On-link routes go first, so that every
+ * gateway is reachable when the routes through it are added.
+ */
+export function movableRoutes(routes: readonly RouteInfo[], addrs: readonly AddrInfo[]): RouteInfo[] {
+  const noPrefixRoute = new Set(addrs.filter((a) => a.noprefixroute === true).map((a) => a.local));
+  const movable = routes.filter(
+    (r) =>
+      (r.protocol !== 'kernel' || (r.prefsrc !== undefined && noPrefixRoute.has(r.prefsrc))) &&
+      (r.type === undefined || r.type === 'unicast'),
+  );
+  return [...movable.filter((r) => r.gateway === undefined), ...movable.filter((r) => r.gateway !== undefined)];
 }
 
 function routeDst(r: RouteInfo, v6: boolean): string {
@@ -133,10 +144,11 @@ export function planTakeover(input: TakeoverInput): Step[] {
     });
   }
   const routes = [
-    ...movableRoutes(input.nicRoutes.v4).map((r) => ({ r, v6: false })),
-    ...movableRoutes(input.nicRoutes.v6).map((r) => ({ r, v6: true })),
+    ...movableRoutes(input.nicRoutes.v4, input.nicAddrs).map((r) => ({ r, v6: false })),
+    ...movableRoutes(input.nicRoutes.v6, input.nicAddrs).map((r) => ({ r, v6: true })),
   ];
-  for (const { r, v6 } of routes) {
+  // Gateway routes leave first, so that a rollback (undo in reverse) re-adds on-link routes before them.
+  for (const { r, v6 } of [...routes].reverse()) {
     steps.push({
       name: `route ${r.dst} off NIC`,
       do: routeDelCommand(r, nic.ifname, v6),
@@ -172,8 +184,8 @@ export function planRestore(input: RestoreInput): Step[] {
   const { bridge, nic } = input;
   const steps: Step[] = [];
   const routes = [
-    ...movableRoutes(input.bridgeRoutes.v4).map((r) => ({ r, v6: false })),
-    ...movableRoutes(input.bridgeRoutes.v6).map((r) => ({ r, v6: true })),
+    ...movableRoutes(input.bridgeRoutes.v4, input.bridgeAddrs).map((r) => ({ r, v6: false })),
+    ...movableRoutes(input.bridgeRoutes.v6, input.bridgeAddrs).map((r) => ({ r, v6: true })),
   ];
   for (const { r, v6 } of routes) {
     steps.push({

@@ -71,8 +71,10 @@ export class AddressService {
       const kv = view?.snapshot.kvs.get(addrKey);
       if (!view || !kv) return 'not-assigned' as const;
       const owner = assignmentSchema.safeParse(safeJson(kv.value));
-      if (!force && owner.success && owner.data.hostId !== this.hostId) {
-        this.logger.warn({ address, owner: owner.data.hostId, poolId }, 'release of an address another host holds ignored');
+      if (!force && (!owner.success || owner.data.hostId !== this.hostId)) {
+        // An unreadable record has no provable owner: only `flatnet ip release` (force) may free it.
+        const holder = owner.success ? owner.data.hostId : 'unknown (unreadable record)';
+        this.logger.warn({ address, owner: holder, poolId }, 'release of an address another host holds ignored');
         return 'none' as const;
       }
       const ok = await this.blocks.commit(view, {

@@ -18,6 +18,11 @@ export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', 
   const reservations = c.reservations.map((r) => ({ ...r, holders: { ...r.holders } }));
   const existing = reservations.find((r) => r.address === address);
   if (existing) {
+    // An aux address is one per network, and a host has one network per pool: a second request from the same
+    // host is a container --ip that arrived inside the aux window, and must not share the address.
+    if (kind === 'aux' && existing.holders[hostId] !== undefined) {
+      throw new FlatnetError('conflict', `${address} is already reserved on this host.`);
+    }
     existing.holders[hostId] = (existing.holders[hostId] ?? 0) + 1;
   } else {
     reservations.push({ address, kind, holders: { [hostId]: 1 } });

@@ -172,6 +172,12 @@ export class HostNetworkDriver implements NetworkDriver {
     if ((await this.state.getNetwork(input.networkId)) !== undefined) return;
     await this.withBridgeLock(async () => {
       const parent = opts.parent ?? (await this.defaultParent(opts.bridge));
+      // Checked before the takeover: a refused network must leave the host as it was.
+      const nic = (await listLinks(this.ip)).find((l) => l.ifname === parent);
+      const parentMtu = nic?.mtu ?? 1500;
+      if (opts.mtu !== undefined && opts.mtu > parentMtu) {
+        throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
+      }
       await ensureBridge(this.ip, {
         bridge: opts.bridge,
         parent,
@@ -179,11 +185,6 @@ export class HostNetworkDriver implements NetworkDriver {
         ...(this.failTakeoverAfterStep !== undefined ? { failAfterStep: this.failTakeoverAfterStep } : {}),
       });
       await ensureForwardAccept(this.ip, opts.bridge, this.logger);
-      const nic = (await listLinks(this.ip)).find((l) => l.ifname === parent);
-      const parentMtu = nic?.mtu ?? 1500;
-      if (opts.mtu !== undefined && opts.mtu > parentMtu) {
-        throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
-      }
       const record: NetworkRecord = {
         networkId: input.networkId,
         bridge: opts.bridge,

@@ -1,15 +1,14 @@
 import type { Logger } from '../observability/logger.js';
 import { listLinks } from '../hostnet/ip-json.js';
 import { IpBatchError, type IpRunner } from '../hostnet/ip-runner.js';
-import { CONTAINER_VETH_PREFIX, HOST_VETH_PREFIX, vethNames } from '../hostnet/names.js';
+import { isFlatnetVeth, vethNames } from '../hostnet/names.js';
 import { onlyMissingLinkErrors } from '../hostnet/veth.js';
 
 /** flatnet veth names (either end) in `links` that no endpoint in `endpointIds` accounts for. */
 export function orphanVeths(links: readonly string[], endpointIds: readonly string[]): string[] {
   const owned = new Set(endpointIds.flatMap((id) => Object.values(vethNames(id))));
   // Only names of the exact shape flatnet gives (Docker ids are hex), so a user's own veth is never touched.
-  const ours = new RegExp(`^(${HOST_VETH_PREFIX}|${CONTAINER_VETH_PREFIX})[0-9a-f]{11}$`);
-  return links.filter((name) => ours.test(name) && !owned.has(name));
+  return links.filter((name) => isFlatnetVeth(name) && !owned.has(name));
 }
 
 /**

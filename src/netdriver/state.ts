@@ -137,7 +137,9 @@ export class DriverState {
       .map((n) => n.slice(0, -'.json'.length));
     const out: NetworkRecord[] = [];
     for (const id of ids) {
-      const rec = await this.getNetwork(id);
+      // One damaged record must not keep every other network's bridge from coming back after a reboot;
+      // the damaged one is reported when Docker next names it (getNetwork throws then).
+      const rec = await this.getNetwork(id).catch(() => undefined);
       if (rec !== undefined) out.push(rec);
     }
     return out;

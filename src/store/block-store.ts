@@ -25,6 +25,8 @@ export interface BlockChange {
   remove?: { address: string; modRevision: string }[];
 }
 
+const MAX_CACHED_BLOCKS = 256;
+
 /** Blocks, summary nodes and assignment keys of one pool: the allocation and release txns. */
 export class BlockStore {
   /**
@@ -50,7 +52,14 @@ export class BlockStore {
     const known = this.written.get(key)?.blockRev;
     // Replies may arrive out of order: keep the newest write.
     if (known !== undefined && view.blockRev !== undefined && BigInt(known) > BigInt(view.blockRev)) return;
+    this.written.delete(key);
     this.written.set(key, view);
+    // Only recently written blocks are worth keeping: the oldest go first (a Map iterates in insertion order).
+    while (this.written.size > MAX_CACHED_BLOCKS) {
+      const oldest = this.written.keys().next().value;
+      if (oldest === undefined) break;
+      this.written.delete(oldest);
+    }
   }
 
   /** Config, block and the block's summary path (plus extra keys) in one consistent read; undefined = no pool. */

@@ -16,7 +16,8 @@ export function createEtcdClient(s: EtcdSettings): Etcd3 {
   const options: IOptions = {
     hosts: s.etcdEndpoints,
     dialTimeout: s.etcdTimeoutMs,
-    defaultCallOptions: () => ({ deadline: Date.now() + s.etcdTimeoutMs }),
+    // Unary calls only: a deadline on the lease keep-alive stream would cut it every etcdTimeoutMs.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + s.etcdTimeoutMs }),
   };
   const wantsTls = s.etcdEndpoints.some((e) => e.startsWith('https://')) || s.etcdCaFile !== undefined;
   if (wantsTls) {

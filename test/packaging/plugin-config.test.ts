@@ -25,7 +25,8 @@ test('the managed plugin config declares both drivers, host networking and setta
   assert.ok(c.linux.capabilities.includes('CAP_NET_ADMIN'));
   assert.deepEqual(c.entrypoint.slice(-3), ['server', '--socket', '/run/docker/plugins/flatnet.sock']);
   const endpoints = c.env.find((e) => e.name === 'FLATNET_ETCD_ENDPOINTS');
-  assert.deepEqual(endpoints && [endpoints.settable, endpoints.value], [['value'], 'http://127.0.0.1:2379']);
+  // empty by default: an empty variable is ignored, so flatnet.conf (or the built-in default) decides
+  assert.deepEqual(endpoints && [endpoints.settable, endpoints.value], [['value'], '']);
   for (const e of c.env) assert.ok(SETTING_KEYS.some((k) => envName(k) === e.name), `${e.name} is a flatnet setting`);
   assert.deepEqual(c.mounts.map((m) => m.destination).sort(), ['/etc/flatnet', '/etc/machine-id', '/var/lib/flatnet']);
 });
@@ -45,7 +46,7 @@ test('flatnet.conf documents every setting, and each line parses once uncommente
 
 test('the systemd unit starts before Docker and restarts on failure', () => {
   const unit = read('flatnet.service');
-  for (const line of ['Before=docker.service', 'After=network-online.target', 'Wants=network-online.target', 'Restart=on-failure', 'ExecStart=/usr/bin/flatnet server', 'EnvironmentFile=-/etc/flatnet/flatnet.conf']) {
+  for (const line of ['Before=docker.service', 'After=network-online.target', 'Wants=network-online.target', 'Restart=on-failure', 'ExecStart=/usr/bin/flatnet server']) {
     assert.match(unit, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&')}$`, 'm'), line);
   }
 });

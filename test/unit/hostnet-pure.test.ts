@@ -68,8 +68,19 @@ describe('bridge takeover plan', () => {
     assert.deepEqual(movableAddrs(addrs).map((a) => a.local), ['10.0.0.5', '10.0.0.6', 'fd00::5']);
   });
   test('moves static routes, leaves kernel routes to the kernel', () => {
-    assert.deepEqual(movableRoutes(routes.v4).map((r) => r.dst), ['default', '192.168.9.0/24']);
-    assert.deepEqual(movableRoutes(routes.v6).map((r) => r.dst), ['default']);
+    assert.deepEqual(movableRoutes(routes.v4, addrs).map((r) => r.dst), ['default', '192.168.9.0/24']);
+    assert.deepEqual(movableRoutes(routes.v6, addrs).map((r) => r.dst), ['default']);
+  });
+  test('NetworkManager style (noprefixroute): its prefix route moves too, before the routes that need it', () => {
+    const nm = addrs.map((a) => (a.local === '10.0.0.5' ? { ...a, noprefixroute: true } : a));
+    const nmRoutes = [
+      ...routes.v4,
+      { dst: '10.0.0.0/24', protocol: 'kernel', scope: 'link', prefsrc: '10.0.0.5', metric: 100, flags: [] },
+    ];
+    const moved = movableRoutes(nmRoutes, nm);
+    assert.equal(moved[0]?.dst, '10.0.0.0/24', 'on-link first');
+    assert.ok(moved.some((r) => r.dst === 'default'));
+    assert.equal(movableRoutes(nmRoutes, addrs).some((r) => r.dst === '10.0.0.0/24'), false, 'kernel-made prefix routes stay');
   });
   test('orders: bridge, MAC+MTU, port, up, addresses, routes off then on, NIC addresses last', () => {
     assert.deepEqual(dos, [
@@ -80,9 +91,9 @@ describe('bridge takeover plan', () => {
       'addr add 10.0.0.5/24 dev br0 broadcast 10.0.0.255',
       'addr add 10.0.0.6/24 dev br0 label br0:1',
       'addr add fd00::5/64 dev br0 nodad',
-      'route del 0.0.0.0/0 via 10.0.0.1 dev eth0 metric 100',
-      'route del 192.168.9.0/24 via 10.0.0.254 dev eth0',
       'route del ::/0 via fd00::1 dev eth0 metric 1024',
+      'route del 192.168.9.0/24 via 10.0.0.254 dev eth0',
+      'route del 0.0.0.0/0 via 10.0.0.1 dev eth0 metric 100',
       'route add 0.0.0.0/0 via 10.0.0.1 dev br0 proto dhcp metric 100',
       'route add 192.168.9.0/24 via 10.0.0.254 dev br0 onlink',
       'route add ::/0 via fd00::1 dev br0 metric 1024',

@@ -71,10 +71,20 @@ test('reservations are ref-counted per host; gateway defaults', () => {
   assert.equal(reservationAddress(withRange(), subnet, 'gateway', ''), '10.20.0.1');
   assert.equal(reservationAddress(emptyPoolConfig('10.20.0.0/24'), subnet, 'gateway', ''), '10.20.0.1');
   assert.throws(() => reservationAddress(withRange(), subnet, 'aux', '10.30.0.1'), kind('invalid'));
-  let c = reserve(reserve(withRange(), 'h1', 'aux', '10.20.0.7'), 'h1', 'aux', '10.20.0.7');
+  let c = reserve(reserve(withRange(), 'h1', 'gateway', '10.20.0.7'), 'h1', 'gateway', '10.20.0.7');
   c = unreserve(c, 'h1', '10.20.0.7') as PoolConfig;
   assert.equal(c.reservations.length, 1);
   assert.equal(unreserve(c, 'h2', '10.20.0.7'), undefined);
   assert.equal((unreserve(c, 'h1', '10.20.0.7') as PoolConfig).reservations.length, 0);
   assert.deepEqual(poolData(withRange(), subnet), { 'com.docker.network.gateway': '10.20.0.1/24' });
+});
+
+test('an aux reservation is shared across hosts but never twice on one host (a --ip inside the aux window)', () => {
+  const c = reserve(withRange(), 'h1', 'aux', '10.20.0.200');
+  const shared = reserve(c, 'h2', 'aux', '10.20.0.200');
+  assert.deepEqual(Object.keys(shared.reservations.find((r) => r.address === '10.20.0.200')?.holders ?? {}).sort(), ['h1', 'h2']);
+  assert.throws(() => reserve(shared, 'h1', 'aux', '10.20.0.200'), kind('conflict'));
+  // the gateway stays idempotent per host: Docker may ask again after a failed create it cleaned up
+  const gw = reserve(reserve(c, 'h1', 'gateway', '10.20.0.1'), 'h1', 'gateway', '10.20.0.1');
+  assert.equal(gw.reservations.find((r) => r.address === '10.20.0.1')?.holders.h1, 2);
 });
