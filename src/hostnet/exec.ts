@@ -13,9 +13,9 @@ export interface ExecResult {
  * Resolves with the exit code instead of rejecting so callers decide what a non-zero exit means.
  * Rejects only when the program could not be started (ENOENT and the like).
  */
-export function execArgs(file: string, args: readonly string[], input?: string): Promise<ExecResult> {
+export function execArgs(file: string, args: readonly string[], input?: string, env?: NodeJS.ProcessEnv): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env !== undefined ? { env } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));

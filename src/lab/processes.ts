@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execArgs } from '../hostnet/exec.js';
 import { createServer } from 'node:net';
 
 /** A child process started by the lab; stopped by its own PID only. */
@@ -31,22 +32,11 @@ export function startProcess(cmd: string, args: string[], options: SpawnOptions 
   };
 }
 
-/** Runs a command to completion; rejects with its stderr on a non-zero exit. */
-export function run(cmd: string, args: string[], options: SpawnOptions & { input?: string } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...options });
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim() || out.trim()}`));
-    });
-    if (options.input !== undefined) child.stdin?.end(options.input);
-    else child.stdin?.end();
-  });
+/** Runs a command to completion; rejects with its stderr on a non-zero exit (the lab wants every step to work). */
+export async function run(cmd: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  const res = await execArgs(cmd, args, options.input, options.env);
+  if (res.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim() || res.stdout.trim()}`);
+  return res.stdout;
 }
 
 /** A TCP port that was free a moment ago on the given address. */

@@ -11,14 +11,8 @@ export interface Drivers {
   admin: IpamAdmin;
   /** Host work to redo before serving (re-establish bridges after a reboot, remove orphan veths). */
   init?: () => Promise<void>;
+  /** Work to finish before etcd closes (background veth removals and announcements). */
+  close?: () => Promise<void>;
 }
 
 export type DriverFactory = (etcd: Etcd3, settings: Settings, logger: Logger) => Drivers;
-
-/** Drivers may hold timers or queues (the IPAM batches requests); those that do expose close(). */
-export async function closeDrivers(drivers: Drivers): Promise<void> {
-  for (const d of [drivers.ipam, drivers.network, drivers.admin] as unknown[]) {
-    const close = (d as { close?: unknown }).close;
-    if (typeof close === 'function') await (close as () => unknown).call(d);
-  }
-}

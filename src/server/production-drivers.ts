@@ -11,5 +11,6 @@ export const createDrivers: DriverFactory = (etcd, settings, logger) => {
     network,
     admin: new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: logger.child({ component: 'ipam-admin' }) }),
     init: () => network.init(),
+    close: () => network.close(),
   };
 };

@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js';
 import { createEtcdClient } from '../store/etcd-client.js';
 import { startHostRegistration } from '../store/host-registry.js';
 import { flatnetVersion } from '../version.js';
-import { closeDrivers, type DriverFactory } from './drivers.js';
+import type { DriverFactory } from './drivers.js';
 import { createDrivers } from './production-drivers.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { prepareSocketPath, removeOwnSocket, restrictSocket } from './unix-socket.js';
@@ -86,7 +86,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
     own = await restrictSocket(settings.socket);
   } catch (err) {
     etcd.close();
-    await closeDrivers(drivers).catch(() => undefined);
+    await drivers.close?.().catch(() => undefined);
     throw err;
   }
 
@@ -126,7 +126,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       const started = Date.now();
       log.info({ open_connections: sockets.size }, 'shutting down: no new connections, finishing in-flight calls');
       await Promise.all([closeHttp(server, drainMs), metrics ? closeHttp(metrics.server, 1000) : Promise.resolve()]);
-      await closeDrivers(drivers).catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
+      await drivers.close?.().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
       await registration.stop().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
       etcd.close();
       await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
