@@ -1,5 +1,5 @@
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { FlatnetError } from '../errors.js';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { errorMessage, FlatnetError } from '../errors.js';
 import type { IpamDriver } from '../ipam/ipam-driver.js';
 import type { NetworkDriver } from '../netdriver/network-driver.js';
 import type { Logger } from '../observability/logger.js';
@@ -28,11 +28,8 @@ class BodyError extends Error {
   }
 }
 
-/**
- * Reads the raw body whatever its Content-Type (Docker sends none). Done by hand rather than with express.raw:
- * the body-parser stack cost as much CPU per call as the rest of the route on this hot path.
- */
-function readBody(req: Request): Promise<Buffer> {
+/** Reads the raw body whatever its Content-Type (Docker sends none), up to BODY_LIMIT_BYTES. */
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -51,7 +48,7 @@ function readBody(req: Request): Promise<Buffer> {
 }
 
 /** JSON reply written directly (res.json's content negotiation is not needed: Docker reads any JSON). */
-function reply(res: Response, status: number, body: Record<string, unknown>): void {
+function reply(res: ServerResponse, status: number, body: Record<string, unknown>): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
@@ -76,8 +73,19 @@ function describeFailure(err: unknown, method: string): Failure {
   };
 }
 
-/** The Docker plugin protocol (legacy v1 and managed v2) on an express app; transport is the caller's. */
-export function createPluginApp(deps: PluginAppDeps): Express {
+/** `/IpamDriver.RequestAddress?x` → `IpamDriver.RequestAddress` (Docker sends no query string). */
+function methodOf(url: string | undefined): string {
+  const path = (url ?? '/').split('?', 1)[0] as string;
+  return path.startsWith('/') ? path.slice(1) : path;
+}
+
+/**
+ * The Docker plugin protocol (legacy v1 and managed v2) as a node:http request listener; the transport is the
+ * caller's. Every call is `POST /<Interface>.<Method>`, so a map lookup is the whole routing. Served without
+ * express on purpose: on this hot path express cost more CPU per call than node's HTTP parsing, zod and the
+ * log line together (measured: README › Benchmarks).
+ */
+export function createPluginApp(deps: PluginAppDeps): RequestListener {
   const log = deps.logger.child({ component: 'api', host_id: deps.hostId });
   const windows = new PoolCreationWindows();
   const routes: PluginRoute[] = [
@@ -85,25 +93,9 @@ export function createPluginApp(deps: PluginAppDeps): Express {
     ...ipamRoutes(deps.ipam, windows),
     ...networkRoutes(deps.network, windows),
   ];
-
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  // Plugin calls carry no query string; express would parse one on every request.
-  app.set('query parser', false);
   const byMethod = new Map(routes.map((r) => [r.method, r]));
 
-  // One route and a map lookup: express matching ~25 routes one by one showed up in the per-call cost.
-  app.post('/:method', (req: Request, res: Response, next: NextFunction) => {
-    const route = byMethod.get(req.params.method ?? '');
-    if (route === undefined) return next();
-    readBody(req).then(
-      (body) => handleCall(route, body, res),
-      (err: unknown) => next(err),
-    );
-  });
-
-  async function handleCall(route: PluginRoute, body: Buffer, res: Response): Promise<void> {
+  async function handleCall(route: PluginRoute, body: Buffer, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const fields: LogFields = {};
     let status = 200;
@@ -133,21 +125,34 @@ export function createPluginApp(deps: PluginAppDeps): Express {
     reply(res, status, answer);
   }
 
-  app.use((req: Request, res: Response) => {
-    const method = req.method === 'POST' ? req.path.replace(/^\//, '') : `${req.method} ${req.path}`;
+  function unknownMethod(req: IncomingMessage, res: ServerResponse, method: string): void {
+    const what = req.method === 'POST' ? method : `${req.method ?? '?'} /${method}`;
+    // Drain whatever body came so that the keep-alive connection stays usable.
+    req.resume();
     pluginCalls.inc({ method: 'unknown', outcome: 'not-found' });
-    log.warn({ method, status: 404 }, 'plugin call to an unknown method');
-    reply(res, 404, { Err: `flatnet does not implement ${method}` });
-  });
+    log.warn({ method: what, status: 404 }, 'plugin call to an unknown method');
+    reply(res, 404, { Err: `flatnet does not implement ${what}` });
+  }
 
   // Body-reading failures (too large, aborted, bad encoding) end here, before any route ran.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 400;
-    const message = `${req.path.replace(/^\//, '')}: the request body could not be read (${(err as Error).message})`;
+  function unreadableBody(res: ServerResponse, method: string, err: unknown): void {
+    const status = err instanceof BodyError ? err.status : 400;
+    const message = `${method}: the request body could not be read (${errorMessage(err)})`;
     pluginCalls.inc({ method: 'unknown', outcome: 'invalid' });
-    log.warn({ method: req.path.replace(/^\//, ''), status, error: message }, 'plugin call failed');
-    reply(res, status >= 400 && status < 600 ? status : 400, { Err: message });
-  });
+    log.warn({ method, status, error: message }, 'plugin call failed');
+    reply(res, status, { Err: message });
+  }
 
-  return app;
+  return (req, res) => {
+    const method = methodOf(req.url);
+    const route = req.method === 'POST' ? byMethod.get(method) : undefined;
+    if (route === undefined) return unknownMethod(req, res, method);
+    readBody(req)
+      .then(
+        (body) => handleCall(route, body, res),
+        (err: unknown) => unreadableBody(res, method, err),
+      )
+      // handleCall answers every failure itself; this only keeps a bug from becoming an unhandled rejection.
+      .catch((err: unknown) => log.error({ method, error: errorMessage(err) }, 'plugin call crashed'));
+  };
 }

@@ -59,35 +59,69 @@ export class AddressService {
     });
   }
 
-  /** Frees a container address this host holds, or drops this host's reservation; anything else is a no-op. */
-  async release(ref: PoolRef, poolId: string, text: string, force = false): Promise<'container' | 'reservation' | 'none'> {
-    const parsed = parseAddress(text);
-    if (!subnetContains(ref.subnet, parsed.family, parsed.value)) return 'none';
-    const offset = parsed.value - ref.subnet.network;
-    const address = addressAt(ref.subnet, offset);
-    const addrKey = this.blocks.keys.addr(ref.subnet, address);
-    const outcome = await this.blocks.io.retrying(`release ${address}`, async () => {
-      const view = await this.blocks.readBlock(ref.subnet, blockOf(offset), [addrKey]);
-      const kv = view?.snapshot.kvs.get(addrKey);
-      if (!view || !kv) return 'not-assigned' as const;
-      const owner = assignmentSchema.safeParse(safeJson(kv.value));
-      if (!force && (!owner.success || owner.data.hostId !== this.hostId)) {
-        // An unreadable record has no provable owner: only `flatnet ip release` (force) may free it.
-        const holder = owner.success ? owner.data.hostId : 'unknown (unreadable record)';
-        this.logger.warn({ address, owner: holder, poolId }, 'release of an address another host holds ignored');
-        return 'none' as const;
-      }
-      const ok = await this.blocks.commit(view, {
-        bits: withBit(view.bits, bitOf(offset), false),
-        allocatable: allocatable(view.pool.config, ref.subnet),
-        remove: [{ address, modRevision: kv.modRevision }],
+  /**
+   * Frees the container addresses of one block (offsets in the pool) that this host holds, or any holder's
+   * with force, in one read and one txn. Per offset: 'container' when freed, 'not-assigned' when no container
+   * holds it (it may be a reservation), 'none' when another host holds it (ignored, logged).
+   */
+  async releaseContainers(ref: PoolRef, poolId: string, offsets: bigint[], force = false): Promise<ContainerRelease[]> {
+    const first = offsets[0];
+    if (first === undefined) return [];
+    const block = blockOf(first);
+    if (offsets.some((o) => blockOf(o) !== block)) throw new Error('releaseContainers: offsets from more than one block');
+    const addresses = offsets.map((o) => addressAt(ref.subnet, o));
+    const addrKeys = addresses.map((a) => this.blocks.keys.addr(ref.subnet, a));
+    return this.blocks.io.retrying(`release ${addresses.join(', ')}`, async () => {
+      const view = await this.blocks.readBlock(ref.subnet, block, [...new Set(addrKeys)]);
+      if (!view) return offsets.map(() => 'not-assigned' as const);
+      const outcomes: ContainerRelease[] = [];
+      const remove: { address: string; modRevision: string }[] = [];
+      let bits = view.bits;
+      offsets.forEach((offset, i) => {
+        const address = addresses[i] as string;
+        const kv = view.snapshot.kvs.get(addrKeys[i] as string);
+        if (!kv) return outcomes.push('not-assigned');
+        // The same address twice in one batch: the first one frees it.
+        if (remove.some((r) => r.address === address)) return outcomes.push('none');
+        const owner = assignmentSchema.safeParse(safeJson(kv.value));
+        if (!force && (!owner.success || owner.data.hostId !== this.hostId)) {
+          // An unreadable record has no provable owner: only `flatnet ip release` (force) may free it.
+          const holder = owner.success ? owner.data.hostId : 'unknown (unreadable record)';
+          this.logger.warn({ address, owner: holder, poolId }, 'release of an address another host holds ignored');
+          return outcomes.push('none');
+        }
+        bits = withBit(bits, bitOf(offset), false);
+        remove.push({ address, modRevision: kv.modRevision });
+        return outcomes.push('container');
       });
-      return ok ? ('container' as const) : undefined;
+      if (remove.length === 0) return outcomes;
+      const ok = await this.blocks.commit(view, { bits, allocatable: allocatable(view.pool.config, ref.subnet), remove });
+      return ok ? outcomes : undefined;
     });
-    if (outcome !== 'not-assigned') return outcome;
+  }
+
+  /** Drops this host's gateway/aux reservation of the address, if it has one. */
+  releaseReservation(ref: PoolRef, address: string): Promise<'reservation' | 'none'> {
     return this.pools.mutate(`release reservation ${address}`, ref.subnet, [], ({ current }) => {
       const next = current ? unreserve(current, this.hostId, address) : undefined;
       return next ? { result: 'reservation' as const, next } : { result: 'none' as const };
     });
   }
+
+  /** Frees a container address this host holds (any holder's with force), or drops this host's reservation. */
+  async release(ref: PoolRef, poolId: string, text: string, force = false): Promise<'container' | 'reservation' | 'none'> {
+    const offset = offsetInPool(ref, text);
+    if (offset === undefined) return 'none';
+    const [outcome] = await this.releaseContainers(ref, poolId, [offset], force);
+    if (outcome !== 'not-assigned') return outcome ?? 'none';
+    return this.releaseReservation(ref, addressAt(ref.subnet, offset));
+  }
+}
+
+export type ContainerRelease = 'container' | 'not-assigned' | 'none';
+
+/** The address's offset in the pool's subnet, or undefined when it lies outside (then nothing holds it). */
+export function offsetInPool(ref: PoolRef, text: string): bigint | undefined {
+  const parsed = parseAddress(text);
+  return subnetContains(ref.subnet, parsed.family, parsed.value) ? parsed.value - ref.subnet.network : undefined;
 }

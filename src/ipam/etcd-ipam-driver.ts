@@ -6,11 +6,12 @@ import { BlockStore } from '../store/block-store.js';
 import { EtcdIo } from '../store/etcd-io.js';
 import { IpamKeys } from '../store/keys.js';
 import { PoolStore } from '../store/pool-store.js';
-import { AddressService } from './address-service.js';
-import { cidrAt, offsetIn } from './address.js';
+import { AddressService, type ContainerRelease, offsetInPool } from './address-service.js';
+import { addressAt, cidrAt, offsetIn } from './address.js';
+import { blockOf } from './bitmap.js';
 import { Allocator, type AssignmentMeta } from './allocator.js';
 import type { IpamDriver, RequestAddressInput, RequestAddressResult, RequestPoolInput, RequestPoolResult } from './ipam-driver.js';
-import { parsePoolId } from './pool-id.js';
+import { parsePoolId, type PoolRef } from './pool-id.js';
 import { PoolService } from './pool-service.js';
 import { RequestBatcher } from './request-batcher.js';
 
@@ -23,6 +24,14 @@ export interface EtcdIpamOptions {
 
 /** Below etcd's default limit of 128 operations per txn (one put per address plus block and summaries). */
 const MAX_BATCH = 100;
+/** How long a batch may wait for callers the last one served (see RequestBatcher); small beside a docker run. */
+const GATHER_MS = 2;
+
+interface ReleaseRequest {
+  ref: PoolRef;
+  poolId: string;
+  offset: bigint;
+}
 
 /** The IpamDriver over etcd: wires the pool and address services and batches concurrent container requests. */
 export class EtcdIpamDriver implements IpamDriver {
@@ -30,6 +39,7 @@ export class EtcdIpamDriver implements IpamDriver {
   private readonly addresses: AddressService;
   private readonly allocator: Allocator;
   private readonly batcher: RequestBatcher<AssignmentMeta, string>;
+  private readonly releases: RequestBatcher<ReleaseRequest, ContainerRelease>;
   private readonly logger: Logger;
 
   constructor(o: EtcdIpamOptions) {
@@ -41,7 +51,16 @@ export class EtcdIpamDriver implements IpamDriver {
     this.pools = new PoolService(poolStore, blockStore, o.hostId, o.logger);
     this.addresses = new AddressService(poolStore, blockStore, o.hostId, o.logger);
     this.allocator = new Allocator(blockStore, o.hostId);
-    this.batcher = new RequestBatcher((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), MAX_BATCH);
+    const batching = { maxBatch: MAX_BATCH, gatherMs: GATHER_MS };
+    this.batcher = new RequestBatcher((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), batching);
+    // Releases are batched per block: one read and one txn free every address of the block that queued up.
+    this.releases = new RequestBatcher(
+      (_key, requests) => {
+        const { ref, poolId } = requests[0] as ReleaseRequest;
+        return this.addresses.releaseContainers(ref, poolId, requests.map((r) => r.offset));
+      },
+      batching,
+    );
   }
 
   requestPool(input: RequestPoolInput): Promise<RequestPoolResult> {
@@ -76,7 +95,11 @@ export class EtcdIpamDriver implements IpamDriver {
   }
 
   async releaseAddress(poolId: string, address: string): Promise<void> {
-    const outcome = await this.addresses.release(parsePoolId(poolId), poolId, address);
+    const ref = parsePoolId(poolId);
+    const offset = offsetInPool(ref, address);
+    if (offset === undefined) return;
+    let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, { ref, poolId, offset });
+    if (outcome === 'not-assigned') outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
     if (outcome !== 'none') releases.inc();
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { isIPv4, isIPv6 } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { Express } from 'express';
+import type { RequestListener } from 'node:http';
 import { Etcd3 } from 'etcd3';
 import { EtcdIpamAdmin } from '../../src/ipam/etcd-ipam-admin.js';
 import { EtcdIpamDriver } from '../../src/ipam/etcd-ipam-driver.js';
@@ -22,7 +22,7 @@ const logger = silentLogger();
 
 let etcd: EtcdCluster;
 let client: Etcd3;
-let app: Express;
+let app: RequestListener;
 let admin: EtcdIpamAdmin;
 
 function ipOf(cidr: unknown): string {

@@ -128,6 +128,24 @@ test('pools are shared by subnet across hosts, claims are per host', { skip }, a
   assert.equal((await b.requestAddress(container(pb.poolId))).address, `${one}/24`);
 });
 
+test('releases that arrive together are freed in one txn; another host\'s address among them is left alone', { skip }, async () => {
+  const prefix = freshPrefix();
+  const [a, b] = [driver(prefix, 'ra'), driver(prefix, 'rb')];
+  const { poolId } = await a.requestPool(v4('10.80.0.0/24', '10.80.0.0/25'));
+  await b.requestPool(v4('10.80.0.0/24', '10.80.0.0/25'));
+  const bare = (cidr: string): string => cidr.split('/')[0]!;
+  const mine = (await Promise.all(Array.from({ length: 20 }, () => a.requestAddress(container(poolId))))).map((r) => bare(r.address));
+  const theirs = bare((await b.requestAddress(container(poolId))).address);
+  const etcd = client();
+  const revision = async (): Promise<bigint> => BigInt((await etcd.get(`${prefix}/nothing`).exec()).header.revision);
+
+  const before = await revision();
+  await Promise.all([...mine, theirs].map((address) => a.releaseAddress(poolId, address)));
+  assert.equal(await revision(), before + 1n, 'twenty releases of one block, one txn');
+  await assert.rejects(a.requestAddress(container(poolId, theirs)), kind('conflict'), 'still held by the other host');
+  for (const address of mine) assert.equal((await a.requestAddress(container(poolId, address))).address, `${address}/24`);
+});
+
 test('IPv6 pools allocate with bigint offsets', { skip }, async () => {
   const d = driver(freshPrefix(), 'h6');
   const p = await d.requestPool({ addressSpace: 'FlatLocal', pool: 'fd00:10::/64', subPool: 'fd00:10::8000:0:0:0/120', options: {}, v6: true });
