@@ -5,7 +5,8 @@
  *
  * This machine's CPU speed drifts (shared host: steal time comes and goes), so each concurrency runs ROUNDS
  * rounds of both measurements, in alternating order, and reports medians: the ratio is the median of the
- * per-round ratios, each taken from two measurements seconds apart.
+ * per-round ratios, each taken from two measurements seconds apart (so it need not equal the ratio of the two
+ * median rates); "per round" shows their spread.
  */
 import { Agent, request as httpRequest } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -155,10 +156,12 @@ async function main(): Promise<void> {
 
       const a = latencies(allocs);
       const e = latencies(raws);
-      const ratio = median(allocs.map((p, i) => rate(p) / rate(raws[i] as Point)));
+      const ratios = allocs.map((p, i) => rate(p) / rate(raws[i] as Point));
+      const ratio = median(ratios);
       rows.push([
         String(clients), median(allocs.map(rate)).toFixed(0), a.p50, a.p99, median(releases.map(rate)).toFixed(0),
-        median(raws.map(rate)).toFixed(0), e.p50, e.p99, ratio.toFixed(2), String(failures),
+        median(raws.map(rate)).toFixed(0), e.p50, e.p99, ratio.toFixed(2),
+        `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`, String(failures),
       ]);
     }
     const stealAfter = await stealCounter();
@@ -169,7 +172,7 @@ async function main(): Promise<void> {
     await etcd.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const head = ['clients', 'alloc/s', 'p50 ms', 'p99 ms', 'release/s', 'etcd txn/s', 'p50 ms', 'p99 ms', 'ratio', 'errors'];
+  const head = ['clients', 'alloc/s', 'p50 ms', 'p99 ms', 'release/s', 'etcd txn/s', 'p50 ms', 'p99 ms', 'ratio', 'per round', 'errors'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
   process.stdout.write(

@@ -71,7 +71,8 @@ export class AddressService {
     if (offsets.some((o) => blockOf(o) !== block)) throw new Error('releaseContainers: offsets from more than one block');
     const addresses = offsets.map((o) => addressAt(ref.subnet, o));
     const addrKeys = addresses.map((a) => this.blocks.keys.addr(ref.subnet, a));
-    return this.blocks.io.retrying(`release ${addresses.join(', ')}`, async () => {
+    const what = addresses.length === 1 ? `release ${addresses[0]}` : `release ${addresses.length} addresses`;
+    return this.blocks.io.retrying(what, async () => {
       const view = await this.blocks.readBlock(ref.subnet, block, [...new Set(addrKeys)]);
       if (!view) return offsets.map(() => 'not-assigned' as const);
       const outcomes: ContainerRelease[] = [];
