@@ -41,7 +41,14 @@ function call(agent: Agent, socketPath: string, method: string, body: unknown): 
       (res) => {
         let out = '';
         res.on('data', (d: Buffer) => (out += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(out) as Record<string, unknown> }));
+        res.on('end', () => {
+          // A throw here would be uncaught and skip main's cleanup (etcd, server): reject instead.
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(out) as Record<string, unknown> });
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
       },
     );
     req.on('error', reject);

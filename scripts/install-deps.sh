@@ -18,6 +18,7 @@ have arping    || need+=(iputils-arping)
 have nsenter   || need+=(util-linux)
 have rpmbuild  || need+=(rpm)
 have modprobe  || need+=(kmod)
+have openssl   || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "flatnet: missing packages (${need[*]}); run this script as root to install them" >&2

@@ -31,12 +31,6 @@ export function vethCreateCommands(spec: VethSpec): IpCommand[] {
   ];
 }
 
-export function vethDeleteCommands(names: VethNames): IpCommand[] {
-  return [
-    ['link', 'del', 'dev', names.host],
-    ['link', 'del', 'dev', names.container],
-  ];
-}
 
 /** Whether ip's complaints are all of the "that link is not there" kind. */
 export function onlyMissingLinkErrors(stderr: string): boolean {
@@ -48,11 +42,12 @@ export function onlyMissingLinkErrors(stderr: string): boolean {
 }
 
 /**
- * Removes whichever end of the pair exists (deleting one end removes both); a pair already gone is fine.
+ * Removes the pair through its host end, which stays in this namespace wherever the container end is
+ * (deleting one end removes both); a pair already gone is fine.
  */
 export async function deleteVeth(ip: IpRunner, names: VethNames): Promise<void> {
   try {
-    await ip.batch(vethDeleteCommands(names), { force: true });
+    await ip.batch([['link', 'del', 'dev', names.host]]);
   } catch (err) {
     if (err instanceof IpBatchError && onlyMissingLinkErrors(err.stderr)) return;
     throw err;

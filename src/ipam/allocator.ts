@@ -42,8 +42,8 @@ export class Allocator {
       const cached = this.store.takeCached(ref.subnet, block);
       const view = cached ?? (await this.store.readBlock(ref.subnet, block));
       if (!view) throw new FlatnetError('not-found', `Pool ${poolId} does not exist (was its network removed?).`);
-      const allowed = allowedFor(view.pool.config, ref);
       const all = allocatable(view.pool.config, ref.subnet);
+      const allowed = allowedFor(view.pool.config, ref, all);
       const offsets = freeOffsets(view.bits, block, allowed, metas.length);
       if (offsets.length === 0) {
         tried.add(block);

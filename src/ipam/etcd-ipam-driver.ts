@@ -7,7 +7,7 @@ import { EtcdIo } from '../store/etcd-io.js';
 import { IpamKeys } from '../store/keys.js';
 import { PoolStore } from '../store/pool-store.js';
 import { AddressService, type ContainerRelease, offsetInPool } from './address-service.js';
-import { addressAt, cidrAt, offsetIn } from './address.js';
+import { addressAt } from './address.js';
 import { blockOf } from './bitmap.js';
 import { Allocator, type AssignmentMeta } from './allocator.js';
 import type { IpamDriver, RequestAddressInput, RequestAddressResult, RequestPoolInput, RequestPoolResult } from './ipam-driver.js';
@@ -83,7 +83,7 @@ export class EtcdIpamDriver implements IpamDriver {
         if (input.endpointName) meta.endpointName = input.endpointName;
         address = input.address !== ''
           ? await this.addresses.requestSpecific(ref, input.poolId, input.address, meta)
-          : await this.batcher.submit(input.poolId, meta).then((a) => cidrAt(ref.subnet, offsetIn(ref.subnet, a)));
+          : `${await this.batcher.submit(input.poolId, meta)}/${ref.subnet.prefix}`;
       }
       allocations.inc({ kind: input.kind });
       return { address };

@@ -36,9 +36,8 @@ export function allocatable(c: PoolConfig, subnet: Subnet): Interval[] {
   return subtract(rangeSet(c, subnet), exclusions(c, subnet));
 }
 
-/** What one PoolID may hand out: with a sub-pool (--ip-range) only inside it. */
-export function allowedFor(c: PoolConfig, ref: PoolRef): Interval[] {
-  const all = allocatable(c, ref.subnet);
+/** What one PoolID may hand out: with a sub-pool (--ip-range) only inside it. `all` = allocatable(c, ref.subnet). */
+export function allowedFor(c: PoolConfig, ref: PoolRef, all: Interval[] = allocatable(c, ref.subnet)): Interval[] {
   return ref.subPool ? intersect(all, [subnetInterval(ref.subnet, ref.subPool)]) : all;
 }
 

@@ -68,6 +68,8 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly background = new Set<Promise<void>>();
   /** Veth removals still running, by endpoint id (see removeVethInBackground). */
   private readonly removals = new Map<string, Promise<void>>();
+  /** Endpoints whose veth Leave already removes: their DeleteEndpoint has nothing to delete. */
+  private readonly left = new Set<string>();
 
   constructor(options: HostNetworkDriverOptions) {
     this.state = new DriverState(options.stateDir);
@@ -247,7 +249,8 @@ export class HostNetworkDriver implements NetworkDriver {
   async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
     assertId(endpointId, 'endpoint id');
     await this.dirs();
-    this.removeVethInBackground(endpointId);
+    // Docker calls Leave first for a joined endpoint; without a Leave seen (a restart between), remove anyway.
+    if (!this.left.delete(endpointId)) this.removeVethInBackground(endpointId);
     await this.state.deleteEndpoint(endpointId);
   }
 
@@ -265,6 +268,7 @@ export class HostNetworkDriver implements NetworkDriver {
     const net = await this.network(ep.networkId);
     const names = vethNames(input.endpointId);
     await this.removals.get(input.endpointId);
+    this.left.delete(input.endpointId);
     await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && ep.address !== '' && input.sandboxKey !== '') {
@@ -287,6 +291,7 @@ export class HostNetworkDriver implements NetworkDriver {
 
   async leave(_networkId: string, endpointId: string): Promise<void> {
     assertId(endpointId, 'endpoint id');
+    this.left.add(endpointId);
     this.removeVethInBackground(endpointId);
   }
 

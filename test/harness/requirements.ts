@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 
-export type Requirement = 'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3';
+export type Requirement = 'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3' | 'openssl';
 
 const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   etcd: 'etcd',
@@ -10,6 +10,7 @@ const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   arping: 'arping',
   rpmbuild: 'rpmbuild',
   iperf3: 'iperf3',
+  openssl: 'openssl',
 };
 
 function hasBinary(name: string): boolean {

@@ -233,7 +233,7 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     assert.equal(await pings(lan.host, '10.66.0.1'), true);
   });
 
-  test('Join announces the container with gratuitous ARP once its address is up', { skip: hasArping() ? false : 'needs arping or busybox' }, async () => {
+  test('Join announces the container with gratuitous ARP once its address is up', { skip: hasArping() ? false : missing('arping') }, async () => {
     const announcing = newDriver({ announce: true, announceTimeoutMs: 8000 });
     const ep = hexId();
     const names = vethNames(ep);

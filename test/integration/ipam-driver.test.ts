@@ -55,7 +55,7 @@ test('independent allocators (clients and processes) drain a pool of 64 into 64 
   const worker = fileURLToPath(new URL('./ipam-worker.js', import.meta.url));
   const spawnWorker = (host: string) =>
     new Promise<{ got: string[]; end: string }>((resolve, reject) => {
-      execFile('node', [worker, cluster.endpoints.join(','), prefix, host, '10.50.0.0/24', '10.50.0.64/26'], (err, out) =>
+      execFile(process.execPath, [worker, cluster.endpoints.join(','), prefix, host, '10.50.0.0/24', '10.50.0.64/26'], (err, out) =>
         err ? reject(err) : resolve(JSON.parse(out) as { got: string[]; end: string }));
     });
   const results = await Promise.all([...drivers.map((d, i) => drain(d, ids[i] as string)), spawnWorker('p1'), spawnWorker('p2')]);
