@@ -3,16 +3,14 @@
  * that is empty vs 99.9% full (filled by writing bitmap blocks and summary hints directly).
  */
 import { performance } from 'node:perf_hooks';
-import { parseSubnet } from '../src/ipam/address.js';
-import { emptyBitmap, withBit } from '../src/ipam/bitmap.js';
-import { EtcdIpamAdmin } from '../src/ipam/etcd-ipam-admin.js';
-import { EtcdIpamDriver } from '../src/ipam/etcd-ipam-driver.js';
+import { parseSubnet } from '../src/net/address.js';
+import { withBit } from '../src/ipam/core/bitmap.js';
+import { emptyBitmap } from '../src/ipam/model/block.js';
+import { EtcdIpamAdmin, EtcdIpamDriver } from '../src/server/etcd-ipam.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';
-import { BlockStore } from '../src/store/block-store.js';
+import { EtcdStores } from '../src/store/etcd-stores.js';
 import { createEtcdClient } from '../src/store/etcd-client.js';
-import { EtcdIo } from '../src/store/etcd-io.js';
-import { IpamKeys } from '../src/store/keys.js';
 
 const cluster = await startEtcdCluster({ members: 1 });
 const etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
@@ -37,7 +35,7 @@ async function p50(prefix: string, subnet: string, first: string, last: string, 
 /** Fills a /16 except 5 free addresses in each of 13 blocks (65 free = 0.1%), with matching summary bits. */
 async function fill16(prefix: string): Promise<void> {
   const subnet = parseSubnet('10.77.0.0/16');
-  const store = new BlockStore(new EtcdIo(etcd, logger), new IpamKeys(prefix));
+  const store = new EtcdStores(etcd, prefix, logger).ipam.blocks;
   let full = emptyBitmap();
   for (let i = 0; i < 256; i++) full = withBit(full, i, true);
   const blocks = new Map<bigint, Uint8Array>();

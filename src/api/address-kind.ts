@@ -1,4 +1,4 @@
-import type { AddressRequestKind } from '../ipam/ipam-driver.js';
+import type { AddressRequestKind } from '../ipam/contract.js';
 
 export const GATEWAY_REQUEST_TYPE = 'com.docker.network.gateway';
 export const REQUEST_ADDRESS_TYPE = 'RequestAddressType';

@@ -1,12 +1,11 @@
-import { GLOBAL_ADDRESS_SPACE, LOCAL_ADDRESS_SPACE, type IpamDriver } from '../ipam/ipam-driver.js';
+import { GLOBAL_ADDRESS_SPACE, IPAM_CAPABILITIES, LOCAL_ADDRESS_SPACE, type IpamDriver } from '../ipam/contract.js';
 import { addressKind, ENDPOINT_NAME_OPTION, MAC_ADDRESS_OPTION, PoolCreationWindows } from './address-kind.js';
 import { bodyRoute, constantRoute, type PluginRoute } from './plugin-route.js';
 import { releaseAddressBody, releasePoolBody, requestAddressBody, requestPoolBody } from './schemas/ipam.js';
 
 export function ipamRoutes(ipam: IpamDriver, windows: PoolCreationWindows): PluginRoute[] {
   return [
-    // flatnet persists everything in etcd, so Docker need not replay requests at its start.
-    constantRoute('IpamDriver.GetCapabilities', { RequiresMACAddress: false, RequiresRequestReplay: false }),
+    constantRoute('IpamDriver.GetCapabilities', IPAM_CAPABILITIES),
     constantRoute('IpamDriver.GetDefaultAddressSpaces', {
       LocalDefaultAddressSpace: LOCAL_ADDRESS_SPACE,
       GlobalDefaultAddressSpace: GLOBAL_ADDRESS_SPACE,

@@ -1,6 +1,6 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { errorMessage, FlatnetError } from '../errors.js';
-import type { IpamDriver } from '../ipam/ipam-driver.js';
+import type { IpamDriver } from '../ipam/contract.js';
 import type { NetworkDriver } from '../netdriver/network-driver.js';
 import type { Logger } from '../observability/logger.js';
 import { pluginCalls, pluginCallSeconds } from '../observability/metrics.js';

@@ -1,10 +1,13 @@
 import type { Command } from 'commander';
-import type { Etcd3 } from 'etcd3';
 import { loadSettings, type RawSettings } from '../config/load.js';
 import { SETTING_KEYS, type Settings, envName, flagName } from '../config/settings.js';
-import type { IpamAdmin } from '../ipam/admin.js';
+import { FlatnetError } from '../errors.js';
+import type { IpamAdmin } from '../ipam/contract.js';
+import { formatSubnet, parseAddress, parseSubnet } from '../net/address.js';
+import { parseRangeSpec } from '../ipam/core/range-spec.js';
+import { isHostId } from '../net/ids.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { createEtcdClient } from '../store/etcd-client.js';
+import type { EtcdStores } from '../store/etcd-stores.js';
 
 const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   socket: 'plugin socket path',
@@ -62,23 +65,56 @@ export function cliLogger(settings: Settings): Logger {
   return createLogger(failureContext.explicitLogLevel ? settings.logLevel : 'silent', 'flatnet-cli');
 }
 
-/** Runs `fn` with an etcd client, always closed afterwards so the process can exit. */
-export async function withEtcd<T>(settings: Settings, fn: (etcd: Etcd3) => Promise<T>): Promise<T> {
-  const etcd = createEtcdClient(settings);
+/**
+ * Runs `fn` with the IPAM admin and the stores it is built on (host registry), over one etcd client that is
+ * always closed afterwards so the process can exit. Loaded lazily: commands that need no etcd don't load it.
+ */
+export async function withAdmin<T>(settings: Settings, fn: (admin: IpamAdmin, stores: EtcdStores) => Promise<T>): Promise<T> {
+  const [{ EtcdStores }, { IpamAdminService }] = await Promise.all([
+    import('../store/etcd-stores.js'),
+    import('../ipam/services/admin-service.js'),
+  ]);
+  const logger = cliLogger(settings);
+  const stores = EtcdStores.open(settings, logger);
   try {
-    return await fn(etcd);
+    return await fn(new IpamAdminService(stores.ipam, logger), stores);
   } finally {
-    etcd.close();
+    stores.close();
   }
 }
 
-/** Runs `fn` with the IPAM admin over etcd (loaded lazily: commands that need no etcd don't load the store). */
-export async function withAdmin<T>(
-  settings: Settings,
-  fn: (admin: IpamAdmin, etcd: Etcd3) => Promise<T>,
-): Promise<T> {
-  const { EtcdIpamAdmin } = await import('../ipam/etcd-ipam-admin.js');
-  return withEtcd(settings, (etcd) =>
-    fn(new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: cliLogger(settings) }), etcd),
-  );
+/*
+ * Flag parsers: a CLI value goes through the same parser as the plugin API's (src/net), and a bad one is refused
+ * before anything is read or changed.
+ */
+
+/** --subnet: a CIDR, canonical as pools are named (10.20.0.5/24 names 10.20.0.0/24). */
+export function subnetFlag(flag: string, value: string): string {
+  try {
+    return formatSubnet(parseSubnet(value));
+  } catch (err) {
+    throw new FlatnetError('invalid', `${flag} ${(err as Error).message}`);
+  }
+}
+
+/** --host: a host id as the server's --host-id accepts it. */
+export function hostIdFlag(flag: string, value: string): string {
+  if (!isHostId(value)) throw new FlatnetError('invalid', `${flag} "${value}" is not a host id (1-64 of [A-Za-z0-9._-], starting with a letter or digit)`);
+  return value;
+}
+
+/** An address argument or flag (ip release, --gateway): a plain IPv4 or IPv6 address. */
+export function addressFlag(flag: string, value: string): string {
+  try {
+    parseAddress(value);
+  } catch (err) {
+    throw new FlatnetError('invalid', `${flag} ${(err as Error).message}`);
+  }
+  return value;
+}
+
+/** --ip-start/--ip-end: checked as the admin will read them (same parser), before etcd is contacted. */
+export function rangeFlags(start: string, end: string): { start: string; end: string } {
+  parseRangeSpec(start, end);
+  return { start, end };
 }

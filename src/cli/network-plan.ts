@@ -1,5 +1,5 @@
 import { FlatnetError } from '../errors.js';
-import type { PoolSummary } from '../ipam/admin.js';
+import type { PoolSummary } from '../ipam/contract.js';
 
 export interface CreateNetworkRequest {
   name: string;

@@ -1,4 +1,4 @@
-import type { AssignmentInfo, PoolSummary } from '../ipam/admin.js';
+import type { AssignmentInfo, PoolSummary } from '../ipam/contract.js';
 import type { HostInfo } from '../store/host-registry.js';
 import { formatTable } from './output.js';
 

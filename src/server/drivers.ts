@@ -1,9 +1,8 @@
-import type { Etcd3 } from 'etcd3';
 import type { Settings } from '../config/settings.js';
-import type { IpamAdmin } from '../ipam/admin.js';
-import type { IpamDriver } from '../ipam/ipam-driver.js';
+import type { IpamAdmin, IpamDriver } from '../ipam/contract.js';
 import type { NetworkDriver } from '../netdriver/network-driver.js';
 import type { Logger } from '../observability/logger.js';
+import type { EtcdStores } from '../store/etcd-stores.js';
 
 export interface Drivers {
   ipam: IpamDriver;
@@ -15,4 +14,5 @@ export interface Drivers {
   close?: () => Promise<void>;
 }
 
-export type DriverFactory = (etcd: Etcd3, settings: Settings, logger: Logger) => Drivers;
+/** Builds the drivers over the process's stores (made once by the server). */
+export type DriverFactory = (stores: EtcdStores, settings: Settings, logger: Logger) => Drivers;

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { IpamAdmin } from '../ipam/admin.js';
+import type { IpamAdmin } from '../ipam/contract.js';
 import type { Logger } from '../observability/logger.js';
 import { poolSize, poolUsed, registry } from '../observability/metrics.js';
 import { errorMessage } from '../errors.js';

@@ -1,15 +1,15 @@
-import { EtcdIpamAdmin } from '../ipam/etcd-ipam-admin.js';
-import { EtcdIpamDriver } from '../ipam/etcd-ipam-driver.js';
+import { createIpam } from '../ipam/services/driver-service.js';
 import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
 import type { DriverFactory } from './drivers.js';
 
-/** The production wiring: IPAM and admin over etcd, networking on this host. */
-export const createDrivers: DriverFactory = (etcd, settings, logger) => {
+/** The production wiring: IPAM and admin over the etcd stores, networking on this host. */
+export const createDrivers: DriverFactory = (stores, settings, logger) => {
   const network = new HostNetworkDriver({ stateDir: settings.stateDir, logger: logger.child({ component: 'netdriver' }) });
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger);
   return {
-    ipam: new EtcdIpamDriver({ etcd, prefix: settings.etcdPrefix, hostId: settings.hostId, logger: logger.child({ component: 'ipam' }) }),
+    ipam: driver,
     network,
-    admin: new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: logger.child({ component: 'ipam-admin' }) }),
+    admin,
     init: () => network.init(),
     close: () => network.close(),
   };

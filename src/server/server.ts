@@ -1,12 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Etcd3 } from 'etcd3';
 import { createPluginApp } from '../api/plugin-app.js';
 import type { Settings } from '../config/settings.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { createEtcdClient } from '../store/etcd-client.js';
-import { startHostRegistration } from '../store/host-registry.js';
+import { EtcdStores } from '../store/etcd-stores.js';
 import { flatnetVersion } from '../version.js';
 import type { DriverFactory } from './drivers.js';
 import { createDrivers } from './production-drivers.js';
@@ -58,8 +56,9 @@ function closeHttp(server: Server, drainMs: number): Promise<void> {
 export async function startServer(settings: Settings, logger: Logger, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const log = logger.child({ component: 'server' });
   const drainMs = overrides.drainMs ?? 10_000;
-  const etcd: Etcd3 = createEtcdClient(settings);
-  const drivers = (overrides.createDrivers ?? createDrivers)(etcd, settings, logger);
+  // The composition root: one client and one set of stores for the drivers, the registry and the probe.
+  const stores = EtcdStores.open(settings, logger);
+  const drivers = (overrides.createDrivers ?? createDrivers)(stores, settings, logger);
   const app = createPluginApp({ ipam: drivers.ipam, network: drivers.network, logger, hostId: settings.hostId });
 
   const server = createServer({ requireHostHeader: false, keepAlive: true }, app);
@@ -85,35 +84,30 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
     await listen(server, settings.socket);
     own = await restrictSocket(settings.socket);
   } catch (err) {
-    etcd.close();
+    stores.close();
     await drivers.close?.().catch(() => undefined);
     throw err;
   }
 
   let metrics: Awaited<ReturnType<typeof startMetricsListener>> | undefined;
   if (settings.metricsListen !== undefined) {
-    const probeKey = `${settings.etcdPrefix}/healthz-probe`;
     try {
       metrics = await startMetricsListener({
         listen: settings.metricsListen,
         admin: drivers.admin,
-        checkEtcd: async () => {
-          await etcd.get(probeKey).exists();
-        },
+        checkEtcd: () => stores.probe(),
         timeoutMs: Math.min(settings.etcdTimeoutMs, 3000),
         logger: log,
       });
     } catch (err) {
       await closeHttp(server, 0);
       await removeOwnSocket(settings.socket, own);
-      etcd.close();
+      stores.close();
       throw err;
     }
   }
   // Liveness for `flatnet status`; it retries on its own, so etcd being down never blocks serving.
-  const registration = startHostRegistration({
-    etcd,
-    prefix: settings.etcdPrefix,
+  const registration = stores.hosts.start({
     hostId: settings.hostId,
     logger: log,
     version: flatnetVersion(),
@@ -128,7 +122,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       await Promise.all([closeHttp(server, drainMs), metrics ? closeHttp(metrics.server, 1000) : Promise.resolve()]);
       await drivers.close?.().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
       await registration.stop().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
-      etcd.close();
+      stores.close();
       await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
         log.warn({ error: errorMessage(err) }, 'could not remove the socket'),
       );

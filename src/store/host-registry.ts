@@ -2,6 +2,8 @@ import { hostname as osHostname } from 'node:os';
 import type { Etcd3, Lease } from 'etcd3';
 import { z } from 'zod';
 import type { Logger } from '../observability/logger.js';
+import type { EtcdIo } from './etcd-io.js';
+import { prefixEnd } from './keys.js';
 
 /**
  * Which flatnet servers exist and which are running. `<prefix>/hosts/<hostId>` lives on a lease that the
@@ -32,8 +34,6 @@ export interface HostInfo extends HostRecord {
 }
 
 export interface HostRegistrationOptions {
-  etcd: Etcd3;
-  prefix: string;
   hostId: string;
   logger: Logger;
   hostname?: string;
@@ -51,9 +51,34 @@ export interface HostRegistration {
 const liveKey = (prefix: string, hostId: string): string => `${prefix}/hosts/${hostId}`;
 const knownKey = (prefix: string, hostId: string): string => `${prefix}/known-hosts/${hostId}`;
 
-/** Registers this host and keeps it registered (re-granting the lease if etcd loses it) until stop(). */
-export function startHostRegistration(opts: HostRegistrationOptions): HostRegistration {
-  const { etcd, prefix, hostId, logger } = opts;
+/**
+ * The host keys under one prefix. Reads and plain writes go through EtcdIo; only the lease (which EtcdIo does
+ * not offer) uses the etcd3 client itself.
+ */
+export class HostRegistry {
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly io: EtcdIo,
+    private readonly prefix: string,
+  ) {}
+
+  /** Registers this host and keeps it registered (re-granting the lease if etcd loses it) until stop(). */
+  start(opts: HostRegistrationOptions): HostRegistration {
+    return startHostRegistration(this.etcd, this.io, this.prefix, opts);
+  }
+
+  /** Every host ever registered under the prefix, live ones first, then by host id. */
+  async list(): Promise<HostInfo[]> {
+    const live = `${this.prefix}/hosts/`;
+    const known = `${this.prefix}/known-hosts/`;
+    const [l, k] = await Promise.all([this.io.readRange(live, prefixEnd(live)), this.io.readRange(known, prefixEnd(known))]);
+    const text = (snap: typeof l): string[] => [...snap.kvs.values()].map((kv) => kv.value.toString());
+    return mergeHosts(text(l), text(k));
+  }
+}
+
+function startHostRegistration(etcd: Etcd3, io: EtcdIo, prefix: string, opts: HostRegistrationOptions): HostRegistration {
+  const { hostId, logger } = opts;
   const record: HostRecord = {
     hostId,
     hostname: opts.hostname ?? osHostname(),
@@ -70,7 +95,8 @@ export function startHostRegistration(opts: HostRegistrationOptions): HostRegist
   });
 
   const writeLastSeen = async (): Promise<void> => {
-    await etcd.put(knownKey(prefix, hostId)).value(JSON.stringify({ ...record, lastSeen: new Date().toISOString() }));
+    const value = JSON.stringify({ ...record, lastSeen: new Date().toISOString() });
+    await io.write({ expect: [], puts: [{ key: knownKey(prefix, hostId), value }] });
   };
   const refresh = setInterval(() => {
     if (lease !== undefined && !stopped) {
@@ -143,19 +169,14 @@ function parseJson<T>(schema: z.ZodType<T>, raw: string): T | undefined {
   }
 }
 
-/** Every host ever registered under the prefix, live ones first, then by host id. */
-export async function listHosts(etcd: Etcd3, prefix: string): Promise<HostInfo[]> {
-  const [live, known] = await Promise.all([
-    etcd.getAll().prefix(`${prefix}/hosts/`).strings(),
-    etcd.getAll().prefix(`${prefix}/known-hosts/`).strings(),
-  ]);
+function mergeHosts(live: string[], known: string[]): HostInfo[] {
   const now = new Date().toISOString();
   const byId = new Map<string, HostInfo>();
-  for (const raw of Object.values(known)) {
+  for (const raw of known) {
     const k = parseJson(knownHostSchema, raw);
     if (k !== undefined) byId.set(k.hostId, { ...k, alive: false });
   }
-  for (const raw of Object.values(live)) {
+  for (const raw of live) {
     const r = parseJson(hostRecordSchema, raw);
     if (r !== undefined) byId.set(r.hostId, { ...r, alive: true, lastSeen: now });
   }

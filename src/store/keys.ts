@@ -1,4 +1,4 @@
-import { type Subnet, formatSubnet } from '../ipam/address.js';
+import { type Subnet, formatSubnet } from '../net/address.js';
 
 /*
  * etcd key layout of the IPAM (P = the configured prefix, default /flatnet). Nothing else knows these keys.
@@ -76,4 +76,14 @@ export function prefixEnd(p: string): string {
     }
   }
   return '\0';
+}
+
+/** The address part of an addr key (the inverse of IpamKeys.addr). */
+export function addressOfKey(addrPrefix: string, key: string): string {
+  return key.slice(addrPrefix.length);
+}
+
+/** The block index of a block key (the inverse of IpamKeys.block). */
+export function blockOfKey(blockPrefix: string, key: string): bigint {
+  return BigInt(`0x${key.slice(blockPrefix.length)}`);
 }

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import request from 'supertest';
 import type { RequestListener } from 'node:http';
 import { createPluginApp } from '../../src/api/plugin-app.js';
-import type { IpamDriver } from '../../src/ipam/ipam-driver.js';
+import type { IpamDriver } from '../../src/ipam/contract.js';
 import type { NetworkDriver } from '../../src/netdriver/network-driver.js';
 import type { Logger } from '../../src/observability/logger.js';
 import { RecordingIpam, RecordingNetwork } from './recording-drivers.js';

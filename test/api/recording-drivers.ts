@@ -4,7 +4,7 @@ import type {
   RequestAddressResult,
   RequestPoolInput,
   RequestPoolResult,
-} from '../../src/ipam/ipam-driver.js';
+} from '../../src/ipam/contract.js';
 import type {
   CreateEndpointInput,
   CreateEndpointResult,

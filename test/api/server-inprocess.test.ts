@@ -5,7 +5,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { IpamAdmin, PoolSummary } from '../../src/ipam/admin.js';
+import type { IpamAdmin, PoolSummary } from '../../src/ipam/contract.js';
 import { settingsSchema, type Settings } from '../../src/config/settings.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { freePort } from '../../src/lab/processes.js';

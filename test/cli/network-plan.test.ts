@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareExisting, planNetwork } from '../../src/cli/network-plan.js';
-import type { PoolSummary } from '../../src/ipam/admin.js';
+import type { PoolSummary } from '../../src/ipam/contract.js';
 
 function pool(subnet: string, gateway?: string): PoolSummary {
   return { subnet, family: 4, ...(gateway ? { gateway } : {}), ranges: [], hostRanges: [], reservations: [], claims: [], size: '0', used: 0, free: '0' };

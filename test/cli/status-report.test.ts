@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildStatus, formatStatus } from '../../src/cli/status-report.js';
-import type { AssignmentInfo, PoolSummary } from '../../src/ipam/admin.js';
+import type { AssignmentInfo, PoolSummary } from '../../src/ipam/contract.js';
 import type { HostInfo } from '../../src/store/host-registry.js';
 
 const pool: PoolSummary = {

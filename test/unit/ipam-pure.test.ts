@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrAt, formatSubnet, offsetIn, parseSubnet, subnetsOverlap } from '../../src/ipam/address.js';
-import { blockFull, emptyBitmap, freeOffsets, withBit } from '../../src/ipam/bitmap.js';
-import { count, intersect, nthMember, subtract, union } from '../../src/ipam/intervals.js';
-import { formatPoolId, parsePoolId } from '../../src/ipam/pool-id.js';
-import { parseRangeSpec } from '../../src/ipam/range-spec.js';
-import { ancestors, childBit, childSpan, nodeFull, openChildren, treeDepth } from '../../src/ipam/summary-tree.js';
+import { cidrAt, formatSubnet, offsetIn, parseSubnet, subnetsOverlap } from '../../src/net/address.js';
+import { blockFull, freeOffsets, withBit } from '../../src/ipam/core/bitmap.js';
+import { emptyBitmap } from '../../src/ipam/model/block.js';
+import { count, intersect, nthMember, subtract, union } from '../../src/net/intervals.js';
+import { formatPoolId, parsePoolId } from '../../src/ipam/core/pool-id.js';
+import { parseRangeSpec } from '../../src/ipam/core/range-spec.js';
+import { ancestors, childBit, childSpan, nodeFull, openChildren, treeDepth } from '../../src/ipam/core/summary-tree.js';
 import { FlatnetError } from '../../src/errors.js';
 
 const iv = (s: number, e: number) => ({ start: BigInt(s), end: BigInt(e) });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseSubnet } from '../../src/ipam/address.js';
-import { emptyPoolConfig, type PoolConfig } from '../../src/ipam/pool-config.js';
-import { parsePoolId } from '../../src/ipam/pool-id.js';
-import { allocatable, allowedFor, claimPool, dropRanges, poolData, releaseClaim } from '../../src/ipam/pool-rules.js';
-import { reservationAddress, reserve, unreserve } from '../../src/ipam/reservations.js';
+import { parseSubnet } from '../../src/net/address.js';
+import { emptyPoolConfig, type PoolConfig } from '../../src/ipam/model/records.js';
+import { parsePoolId } from '../../src/ipam/core/pool-id.js';
+import { allocatable, allowedFor, claimPool, dropRanges, poolData, releaseClaim } from '../../src/ipam/core/pool-rules.js';
+import { reservationAddress, reserve, unreserve } from '../../src/ipam/core/reservations.js';
 import { FlatnetError } from '../../src/errors.js';
 
 const now = '2026-01-01T00:00:00.000Z';

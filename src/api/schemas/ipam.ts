@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { RequestPoolInput } from '../../ipam/ipam-driver.js';
+import type { RequestPoolInput } from '../../ipam/contract.js';
 import { cidrOrEmpty, ipOrEmpty, poolId, releasedIp, stringMap } from './wire-formats.js';
 
 export const requestPoolBody = z

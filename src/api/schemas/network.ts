@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { CreateEndpointInput, CreateNetworkInput, IpamData, JoinInput } from '../../netdriver/network-driver.js';
-import { cidr, cidrOrEmpty, dockerId, opaqueMap } from './wire-formats.js';
+import { cidr, cidrOrEmpty, dockerId, macOrEmpty, opaqueMap } from './wire-formats.js';
 
 const GENERIC = 'com.docker.network.generic';
 const INTERNAL = 'com.docker.network.internal';
@@ -75,10 +75,6 @@ export const networkRef = z.object({ NetworkID: dockerId }).transform((b) => ({ 
 export const endpointRef = z
   .object({ NetworkID: dockerId, EndpointID: dockerId })
   .transform((b) => ({ networkId: b.NetworkID, endpointId: b.EndpointID }));
-
-const macOrEmpty = z
-  .string({ error: 'expected a MAC address string' })
-  .regex(/^$|^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$/, { error: 'expected a colon-form MAC address or ""' });
 
 const endpointInterface = z
   .object(

@@ -1,25 +1,14 @@
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isCidr, isPlainIp } from '../../net/address.js';
+import { DOCKER_ID, MAC_ADDRESS } from '../../net/ids.js';
 
-/** Pure shape checks for the address strings Docker sends; the IPAM driver decides what they mean. */
-export function isPlainIp(s: string): boolean {
-  return isIP(s) !== 0;
-}
-
-export function isCidr(s: string): boolean {
-  const slash = s.indexOf('/');
-  if (slash <= 0) return false;
-  const ip = s.slice(0, slash);
-  const len = s.slice(slash + 1);
-  const family = isIP(ip);
-  if (family === 0 || !/^\d{1,3}$/.test(len)) return false;
-  return Number(len) <= (family === 4 ? 32 : 128);
-}
+/** Shape checks for the address strings Docker sends, with the one parser of src/net; the IPAM decides what they mean. */
+export { isCidr, isPlainIp };
 
 /** Docker IDs are 64 hex digits; this also keeps IDs safe as file and interface name material (no '/', '..'). */
 export const dockerId = z
   .string({ error: 'expected a Docker ID string' })
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, { error: 'expected a Docker ID (letters, digits, _ or -)' });
+  .regex(DOCKER_ID, { error: 'expected a Docker ID (letters, digits, _ or -)' });
 
 /** PoolIDs are flatnet's own opaque strings; only printable ASCII without spaces can be one. */
 export const poolId = z
@@ -55,3 +44,7 @@ export const opaqueMap = z
   .nullable()
   .optional()
   .transform((m): Record<string, unknown> => m ?? {});
+
+export const macOrEmpty = z
+  .string({ error: 'expected a MAC address string' })
+  .refine((s) => s === '' || MAC_ADDRESS.test(s), { error: 'expected a colon-form MAC address or ""' });

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
+import { addressFlag, rangeFlags, settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
 
 interface HostRangeFlags {
@@ -20,10 +20,10 @@ export function hostRangeCommand(): Command {
       .requiredOption('--ip-end <address>', 'last address (inclusive)')
       .option('--gateway <address>', 'the LAN router, inside the range'),
   ).action(async (flags: HostRangeFlags, cmd: Command) => {
+    const range = rangeFlags(flags.ipStart, flags.ipEnd);
+    const gateway = flags.gateway !== undefined ? { gateway: addressFlag('--gateway', flags.gateway) } : {};
     const settings = settingsFrom(cmd);
-    const added = await withAdmin(settings, (admin) =>
-      admin.addHostRange({ start: flags.ipStart, end: flags.ipEnd, ...(flags.gateway ? { gateway: flags.gateway } : {}) }),
-    );
+    const added = await withAdmin(settings, (admin) => admin.addHostRange({ ...range, ...gateway }));
     const gw = flags.gateway ? `, gateway ${flags.gateway}` : '';
     printLine(`added host range ${added.start}-${added.end} to pool ${added.subnet}${gw}`);
   });
@@ -46,8 +46,9 @@ export function hostRangeCommand(): Command {
       .requiredOption('--ip-start <address>', 'first address of the range')
       .requiredOption('--ip-end <address>', 'last address of the range'),
   ).action(async (flags: HostRangeFlags, cmd: Command) => {
+    const range = rangeFlags(flags.ipStart, flags.ipEnd);
     const settings = settingsFrom(cmd);
-    await withAdmin(settings, (admin) => admin.removeHostRange({ start: flags.ipStart, end: flags.ipEnd }));
+    await withAdmin(settings, (admin) => admin.removeHostRange(range));
     printLine(`removed host range ${flags.ipStart}-${flags.ipEnd}`);
   });
   return group;

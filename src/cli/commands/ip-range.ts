@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
+import { rangeFlags, settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
 
 interface RangeFlags {
@@ -18,8 +18,9 @@ export function ipRangeCommand(): Command {
       .requiredOption('--ip-start <address>', 'first address, e.g. 192.168.0.100/24')
       .requiredOption('--ip-end <address>', 'last address (inclusive), e.g. 192.168.0.200/24'),
   ).action(async (flags: RangeFlags, cmd: Command) => {
+    const range = rangeFlags(flags.ipStart, flags.ipEnd);
     const settings = settingsFrom(cmd);
-    const added = await withAdmin(settings, (admin) => admin.addIpRange({ start: flags.ipStart, end: flags.ipEnd }));
+    const added = await withAdmin(settings, (admin) => admin.addIpRange(range));
     printLine(`added range ${added.start}-${added.end} (${added.size} addresses) to pool ${added.subnet}`);
   });
 
@@ -44,8 +45,9 @@ export function ipRangeCommand(): Command {
       .requiredOption('--ip-start <address>', 'first address of the range')
       .requiredOption('--ip-end <address>', 'last address of the range'),
   ).action(async (flags: RangeFlags, cmd: Command) => {
+    const range = rangeFlags(flags.ipStart, flags.ipEnd);
     const settings = settingsFrom(cmd);
-    await withAdmin(settings, (admin) => admin.removeIpRange({ start: flags.ipStart, end: flags.ipEnd }));
+    await withAdmin(settings, (admin) => admin.removeIpRange(range));
     printLine(`removed range ${flags.ipStart}-${flags.ipEnd}`);
   });
   return group;

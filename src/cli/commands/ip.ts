@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
+import { addressFlag, hostIdFlag, settingsFrom, subnetFlag, withAdmin, withSettingsFlags } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
 
 /** `flatnet ip list|release`: the addresses handed to containers, cluster-wide. */
@@ -14,8 +14,11 @@ export function ipCommand(): Command {
       .option('--host <hostId>', 'only addresses held by this host')
       .option('--json', 'machine-readable output'),
   ).action(async (flags: { subnet?: string; host?: string; json?: boolean }, cmd: Command) => {
+    const filter = {
+      ...(flags.subnet !== undefined ? { subnet: subnetFlag('--subnet', flags.subnet) } : {}),
+      ...(flags.host !== undefined ? { hostId: hostIdFlag('--host', flags.host) } : {}),
+    };
     const settings = settingsFrom(cmd);
-    const filter = { ...(flags.subnet ? { subnet: flags.subnet } : {}), ...(flags.host ? { hostId: flags.host } : {}) };
     const assigned = await withAdmin(settings, (admin) => admin.listAssignments(filter));
     if (flags.json) return printJson(assigned);
     printLine(
@@ -32,6 +35,7 @@ export function ipCommand(): Command {
       .description('free an assigned address whoever holds it (only for addresses you know are unused)')
       .argument('<address>', 'the address to free'),
   ).action(async (address: string, _flags: unknown, cmd: Command) => {
+    addressFlag('address', address);
     const settings = settingsFrom(cmd);
     const freed = await withAdmin(settings, (admin) => admin.releaseAddress(address));
     if (freed === undefined) printLine(`${address} was not assigned; nothing to release`);

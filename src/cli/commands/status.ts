@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { listHosts } from '../../store/host-registry.js';
 import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { printJson, printLine } from '../output.js';
 import { buildStatus, formatStatus } from '../status-report.js';
@@ -10,10 +9,10 @@ export function statusCommand(): Command {
     new Command('status').description('pools (size/used/free) and hosts (up/down, addresses)').option('--json', 'machine-readable output'),
   ).action(async (flags: { json?: boolean }, cmd: Command) => {
     const settings = settingsFrom(cmd);
-    const report = await withAdmin(settings, async (admin, etcd) => {
+    const report = await withAdmin(settings, async (admin, stores) => {
       const [pools, hosts, assignments] = await Promise.all([
         admin.poolSummaries(),
-        listHosts(etcd, settings.etcdPrefix),
+        stores.hosts.list(),
         admin.listAssignments(),
       ]);
       return buildStatus(pools, hosts, assignments);

@@ -4,8 +4,9 @@ import { request } from 'node:http';
 import { promisify } from 'node:util';
 import { z } from 'zod';
 import type { Settings } from '../../config/settings.js';
-import { errorMessage } from '../../errors.js';
-import { createEtcdClient } from '../../store/etcd-client.js';
+import { errorMessage, FlatnetError } from '../../errors.js';
+import { EtcdStores } from '../../store/etcd-stores.js';
+import { silentLogger } from '../../observability/logger.js';
 import { shortEtcdReason } from '../errors.js';
 import {
   parseForwardChain,
@@ -31,17 +32,18 @@ export interface GatherOptions {
 }
 
 async function gatherEtcd(s: Settings): Promise<EtcdFact> {
-  const etcd = createEtcdClient(s);
+  const stores = EtcdStores.open(s, silentLogger());
   try {
-    // a read under the prefix proves reachability, TLS, authentication and the read permission at once
-    await etcd.get(`${s.etcdPrefix}/`).string();
+    await stores.probe();
     return { ok: true, endpoints: s.etcdEndpoints, auth: s.etcdUsername !== undefined };
-  } catch (err) {
+  } catch (caught) {
+    // the store wraps etcd3's error; its class says best whether the credentials were refused
+    const err = caught instanceof FlatnetError && caught.cause instanceof Error ? caught.cause : caught;
     const authRefused = /Auth|Permission|Unauthenticated/.test((err as Error).constructor.name);
     const reason = shortEtcdReason(err).split(s.etcdPassword ?? '\u0000').join('<redacted>');
     return { ok: false, endpoints: s.etcdEndpoints, reason, authRefused };
   } finally {
-    etcd.close();
+    stores.close();
   }
 }
 

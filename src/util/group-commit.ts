@@ -26,18 +26,18 @@ interface Lane<I, O> {
   wake: (() => void) | undefined;
 }
 
-export interface BatcherOptions {
+export interface GroupCommitOptions {
   maxBatch: number;
   /** Longest a run waits for expected callers to come back; 0 = never wait. */
   gatherMs: number;
 }
 
-export class RequestBatcher<I, O> {
+export class GroupCommit<I, O> {
   private readonly lanes = new Map<string, Lane<I, O>>();
 
   constructor(
     private readonly run: (key: string, inputs: I[]) => Promise<O[]>,
-    private readonly options: BatcherOptions,
+    private readonly options: GroupCommitOptions,
   ) {}
 
   submit(key: string, input: I): Promise<O> {

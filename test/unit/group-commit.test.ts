@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RequestBatcher } from '../../src/ipam/request-batcher.js';
+import { GroupCommit } from '../../src/util/group-commit.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve = (): void => undefined;
@@ -13,7 +13,7 @@ test('requests that queue up behind an in-flight run are served together by the 
   const runs: number[][] = [];
   let inFlight = 0;
   let maxInFlight = 0;
-  const batcher = new RequestBatcher<number, number>(async (_key, inputs) => {
+  const batcher = new GroupCommit<number, number>(async (_key, inputs) => {
     runs.push(inputs);
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
@@ -44,7 +44,7 @@ test('requests that queue up behind an in-flight run are served together by the 
 
 test('a run that serves part of its batch leaves the rest first in line; a failed run rejects its batch only', async () => {
   let calls = 0;
-  const batcher = new RequestBatcher<string, string>(async (_key, inputs) => {
+  const batcher = new GroupCommit<string, string>(async (_key, inputs) => {
     calls++;
     if (inputs.includes('bad')) throw new Error('boom');
     return inputs.slice(0, 1).map((s) => s.toUpperCase());
@@ -58,7 +58,7 @@ test('a run that serves part of its batch leaves the rest first in line; a faile
 
 test('a batch is capped at maxBatch', async () => {
   const sizes: number[] = [];
-  const batcher = new RequestBatcher<number, number>(async (_k, inputs) => {
+  const batcher = new GroupCommit<number, number>(async (_k, inputs) => {
     sizes.push(inputs.length);
     return inputs;
   }, { maxBatch: 3, gatherMs: 0 });
@@ -68,10 +68,10 @@ test('a batch is capped at maxBatch', async () => {
 });
 
 /** A batcher whose runs finish when the test says so, recording what each run was given. */
-function gatedBatcher(gatherMs: number): { batcher: RequestBatcher<number, number>; runs: number[][]; finish: () => void } {
+function gatedBatcher(gatherMs: number): { batcher: GroupCommit<number, number>; runs: number[][]; finish: () => void } {
   const runs: number[][] = [];
   const gates: (() => void)[] = [];
-  const batcher = new RequestBatcher<number, number>(async (_key, inputs) => {
+  const batcher = new GroupCommit<number, number>(async (_key, inputs) => {
     runs.push(inputs);
     const gate = deferred();
     gates.push(gate.resolve);

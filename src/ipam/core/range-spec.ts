@@ -1,5 +1,5 @@
-import { FlatnetError } from '../errors.js';
-import { type Family, parseAddress, type Subnet, subnetContains, subnetOf, formatSubnet } from './address.js';
+import { FlatnetError } from '../../errors.js';
+import { type Family, parseAddress, type Subnet, subnetContains, subnetOf, formatSubnet } from '../../net/address.js';
 
 /**
  * Range arguments in the oam-docker-ipam style: `192.168.0.100/24` names both the address and, through the

@@ -45,6 +45,34 @@ export function formatAddress(family: Family, value: bigint): string {
   return family === 4 ? Address4.fromBigInt(value).correctForm() : Address6.fromBigInt(value).correctForm();
 }
 
+/** Splits "addr/prefix" when it is one (prefix within the family's bits); undefined otherwise. */
+export function tryParseCidr(text: string): { family: Family; value: bigint; prefix: number } | undefined {
+  const m = /^([^/\s]+)\/(\d{1,3})$/.exec(text.trim());
+  if (!m) return undefined;
+  const addr = tryParseAddress(m[1] as string);
+  const prefix = Number(m[2]);
+  if (!addr || prefix > familyBits(addr.family)) return undefined;
+  return { ...addr, prefix };
+}
+
+/** The one CIDR rule: the plugin API's schemas, the CLI flags and the IPAM all accept exactly these. */
+export function isCidr(text: string): boolean {
+  return text === text.trim() && tryParseCidr(text) !== undefined;
+}
+
+/** A plain address (no prefix, no zone, no surrounding spaces). */
+export function isPlainIp(text: string): boolean {
+  return text === text.trim() && tryParseAddress(text) !== undefined;
+}
+
+/** "10.0.0.5/24" -> "10.0.0.5"; a plain address as it is; '' for '' (Docker's "none"); throws on anything else. */
+export function bareAddress(text: string): string {
+  if (text === '') return '';
+  if (isPlainIp(text)) return text.trim();
+  if (isCidr(text)) return text.trim().slice(0, text.trim().indexOf('/'));
+  throw new FlatnetError('invalid', `"${text}" is not an IP address (optionally with /prefix).`);
+}
+
 /** Parses "addr/prefix" into the subnet it names (host bits are dropped: 10.0.0.5/24 is 10.0.0.0/24). */
 export function parseSubnet(text: string): Subnet {
   const m = /^([^/\s]+)\/(\d{1,3})$/.exec(text.trim());

@@ -1,6 +1,7 @@
-import { type Bitmap, BLOCK_BITS, blockOf, freeOffsets } from './bitmap.js';
-import type { IntervalSet } from './intervals.js';
-import { childSpan, type NodeRef, openChildren, treeDepth } from './summary-tree.js';
+import { type Bitmap, BLOCK_BITS, type NodeRef } from '../model/block.js';
+import { blockOf, freeOffsets } from './bitmap.js';
+import type { IntervalSet } from '../../net/intervals.js';
+import { childSpan, openChildren, treeDepth } from './summary-tree.js';
 
 /**
  * Finding a block with room: descend the summary tree from the root, skipping children marked full, first at or

@@ -4,6 +4,7 @@ import { z } from 'zod';
  * What one pool (one subnet, cluster-wide) stores in its config key. Addresses are kept as text so that the
  * etcd contents stay readable; pure code turns them into offsets. The schema parses what comes back from etcd.
  */
+// Lenient on purpose: records written by older versions must still read.
 const hostIdText = z.string().min(1).max(64);
 
 export const ipRangeRecord = z.object({
@@ -57,13 +58,5 @@ export function emptyPoolConfig(subnet: string): PoolConfig {
   return { subnet, ranges: [], hostRanges: [], reservations: [], claims: [] };
 }
 
-/** A pool nobody needs any more: its keys can go. */
-export function poolIsUnused(c: PoolConfig): boolean {
-  return (
-    c.ranges.length === 0 &&
-    c.hostRanges.length === 0 &&
-    c.reservations.length === 0 &&
-    c.claims.length === 0 &&
-    c.gateway === undefined
-  );
-}
+/** What an address key holds as read: the assignment, or 'unreadable' (malformed JSON or schema). */
+export type AssignmentRead = { assignment: Assignment } | 'unreadable';

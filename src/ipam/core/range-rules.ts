@@ -1,7 +1,7 @@
-import { FlatnetError } from '../errors.js';
-import { addressAt, formatSubnet, offsetIn, type Subnet } from './address.js';
-import { type Interval, overlaps } from './intervals.js';
-import type { IpRangeRecord, PoolConfig } from './pool-config.js';
+import { FlatnetError } from '../../errors.js';
+import { addressAt, formatSubnet, offsetIn, type Subnet } from '../../net/address.js';
+import { type Interval, overlaps } from '../../net/intervals.js';
+import type { IpRangeRecord, PoolConfig } from '../model/records.js';
 import { interval } from './pool-rules.js';
 
 /** Operator changes to a pool's ranges and host ranges, as pure functions over its config. */

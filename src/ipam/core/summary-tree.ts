@@ -1,29 +1,14 @@
-import { BLOCK_BITS, type Bitmap, FANOUT, getBit } from './bitmap.js';
-import { type Interval, type IntervalSet, intersect } from './intervals.js';
+import { ancestors, BLOCK_BITS, type Bitmap, FANOUT, type NodeRef, treeDepth } from '../model/block.js';
+
+export { ancestors, treeDepth };
+import { getBit } from './bitmap.js';
+import { type Interval, type IntervalSet, intersect } from '../../net/intervals.js';
 
 /**
  * The summary tree above the blocks: a level-k node (k >= 1) covers 256 children of level k-1 (level 0 = blocks)
  * and its bit c means "child c is full". Node index at level k = offset >> (8 * (k + 1)). The tree only
  * speeds up the search for a non-full block; the blocks themselves decide.
  */
-export interface NodeRef {
-  level: number;
-  index: bigint;
-}
-
-/** Levels of the tree counting the blocks: ceil(hostBits / 8), at least 1. */
-export function treeDepth(hostBits: number): number {
-  return Math.max(1, Math.ceil(hostBits / BLOCK_BITS));
-}
-
-/** Summary nodes from level 1 up to the root that lie above this block. */
-export function ancestors(block: bigint, hostBits: number): NodeRef[] {
-  const out: NodeRef[] = [];
-  for (let level = 1; level < treeDepth(hostBits); level++) {
-    out.push({ level, index: block >> BigInt(BLOCK_BITS * level) });
-  }
-  return out;
-}
 
 /** The bit inside the level-k node that stands for the subtree holding this block. */
 export function childBit(block: bigint, level: number): number {

@@ -1,7 +1,63 @@
 /**
+ * The IPAM contract, in one place: what the plugin API (IpamDriver) and the operator's tools (IpamAdmin: CLI,
+ * metrics) may ask of the IPAM, with the request and result types in flatnet's own names and the capabilities
+ * flatnet announces. Requests arrive parsed and validated at the edge; the well-known refusals are the named
+ * constructors of src/errors.ts (poolNotFound, poolExhausted, addressInUse, ...), each a FlatnetError whose kind
+ * the edges map (HTTP status and {"Err"}, CLI exit code).
+ */
+
+export const LOCAL_ADDRESS_SPACE = 'FlatLocal';
+export const GLOBAL_ADDRESS_SPACE = 'FlatGlobal';
+
+/** flatnet persists everything in etcd, so Docker need not replay requests at its start; MACs are optional. */
+export const IPAM_CAPABILITIES = { RequiresMACAddress: false, RequiresRequestReplay: false } as const;
+
+export interface RequestPoolInput {
+  addressSpace: string;
+  /** CIDR from --subnet, or '' when Docker lets the plugin choose. */
+  pool: string;
+  /** CIDR from --ip-range, or ''. */
+  subPool: string;
+  options: Record<string, string>;
+  v6: boolean;
+}
+
+export interface RequestPoolResult {
+  poolId: string;
+  /** Canonical CIDR of the pool (network address, prefix). */
+  pool: string;
+  data: Record<string, string>;
+}
+
+export type AddressRequestKind = 'container' | 'gateway' | 'aux';
+
+export interface RequestAddressInput {
+  poolId: string;
+  /** Preferred address (plain IP) or '' to let flatnet choose. */
+  address: string;
+  /** Derived from Options: the gateway request type marks a gateway; Docker sends aux requests with null options. */
+  kind: AddressRequestKind;
+  /** Colon-form MAC when Docker sends one (com.docker.network.endpoint.macaddress). */
+  macAddress?: string;
+  /** Container name when Docker sends it (com.docker.network.endpoint.name, v29+). */
+  endpointName?: string;
+}
+
+export interface RequestAddressResult {
+  /** CIDR: the address with the pool's prefix length. */
+  address: string;
+}
+
+export interface IpamDriver {
+  requestPool(input: RequestPoolInput): Promise<RequestPoolResult>;
+  releasePool(poolId: string): Promise<void>;
+  requestAddress(input: RequestAddressInput): Promise<RequestAddressResult>;
+  releaseAddress(poolId: string, address: string): Promise<void>;
+}
+
+/*
  * The operator's view of the address pools, shared by the CLI (`flatnet ip-range`, `host-range`, `ip list`,
- * `ip release`, `status`) and the server's metrics. Implemented over the etcd store; no allocation rule lives
- * in the callers.
+ * `ip release`, `status`) and the server's metrics. No allocation rule lives in the callers.
  */
 export type RangeOrigin = 'admin' | 'docker';
 

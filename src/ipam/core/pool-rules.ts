@@ -1,7 +1,7 @@
-import { FlatnetError } from '../errors.js';
-import { addressAt, formatSubnet, offsetIn, parseSubnet, type Subnet } from './address.js';
-import { covers, type Interval, intersect, overlaps, subtract, union } from './intervals.js';
-import type { PoolConfig } from './pool-config.js';
+import { FlatnetError, poolsOverlap } from '../../errors.js';
+import { addressAt, formatSubnet, offsetIn, parseSubnet, type Subnet, subnetsOverlap } from '../../net/address.js';
+import { covers, type Interval, intersect, overlaps, subtract, union } from '../../net/intervals.js';
+import type { PoolConfig } from '../model/records.js';
 import type { PoolRef } from './pool-id.js';
 
 /** The rules of one pool as plain functions over its config: which offsets may go to containers, claims, reservations. */
@@ -95,4 +95,21 @@ export function dropRanges(c: PoolConfig, subnet: Subnet, drop: Interval[]): Poo
 /** Reply Data for RequestPool: a configured gateway makes Docker use it instead of asking for one. */
 export function poolData(c: PoolConfig, subnet: Subnet): Record<string, string> {
   return c.gateway ? { 'com.docker.network.gateway': `${c.gateway}/${subnet.prefix}` } : {};
+}
+
+/** A pool nobody needs any more: its keys can go. */
+export function poolIsUnused(c: PoolConfig): boolean {
+  return (
+    c.ranges.length === 0 &&
+    c.hostRanges.length === 0 &&
+    c.reservations.length === 0 &&
+    c.claims.length === 0 &&
+    c.gateway === undefined
+  );
+}
+
+/** A new pool must not overlap any other pool: a LAN address belongs to one pool. */
+export function assertNoOverlap(index: readonly Subnet[], subnet: Subnet): void {
+  const clash = index.find((s) => formatSubnet(s) !== formatSubnet(subnet) && subnetsOverlap(s, subnet));
+  if (clash) throw poolsOverlap(formatSubnet(subnet), formatSubnet(clash));
 }

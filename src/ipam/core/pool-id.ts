@@ -1,5 +1,5 @@
-import { FlatnetError } from '../errors.js';
-import { formatSubnet, parseSubnet, type Subnet } from './address.js';
+import { FlatnetError } from '../../errors.js';
+import { formatSubnet, parseSubnet, type Subnet } from '../../net/address.js';
 
 /**
  * PoolIDs are derived from the request so that every host and every restart names a pool the same way:

@@ -1,6 +1,6 @@
-import { FlatnetError } from '../errors.js';
-import { addressAt, offsetIn, type Subnet } from './address.js';
-import type { PoolConfig } from './pool-config.js';
+import { FlatnetError } from '../../errors.js';
+import { addressAt, offsetIn, type Subnet } from '../../net/address.js';
+import type { PoolConfig } from '../model/records.js';
 
 /**
  * Gateway and aux addresses are reservations, not container addresses: every host's Docker asks for the same

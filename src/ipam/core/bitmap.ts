@@ -1,26 +1,8 @@
-import { type Interval, type IntervalSet, intersect } from './intervals.js';
+import { type Interval, type IntervalSet, intersect } from '../../net/intervals.js';
 
-/**
- * One block = 256 consecutive offsets of a pool; its bitmap (32 bytes) marks offsets assigned to containers.
- * Summary nodes reuse the same 256-bit shape with "child is full" bits.
- */
-export const BLOCK_BITS = 8;
-export const FANOUT = 256;
-export const BITMAP_BYTES = FANOUT / 8;
+import { type Bitmap, BLOCK_BITS, FANOUT } from '../model/block.js';
 
-export type Bitmap = Uint8Array;
-
-export function emptyBitmap(): Bitmap {
-  return new Uint8Array(BITMAP_BYTES);
-}
-
-/** Stored bytes to a bitmap; anything malformed reads as empty (summaries are hints, blocks are checked). */
-export function bitmapFrom(bytes: Uint8Array | undefined): Bitmap {
-  const out = emptyBitmap();
-  if (bytes && bytes.length === BITMAP_BYTES) out.set(bytes);
-  return out;
-}
-
+/** Bit operations on block and summary bitmaps (the stored shape is in model/block.ts). */
 export function getBit(b: Bitmap, i: number): boolean {
   return ((b[i >> 3] as number) & (1 << (i & 7))) !== 0;
 }

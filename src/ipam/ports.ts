@@ -1,0 +1,109 @@
+import type { Subnet } from '../net/address.js';
+import type { Bitmap, NodeRef } from './model/block.js';
+import type { Assignment, AssignmentRead, PoolConfig } from './model/records.js';
+
+/**
+ * What the IPAM services need from storage, in their own terms. store/ implements these over etcd and
+ * test/fakes/ in memory. Keys, revisions, compares and txns stay behind them: a service reads, decides with the
+ * pure rules of core/, and hands back what changed; the repository derives the compares from what was read
+ * (as etcd's concurrency/stm.go does from its read set) and reports a conflict as "undefined", never as an error.
+ */
+
+/** A pool as read. */
+export interface PoolRecord {
+  subnet: Subnet;
+  config: PoolConfig;
+}
+
+/** One attempt of a read-decide-write on a pool. Everything read through it must be unchanged at commit. */
+export interface PoolTxn {
+  /** The pool's config; undefined = the pool does not exist (yet). */
+  readonly current: PoolConfig | undefined;
+  /** Every pool's subnet. Creating or deleting a pool fails when another create or delete came first. */
+  readonly index: readonly Subnet[];
+  /** The container assignment of one address of this pool (undefined = none). */
+  assignment(address: string): Promise<AssignmentRead | undefined>;
+  /** Every stored block bitmap of this pool (a block not in the map is all free). */
+  blocks(): Promise<Map<bigint, Bitmap>>;
+}
+
+export interface PoolDecision<T> {
+  result: T;
+  /** The config to store; 'delete' drops the pool with all its keys; absent = write nothing. */
+  next?: PoolConfig | 'delete';
+}
+
+export interface PoolRepository {
+  listSubnets(): Promise<Subnet[]>;
+  read(subnet: Subnet): Promise<PoolRecord | undefined>;
+  readAll(): Promise<PoolRecord[]>;
+  /**
+   * Runs `decide` on a consistent read and commits its decision when nothing it read changed meanwhile, else runs
+   * it again (bounded, then 'unavailable'). `prefetch` names addresses `decide` will likely ask for, so they come
+   * with the first read.
+   */
+  update<T>(
+    what: string,
+    subnet: Subnet,
+    decide: (tx: PoolTxn) => Promise<PoolDecision<T>> | PoolDecision<T>,
+    prefetch?: { addresses?: string[] },
+  ): Promise<T>;
+}
+
+/** A block with what decides about it: its pool's config, the summary path above it, some assignments. */
+export interface BlockSnapshot {
+  readonly subnet: Subnet;
+  readonly config: PoolConfig;
+  readonly block: bigint;
+  readonly bits: Bitmap;
+  /** The summary nodes above the block, lowest level first. */
+  readonly nodes: readonly { readonly ref: NodeRef; readonly bits: Bitmap }[];
+  /** The assignments of the addresses the read asked for; an address not in the map has none. */
+  readonly assignments: ReadonlyMap<string, AssignmentRead>;
+}
+
+export interface BlockCommit {
+  bits: Bitmap;
+  /** New summary node bitmaps, aligned with the snapshot's nodes; undefined = unchanged. */
+  nodes: readonly (Bitmap | undefined)[];
+  /** New assignments; the commit fails when one of these addresses got assigned meanwhile. */
+  create?: { address: string; assignment: Assignment }[];
+  /** Assignments to delete: each one read in the snapshot, and the commit fails when it changed since. */
+  remove?: string[];
+}
+
+export interface BlockRepository {
+  /** Config, block, its summary path and the given addresses' assignments at one revision; undefined = no pool. */
+  read(subnet: Subnet, block: bigint, addresses?: string[]): Promise<BlockSnapshot | undefined>;
+  /**
+   * The block as this process last committed it, handed to one caller (its commit caches it again). Another
+   * host's write makes it stale; its commit then reports a conflict.
+   */
+  takeCached(subnet: Subnet, block: bigint): BlockSnapshot | undefined;
+  readNode(subnet: Subnet, ref: NodeRef): Promise<Bitmap>;
+  /** Every stored block of the pool (absent blocks are all free). */
+  readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>>;
+  /** Compare-and-swap of the block against the snapshot: the block as written, or undefined on a conflict. */
+  commit(snapshot: BlockSnapshot, change: BlockCommit): Promise<BlockSnapshot | undefined>;
+  /** Summary nodes only (hint repair), against the snapshot; best effort, a conflict is ignored. */
+  writeHints(snapshot: BlockSnapshot, nodes: readonly (Bitmap | undefined)[]): Promise<void>;
+}
+
+/** The container assignments of a pool, for listing and counting. */
+export interface AddressRecords {
+  list(subnet: Subnet): Promise<{ address: string; read: AssignmentRead }[]>;
+  count(subnet: Subnet): Promise<number>;
+}
+
+/** The bounded loop around one read-decide-write: runs attempts until one returns a value (undefined = conflict). */
+export interface ConflictRetry {
+  retrying<T>(what: string, attempt: (n: number) => Promise<T | undefined>): Promise<T>;
+}
+
+/** Everything the IPAM services are built on. */
+export interface IpamStores {
+  pools: PoolRepository;
+  blocks: BlockRepository;
+  addresses: AddressRecords;
+  retry: ConflictRetry;
+}

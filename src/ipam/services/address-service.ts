@@ -1,0 +1,104 @@
+import { addressInUse, addressNotAllocatable, FlatnetError, poolNotFound } from '../../errors.js';
+import { addressAt, cidrAt, offsetIn, parseAddress, subnetContains } from '../../net/address.js';
+import type { Logger } from '../../observability/logger.js';
+import { blockOf } from '../core/bitmap.js';
+import { assignOffset, type ContainerRelease, releaseInBlock } from '../core/block-ops.js';
+import type { PoolRef } from '../core/pool-id.js';
+import { allocatable, allowedFor } from '../core/pool-rules.js';
+import { reservationAddress, reserve, unreserve } from '../core/reservations.js';
+import type { IpamStores } from '../ports.js';
+import { blockState, type AssignmentMeta } from './allocation-service.js';
+import { updatePool } from './pool-update.js';
+
+export type { ContainerRelease } from '../core/block-ops.js';
+
+/** Gateway/aux reservations, preferred (--ip) addresses and releases: one compare-and-swap each, retried. */
+export class AddressService {
+  constructor(
+    private readonly stores: IpamStores,
+    private readonly hostId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  async reserve(ref: PoolRef, poolId: string, kind: 'gateway' | 'aux', wanted: string): Promise<string> {
+    const { pools } = this.stores;
+    const before = await pools.read(ref.subnet);
+    if (!before) throw poolNotFound(poolId);
+    const guess = reservationAddress(before.config, ref.subnet, kind, wanted);
+    const address = await updatePool(pools, `reserve ${kind} address`, ref.subnet, async (tx) => {
+      if (!tx.current) throw poolNotFound(poolId);
+      const chosen = reservationAddress(tx.current, ref.subnet, kind, wanted);
+      if (await tx.assignment(chosen)) throw new FlatnetError('conflict', `${chosen} is assigned to a container; it cannot be the ${kind} address.`);
+      return { result: chosen, next: reserve(tx.current, this.hostId, kind, chosen) };
+    }, { addresses: [guess] });
+    return cidrAt(ref.subnet, offsetIn(ref.subnet, address));
+  }
+
+  /** A container asking for one address (--ip): granted only if free and inside what the pool hands out. */
+  async requestSpecific(ref: PoolRef, poolId: string, wanted: string, meta: AssignmentMeta): Promise<string> {
+    const offset = offsetIn(ref.subnet, wanted);
+    const address = addressAt(ref.subnet, offset);
+    const { blocks, retry } = this.stores;
+    return retry.retrying(`assign ${address}`, async () => {
+      const view = await blocks.read(ref.subnet, blockOf(offset), [address]);
+      if (!view) throw poolNotFound(poolId);
+      const all = allocatable(view.config, ref.subnet);
+      const decided = assignOffset(blockState(view), offset, allowedFor(view.config, ref, all), all);
+      if (decided.outcome === 'not-allowed') throw addressNotAllocatable(address, poolId);
+      if (decided.outcome === 'taken') throw addressInUse(address);
+      const assignment = { hostId: this.hostId, since: new Date().toISOString(), poolId, ...meta };
+      const ok = await blocks.commit(view, { ...decided.edit, create: [{ address, assignment }] });
+      return ok ? cidrAt(ref.subnet, offset) : undefined;
+    });
+  }
+
+  /**
+   * Frees the container addresses of one block (offsets in the pool) that this host holds, or any holder's
+   * with force, in one read and one commit (see releaseInBlock for the outcomes).
+   */
+  async releaseContainers(ref: PoolRef, poolId: string, offsets: bigint[], force = false): Promise<ContainerRelease[]> {
+    const first = offsets[0];
+    if (first === undefined) return [];
+    const block = blockOf(first);
+    if (offsets.some((o) => blockOf(o) !== block)) throw new Error('releaseContainers: offsets from more than one block');
+    const addresses = offsets.map((o) => addressAt(ref.subnet, o));
+    const what = addresses.length === 1 ? `release ${addresses[0]}` : `release ${addresses.length} addresses`;
+    const { blocks, retry } = this.stores;
+    return retry.retrying(what, async () => {
+      const view = await blocks.read(ref.subnet, block, [...new Set(addresses)]);
+      if (!view) return offsets.map(() => 'not-assigned' as const);
+      const requests = offsets.map((offset, i) => {
+        const address = addresses[i] as string;
+        return { offset, address, held: view.assignments.get(address) };
+      });
+      const plan = releaseInBlock(blockState(view), requests, { hostId: this.hostId, force }, allocatable(view.config, ref.subnet));
+      for (const f of plan.foreign) this.logger.warn({ address: f.address, owner: f.owner, poolId }, 'release of an address another host holds ignored');
+      if (!plan.edit) return plan.outcomes;
+      const ok = await blocks.commit(view, { ...plan.edit, remove: plan.freed });
+      return ok ? plan.outcomes : undefined;
+    });
+  }
+
+  /** Drops this host's gateway/aux reservation of the address, if it has one. */
+  releaseReservation(ref: PoolRef, address: string): Promise<'reservation' | 'none'> {
+    return updatePool(this.stores.pools, `release reservation ${address}`, ref.subnet, (tx) => {
+      const next = tx.current ? unreserve(tx.current, this.hostId, address) : undefined;
+      return next ? { result: 'reservation' as const, next } : { result: 'none' as const };
+    });
+  }
+
+  /** Frees a container address this host holds (any holder's with force), or drops this host's reservation. */
+  async release(ref: PoolRef, poolId: string, text: string, force = false): Promise<'container' | 'reservation' | 'none'> {
+    const offset = offsetInPool(ref, text);
+    if (offset === undefined) return 'none';
+    const [outcome] = await this.releaseContainers(ref, poolId, [offset], force);
+    if (outcome !== 'not-assigned') return outcome ?? 'none';
+    return this.releaseReservation(ref, addressAt(ref.subnet, offset));
+  }
+}
+
+/** The address's offset in the pool's subnet, or undefined when it lies outside (then nothing holds it). */
+export function offsetInPool(ref: PoolRef, text: string): bigint | undefined {
+  const parsed = parseAddress(text);
+  return subnetContains(ref.subnet, parsed.family, parsed.value) ? parsed.value - ref.subnet.network : undefined;
+}

@@ -1,0 +1,146 @@
+import { FlatnetError, noSuchPool } from '../../errors.js';
+import { formatSubnet, parseAddress, type Subnet, subnetContains } from '../../net/address.js';
+import { count, type Interval } from '../../net/intervals.js';
+import type { Logger } from '../../observability/logger.js';
+import { anyAssigned } from '../core/block-ops.js';
+import { allocatable, interval, poolIsUnused } from '../core/pool-rules.js';
+import { addHostRange, addRange, removeHostRange, removeRange } from '../core/range-rules.js';
+import { parseRangeSpec } from '../core/range-spec.js';
+import type { AssignmentInfo, HostRangeInfo, HostRangeSpec, IpamAdmin, IpRangeInfo, IpRangeSpec, PoolSummary } from '../contract.js';
+import { emptyPoolConfig } from '../model/records.js';
+import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
+import { AddressService } from './address-service.js';
+import { updatePool } from './pool-update.js';
+
+/** The admin's host id in the address service: it only ever releases, always with force. */
+const ADMIN_HOST = 'admin';
+
+/** The operator's IPAM (CLI and metrics); every change is one read-decide-write on the pool. */
+export class IpamAdminService implements IpamAdmin {
+  private readonly addressService: AddressService;
+
+  constructor(
+    private readonly stores: IpamStores,
+    logger: Logger,
+  ) {
+    this.addressService = new AddressService(stores, ADMIN_HOST, logger);
+  }
+
+  /** The subnet a range names by its /prefix, or the existing pool holding it. */
+  private async locate(spec: IpRangeSpec): Promise<{ subnet: Subnet; range: Interval }> {
+    const p = parseRangeSpec(spec.start, spec.end);
+    const subnet = p.subnet ?? (await this.stores.pools.listSubnets()).find((s) => subnetContains(s, p.family, p.start));
+    if (!subnet) throw new FlatnetError('invalid', `No pool holds ${spec.start}; give the prefix length (e.g. ${spec.start}/24) to create one.`);
+    if (!subnetContains(subnet, p.family, p.start)) throw new FlatnetError('invalid', `${spec.start} is outside ${formatSubnet(subnet)}.`);
+    return { subnet, range: { start: p.start - subnet.network, end: p.end - subnet.network } };
+  }
+
+  /** Refuses when a container address inside the span is assigned; the commit fails if one gets assigned. */
+  private async assertIdle(tx: PoolTxn, range: Interval, what: string): Promise<void> {
+    if (anyAssigned(await tx.blocks(), range)) throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
+  }
+
+  async addIpRange(spec: IpRangeSpec): Promise<IpRangeInfo> {
+    const { subnet, range } = await this.locate(spec);
+    const rec = await updatePool(this.stores.pools, 'add the ip range', subnet, (tx) => {
+      const r = addRange(tx.current ?? emptyPoolConfig(formatSubnet(subnet)), subnet, range, new Date().toISOString());
+      return { result: r.range, next: r.config };
+    });
+    return { subnet: formatSubnet(subnet), ...rec, size: count([range]).toString() };
+  }
+
+  async removeIpRange(spec: IpRangeSpec): Promise<void> {
+    const { subnet, range } = await this.locate(spec);
+    await updatePool(this.stores.pools, 'remove the ip range', subnet, async (tx) => {
+      if (!tx.current) throw noSuchPool(formatSubnet(subnet));
+      const next = removeRange(tx.current, subnet, range);
+      await this.assertIdle(tx, range, 'ip-range remove');
+      return { result: undefined, next: poolIsUnused(next) ? 'delete' : next };
+    });
+  }
+
+  async listIpRanges(): Promise<IpRangeInfo[]> {
+    return (await this.stores.pools.readAll()).flatMap((p) => rangesOf(p));
+  }
+
+  async addHostRange(spec: HostRangeSpec): Promise<HostRangeInfo> {
+    const { subnet, range } = await this.locate(spec);
+    const now = new Date().toISOString();
+    await updatePool(this.stores.pools, 'add the host range', subnet, async (tx) => {
+      const next = addHostRange(tx.current ?? emptyPoolConfig(formatSubnet(subnet)), subnet, range, spec.gateway, now);
+      await this.assertIdle(tx, range, 'host-range add');
+      return { result: undefined, next };
+    });
+    const hr = (await this.listHostRanges()).find((h) => h.subnet === formatSubnet(subnet) && h.createdAt === now);
+    if (!hr) throw new FlatnetError('internal', 'The host range vanished right after it was added.');
+    return hr;
+  }
+
+  async removeHostRange(spec: IpRangeSpec): Promise<void> {
+    const { subnet, range } = await this.locate(spec);
+    await updatePool(this.stores.pools, 'remove the host range', subnet, (tx) => {
+      if (!tx.current) throw noSuchPool(formatSubnet(subnet));
+      const next = removeHostRange(tx.current, subnet, range);
+      return { result: undefined, next: poolIsUnused(next) ? 'delete' : next };
+    });
+  }
+
+  async listHostRanges(): Promise<HostRangeInfo[]> {
+    return (await this.stores.pools.readAll()).flatMap((p) => p.config.hostRanges.map((h) => ({ subnet: p.config.subnet, ...h })));
+  }
+
+  private async assignmentsOf(p: PoolRecord): Promise<AssignmentInfo[]> {
+    const out: AssignmentInfo[] = [];
+    for (const { address, read } of await this.stores.addresses.list(p.subnet)) {
+      // An unreadable record is still counted as used; it is listed once someone repairs or releases it.
+      if (read === 'unreadable') continue;
+      const { poolId: _poolId, ...rest } = read.assignment;
+      out.push({ address, subnet: p.config.subnet, kind: 'container', ...rest });
+    }
+    return out;
+  }
+
+  async listAssignments(filter: { subnet?: string; hostId?: string } = {}): Promise<AssignmentInfo[]> {
+    const out: AssignmentInfo[] = [];
+    for (const p of await this.stores.pools.readAll()) {
+      if (filter.subnet && p.config.subnet !== filter.subnet) continue;
+      out.push(...(await this.assignmentsOf(p)).filter((a) => !filter.hostId || a.hostId === filter.hostId));
+    }
+    return out;
+  }
+
+  async releaseAddress(address: string): Promise<AssignmentInfo | undefined> {
+    const a = parseAddress(address);
+    const subnet = (await this.stores.pools.listSubnets()).find((s) => subnetContains(s, a.family, a.value));
+    if (!subnet) return undefined;
+    const held = (await this.listAssignments({ subnet: formatSubnet(subnet) })).find((x) => parseAddress(x.address).value === a.value);
+    if (!held) return undefined;
+    const freed = await this.addressService.release({ subnet }, formatSubnet(subnet), address, true);
+    return freed === 'container' ? held : undefined;
+  }
+
+  async poolSummaries(): Promise<PoolSummary[]> {
+    const out: PoolSummary[] = [];
+    for (const p of await this.stores.pools.readAll()) {
+      const size = count(allocatable(p.config, p.subnet));
+      const used = await this.stores.addresses.count(p.subnet);
+      out.push({
+        subnet: p.config.subnet,
+        family: p.subnet.family,
+        ...(p.config.gateway ? { gateway: p.config.gateway } : {}),
+        ranges: rangesOf(p),
+        hostRanges: p.config.hostRanges.map((h) => ({ subnet: p.config.subnet, ...h })),
+        reservations: p.config.reservations.map((r) => ({ address: r.address, subnet: p.config.subnet, kind: r.kind, hostIds: Object.keys(r.holders) })),
+        claims: p.config.claims,
+        size: size.toString(),
+        used,
+        free: (size - BigInt(used)).toString(),
+      });
+    }
+    return out;
+  }
+}
+
+function rangesOf(p: PoolRecord): IpRangeInfo[] {
+  return p.config.ranges.map((r) => ({ subnet: p.config.subnet, ...r, size: count([interval(p.subnet, r.start, r.end)]).toString() }));
+}

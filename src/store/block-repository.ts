@@ -1,0 +1,179 @@
+import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../ipam/model/block.js';
+import type { AssignmentRead } from '../ipam/model/records.js';
+import type { BlockCommit, BlockRepository, BlockSnapshot } from '../ipam/ports.js';
+import type { Subnet } from '../net/address.js';
+import type { EtcdIo, Expect, Write } from './etcd-io.js';
+import { blockOfKey, type IpamKeys, prefixEnd } from './keys.js';
+import { decodeAssignment, decodeConfig } from './records.js';
+
+/** The revisions a snapshot was read at: what its commit compares. */
+interface ReadRevisions {
+  config: string;
+  block: string | undefined;
+  nodes: (string | undefined)[];
+  /** Per address read: the addr key's mod revision (undefined = absent). */
+  addresses: Map<string, string | undefined>;
+}
+
+const MAX_CACHED_BLOCKS = 256;
+
+/** Blocks, summary nodes and assignment keys of the pools over etcd: the allocation and release txns. */
+export class EtcdBlockRepository implements BlockRepository {
+  /** What each snapshot handed out was read at; the snapshots themselves stay plain data. */
+  private readonly revisions = new WeakMap<BlockSnapshot, ReadRevisions>();
+  /**
+   * Each block as this process last wrote it (allocations and releases alike): the next allocation in it may
+   * commit without a read. Only another host's write makes it stale, and the txn's compare catches that.
+   */
+  private readonly written = new Map<string, BlockSnapshot>();
+
+  constructor(
+    private readonly io: EtcdIo,
+    private readonly keys: IpamKeys,
+  ) {}
+
+  takeCached(subnet: Subnet, block: bigint): BlockSnapshot | undefined {
+    const key = this.keys.block(subnet, block);
+    const view = this.written.get(key);
+    this.written.delete(key);
+    return view;
+  }
+
+  private remember(key: string, view: BlockSnapshot, rev: string): void {
+    const cached = this.written.get(key);
+    const known = cached ? this.revisions.get(cached)?.block : undefined;
+    // Replies may arrive out of order: keep the newest write.
+    if (known !== undefined && BigInt(known) > BigInt(rev)) return;
+    this.written.delete(key);
+    this.written.set(key, view);
+    // Only recently written blocks are worth keeping: the oldest go first (a Map iterates in insertion order).
+    while (this.written.size > MAX_CACHED_BLOCKS) {
+      const oldest = this.written.keys().next().value;
+      if (oldest === undefined) break;
+      this.written.delete(oldest);
+    }
+  }
+
+  async read(subnet: Subnet, block: bigint, addresses: string[] = []): Promise<BlockSnapshot | undefined> {
+    const configKey = this.keys.config(subnet);
+    const blockKey = this.keys.block(subnet, block);
+    const refs = ancestors(block, subnet.hostBits);
+    const nodeKeys = refs.map((r) => this.keys.summary(subnet, r.level, r.index));
+    const addrKeys = addresses.map((a) => this.keys.addr(subnet, a));
+    const snap = await this.io.read([configKey, blockKey, ...nodeKeys, ...addrKeys]);
+    const cfg = snap.kvs.get(configKey);
+    if (!cfg) return undefined;
+    const b = snap.kvs.get(blockKey);
+    const assignments = new Map<string, AssignmentRead>();
+    const addrRevs = new Map<string, string | undefined>();
+    addresses.forEach((address, i) => {
+      const kv = snap.kvs.get(addrKeys[i] as string);
+      addrRevs.set(address, kv?.modRevision);
+      if (kv) assignments.set(address, decodeAssignment(kv.value));
+    });
+    const view: BlockSnapshot = {
+      subnet,
+      config: decodeConfig(cfg.value, configKey),
+      block,
+      bits: bitmapFrom(b?.value),
+      nodes: refs.map((ref, i) => ({ ref, bits: bitmapFrom(snap.kvs.get(nodeKeys[i] as string)?.value) })),
+      assignments,
+    };
+    this.revisions.set(view, {
+      config: cfg.modRevision,
+      block: b?.modRevision,
+      nodes: nodeKeys.map((k) => snap.kvs.get(k)?.modRevision),
+      addresses: addrRevs,
+    });
+    return view;
+  }
+
+  private revisionsOf(view: BlockSnapshot): ReadRevisions {
+    const r = this.revisions.get(view);
+    if (!r) throw new Error('EtcdBlockRepository: a snapshot this repository did not read');
+    return r;
+  }
+
+  async readNode(subnet: Subnet, ref: NodeRef): Promise<Bitmap> {
+    const key = this.keys.summary(subnet, ref.level, ref.index);
+    return bitmapFrom((await this.io.read([key])).kvs.get(key)?.value);
+  }
+
+  async readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>> {
+    const prefix = this.keys.blockPrefix(subnet);
+    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const blocks = new Map<bigint, Bitmap>();
+    for (const kv of snap.kvs.values()) blocks.set(blockOfKey(prefix, kv.key), bitmapFrom(kv.value));
+    return blocks;
+  }
+
+  /** One txn: compares config, block, the changed nodes and removed assignments as read, new ones absent. */
+  async commit(view: BlockSnapshot, change: BlockCommit): Promise<BlockSnapshot | undefined> {
+    const { subnet } = view;
+    const revs = this.revisionsOf(view);
+    const blockKey = this.keys.block(subnet, view.block);
+    const expect: Expect[] = [
+      { key: this.keys.config(subnet), modRevision: revs.config },
+      { key: blockKey, modRevision: revs.block },
+    ];
+    const w: Write = { expect, puts: [{ key: blockKey, value: Buffer.from(change.bits) }], deletes: [] };
+    this.addNodeWrites(view, revs, change.nodes, w);
+    for (const c of change.create ?? []) {
+      const key = this.keys.addr(subnet, c.address);
+      expect.push({ key, modRevision: undefined });
+      w.puts.push({ key, value: JSON.stringify(c.assignment) });
+    }
+    for (const address of change.remove ?? []) {
+      if (!revs.addresses.has(address)) throw new Error(`EtcdBlockRepository: ${address} removed without being read`);
+      const key = this.keys.addr(subnet, address);
+      expect.push({ key, modRevision: revs.addresses.get(address) });
+      w.deletes?.push(key);
+    }
+    const revision = await this.io.writeAt(w);
+    if (revision === undefined) return undefined;
+    const after: BlockSnapshot = {
+      ...view,
+      bits: change.bits,
+      nodes: view.nodes.map((n, i) => {
+        const bits = change.nodes[i];
+        return bits === undefined ? n : { ...n, bits };
+      }),
+      // What an allocation from the cache needs: the addresses it creates are compared as absent anyway.
+      assignments: new Map(),
+    };
+    this.revisions.set(after, {
+      config: revs.config,
+      block: revision,
+      nodes: revs.nodes.map((r, i) => (change.nodes[i] === undefined ? r : revision)),
+      addresses: new Map(),
+    });
+    this.remember(blockKey, after, revision);
+    return after;
+  }
+
+  private addNodeWrites(view: BlockSnapshot, revs: ReadRevisions, nodes: readonly (Bitmap | undefined)[], w: Write): void {
+    nodes.forEach((bits, i) => {
+      const node = view.nodes[i];
+      if (!bits || !node) return;
+      const key = this.keys.summary(view.subnet, node.ref.level, node.ref.index);
+      w.expect.push({ key, modRevision: revs.nodes[i] });
+      w.puts.push({ key, value: Buffer.from(bits) });
+    });
+  }
+
+  async writeHints(view: BlockSnapshot, nodes: readonly (Bitmap | undefined)[]): Promise<void> {
+    const w: Write = { expect: [], puts: [] };
+    this.addNodeWrites(view, this.revisionsOf(view), nodes, w);
+    if (w.puts.length > 0) await this.io.write(w);
+  }
+
+  /** Writes bitmaps wholesale (benchmarks fill pools this way); summary bits are left for the txns to repair. */
+  async writeBlocks(subnet: Subnet, blocks: Map<bigint, Bitmap>, summaries: Map<string, Bitmap> = new Map()): Promise<void> {
+    const puts = [...blocks].map(([i, b]) => ({ key: this.keys.block(subnet, i), value: Buffer.from(b) }));
+    for (const [k, b] of summaries) {
+      const [level, index] = k.split(':');
+      puts.push({ key: this.keys.summary(subnet, Number(level), BigInt(index as string)), value: Buffer.from(b) });
+    }
+    for (let i = 0; i < puts.length; i += 100) await this.io.write({ expect: [], puts: puts.slice(i, i + 100) });
+  }
+}

@@ -1,0 +1,56 @@
+import type { Etcd3 } from 'etcd3';
+import type { EtcdSettings } from '../config/settings.js';
+import type { ConflictRetry, IpamStores } from '../ipam/ports.js';
+import type { Logger } from '../observability/logger.js';
+import { EtcdAddressRecords } from './address-records.js';
+import { EtcdBlockRepository } from './block-repository.js';
+import { createEtcdClient } from './etcd-client.js';
+import { EtcdIo } from './etcd-io.js';
+import { HostRegistry } from './host-registry.js';
+import { IpamKeys } from './keys.js';
+import { EtcdPoolRepository } from './pool-repository.js';
+
+/**
+ * Everything flatnet keeps in etcd under one prefix, built once per process over one client: the IPAM's
+ * repositories, the host registry and the health probe. Nothing outside store/ touches the etcd client.
+ */
+export class EtcdStores {
+  readonly io: EtcdIo;
+  readonly keys: IpamKeys;
+  readonly ipam: IpamStores & { blocks: EtcdBlockRepository };
+  readonly hosts: HostRegistry;
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly prefix: string,
+    logger: Logger,
+  ) {
+    this.io = new EtcdIo(etcd, logger);
+    this.keys = new IpamKeys(prefix);
+    const retry: ConflictRetry = { retrying: (what, attempt) => this.io.retrying(what, attempt) };
+    this.ipam = {
+      pools: new EtcdPoolRepository(this.io, this.keys),
+      blocks: new EtcdBlockRepository(this.io, this.keys),
+      addresses: new EtcdAddressRecords(this.io, this.keys),
+      retry,
+    };
+    this.hosts = new HostRegistry(etcd, this.io, prefix);
+  }
+
+  /** A client from the settings (TLS, auth, timeouts) and the stores over it; close() closes the client. */
+  static open(settings: EtcdSettings, logger: Logger): EtcdStores {
+    return new EtcdStores(createEtcdClient(settings), settings.etcdPrefix, logger);
+  }
+
+  /**
+   * Resolves when etcd answers a quorum read under the prefix, which proves reachability, TLS, authentication and
+   * the read permission at once; rejects with FlatnetError('unavailable') (the etcd3 error as its cause).
+   */
+  async probe(): Promise<void> {
+    await this.io.read([`${this.prefix}/healthz-probe`]);
+  }
+
+  close(): void {
+    this.etcd.close();
+  }
+}

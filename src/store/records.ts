@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import { FlatnetError } from '../errors.js';
+import { type AssignmentRead, assignmentSchema, type PoolConfig, poolConfigSchema } from '../ipam/model/records.js';
+
+/** Decoding what etcd holds into the IPAM's records (zod at the edge: nothing unparsed passes the store). */
+
+export const poolIndexSchema = z.object({ subnets: z.array(z.string()) });
+
+export function safeJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString());
+  } catch {
+    return undefined;
+  }
+}
+
+export function decodeConfig(raw: Buffer, key: string): PoolConfig {
+  const parsed = poolConfigSchema.safeParse(safeJson(raw));
+  if (!parsed.success) throw new FlatnetError('internal', `The pool config at ${key} in etcd is malformed: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+export function decodeAssignment(raw: Buffer): AssignmentRead {
+  const parsed = assignmentSchema.safeParse(safeJson(raw));
+  return parsed.success ? { assignment: parsed.data } : 'unreadable';
+}
