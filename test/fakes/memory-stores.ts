@@ -1,0 +1,328 @@
+import { tooManyConflicts } from '../../src/errors.js';
+import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../../src/ipam/model/block.js';
+import type { Assignment, AssignmentRead, PoolConfig } from '../../src/ipam/model/records.js';
+import type {
+  AddressRecords,
+  BlockCommit,
+  BlockRepository,
+  BlockSnapshot,
+  ConflictRetry,
+  IpamStores,
+  PoolDecision,
+  PoolRecord,
+  PoolRepository,
+  PoolTxn,
+} from '../../src/ipam/ports.js';
+import { formatSubnet, parseSubnet, type Subnet } from '../../src/net/address.js';
+
+/**
+ * The IPAM ports in memory, for unit tests of the services (CNI host-local's backend/testing/fake_store.go is
+ * the model). A versioned map with compare-and-swap commits: every read records the revision it saw and a commit
+ * fails when anything it read changed, as the etcd repositories do; no etcd behaviour beyond that is claimed.
+ * Tests can make the next commits fail (injectConflicts) or run another writer between a read and its commit
+ * (beforeNextCommit), and count reads and commits.
+ */
+interface Entry {
+  value: unknown;
+  rev: number;
+}
+
+type Compare = { key: string; rev: number | undefined } | { prefix: string; notAfter: number };
+
+const MAX_ATTEMPTS = 20;
+
+export class MemoryStores implements IpamStores {
+  private readonly data = new Map<string, Entry>();
+  private rev = 0;
+  private forcedConflicts = 0;
+  private hooks: (() => Promise<void>)[] = [];
+  readonly stats = { reads: 0, commits: 0, conflicts: 0 };
+
+  readonly pools: PoolRepository;
+  readonly blocks: BlockRepository;
+  readonly addresses: AddressRecords;
+  readonly retry: ConflictRetry = {
+    retrying: async <T>(what: string, attempt: (n: number) => Promise<T | undefined>): Promise<T> => {
+      for (let n = 0; n < MAX_ATTEMPTS; n++) {
+        const out = await attempt(n);
+        if (out !== undefined) return out;
+      }
+      throw tooManyConflicts(what);
+    },
+  };
+
+  constructor() {
+    this.pools = new MemoryPoolRepository(this);
+    this.blocks = new MemoryBlockRepository(this);
+    this.addresses = {
+      list: async (subnet) => {
+        this.stats.reads++;
+        const prefix = keys.addrPrefix(subnet);
+        return [...this.data].filter(([k]) => k.startsWith(prefix)).map(([k, e]) => ({ address: k.slice(prefix.length), read: e.value as AssignmentRead }));
+      },
+      count: async (subnet) => {
+        this.stats.reads++;
+        const prefix = keys.addrPrefix(subnet);
+        return [...this.data.keys()].filter((k) => k.startsWith(prefix)).length;
+      },
+    };
+  }
+
+  /** The next n commits fail as if another writer had come first (nothing is written). */
+  injectConflicts(n = 1): void {
+    this.forcedConflicts += n;
+  }
+
+  /** Runs `write` (another host's work, say) after the next commit's reads and before its compare. */
+  beforeNextCommit(write: () => Promise<void>): void {
+    this.hooks.push(write);
+  }
+
+  /** Seeds an address key as another version or a broken writer left it. */
+  putAssignment(subnet: Subnet, address: string, read: AssignmentRead): void {
+    this.set(keys.addr(subnet, address), read);
+  }
+
+  assignment(subnet: Subnet, address: string): AssignmentRead | undefined {
+    return this.data.get(keys.addr(subnet, address))?.value as AssignmentRead | undefined;
+  }
+
+  get(key: string): Entry | undefined {
+    this.stats.reads++;
+    return this.data.get(key);
+  }
+
+  entries(prefix: string): [string, Entry][] {
+    this.stats.reads++;
+    return [...this.data].filter(([k]) => k.startsWith(prefix));
+  }
+
+  get revision(): number {
+    return this.rev;
+  }
+
+  private set(key: string, value: unknown): void {
+    this.data.set(key, { value, rev: ++this.rev });
+  }
+
+  /** One compare-and-swap: all compares hold, then the puts and deletes happen at one new revision. */
+  async commit(compares: Compare[], puts: [string, unknown][], deletes: string[] = [], deletePrefixes: string[] = [], hintsOnly = false): Promise<number | undefined> {
+    // Hint repairs are best effort and not what a test injects into.
+    const hook = hintsOnly ? undefined : this.hooks.shift();
+    if (hook) await hook();
+    if (!hintsOnly && this.forcedConflicts > 0) {
+      this.forcedConflicts--;
+      this.stats.conflicts++;
+      return undefined;
+    }
+    const holds = compares.every((c) =>
+      'key' in c ? this.data.get(c.key)?.rev === c.rev : [...this.data].every(([k, e]) => !k.startsWith(c.prefix) || e.rev <= c.notAfter),
+    );
+    if (!holds) {
+      this.stats.conflicts++;
+      return undefined;
+    }
+    if (!hintsOnly) this.stats.commits++;
+    const rev = ++this.rev;
+    for (const p of deletePrefixes) for (const k of [...this.data.keys()]) if (k.startsWith(p)) this.data.delete(k);
+    for (const k of deletes) this.data.delete(k);
+    for (const [k, value] of puts) this.data.set(k, { value, rev });
+    return rev;
+  }
+}
+
+const S = (s: Subnet): string => formatSubnet(s);
+const keys = {
+  index: 'index',
+  pool: (s: Subnet) => `pool/${S(s)}/`,
+  config: (s: Subnet) => `pool/${S(s)}/config`,
+  blockPrefix: (s: Subnet) => `pool/${S(s)}/block/`,
+  block: (s: Subnet, b: bigint) => `pool/${S(s)}/block/${b.toString(16)}`,
+  node: (s: Subnet, r: NodeRef) => `pool/${S(s)}/sum/${r.level}/${r.index.toString(16)}`,
+  addrPrefix: (s: Subnet) => `pool/${S(s)}/addr/`,
+  addr: (s: Subnet, a: string) => `pool/${S(s)}/addr/${a}`,
+};
+
+const cloneConfig = (c: PoolConfig): PoolConfig => structuredClone(c);
+
+class MemoryPoolRepository implements PoolRepository {
+  constructor(private readonly m: MemoryStores) {}
+
+  private index(): { subnets: Subnet[]; rev: number | undefined } {
+    const e = this.m.get(keys.index);
+    return { subnets: ((e?.value as string[] | undefined) ?? []).map((s) => parseSubnet(s)), rev: e?.rev };
+  }
+
+  async listSubnets(): Promise<Subnet[]> {
+    return this.index().subnets;
+  }
+
+  async read(subnet: Subnet): Promise<PoolRecord | undefined> {
+    const e = this.m.get(keys.config(subnet));
+    return e ? { subnet, config: cloneConfig(e.value as PoolConfig) } : undefined;
+  }
+
+  async readAll(): Promise<PoolRecord[]> {
+    const out: PoolRecord[] = [];
+    for (const s of this.index().subnets) {
+      const p = await this.read(s);
+      if (p) out.push(p);
+    }
+    return out;
+  }
+
+  update<T>(what: string, subnet: Subnet, decide: (tx: PoolTxn) => Promise<PoolDecision<T>> | PoolDecision<T>): Promise<T> {
+    return this.m.retry
+      .retrying(what, async () => {
+        const index = this.index();
+        const cfg = this.m.get(keys.config(subnet));
+        const compares: Compare[] = [{ key: keys.config(subnet), rev: cfg?.rev }];
+        const tx: PoolTxn = {
+          current: cfg ? cloneConfig(cfg.value as PoolConfig) : undefined,
+          index: index.subnets,
+          assignment: async (address) => {
+            const e = this.m.get(keys.addr(subnet, address));
+            compares.push({ key: keys.addr(subnet, address), rev: e?.rev });
+            return e?.value as AssignmentRead | undefined;
+          },
+          blocks: async () => {
+            const out = new Map<bigint, Bitmap>();
+            const prefix = keys.blockPrefix(subnet);
+            compares.push({ prefix, notAfter: this.m.revision });
+            for (const [k, e] of this.m.entries(prefix)) out.set(BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap));
+            return out;
+          },
+        };
+        const d = await decide(tx);
+        if (d.next === undefined) return { value: d.result };
+        const others = index.subnets.filter((s) => S(s) !== S(subnet)).map(S);
+        if (d.next === 'delete') {
+          if (!cfg) return (await this.m.commit(compares, [])) !== undefined ? { value: d.result } : undefined;
+          compares.push({ key: keys.index, rev: index.rev });
+          const ok = await this.m.commit(compares, [[keys.index, others]], [], [keys.pool(subnet)]);
+          return ok !== undefined ? { value: d.result } : undefined;
+        }
+        const puts: [string, unknown][] = [[keys.config(subnet), cloneConfig(d.next)]];
+        if (!cfg) {
+          compares.push({ key: keys.index, rev: index.rev });
+          puts.push([keys.index, [...others, S(subnet)].sort()]);
+        }
+        return (await this.m.commit(compares, puts)) !== undefined ? { value: d.result } : undefined;
+      })
+      .then((r) => r.value);
+  }
+}
+
+interface Revisions {
+  config: number;
+  block: number | undefined;
+  nodes: (number | undefined)[];
+  addresses: Map<string, number | undefined>;
+}
+
+class MemoryBlockRepository implements BlockRepository {
+  private readonly revisions = new WeakMap<BlockSnapshot, Revisions>();
+  private readonly written = new Map<string, BlockSnapshot>();
+
+  constructor(private readonly m: MemoryStores) {}
+
+  async read(subnet: Subnet, block: bigint, addresses: string[] = []): Promise<BlockSnapshot | undefined> {
+    const cfg = this.m.get(keys.config(subnet));
+    if (!cfg) return undefined;
+    const b = this.m.get(keys.block(subnet, block));
+    const refs = ancestors(block, subnet.hostBits);
+    const nodes = refs.map((ref) => this.m.get(keys.node(subnet, ref)));
+    const assignments = new Map<string, AssignmentRead>();
+    const addrRevs = new Map<string, number | undefined>();
+    for (const a of addresses) {
+      const e = this.m.get(keys.addr(subnet, a));
+      addrRevs.set(a, e?.rev);
+      if (e) assignments.set(a, e.value as AssignmentRead);
+    }
+    const view: BlockSnapshot = {
+      subnet,
+      config: cloneConfig(cfg.value as PoolConfig),
+      block,
+      bits: bitmapFrom(b?.value as Bitmap | undefined),
+      nodes: refs.map((ref, i) => ({ ref, bits: bitmapFrom(nodes[i]?.value as Bitmap | undefined) })),
+      assignments,
+    };
+    this.revisions.set(view, { config: cfg.rev, block: b?.rev, nodes: nodes.map((n) => n?.rev), addresses: addrRevs });
+    return view;
+  }
+
+  takeCached(subnet: Subnet, block: bigint): BlockSnapshot | undefined {
+    const k = keys.block(subnet, block);
+    const v = this.written.get(k);
+    this.written.delete(k);
+    return v;
+  }
+
+  async readNode(subnet: Subnet, ref: NodeRef): Promise<Bitmap> {
+    return bitmapFrom(this.m.get(keys.node(subnet, ref))?.value as Bitmap | undefined);
+  }
+
+  async readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>> {
+    const prefix = keys.blockPrefix(subnet);
+    return new Map(this.m.entries(prefix).map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap)]));
+  }
+
+  private revs(view: BlockSnapshot): Revisions {
+    const r = this.revisions.get(view);
+    if (!r) throw new Error('MemoryBlockRepository: a snapshot it did not read');
+    return r;
+  }
+
+  private nodeWrites(view: BlockSnapshot, revs: Revisions, nodes: readonly (Bitmap | undefined)[], compares: Compare[], puts: [string, unknown][]): void {
+    nodes.forEach((bits, i) => {
+      const node = view.nodes[i];
+      if (!bits || !node) return;
+      compares.push({ key: keys.node(view.subnet, node.ref), rev: revs.nodes[i] });
+      puts.push([keys.node(view.subnet, node.ref), Uint8Array.from(bits)]);
+    });
+  }
+
+  async commit(view: BlockSnapshot, change: BlockCommit): Promise<BlockSnapshot | undefined> {
+    const revs = this.revs(view);
+    const { subnet } = view;
+    const compares: Compare[] = [
+      { key: keys.config(subnet), rev: revs.config },
+      { key: keys.block(subnet, view.block), rev: revs.block },
+    ];
+    const puts: [string, unknown][] = [[keys.block(subnet, view.block), Uint8Array.from(change.bits)]];
+    this.nodeWrites(view, revs, change.nodes, compares, puts);
+    for (const c of change.create ?? []) {
+      compares.push({ key: keys.addr(subnet, c.address), rev: undefined });
+      puts.push([keys.addr(subnet, c.address), { assignment: structuredClone(c.assignment) as Assignment }]);
+    }
+    const deletes: string[] = [];
+    for (const a of change.remove ?? []) {
+      if (!revs.addresses.has(a)) throw new Error(`MemoryBlockRepository: ${a} removed without being read`);
+      compares.push({ key: keys.addr(subnet, a), rev: revs.addresses.get(a) });
+      deletes.push(keys.addr(subnet, a));
+    }
+    const rev = await this.m.commit(compares, puts, deletes);
+    if (rev === undefined) return undefined;
+    const after: BlockSnapshot = {
+      ...view,
+      bits: change.bits,
+      nodes: view.nodes.map((n, i) => (change.nodes[i] === undefined ? n : { ...n, bits: change.nodes[i] as Bitmap })),
+      assignments: new Map(),
+    };
+    this.revisions.set(after, {
+      config: revs.config,
+      block: rev,
+      nodes: revs.nodes.map((r, i) => (change.nodes[i] === undefined ? r : rev)),
+      addresses: new Map(),
+    });
+    this.written.set(keys.block(subnet, view.block), after);
+    return after;
+  }
+
+  async writeHints(view: BlockSnapshot, nodes: readonly (Bitmap | undefined)[]): Promise<void> {
+    const compares: Compare[] = [];
+    const puts: [string, unknown][] = [];
+    this.nodeWrites(view, this.revs(view), nodes, compares, puts);
+    if (puts.length > 0) await this.m.commit(compares, puts, [], [], true);
+  }
+}

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FlatnetError } from '../../src/errors.js';
+import { parsePoolId } from '../../src/ipam/core/pool-id.js';
+import { AddressService } from '../../src/ipam/services/address-service.js';
+import { PoolService } from '../../src/ipam/services/pool-service.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { MemoryStores } from '../fakes/memory-stores.js';
+import { poolWithRange } from '../fakes/pools.js';
+
+const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
+const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
+
+test('claims: a Docker --ip-range becomes a range, shared by hosts, refused twice on one host and on overlap', async () => {
+  const stores = new MemoryStores();
+  const [h1, h2] = [new PoolService(stores.pools, 'h1', silentLogger()), new PoolService(stores.pools, 'h2', silentLogger())];
+  await assert.rejects(h1.requestPool(v4('10.5.0.0/24')), /flatnet ip-range add/);
+  const p = await h1.requestPool(v4('10.5.0.0/24', '10.5.0.0/28'));
+  assert.deepEqual(p, { poolId: '10.5.0.0/24|10.5.0.0/28', pool: '10.5.0.0/24', data: {} });
+  assert.equal((await h2.requestPool(v4('10.5.0.0/24', '10.5.0.0/28'))).poolId, p.poolId);
+  await assert.rejects(h1.requestPool(v4('10.5.0.0/24', '10.5.0.0/28')), kind('conflict'));
+  await assert.rejects(h2.requestPool(v4('10.5.0.0/16', '10.5.0.0/28')), (e: unknown) => kind('conflict')(e) && /overlaps the existing pool 10\.5\.0\.0\/24/.test((e as Error).message));
+  await assert.rejects(h1.requestPool(v4('', '10.5.0.0/28')), kind('invalid'));
+  await assert.rejects(h1.requestPool(v4('')), kind('exhausted'), 'no configured pool left');
+  await assert.rejects(h1.requestPool({ ...v4('10.6.0.0/24', '10.6.0.0/28'), v6: true }), kind('invalid'));
+  await assert.rejects(h1.releasePool('net-1'), kind('invalid'));
+  await h1.releasePool('10.77.0.0/24');
+});
+
+test('two hosts creating overlapping pools at once: the second sees the first and is refused', async () => {
+  const stores = new MemoryStores();
+  const [h1, h2] = [new PoolService(stores.pools, 'h1', silentLogger()), new PoolService(stores.pools, 'h2', silentLogger())];
+  stores.beforeNextCommit(async () => {
+    await h2.requestPool(v4('10.7.0.0/16', '10.7.0.0/28'));
+  });
+  await assert.rejects(h1.requestPool(v4('10.7.0.0/24', '10.7.0.0/28')), kind('conflict'));
+  assert.deepEqual((await stores.pools.listSubnets()).map((s) => `${s.prefix}`), ['16']);
+});
+
+test('release: the last claim drops the idle Docker range and the pool; an assigned one keeps its range', async () => {
+  const stores = new MemoryStores();
+  const h1 = new PoolService(stores.pools, 'h1', silentLogger());
+  const id = '10.8.0.0/24|10.8.0.0/28';
+  await h1.requestPool(v4('10.8.0.0/24', '10.8.0.0/28'));
+  const addresses = new AddressService(stores, 'h1', silentLogger());
+  await addresses.requestSpecific(parsePoolId(id), id, '10.8.0.5', {});
+  await h1.releasePool(id);
+  const kept = await stores.pools.readAll();
+  assert.equal(kept[0]?.config.ranges.length, 1, 'an address is still assigned in the range');
+  assert.equal(kept[0]?.config.claims.length, 0);
+  await addresses.release(parsePoolId(id), id, '10.8.0.5');
+  await h1.requestPool(v4('10.8.0.0/24', '10.8.0.0/28'));
+  await h1.releasePool(id);
+  assert.deepEqual(await stores.pools.readAll(), [], 'nothing left: the pool and its keys are gone');
+});
+
+test('a range drop racing an allocation in it is retried and keeps the range', async () => {
+  const stores = new MemoryStores();
+  const [h1, h2] = [new PoolService(stores.pools, 'h1', silentLogger()), new PoolService(stores.pools, 'h2', silentLogger())];
+  const id = '10.9.0.0/24|10.9.0.0/28';
+  await h1.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
+  await h2.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
+  await h2.releasePool(id);
+  const h1Addresses = new AddressService(stores, 'h1', silentLogger());
+  // releasePool reads the blocks, then h1's container takes an address before the commit
+  stores.beforeNextCommit(async () => {
+    await h1Addresses.requestSpecific(parsePoolId(id), id, '10.9.0.3', {});
+  });
+  await h1.releasePool(id);
+  const [pool] = await stores.pools.readAll();
+  assert.equal(pool?.config.ranges.length, 1, 'the range stays: an address in it was assigned meanwhile');
+  assert.ok(stores.stats.conflicts >= 1);
+});
+
+test('admin: ranges, host ranges and listing over the same repositories', async () => {
+  const { stores, admin } = await poolWithRange('192.168.7.100/24', '192.168.7.103');
+  await assert.rejects(admin.addIpRange({ start: '192.168.7.103', end: '192.168.7.110' }), kind('conflict'));
+  await admin.addHostRange({ start: '192.168.7.1/24', end: '192.168.7.99', gateway: '192.168.7.1' });
+  const h1 = new PoolService(stores.pools, 'h1', silentLogger());
+  const p = await h1.requestPool(v4(''));
+  assert.deepEqual(p.data, { 'com.docker.network.gateway': '192.168.7.1/24' });
+  await new AddressService(stores, 'h1', silentLogger()).requestSpecific(parsePoolId(p.poolId), p.poolId, '192.168.7.101', {});
+  stores.putAssignment(parsePoolId(p.poolId).subnet, '192.168.7.102', 'unreadable');
+  assert.deepEqual((await admin.listAssignments()).map((a) => [a.address, a.hostId]), [['192.168.7.101', 'h1']]);
+  const [summary] = await admin.poolSummaries();
+  assert.deepEqual([summary?.size, summary?.used, summary?.free], ['4', 2, '2']);
+  await assert.rejects(admin.removeIpRange({ start: '192.168.7.100', end: '192.168.7.103' }), kind('conflict'));
+  assert.equal((await admin.releaseAddress('192.168.7.101'))?.hostId, 'h1');
+  await assert.rejects(admin.removeHostRange({ start: '10.0.0.1/24', end: '10.0.0.9' }), kind('not-found'));
+});
