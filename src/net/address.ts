@@ -65,12 +65,17 @@ export function isPlainIp(text: string): boolean {
   return text === text.trim() && tryParseAddress(text) !== undefined;
 }
 
-/** "10.0.0.5/24" -> "10.0.0.5"; a plain address as it is; '' for '' (Docker's "none"); throws on anything else. */
-export function bareAddress(text: string): string {
+/**
+ * "10.0.0.5/24" -> "10.0.0.5"; a plain address as it is; '' for '' (Docker's "none"). Throws 'invalid' on
+ * anything else, and when `family` is given, on an address of the other family.
+ */
+export function bareAddress(text: string, family?: Family): string {
   if (text === '') return '';
-  if (isPlainIp(text)) return text.trim();
-  if (isCidr(text)) return text.trim().slice(0, text.trim().indexOf('/'));
-  throw new FlatnetError('invalid', `"${text}" is not an IP address (optionally with /prefix).`);
+  const parsed = tryParseCidr(text) ?? tryParseAddress(text);
+  if (!parsed || text !== text.trim()) throw new FlatnetError('invalid', `"${text}" is not an IP address (optionally with /prefix).`);
+  if (family !== undefined && parsed.family !== family) throw new FlatnetError('invalid', `"${text}" is not an IPv${family} address.`);
+  const slash = text.indexOf('/');
+  return slash < 0 ? text : text.slice(0, slash);
 }
 
 /** Parses "addr/prefix" into the subnet it names (host bits are dropped: 10.0.0.5/24 is 10.0.0.0/24). */

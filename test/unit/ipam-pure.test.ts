@@ -83,3 +83,18 @@ test('range specs take an optional /prefix naming the subnet', () => {
   assert.throws(() => parseRangeSpec('10.0.0.1/24', 'fd00::1'), FlatnetError);
   assert.throws(() => parseRangeSpec('10.0.0.1/24', '10.0.0.5/25'), FlatnetError);
 });
+
+test('one address parser for every edge: CIDR and plain-IP checks, bare addresses', async () => {
+  const { bareAddress, isCidr, isPlainIp } = await import('../../src/net/address.js');
+  for (const ok of ['10.0.0.0/8', '10.0.0.5/32', 'fd00::/64', '::/0']) assert.ok(isCidr(ok), ok);
+  for (const bad of ['10.0.0.0/33', '10.66.0.0/99', 'fd00::/129', '10.0.0.0', '10.0.0.0/', '/24', ' 10.0.0.0/8', '10.0.0.256/8', 'fe80::1%eth0/64']) {
+    assert.ok(!isCidr(bad), bad);
+  }
+  for (const ok of ['10.0.0.1', 'fd00::1', '::ffff:10.0.0.1']) assert.ok(isPlainIp(ok), ok);
+  for (const bad of ['10.0.0.1/24', '10.0.0', '10.0.0.1 ', 'fe80::1%eth0', '']) assert.ok(!isPlainIp(bad), bad);
+  assert.equal(bareAddress('10.0.0.5/24'), '10.0.0.5');
+  assert.equal(bareAddress('fd00::5'), 'fd00::5');
+  assert.equal(bareAddress(''), '');
+  assert.throws(() => bareAddress('10.0.0.5/24', 6), FlatnetError);
+  assert.throws(() => bareAddress('nope'), FlatnetError);
+});

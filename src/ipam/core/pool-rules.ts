@@ -1,6 +1,6 @@
 import { FlatnetError, poolsOverlap } from '../../errors.js';
 import { addressAt, formatSubnet, offsetIn, parseSubnet, type Subnet, subnetsOverlap } from '../../net/address.js';
-import { covers, type Interval, intersect, overlaps, subtract, union } from '../../net/intervals.js';
+import { type Interval, intersect, overlaps, subtract, union } from '../../net/intervals.js';
 import type { PoolConfig } from '../model/records.js';
 import type { PoolRef } from './pool-id.js';
 
