@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { FlatnetError } from '../../src/errors.js';
+import { withBit } from '../../src/ipam/core/bitmap.js';
+import { emptyBitmap } from '../../src/ipam/model/block.js';
+import type { PoolConfig } from '../../src/ipam/model/records.js';
+import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { parseSubnet } from '../../src/net/address.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { EtcdStores } from '../../src/store/etcd-stores.js';
+import { missing } from '../harness/requirements.js';
+
+/** The etcd repositories against a real etcd: the stored layout reads back, and compares come from what was read. */
+const skip = missing('etcd');
+let cluster: EtcdCluster | undefined;
+let etcd: Etcd3;
+const subnet = parseSubnet('10.44.0.0/24');
+const fresh = (): string => `/repo-${randomBytes(4).toString('hex')}`;
+const config: PoolConfig = {
+  subnet: '10.44.0.0/24',
+  ranges: [{ start: '10.44.0.10', end: '10.44.0.20', origin: 'admin', createdAt: '2026-01-01T00:00:00.000Z' }],
+  hostRanges: [],
+  reservations: [],
+  claims: [],
+};
+
+before(async () => {
+  if (skip) return;
+  cluster = await startEtcdCluster({ members: 1 });
+  etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+});
+after(async () => {
+  etcd?.close();
+  await cluster?.stop();
+});
+
+/** A pool as earlier versions wrote it, key by key (the layout documented in store/keys.ts). */
+async function seed(prefix: string): Promise<void> {
+  const root = `${prefix}/ipam/v1`;
+  await etcd.put(`${root}/pools`).value(JSON.stringify({ subnets: ['10.44.0.0/24'] }));
+  await etcd.put(`${root}/pool/10.44.0.0_24/config`).value(JSON.stringify(config));
+  await etcd.put(`${root}/pool/10.44.0.0_24/block/0`).value(Buffer.from(withBit(emptyBitmap(), 11, true)));
+  await etcd.put(`${root}/pool/10.44.0.0_24/addr/10.44.0.11`).value(JSON.stringify({ hostId: 'old', since: 'then', poolId: '10.44.0.0/24' }));
+  await etcd.put(`${root}/pool/10.44.0.0_24/addr/10.44.0.12`).value('{not json');
+}
+
+test('data in the stored layout reads back through the repositories', { skip }, async () => {
+  const prefix = fresh();
+  await seed(prefix);
+  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  assert.deepEqual((await ipam.pools.listSubnets()).map((s) => s.prefix), [24]);
+  assert.deepEqual((await ipam.pools.readAll())[0]?.config, config);
+  const view = await ipam.blocks.read(subnet, 0n, ['10.44.0.11', '10.44.0.12', '10.44.0.13']);
+  assert.ok(view);
+  assert.equal(view.bits[1], 0b1000, 'bit 11');
+  assert.deepEqual(view.assignments.get('10.44.0.11'), { assignment: { hostId: 'old', since: 'then', poolId: '10.44.0.0/24' } });
+  assert.equal(view.assignments.get('10.44.0.12'), 'unreadable');
+  assert.equal(view.assignments.has('10.44.0.13'), false);
+  assert.deepEqual((await ipam.addresses.list(subnet)).map((a) => a.address), ['10.44.0.11', '10.44.0.12']);
+  assert.equal(await ipam.addresses.count(subnet), 2);
+});
+
+test('a block commit fails when the block changed after the read, and writes the documented keys when not', { skip }, async () => {
+  const prefix = fresh();
+  await seed(prefix);
+  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  const view = await ipam.blocks.read(subnet, 0n, ['10.44.0.11']);
+  assert.ok(view);
+  await etcd.put(`${prefix}/ipam/v1/pool/10.44.0.0_24/block/0`).value(Buffer.from(withBit(view.bits, 12, true)));
+  const assignment = { hostId: 'h1', since: 'now', poolId: '10.44.0.0/24' };
+  assert.equal(await ipam.blocks.commit(view, { bits: withBit(view.bits, 13, true), nodes: [], create: [{ address: '10.44.0.13', assignment }] }), undefined);
+  assert.equal(await etcd.get(`${prefix}/ipam/v1/pool/10.44.0.0_24/addr/10.44.0.13`).string(), null, 'nothing written');
+  const again = await ipam.blocks.read(subnet, 0n, ['10.44.0.11']);
+  assert.ok(again);
+  const written = await ipam.blocks.commit(again, { bits: withBit(withBit(again.bits, 13, true), 11, false), nodes: [], create: [{ address: '10.44.0.13', assignment }], remove: ['10.44.0.11'] });
+  assert.ok(written);
+  assert.deepEqual(JSON.parse((await etcd.get(`${prefix}/ipam/v1/pool/10.44.0.0_24/addr/10.44.0.13`).string()) ?? ''), assignment);
+  assert.equal(await etcd.get(`${prefix}/ipam/v1/pool/10.44.0.0_24/addr/10.44.0.11`).string(), null);
+  // the written block is cached as written: taking it gives the new bits, and it commits without a read
+  const cached = ipam.blocks.takeCached(subnet, 0n);
+  assert.equal(cached?.bits[1], 0b110000, 'bits 12 and 13');
+});
+
+test('a pool update retries when an address or block it read changed before its commit', { skip }, async () => {
+  const prefix = fresh();
+  await seed(prefix);
+  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  let attempts = 0;
+  await assert.rejects(
+    ipam.pools.update('reserve', subnet, async (tx) => {
+      attempts++;
+      const held = await tx.assignment('10.44.0.15');
+      if (held) throw new FlatnetError('conflict', 'taken');
+      // another writer takes the address between this read and the commit
+      if (attempts === 1) await etcd.put(`${prefix}/ipam/v1/pool/10.44.0.0_24/addr/10.44.0.15`).value('{}');
+      return { result: undefined, next: { ...(tx.current ?? config), gateway: '10.44.0.15' } };
+    }),
+    (e: unknown) => e instanceof FlatnetError && e.kind === 'conflict',
+  );
+  assert.equal(attempts, 2);
+  attempts = 0;
+  await ipam.pools.update('drop', subnet, async (tx) => {
+    attempts++;
+    await tx.blocks();
+    if (attempts === 1) await etcd.put(`${prefix}/ipam/v1/pool/10.44.0.0_24/block/1`).value(Buffer.from(emptyBitmap()));
+    return { result: undefined, next: tx.current ?? config };
+  });
+  assert.equal(attempts, 2, 'a new block key after the read made the first commit fail');
+});
