@@ -5,6 +5,8 @@ import { pluginCall } from './plugin-client.js';
 /** The built CLI (dist/src/cli/main.js), from dist/test/harness or dist/bench alike. */
 export const FLATNET_CLI = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.js');
 
+const OUTPUT_LIMIT = 1 << 20;
+
 export interface FlatnetServerOptions {
   /** The plugin socket it serves (passed as --socket). */
   socket: string;
@@ -32,9 +34,16 @@ export function spawnFlatnetServer(o: FlatnetServerOptions): FlatnetServer {
   const started: Started = startProcess(process.execPath, [FLATNET_CLI, 'server', '--socket', o.socket, ...(o.args ?? [])], {
     env: o.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
   });
-  let output = '';
-  started.child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  started.child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  // The newest MiB at most: a benchmark's server logs for minutes.
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  const keep = (d: Buffer): void => {
+    chunks.push(d);
+    kept += d.length;
+    while (kept > OUTPUT_LIMIT && chunks.length > 1) kept -= (chunks.shift() as Buffer).length;
+  };
+  started.child.stdout?.on('data', keep);
+  started.child.stderr?.on('data', keep);
   const exit = new Promise<number | null>((resolve) => {
     if (started.child.exitCode !== null || started.child.signalCode !== null) resolve(started.child.exitCode);
     else started.child.once('exit', (code) => resolve(code));
@@ -42,7 +51,7 @@ export function spawnFlatnetServer(o: FlatnetServerOptions): FlatnetServer {
   return {
     socket: o.socket,
     pid: started.pid,
-    output: () => output,
+    output: () => Buffer.concat(chunks).toString('utf8'),
     exited: () => exit,
     stop: (signal = 'SIGTERM') => started.stop(signal),
   };
