@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { execArgs } from '../../src/hostnet/exec.js';
+import { sh } from './sh.js';
 
 export interface BridgeNetns {
   /** The namespace's name under /run/netns. */
@@ -15,13 +16,8 @@ export interface BridgeNetns {
  */
 export async function makeBridgeNetns(tag: string, address: string): Promise<BridgeNetns> {
   const ns = `${tag}-${randomBytes(3).toString('hex')}`;
-  const ip = async (args: readonly string[]): Promise<string> => {
-    const res = await execArgs('ip', ['-n', ns, ...args]);
-    if (res.code !== 0) throw new Error(`ip -n ${ns} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim()}`);
-    return res.stdout;
-  };
-  const created = await execArgs('ip', ['netns', 'add', ns]);
-  if (created.code !== 0) throw new Error(`ip netns add ${ns}: ${created.stderr.trim()}`);
+  const ip = (args: readonly string[]): Promise<string> => sh('ip', ['-n', ns, ...args]);
+  await sh('ip', ['netns', 'add', ns]);
   const fixture: BridgeNetns = {
     ns,
     ip,
@@ -30,12 +26,14 @@ export async function makeBridgeNetns(tag: string, address: string): Promise<Bri
     },
   };
   try {
-    await ip(['link', 'add', 'nic0', 'type', 'veth', 'peer', 'name', 'nic0peer']);
-    await ip(['link', 'add', 'br0', 'type', 'bridge']);
-    await ip(['link', 'set', 'nic0', 'master', 'br0']);
-    await ip(['addr', 'add', address, 'dev', 'br0']);
-    await ip(['link', 'set', 'nic0', 'up']);
-    await ip(['link', 'set', 'br0', 'up']);
+    await sh('ip', ['-n', ns, '-batch', '-'], [
+      'link add nic0 type veth peer name nic0peer',
+      'link add br0 type bridge',
+      'link set nic0 master br0',
+      `addr add ${address} dev br0`,
+      'link set nic0 up',
+      'link set br0 up',
+    ].join('\n') + '\n');
   } catch (err) {
     await fixture.remove();
     throw err;
