@@ -8,19 +8,18 @@
  * per-round ratios, each taken from two measurements seconds apart (so it need not equal the ratio of the two
  * median rates); "per round" shows their spread.
  */
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
-import { startProcess, waitFor } from '../src/lab/processes.js';
+import { spawnFlatnetServer, waitAnswering } from '../test/harness/flatnet-server.js';
+import { pluginCall, type PluginResult } from '../test/harness/plugin-client.js';
 
 const POINT_MS = Number(process.env.BENCH_POINT_MS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONCURRENCY = [1, 8, 32];
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 interface Point {
   ops: number;
@@ -33,27 +32,8 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
-function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const text = JSON.stringify(body) + '\n';
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { agent, socketPath, method: 'POST', path: `/${method}`, headers: { Host: '', 'Content-Length': Buffer.byteLength(text) } },
-      (res) => {
-        let out = '';
-        res.on('data', (d: Buffer) => (out += d.toString()));
-        res.on('end', () => {
-          // A throw here would be uncaught and skip main's cleanup (etcd, server): reject instead.
-          try {
-            resolve({ status: res.statusCode ?? 0, json: JSON.parse(out) as Record<string, unknown> });
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(text);
-  });
+function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<PluginResult> {
+  return pluginCall(socketPath, method, body, agent);
 }
 
 /** Runs `op` in `clients` loops until the time is up (or `work` runs dry), timing each op. */
@@ -99,17 +79,16 @@ async function main(): Promise<void> {
   const config = join(dir, 'empty.conf');
   await writeFile(config, '');
   const prefix = `/flatnet-bench-${process.pid}`;
-  const server = startProcess(process.execPath, [
-    CLI, 'server', '--config', config, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
-    '--etcd-prefix', prefix, '--host-id', 'bench-host', '--state-dir', join(dir, 'state'), '--log-level', 'info',
-  ], { stdio: ['ignore', 'ignore', 'ignore'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const server = spawnFlatnetServer({
+    socket,
+    args: ['--config', config, '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', prefix, '--host-id', 'bench-host',
+      '--state-dir', join(dir, 'state'), '--log-level', 'info'],
+  });
   const client = new Etcd3({ hosts: etcd.endpoints });
   const rows: string[][] = [];
   let stealPercent = 0;
   try {
-    const probe = new Agent({ keepAlive: true });
-    await waitFor('the plugin socket', async () => ((await call(probe, socket, 'Plugin.Activate', {})).status === 200 ? true : undefined), 15_000);
-    probe.destroy();
+    await waitAnswering(server);
     const stealBefore = await stealCounter();
     let seq = 0;
     for (const clients of CONCURRENCY) {

@@ -1,5 +1,7 @@
-import { FlatnetError } from '../errors.js';
+import { FlatnetError, errorMessage } from '../errors.js';
 import type { PoolSummary } from '../ipam/contract.js';
+import { formatSubnet, parseAddress, parseSubnet, subnetContains, type Subnet } from '../net/address.js';
+import { CLI_FLAG_NAMING, parseNetworkOptions } from '../netdriver/options.js';
 
 export interface CreateNetworkRequest {
   name: string;
@@ -23,49 +25,93 @@ export interface NetworkPlan {
   hostArgs: string[];
 }
 
-const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+/** A request whose values passed every check that needs no pool: the -o values as the driver will read them. */
+export interface CheckedRequest {
+  req: CreateNetworkRequest;
+  /** `-o k=v` values for docker, exactly as the driver's parseNetworkOptions accepted them. */
+  driverOptions: { key: 'parent' | 'bridge' | 'mtu'; value: string }[];
+  subnet?: Subnet;
+  gateway?: { family: 4 | 6; value: bigint };
+  ipRange?: Subnet;
+}
 
-/** Decides the `docker network create` call from the request and the stored pools; refuses what cannot work. */
-export function planNetwork(req: CreateNetworkRequest, pools: PoolSummary[]): NetworkPlan {
-  if (!NETWORK_NAME.test(req.name)) throw new FlatnetError('invalid', `"${req.name}" is not a valid Docker network name`);
-  for (const [flag, value] of [['--parent', req.parent], ['--bridge', req.bridge]] as const) {
-    if (value !== undefined && !IFNAME.test(value)) {
-      throw new FlatnetError('invalid', `${flag} "${value}" is not an interface name (1-15 of [A-Za-z0-9_.-])`);
-    }
+// What dockerd accepts as a network name; it also refuses the names of its predefined networks.
+const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+const PREDEFINED = new Set(['bridge', 'host', 'none', 'default']);
+
+/**
+ * Every check that needs neither etcd nor Docker, so that a bad flag is refused before anything is read or
+ * run. The -o values go through the network driver's own parser: what passes here, the driver accepts.
+ */
+export function checkRequest(req: CreateNetworkRequest): CheckedRequest {
+  if (!NETWORK_NAME.test(req.name)) {
+    throw new FlatnetError('invalid', `"${req.name}" is not a valid Docker network name (letters, digits, '_', '.', '-'; a letter or digit first)`);
   }
-  if (req.mtu !== undefined) {
-    const mtu = Number(req.mtu);
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw new FlatnetError('invalid', `--mtu ${req.mtu} is not an MTU (68-65535)`);
-  }
+  if (PREDEFINED.has(req.name)) throw new FlatnetError('invalid', `"${req.name}" is the name of a network Docker predefines; choose another --name`);
   if (req.dockerHost !== undefined && !/^(unix|tcp|ssh|npipe|fd):\/\//.test(req.dockerHost)) {
     throw new FlatnetError('invalid', `--docker-host "${req.dockerHost}" is not a Docker host URL such as unix:///var/run/docker.sock`);
   }
-  let pool: PoolSummary | undefined;
-  if (req.subnet !== undefined) {
-    pool = pools.find((p) => p.subnet === req.subnet);
+  const given = { parent: req.parent, bridge: req.bridge, mtu: req.mtu };
+  const generic = Object.fromEntries(Object.entries(given).filter((e): e is [string, string] => e[1] !== undefined));
+  const parsed = parseNetworkOptions(generic, CLI_FLAG_NAMING);
+  const driverOptions: CheckedRequest['driverOptions'] = [];
+  if (req.parent !== undefined && parsed.parent !== undefined) driverOptions.push({ key: 'parent', value: parsed.parent });
+  if (req.bridge !== undefined) driverOptions.push({ key: 'bridge', value: parsed.bridge });
+  if (parsed.mtu !== undefined) driverOptions.push({ key: 'mtu', value: String(parsed.mtu) });
+  const flagged = <T>(flag: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      throw new FlatnetError('invalid', `${flag}: ${errorMessage(err)}`);
+    }
+  };
+  return {
+    req,
+    driverOptions,
+    ...(req.subnet !== undefined ? { subnet: flagged('--subnet', () => parseSubnet(req.subnet as string)) } : {}),
+    ...(req.gateway !== undefined ? { gateway: flagged('--gateway', () => parseAddress(req.gateway as string)) } : {}),
+    ...(req.ipRange !== undefined ? { ipRange: flagged('--ip-range', () => parseSubnet(req.ipRange as string)) } : {}),
+  };
+}
+
+function choosePool(checked: CheckedRequest, pools: PoolSummary[]): PoolSummary {
+  if (checked.subnet !== undefined) {
+    const wanted = formatSubnet(checked.subnet);
+    const pool = pools.find((p) => p.subnet === wanted);
     if (pool === undefined) {
       const known = pools.map((p) => p.subnet).join(', ') || 'none';
-      throw new FlatnetError('invalid', `no flatnet pool ${req.subnet} (pools: ${known}); add one with \`flatnet ip-range add\``);
+      throw new FlatnetError('invalid', `no flatnet pool ${wanted} (pools: ${known}); add one with \`flatnet ip-range add\``);
     }
-  } else if (pools.length === 1) {
-    pool = pools[0];
-  } else if (pools.length === 0) {
-    throw new FlatnetError('invalid', 'no flatnet pool exists yet; add a range first with `flatnet ip-range add --ip-start A/len --ip-end B/len`');
-  } else {
-    throw new FlatnetError('invalid', `several pools exist (${pools.map((p) => p.subnet).join(', ')}); choose one with --subnet`);
+    return pool;
   }
-  const subnet = (pool as PoolSummary).subnet;
-  const gateway = req.gateway ?? pool?.gateway;
+  const [only, ...more] = pools;
+  if (only !== undefined && more.length === 0) return only;
+  if (only === undefined) {
+    throw new FlatnetError('invalid', 'no flatnet pool exists yet; add a range first with `flatnet ip-range add --ip-start A/len --ip-end B/len`');
+  }
+  throw new FlatnetError('invalid', `several pools exist (${pools.map((p) => p.subnet).join(', ')}); choose one with --subnet`);
+}
+
+/** Decides the `docker network create` call from the checked request and the stored pools; refuses what cannot work. */
+export function planNetwork(checked: CheckedRequest, pools: PoolSummary[]): NetworkPlan {
+  const { req } = checked;
+  const pool = choosePool(checked, pools);
+  const subnet = parseSubnet(pool.subnet);
+  if (checked.gateway !== undefined && !subnetContains(subnet, checked.gateway.family, checked.gateway.value)) {
+    throw new FlatnetError('invalid', `--gateway ${req.gateway} is not inside the subnet ${pool.subnet}`);
+  }
+  const range = checked.ipRange;
+  if (range !== undefined && !(range.prefix >= subnet.prefix && subnetContains(subnet, range.family, range.network))) {
+    throw new FlatnetError('invalid', `--ip-range ${req.ipRange} does not lie inside the subnet ${pool.subnet}`);
+  }
+  const gateway = req.gateway ?? pool.gateway;
   const hostArgs = req.dockerHost !== undefined ? ['-H', req.dockerHost] : [];
-  const createArgs = [...hostArgs, 'network', 'create', '-d', req.driver, '--ipam-driver', req.driver, '--subnet', subnet];
+  const createArgs = [...hostArgs, 'network', 'create', '-d', req.driver, '--ipam-driver', req.driver, '--subnet', pool.subnet];
   if (gateway !== undefined) createArgs.push('--gateway', gateway);
-  if (req.ipRange !== undefined) createArgs.push('--ip-range', req.ipRange);
-  if (req.parent !== undefined) createArgs.push('-o', `parent=${req.parent}`);
-  if (req.bridge !== undefined) createArgs.push('-o', `bridge=${req.bridge}`);
-  if (req.mtu !== undefined) createArgs.push('-o', `mtu=${req.mtu}`);
+  if (range !== undefined) createArgs.push('--ip-range', formatSubnet(range));
+  for (const o of checked.driverOptions) createArgs.push('-o', `${o.key}=${o.value}`);
   createArgs.push(req.name);
-  return { subnet, ...(gateway !== undefined ? { gateway } : {}), createArgs, hostArgs };
+  return { subnet: pool.subnet, ...(gateway !== undefined ? { gateway } : {}), createArgs, hostArgs };
 }
 
 export interface ExistingNetwork {

@@ -1,9 +1,10 @@
 import { FlatnetError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { linkAddrs, linkRoutes, listLinks } from './ip-json.js';
+import { bridgeNic, nicPorts, portsOf } from './bridge-ports.js';
+import { linkAddrs, linkRoutes, listLinks, type LinkInfo } from './ip-json.js';
 import { IpRunner } from './ip-runner.js';
 import { removeForwardAccept } from './iptables.js';
-import { assertIfName, isFlatnetVeth } from './names.js';
+import { assertIfName } from './names.js';
 import { planRestore, planTakeover } from './plan.js';
 import { runSteps, type Step } from './steps.js';
 
@@ -11,16 +12,19 @@ export interface TakeoverOptions {
   bridge: string;
   parent: string;
   logger?: Logger;
-  /** Tests only: see RunStepsOptions.failAfterStep. */
-  failAfterStep?: number;
+  /** The host's links as the caller just listed them (saves listing them again). */
+  links?: readonly LinkInfo[];
 }
 
-/** Reads the host as it is and returns the takeover steps, or [] when the bridge already holds the NIC. */
-export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: string): Promise<Step[]> {
+/**
+ * Reads the host as it is (or takes `links`, listed a moment ago) and returns the takeover steps, or [] when
+ * the bridge already holds the NIC.
+ */
+export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: string, links?: readonly LinkInfo[]): Promise<Step[]> {
   assertIfName(bridge, 'bridge name');
   assertIfName(parent, 'parent interface name');
   if (bridge === parent) throw new FlatnetError('invalid', `The bridge and the parent interface are both "${bridge}".`);
-  const links = await listLinks(ip);
+  links ??= await listLinks(ip);
   const nic = links.find((l) => l.ifname === parent);
   if (nic === undefined) {
     throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist; pass an existing NIC with -o parent=NAME.`);
@@ -37,9 +41,9 @@ export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: s
     throw new FlatnetError('conflict', `"${bridge}" exists and is not a bridge; choose another name with -o bridge=NAME.`);
   }
   // Two NICs in one bridge with STP off would join two LAN segments (and a loop, if they meet).
-  const otherPort = links.find((l) => l.master === bridge && l.ifname !== parent && !isFlatnetVeth(l.ifname));
-  if (otherPort !== undefined) {
-    throw new FlatnetError('conflict', `"${bridge}" already holds "${otherPort.ifname}"; give "${parent}" a bridge of its own with -o bridge=NAME.`);
+  const otherNic = nicPorts(portsOf(links, bridge)).find((p) => p !== parent);
+  if (otherNic !== undefined) {
+    throw new FlatnetError('conflict', `"${bridge}" already holds "${otherNic}"; give "${parent}" a bridge of its own with -o bridge=NAME.`);
   }
   const [nicAddrs, nicRoutes] = await Promise.all([linkAddrs(ip, parent), linkRoutes(ip, parent)]);
   return planTakeover({ bridge, nic, ...(existing ? { existingBridge: existing } : {}), nicAddrs, nicRoutes });
@@ -50,48 +54,52 @@ export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: s
  * on any failure the host is put back as it was. Returns whether anything changed.
  */
 export async function ensureBridge(ip: IpRunner, options: TakeoverOptions): Promise<boolean> {
-  const steps = await planBridgeTakeover(ip, options.bridge, options.parent);
+  const steps = await planBridgeTakeover(ip, options.bridge, options.parent, options.links);
   if (steps.length === 0) return false;
-  await runSteps(ip, steps, {
-    ...(options.logger ? { logger: options.logger } : {}),
-    ...(options.failAfterStep !== undefined ? { failAfterStep: options.failAfterStep } : {}),
-  });
+  await runSteps(ip, steps, options.logger ? { logger: options.logger } : {});
   options.logger?.info({ bridge: options.bridge, parent: options.parent, steps: steps.length }, 'bridge took over the NIC');
   return true;
 }
 
 export interface RestoreOptions {
   bridge: string;
-  parent: string;
+  /** The NIC the bridge holds; absent = its only port that is not a flatnet veth. */
+  parent?: string;
   /** Remove the bridge even though container veths are still attached (they lose the LAN). */
   force?: boolean;
   ip?: IpRunner;
   logger?: Logger;
-  failAfterStep?: number;
 }
+
+/** What restoreBridge did: nothing (no such bridge), or gave `parent` its addresses back. */
+export type RestoreResult = { removed: false } | { removed: true; parent: string };
 
 /**
  * Undoes the takeover for `flatnet bridge restore`: addresses and routes back to the NIC, the bridge and
  * its FORWARD rules removed. Does nothing when the bridge is already gone.
  */
-export async function restoreBridge(options: RestoreOptions): Promise<void> {
+export async function restoreBridge(options: RestoreOptions): Promise<RestoreResult> {
   const ip = options.ip ?? new IpRunner();
-  const { bridge, parent } = options;
+  const { bridge } = options;
   assertIfName(bridge, 'bridge name');
-  assertIfName(parent, 'parent interface name');
+  if (options.parent !== undefined) assertIfName(options.parent, 'parent interface name');
   const links = await listLinks(ip);
   const br = links.find((l) => l.ifname === bridge);
   if (br === undefined) {
     await removeForwardAccept(ip, bridge, options.logger);
-    return;
+    return { removed: false };
   }
   if (br.linkinfo?.info_kind !== 'bridge') throw new FlatnetError('invalid', `"${bridge}" is not a bridge.`);
+  const parent = options.parent ?? bridgeNic(portsOf(links, bridge));
+  if (parent === undefined) {
+    throw new FlatnetError('invalid', `Cannot tell which NIC "${bridge}" holds (no port, or several, that is not a flatnet veth); name it with --parent.`);
+  }
   const nic = links.find((l) => l.ifname === parent);
   if (nic === undefined) throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist.`);
   if (nic.master !== bridge) {
     throw new FlatnetError('conflict', `"${parent}" is not a port of "${bridge}"; name the NIC the bridge holds.`);
   }
-  const others = links.filter((l) => l.master === bridge && l.ifname !== parent).map((l) => l.ifname);
+  const others = portsOf(links, bridge).filter((p) => p !== parent);
   if (others.length > 0 && options.force !== true) {
     throw new FlatnetError(
       'conflict',
@@ -100,10 +108,8 @@ export async function restoreBridge(options: RestoreOptions): Promise<void> {
   }
   const [bridgeAddrs, bridgeRoutes] = await Promise.all([linkAddrs(ip, bridge), linkRoutes(ip, bridge)]);
   const steps = planRestore({ bridge, nic: parent, bridgeAddrs, bridgeRoutes });
-  await runSteps(ip, steps, {
-    ...(options.logger ? { logger: options.logger } : {}),
-    ...(options.failAfterStep !== undefined ? { failAfterStep: options.failAfterStep } : {}),
-  });
+  await runSteps(ip, steps, options.logger ? { logger: options.logger } : {});
   await removeForwardAccept(ip, bridge, options.logger);
   options.logger?.info({ bridge, parent }, 'bridge removed; NIC holds its addresses again');
+  return { removed: true, parent };
 }

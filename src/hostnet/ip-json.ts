@@ -58,6 +58,14 @@ export async function listLinks(ip: IpRunner, extra: string[] = []): Promise<Lin
   return parse(z.array(linkSchema), await ip.json(['-d', 'link', 'show', ...extra]), 'links');
 }
 
+const linkWithAddrsSchema = linkSchema.extend({ addr_info: z.array(addrInfoSchema).default([]) });
+export type LinkWithAddrs = z.infer<typeof linkWithAddrsSchema>;
+
+/** Every link with its addresses, from one `ip -j -d addr show` (doctor's view of the host). */
+export async function listLinksWithAddrs(ip: IpRunner): Promise<LinkWithAddrs[]> {
+  return parse(z.array(linkWithAddrsSchema), await ip.json(['-d', 'addr', 'show']), 'links and addresses');
+}
+
 /** The link, or undefined when it does not exist. */
 export async function findLink(ip: IpRunner, name: string): Promise<LinkInfo | undefined> {
   assertIfName(name);

@@ -13,8 +13,6 @@ export interface Step {
 
 export interface RunStepsOptions {
   logger?: Logger;
-  /** Tests only: stop after this many steps took effect (1-based), as if the next one had failed. */
-  failAfterStep?: number;
 }
 
 /** The undo commands for the first `completed` steps, last step first. */
@@ -30,15 +28,11 @@ export function rollbackCommands(steps: readonly Step[], completed: number): IpC
  * undoes the ones that took effect, newest first, then throws.
  */
 export async function runSteps(ip: IpRunner, steps: readonly Step[], options: RunStepsOptions = {}): Promise<void> {
-  const injected = options.failAfterStep;
-  const toRun = injected === undefined ? steps : steps.slice(0, injected);
   let completed: number;
-  let cause: unknown;
+  let cause: IpBatchError;
   try {
-    await ip.batch(toRun.map((s) => s.do));
-    if (injected === undefined || injected >= steps.length) return;
-    completed = toRun.length;
-    cause = new FlatnetError('internal', `Injected failure after step ${injected} (${toRun.at(-1)?.name ?? 'none'}).`);
+    await ip.batch(steps.map((s) => s.do));
+    return;
   } catch (err) {
     if (!(err instanceof IpBatchError)) throw err;
     completed = err.completed;

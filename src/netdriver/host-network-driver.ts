@@ -5,7 +5,9 @@ import { ensureBridge } from '../hostnet/bridge.js';
 import { defaultRouteDev, listLinks } from '../hostnet/ip-json.js';
 import { IpRunner } from '../hostnet/ip-runner.js';
 import { ensureForwardAccept } from '../hostnet/iptables.js';
-import { HOST_VETH_PREFIX, vethNames } from '../hostnet/names.js';
+import { bridgeNic, portsOf } from '../hostnet/bridge-ports.js';
+import type { LinkInfo } from '../hostnet/ip-json.js';
+import { vethNames } from '../hostnet/names.js';
 import { createVeth, deleteVeth } from '../hostnet/veth.js';
 import type { Logger } from '../observability/logger.js';
 import { deriveEndpointMac } from './mac.js';
@@ -17,6 +19,7 @@ import type {
   JoinResult,
   NetworkDriver,
 } from './network-driver.js';
+import { refuseUnsupportedNetwork } from './network-request.js';
 import { parseNetworkOptions } from './options.js';
 import { removeOrphanVeths } from './reconcile.js';
 import { assertId, DriverState, type NetworkRecord } from './state.js';
@@ -30,8 +33,6 @@ export interface HostNetworkDriverOptions {
   /** Gratuitous ARP after Join (default true). */
   announce?: boolean;
   announceTimeoutMs?: number;
-  /** Tests only: make the bridge takeover fail after this many steps. */
-  failTakeoverAfterStep?: number;
 }
 
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -60,7 +61,6 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly ip: IpRunner;
   private readonly logger: Logger;
   private readonly announcer: Announcer | undefined;
-  private readonly failTakeoverAfterStep: number | undefined;
   private ready: Promise<void> | undefined;
   private dirsReady: Promise<void> | undefined;
   /** Serializes bridge changes: two networks created at once must not both try the takeover. */
@@ -75,7 +75,6 @@ export class HostNetworkDriver implements NetworkDriver {
     this.state = new DriverState(options.stateDir);
     this.ip = options.ip ?? new IpRunner();
     this.logger = options.logger;
-    this.failTakeoverAfterStep = options.failTakeoverAfterStep;
     this.announcer =
       options.announce === false
         ? undefined
@@ -148,24 +147,23 @@ export class HostNetworkDriver implements NetworkDriver {
   }
 
   /** The NIC to take over when -o parent is absent: the default route's device, or the NIC already in our bridge. */
-  private async defaultParent(bridge: string): Promise<string> {
+  private async defaultParent(bridge: string, links: readonly LinkInfo[]): Promise<string> {
     const dev = await defaultRouteDev(this.ip);
     if (dev === undefined) {
       throw new FlatnetError('invalid', 'This host has no default route to find its LAN NIC by; name it with -o parent=NIC.');
     }
     if (dev !== bridge) return dev;
-    const ports = (await listLinks(this.ip))
-      .filter((l) => l.master === bridge && !l.ifname.startsWith(HOST_VETH_PREFIX))
-      .map((l) => l.ifname);
-    if (ports.length !== 1 || ports[0] === undefined) {
+    const nic = bridgeNic(portsOf(links, bridge));
+    if (nic === undefined) {
       throw new FlatnetError('invalid', `Could not tell which port of "${bridge}" is the LAN NIC; name it with -o parent=NIC.`);
     }
-    return ports[0];
+    return nic;
   }
 
   async createNetwork(input: CreateNetworkInput): Promise<void> {
     assertId(input.networkId, 'network id');
     const opts = parseNetworkOptions(input.generic);
+    refuseUnsupportedNetwork(input);
     const v4 = input.ipv4Data[0];
     const v6 = input.ipv6Data[0];
     const gateway = bareIp(v4?.gateway, false, 'IPv4 gateway');
@@ -173,19 +171,16 @@ export class HostNetworkDriver implements NetworkDriver {
     await this.dirs();
     if ((await this.state.getNetwork(input.networkId)) !== undefined) return;
     await this.withBridgeLock(async () => {
-      const parent = opts.parent ?? (await this.defaultParent(opts.bridge));
+      // Listed once: the default parent, the MTU check and the takeover plan all read this one listing.
+      const links = await listLinks(this.ip);
+      const parent = opts.parent ?? (await this.defaultParent(opts.bridge, links));
       // Checked before the takeover: a refused network must leave the host as it was.
-      const nic = (await listLinks(this.ip)).find((l) => l.ifname === parent);
+      const nic = links.find((l) => l.ifname === parent);
       const parentMtu = nic?.mtu ?? 1500;
       if (opts.mtu !== undefined && opts.mtu > parentMtu) {
         throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
       }
-      await ensureBridge(this.ip, {
-        bridge: opts.bridge,
-        parent,
-        logger: this.logger,
-        ...(this.failTakeoverAfterStep !== undefined ? { failAfterStep: this.failTakeoverAfterStep } : {}),
-      });
+      await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links });
       await ensureForwardAccept(this.ip, opts.bridge, this.logger);
       const record: NetworkRecord = {
         networkId: input.networkId,

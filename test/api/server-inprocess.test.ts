@@ -15,7 +15,8 @@ import { socketAnswers } from '../../src/server/unix-socket.js';
 import type { Drivers } from '../../src/server/drivers.js';
 import { missing } from '../harness/requirements.js';
 import { RecordingIpam, RecordingNetwork } from './recording-drivers.js';
-import { get, post } from './socket-client.js';
+import { pluginCall as post } from '../harness/plugin-client.js';
+import { get } from './socket-client.js';
 
 /** An admin view with one fixed pool: the server's gauges are under test here, not the IPAM's counting. */
 function fixedAdmin(pools: PoolSummary[]): IpamAdmin {

@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import { lstat, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
-import { freePort, startProcess, waitFor, type Started } from '../../src/lab/processes.js';
+import { freePort } from '../../src/lab/processes.js';
 import { socketAnswers } from '../../src/server/unix-socket.js';
+import { spawnFlatnetServer, waitAnswering, type FlatnetServer } from '../harness/flatnet-server.js';
+import { pluginCall as post } from '../harness/plugin-client.js';
 import { missing } from '../harness/requirements.js';
-import { get, post } from './socket-client.js';
-
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+import { get } from './socket-client.js';
 
 /** Exactly what a 20.10 dockerd writes for Activate: empty Host, no Content-Type, empty body. */
 function rawGoActivate(socketPath: string): Promise<string> {
@@ -36,33 +35,20 @@ function rawGoActivate(socketPath: string): Promise<string> {
 let etcd: EtcdCluster;
 let dir: string;
 let configFile: string;
-const children: Started[] = [];
+const children: FlatnetServer[] = [];
 const suffix = Math.random().toString(36).slice(2, 8);
 const base = `10.${100 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250)}`;
 const subnet = `${base}.0/24`;
 const subPool = `${base}.128/25`;
 
-function startPlugin(socket: string, extra: string[] = []): Started {
-  const child = startProcess(process.execPath, [
-    CLI, 'server', '--config', configFile, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
-    '--etcd-prefix', `/flatnet-srvtest-${suffix}`, '--host-id', `srvtest-${suffix}`,
-    '--state-dir', join(dir, 'state'), '--log-level', 'warn', ...extra,
-  ], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
-  child.child.stdout?.resume();
-  child.child.stderr?.resume();
-  children.push(child);
-  return child;
-}
-
-async function waitServing(socket: string): Promise<void> {
-  await waitFor('the plugin to answer on its socket', async () => ((await post(socket, 'Plugin.Activate')).status === 200 ? true : undefined), 15_000);
-}
-
-function exitOf(s: Started): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (s.child.exitCode !== null) resolve(s.child.exitCode);
-    else s.child.once('exit', (code) => resolve(code));
+function startPlugin(socket: string, extra: string[] = []): FlatnetServer {
+  const server = spawnFlatnetServer({
+    socket,
+    args: ['--config', configFile, '--etcd-endpoints', etcd.endpoints.join(','), '--etcd-prefix', `/flatnet-srvtest-${suffix}`,
+      '--host-id', `srvtest-${suffix}`, '--state-dir', join(dir, 'state'), '--log-level', 'warn', ...extra],
   });
+  children.push(server);
+  return server;
 }
 
 before(async () => {
@@ -82,7 +68,7 @@ after(async () => {
 test('the server process: raw Activate, stale socket replaced, allocations survive, SIGTERM unlinks', { skip: missing('etcd') }, async () => {
   const socket = join(dir, 'run', 'plugins', 'flatnet.sock');
   const first = startPlugin(socket);
-  await waitServing(socket);
+  await waitAnswering(first);
 
   const raw = await rawGoActivate(socket);
   assert.match(raw, /^HTTP\/1\.1 200 OK\r\n/);
@@ -97,7 +83,7 @@ test('the server process: raw Activate, stale socket replaced, allocations survi
 
   // A second server on a live socket refuses and leaves the first one serving.
   const intruder = startPlugin(socket);
-  assert.equal(await exitOf(intruder), 2, "a second server on a live socket is refused (exit 2, like any conflict)");
+  assert.equal(await intruder.exited(), 2, "a second server on a live socket is refused (exit 2, like any conflict)");
   assert.equal((await post(socket, 'Plugin.Activate')).status, 200);
 
   // Crash: the socket file stays behind.
@@ -108,7 +94,7 @@ test('the server process: raw Activate, stale socket replaced, allocations survi
   // Serving again on the path proves the stale file was replaced (listen() fails with EADDRINUSE otherwise).
   const metricsListen = `127.0.0.1:${await freePort()}`;
   const second = startPlugin(socket, ['--metrics-listen', metricsListen]);
-  await waitServing(socket);
+  await waitAnswering(second);
   const health = await get(metricsListen, '/healthz');
   assert.equal(health.status, 200, health.text);
   const again = await post(socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: poolId, Address: address, Options: null }));
@@ -122,7 +108,7 @@ test('the server process: raw Activate, stale socket replaced, allocations survi
   assert.match(metrics.text, new RegExp(`flatnet_pool_addresses_used\\{pool="${subnet.replace(/\./g, '\\.')}"\\} 2`));
   assert.match(metrics.text, /flatnet_plugin_calls_total\{method="IpamDriver.RequestAddress",outcome="ok"\} 1/);
 
-  second.child.kill('SIGTERM');
-  assert.equal(await exitOf(second), 0);
+  await second.stop('SIGTERM');
+  assert.equal(await second.exited(), 0);
   await assert.rejects(lstat(socket), { code: 'ENOENT' });
 });

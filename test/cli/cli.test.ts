@@ -1,61 +1,36 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { assertOk, assertOneLineError, runFlatnet, type CliResult } from '../harness/cli-runner.js';
+import { startFlatnetServer, type FlatnetServer } from '../harness/flatnet-server.js';
+import { pluginCall } from '../harness/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 
 /** The built CLI as a child process against a real etcd, each test on its own prefix. */
-const repo = join(import.meta.dirname, '..', '..', '..');
-const cli = join(repo, 'dist', 'src', 'cli', 'main.js');
 const skip = missing('etcd');
 let cluster: EtcdCluster | undefined;
 let dir = '';
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 function newPrefix(): string {
   return `/cli-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+function etcdEnv(prefix: string): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    FLATNET_ETCD_ENDPOINTS: cluster?.endpoints.join(',') ?? '',
+    FLATNET_ETCD_PREFIX: prefix,
+    FLATNET_ETCD_TIMEOUT_MS: '3000',
+    FLATNET_CONFIG: join(dir, 'none.conf'),
+  };
+}
+
 function flatnet(args: string[], prefix: string, env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      {
-        env: {
-          PATH: process.env.PATH ?? '',
-          FLATNET_ETCD_ENDPOINTS: cluster?.endpoints.join(',') ?? '',
-          FLATNET_ETCD_PREFIX: prefix,
-          FLATNET_ETCD_TIMEOUT_MS: '3000',
-          FLATNET_CONFIG: join(dir, 'none.conf'),
-          ...env,
-        },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-function assertOk(r: CliResult): void {
-  assert.equal(r.code, 0, `exit 0 expected; stderr: ${r.stderr}`);
-}
-
-function assertOneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit ${code} expected; stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
-  assert.match(lines[0] ?? '', /^flatnet: /);
-  assert.match(lines[0] ?? '', pattern);
+  return runFlatnet(args, { env: { ...etcdEnv(prefix), ...env } });
 }
 
 before(async () => {
@@ -74,10 +49,10 @@ test('version and usage errors need no etcd', async () => {
   const v = await flatnet(['version'], '/x');
   assertOk(v);
   assert.match(v.stdout, /^flatnet \d+\.\d+\.\d+/);
-  assertOneLineError(await flatnet(['ip-range', 'list', '--bogus'], '/x'), 2, /unknown option '--bogus'/);
-  assertOneLineError(await flatnet(['no-such-command'], '/x'), 2, /unknown command/);
-  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '10.0.0.1/24'], '/x'), 2, /--ip-end/);
-  assertOneLineError(await flatnet(['ip-range', 'list', '--etcd-endpoints', 'ftp://x'], '/x'), 2, /--etcd-endpoints/);
+  assertOneLineError(await flatnet(['ip-range', 'list', '--bogus'], '/x'), /unknown option '--bogus'/, 2);
+  assertOneLineError(await flatnet(['no-such-command'], '/x'), /unknown command/, 2);
+  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '10.0.0.1/24'], '/x'), /--ip-end/, 2);
+  assertOneLineError(await flatnet(['ip-range', 'list', '--etcd-endpoints', 'ftp://x'], '/x'), /--etcd-endpoints/, 2);
 });
 
 test('ip-range add, list, overlap and malformed input, remove', { skip }, async () => {
@@ -94,10 +69,10 @@ test('ip-range add, list, overlap and malformed input, remove', { skip }, async 
   assert.match(table.stdout, /^SUBNET\s+START\s+END/);
   assert.match(table.stdout, /192\.168\.0\.0\/24\s+192\.168\.0\.100\s+192\.168\.0\.200\s+101/);
 
-  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.150/24', '--ip-end', '192.168.0.250/24'], p), 2, /overlap/i);
-  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.300/24', '--ip-end', '192.168.0.310/24'], p), 2, /./);
-  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.50/24', '--ip-end', '192.168.0.40/24'], p), 2, /./);
-  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.50/24', '--ip-end', '192.168.1.60/23'], p), 2, /./);
+  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.150/24', '--ip-end', '192.168.0.250/24'], p), /overlap/i, 2);
+  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.300/24', '--ip-end', '192.168.0.310/24'], p), /./, 2);
+  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.50/24', '--ip-end', '192.168.0.40/24'], p), /./, 2);
+  assertOneLineError(await flatnet(['ip-range', 'add', '--ip-start', '192.168.0.50/24', '--ip-end', '192.168.1.60/23'], p), /./, 2);
   const after = JSON.parse((await flatnet(['ip-range', 'list', '--json'], p)).stdout) as unknown[];
   assert.equal(after.length, 1, 'refused input changed nothing');
 
@@ -114,50 +89,17 @@ test('host-range add with gateway, list, remove; the gateway shows in status', {
   assert.deepEqual(list.map((r) => [r.start, r.end]), [['10.20.0.1', '10.20.0.20']]);
   const status = JSON.parse((await flatnet(['status', '--json'], p)).stdout) as { pools: { subnet: string; gateway?: string; used: number }[] };
   assert.equal(status.pools[0]?.gateway, '10.20.0.1');
-  assertOneLineError(await flatnet(['host-range', 'add', '--ip-start', '10.20.0.10/24', '--ip-end', '10.20.0.30/24'], p), 2, /overlap/i);
+  assertOneLineError(await flatnet(['host-range', 'add', '--ip-start', '10.20.0.10/24', '--ip-end', '10.20.0.30/24'], p), /overlap/i, 2);
   assertOk(await flatnet(['host-range', 'remove', '--ip-start', '10.20.0.1/24', '--ip-end', '10.20.0.20/24'], p));
   assert.deepEqual(JSON.parse((await flatnet(['host-range', 'list', '--json'], p)).stdout), []);
 });
 
-function post(socketPath: string, path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? '' : `${JSON.stringify(body)}\n`;
-    const req = request({ socketPath, method: 'POST', path, headers: { 'Content-Length': Buffer.byteLength(data) } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text || '{}') as Record<string, unknown> }));
-    });
-    req.on('error', reject);
-    req.end(data);
+function startServer(prefix: string, hostId: string): Promise<FlatnetServer> {
+  return startFlatnetServer({
+    socket: join(dir, `${hostId}.sock`),
+    args: ['--host-id', hostId, '--state-dir', join(dir, hostId), '--log-level', 'warn'],
+    env: etcdEnv(prefix),
   });
-}
-
-async function startServer(prefix: string, hostId: string): Promise<{ socket: string; child: ChildProcess; stop(): Promise<void> }> {
-  const socket = join(dir, `${hostId}.sock`);
-  const child = spawn(process.execPath, [cli, 'server', '--socket', socket, '--host-id', hostId, '--state-dir', join(dir, hostId), '--log-level', 'warn'], {
-    env: { PATH: process.env.PATH ?? '', FLATNET_ETCD_ENDPOINTS: cluster?.endpoints.join(',') ?? '', FLATNET_ETCD_PREFIX: prefix, FLATNET_CONFIG: join(dir, 'none.conf') },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  let up = false;
-  for (let i = 0; i < 100 && !up; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    up = (await post(socket, '/Plugin.Activate', undefined).catch(() => ({ status: 0 }))).status === 200;
-  }
-  if (!up) {
-    child.kill('SIGKILL');
-    throw new Error(`flatnet server did not come up: ${log}`);
-  }
-  return {
-    socket,
-    child,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
 
 test('ip list/release and status against addresses a running server handed out', { skip }, async () => {
@@ -165,12 +107,12 @@ test('ip list/release and status against addresses a running server handed out',
   assertOk(await flatnet(['ip-range', 'add', '--ip-start', '10.30.0.10/24', '--ip-end', '10.30.0.19/24'], p));
   const server = await startServer(p, 'cli-h1');
   try {
-    const spaces = await post(server.socket, '/IpamDriver.GetDefaultAddressSpaces', undefined);
-    const pool = await post(server.socket, '/IpamDriver.RequestPool', {
+    const spaces = await pluginCall(server.socket, 'IpamDriver.GetDefaultAddressSpaces');
+    const pool = await pluginCall(server.socket, 'IpamDriver.RequestPool', {
       AddressSpace: spaces.json.LocalDefaultAddressSpace, Pool: '10.30.0.0/24', SubPool: '', Options: null, V6: false,
     });
     assert.equal(pool.status, 200, JSON.stringify(pool.json));
-    const addr = await post(server.socket, '/IpamDriver.RequestAddress', { PoolID: pool.json.PoolID, Address: '', Options: null });
+    const addr = await pluginCall(server.socket, 'IpamDriver.RequestAddress', { PoolID: pool.json.PoolID, Address: '', Options: null });
     assert.equal(addr.status, 200, JSON.stringify(addr.json));
     const address = String(addr.json.Address).split('/')[0] ?? '';
 
@@ -199,7 +141,7 @@ test('ip list/release and status against addresses a running server handed out',
     const again = await flatnet(['ip', 'release', address], p);
     assertOk(again);
     assert.match(again.stdout, /not assigned/);
-    assertOneLineError(await flatnet(['ip', 'release', 'not-an-ip'], p), 2, /./);
+    assertOneLineError(await flatnet(['ip', 'release', 'not-an-ip'], p), /./, 2);
   } finally {
     await server.stop();
   }
@@ -214,16 +156,47 @@ test('etcd down or a wrong endpoint: one line, exit 1, nothing changed', { skip 
     FLATNET_ETCD_ENDPOINTS: 'http://127.0.0.1:1',
     FLATNET_ETCD_TIMEOUT_MS: '1000',
   });
-  assertOneLineError(down, 1, /cannot reach etcd at http:\/\/127\.0\.0\.1:1/);
+  assertOneLineError(down, /cannot reach etcd at http:\/\/127\.0\.0\.1:1/, 1);
   for (const cmd of [['status'], ['ip', 'list'], ['host-range', 'list']]) {
-    assertOneLineError(await flatnet(cmd, p, { FLATNET_ETCD_ENDPOINTS: 'http://127.0.0.1:1', FLATNET_ETCD_TIMEOUT_MS: '1000' }), 1, /etcd/);
+    assertOneLineError(await flatnet(cmd, p, { FLATNET_ETCD_ENDPOINTS: 'http://127.0.0.1:1', FLATNET_ETCD_TIMEOUT_MS: '1000' }), /etcd/, 1);
   }
   assert.deepEqual(JSON.parse((await flatnet(['ip-range', 'list', '--json'], p)).stdout), []);
 });
 
 test('create-network refuses before calling docker when no pool exists', { skip }, async () => {
-  assertOneLineError(await flatnet(['create-network', '--name', 'lan'], newPrefix()), 2, /no flatnet pool/);
-  assertOneLineError(await flatnet(['create-network', '--name', 'lan', '--mtu', 'big'], newPrefix()), 2, /./);
+  assertOneLineError(await flatnet(['create-network', '--name', 'lan'], newPrefix()), /no flatnet pool/, 2);
+  assertOneLineError(await flatnet(['create-network', '--name', 'lan', '--mtu', 'big'], newPrefix()), /--mtu big is not valid/, 2);
+});
+
+test('create-network: every bad flag is one line, exit 2, and neither docker nor etcd changes', { skip }, async () => {
+  const p = newPrefix();
+  assertOk(await flatnet(['ip-range', 'add', '--ip-start', '10.60.0.10/24', '--ip-end', '10.60.0.99/24'], p));
+  // Only a witness: any docker call at all leaves a line here (the refusals must come before it).
+  const bin = join(dir, 'witness-bin');
+  const calls = join(dir, 'docker-calls');
+  await import('node:fs/promises').then((fs) => fs.mkdir(bin, { recursive: true }));
+  await writeFile(join(bin, 'docker'), `#!/bin/sh\necho "$@" >> ${calls}\nexit 1\n`);
+  await chmod(join(bin, 'docker'), 0o755);
+  const refusals: [string[], RegExp][] = [
+    [['--name', '.'], /not a valid Docker network name/],
+    [['--name', '..'], /not a valid Docker network name/],
+    [['--name', 'a/b'], /not a valid Docker network name/],
+    [['--name', 'host'], /predefines/],
+    [['--name', 'lan', '--mtu', '1e3'], /--mtu 1e3 is not valid/],
+    [['--name', 'lan', '--parent', 'eth0;reboot'], /--parent/],
+    [['--name', 'lan', '--bridge', '..'], /--bridge/],
+    [['--name', 'lan', '--subnet', '10.60.0.0'], /--subnet: /],
+    [['--name', 'lan', '--gateway', '10.61.0.1'], /--gateway 10\.61\.0\.1 is not inside the subnet 10\.60\.0\.0\/24/],
+    [['--name', 'lan', '--gateway', 'gw'], /--gateway: /],
+    [['--name', 'lan', '--ip-range', '10.60.1.0/25'], /--ip-range 10\.60\.1\.0\/25 does not lie inside the subnet/],
+    [['--name', 'lan', '--ip-range', '10.0.0.0/8'], /--ip-range 10\.0\.0\.0\/8 does not lie inside/],
+  ];
+  const rangesBefore = (await flatnet(['ip-range', 'list', '--json'], p)).stdout;
+  for (const [args, pattern] of refusals) {
+    assertOneLineError(await flatnet(['create-network', ...args], p, { PATH: `${bin}:${process.env.PATH ?? ''}` }), pattern, 2);
+  }
+  assert.equal(existsSync(calls), false, 'docker was never called');
+  assert.equal((await flatnet(['ip-range', 'list', '--json'], p)).stdout, rangesBefore, 'etcd unchanged');
 });
 
 test('doctor: etcd and the plugin socket pass, a missing bridge fails with its fix, exit non-zero', { skip }, async () => {

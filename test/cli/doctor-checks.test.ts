@@ -18,7 +18,7 @@ const healthyBridge: BridgeFact = {
   bridge: { name: 'br0', mtu: 1500, addresses: ['10.0.0.5/24'], kind: 'bridge' },
   members: [
     { name: 'eth0', mtu: 1500, addresses: [], master: 'br0' },
-    { name: 'fn1a2b3c4d5e', mtu: 1500, addresses: [], kind: 'veth', master: 'br0' },
+    { name: 'fn1a2b3c4d5e6', mtu: 1500, addresses: [], kind: 'veth', master: 'br0' },
   ],
 };
 
@@ -49,18 +49,22 @@ test('bridge: holds the NIC and its address, or says what is wrong', () => {
   assert.match(checkBridge(outside).detail, /eth1 is not in br0/);
   const twoNics = { ...healthyBridge, members: [nic, { ...nic, name: 'eth1' }] };
   assert.match(checkBridge(twoNics).fix ?? '', /--parent/);
+  // a veth that only starts with "fn" is not one of flatnet's: it counts as a second NIC
+  const foreignVeth = { ...healthyBridge, members: [nic, { name: 'fntest0', mtu: 1500, addresses: [], kind: 'veth', master: 'br0' }] };
+  assert.match(checkBridge(foreignVeth).detail, /holds no NIC \(or several\)/);
+  assert.equal(checkBridge({ ...foreignVeth, requestedParent: 'eth0' }).status, 'pass');
 });
 
 test('mtu: bridge, parent and fn veths must agree', () => {
   assert.equal(checkMtu(healthyBridge).status, 'pass');
-  const off = { ...healthyBridge, members: [nic, { name: 'fnabc', mtu: 1400, addresses: [], kind: 'veth', master: 'br0' }] };
+  const off = { ...healthyBridge, members: [nic, { name: 'fnabc00000000', mtu: 1400, addresses: [], kind: 'veth', master: 'br0' }] };
   const r = checkMtu(off);
   assert.equal(r.status, 'fail');
-  assert.equal(r.fix, 'ip link set dev fnabc mtu 1500');
+  assert.equal(r.fix, 'ip link set dev fnabc00000000 mtu 1500');
   assert.equal(checkMtu({ name: 'br0', members: [] }).status, 'skip');
   // the kernel lowers a bridge to its smallest port: the port is fixed before the bridge
   const lowered = { ...off, bridge: { name: 'br0', mtu: 1400, addresses: ['10.0.0.5/24'] } };
-  assert.equal(checkMtu(lowered).fix, 'ip link set dev fnabc mtu 1500 && ip link set dev br0 mtu 1500');
+  assert.equal(checkMtu(lowered).fix, 'ip link set dev fnabc00000000 mtu 1500 && ip link set dev br0 mtu 1500');
 });
 
 test('forwarding: DROP policy with br_netfilter needs the flatnet rule', () => {

@@ -16,6 +16,7 @@ import type { CreateNetworkInput } from '../../src/netdriver/network-driver.js';
 import { DriverState } from '../../src/netdriver/state.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { missing } from '../harness/requirements.js';
+import { FailingIpRunner } from './failing-ip-runner.js';
 import { makeLan, pings, sh, snapshot, type Lan } from './lan-fixture.js';
 
 const skip = missing('root', 'iproute2');
@@ -65,7 +66,7 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
 
   test('a takeover failure fails CreateNetwork, changes nothing and records nothing', async () => {
     const before = await snapshot(lan.host);
-    const failing = newDriver({ failTakeoverAfterStep: 6 });
+    const failing = newDriver({ ip: new FailingIpRunner(lan.host, 6) });
     await assert.rejects(failing.createNetwork(networkInput(hexId())), /was undone/);
     assert.deepEqual(await snapshot(lan.host), before);
     assert.deepEqual(await readdir(join(stateDir, 'networks')), []);

@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { execArgs } from '../../src/hostnet/exec.js';
+import { sh } from '../harness/sh.js';
 
-/** Runs a command and fails loudly; test setup only. */
-export async function sh(file: string, args: string[], input?: string): Promise<string> {
-  const res = await execArgs(file, args, input);
-  if (res.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim()}`);
-  return res.stdout;
-}
+export { sh };
 
 /**
  * A "host" namespace whose eth0 (10.77.0.2/24, fd77::2/64, default routes, one static route) is wired to a

@@ -5,6 +5,7 @@ import { listLinks, linkAddrs, linkRoutes } from '../../src/hostnet/ip-json.js';
 import { IpRunner } from '../../src/hostnet/ip-runner.js';
 import { ensureForwardAccept, removeForwardAccept } from '../../src/hostnet/iptables.js';
 import { missing } from '../harness/requirements.js';
+import { FailingIpRunner } from './failing-ip-runner.js';
 import { makeLan, pings, sh, snapshot, type Lan } from './lan-fixture.js';
 
 const skip = missing('root', 'iproute2');
@@ -25,7 +26,7 @@ describe('bridge takeover on a real kernel', { skip }, () => {
     const total = (await planBridgeTakeover(ip, 'br0', 'eth0')).length;
     assert.ok(total >= 10, `plan has ${total} steps`);
     for (let k = 1; k < total; k++) {
-      await assert.rejects(ensureBridge(ip, { bridge: 'br0', parent: 'eth0', failAfterStep: k }), /was undone/);
+      await assert.rejects(ensureBridge(new FailingIpRunner(lan.host, k), { bridge: 'br0', parent: 'eth0' }), /was undone/);
       assert.deepEqual(await snapshot(lan.host), before, `after failing at step ${k + 1}`);
     }
     assert.equal(await pings(lan.host, '10.66.0.1'), true);
@@ -92,7 +93,7 @@ describe('bridge takeover on a real kernel', { skip }, () => {
   test('a failure injected after every restore step leaves the bridge setup as it was', async () => {
     const before = await snapshot(lan.host);
     for (let k = 1; k < 7; k++) {
-      await assert.rejects(restoreBridge({ bridge: 'br0', parent: 'eth0', ip, failAfterStep: k }), /was undone/);
+      await assert.rejects(restoreBridge({ bridge: 'br0', parent: 'eth0', ip: new FailingIpRunner(lan.host, k) }), /was undone/);
       assert.deepEqual(await snapshot(lan.host), before, `after failing restore at step ${k + 1}`);
     }
   });

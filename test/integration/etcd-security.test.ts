@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { assertOneLineError, runFlatnet, type CliResult } from '../harness/cli-runner.js';
+import { startFlatnetServer } from '../harness/flatnet-server.js';
 import { missing } from '../harness/requirements.js';
 
 const execFileP = promisify(execFile);
-const repo = join(import.meta.dirname, '..', '..', '..');
-const cli = join(repo, 'dist', 'src', 'cli', 'main.js');
 
 const skip = missing('etcd', 'openssl');
 
@@ -44,19 +43,8 @@ async function makeCertificates(): Promise<void> {
   });
 }
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 function flatnet(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runFlatnet(args, { env: { PATH: process.env.PATH ?? '', ...env } });
 }
 
 const endpoint = (): string => cluster?.endpoints[0] ?? '';
@@ -67,15 +55,6 @@ const tlsFlags = (): string[] => [
 ];
 const prefix = `/sec-${Math.random().toString(36).slice(2, 8)}`;
 const authEnv = { FLATNET_ETCD_USERNAME: 'root', FLATNET_ETCD_PASSWORD: PASSWORD, FLATNET_ETCD_PREFIX: prefix };
-
-function assertOneLineError(r: CliResult, pattern: RegExp): void {
-  assert.notEqual(r.code, 0, `exit status of a failure (stderr: ${r.stderr})`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
-  assert.match(lines[0] ?? '', /^flatnet: /);
-  assert.match(lines[0] ?? '', pattern);
-  assert.equal(r.stderr.includes('    at '), false, 'no stack trace');
-}
 
 before(async () => {
   if (skip) return;
@@ -135,40 +114,19 @@ test('--etcd-password works but warns, and is never echoed', { skip }, async () 
   assert.equal(`${r.stdout}${r.stderr}`.includes(PASSWORD), false);
 });
 
-function activate(socketPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method: 'POST', path: '/Plugin.Activate' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 test('the server at debug level never logs the password', { skip }, async () => {
-  const socket = join(dir, 'flatnet.sock');
-  const child = spawn(process.execPath, [cli, 'server', '--socket', socket, '--log-level', 'debug', '--state-dir', join(dir, 'state'), '--host-id', 'sec-h1', ...tlsFlags()], {
+  const server = await startFlatnetServer({
+    socket: join(dir, 'flatnet.sock'),
+    args: ['--log-level', 'debug', '--state-dir', join(dir, 'state'), '--host-id', 'sec-h1', ...tlsFlags()],
     env: { PATH: process.env.PATH ?? '', ...authEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   try {
-    let status = 0;
-    for (let i = 0; i < 100 && status !== 200; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = await activate(socket).catch(() => 0);
-    }
-    assert.equal(status, 200, `server answered Plugin.Activate; output:\n${output}`);
     // let the host registration and any etcd traffic happen and be logged
     await new Promise((r) => setTimeout(r, 1500));
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await server.stop();
   }
+  const output = server.output();
   assert.ok(output.length > 0, 'the server logged something at debug level');
   assert.match(output, /"etcdPassword":"<redacted>"/, 'the settings, password field included, were logged, redacted');
   assert.equal(output.includes(PASSWORD), false, 'the password is not in the server output');

@@ -4,7 +4,8 @@ import { ifnameHolding } from '../../src/hostnet/announce.js';
 import { failedBatchLine, isSafeBatchToken, renderBatch } from '../../src/hostnet/batch.js';
 import type { AddrInfo, LinkInfo, RouteInfo } from '../../src/hostnet/ip-json.js';
 import { forwardAcceptRule } from '../../src/hostnet/iptables.js';
-import { isValidIfName, vethNames } from '../../src/hostnet/names.js';
+import { bridgeNic, nicPorts, portsOf } from '../../src/hostnet/bridge-ports.js';
+import { isFlatnetVeth, isValidIfName, vethNames } from '../../src/hostnet/names.js';
 import { movableAddrs, movableRoutes, planRestore, planTakeover, routeAddCommand } from '../../src/hostnet/plan.js';
 import { rollbackCommands } from '../../src/hostnet/steps.js';
 import { onlyMissingLinkErrors, vethCreateCommands } from '../../src/hostnet/veth.js';
@@ -187,5 +188,27 @@ describe('announcement and iptables helpers', () => {
   test('the FORWARD rule matches bridge-to-bridge traffic and carries the flatnet comment', () => {
     assert.deepEqual(forwardAcceptRule('br0'), ['-i', 'br0', '-o', 'br0', '-m', 'comment', '--comment', 'flatnet', '-j', 'ACCEPT']);
     assert.throws(() => forwardAcceptRule('br0 -j DROP'), FlatnetError);
+  });
+});
+
+describe('which bridge port is the NIC', () => {
+  const veth = 'fn3f2a1b9c0d4';
+  test('flatnet veths are exactly fn/fc + 11 hex digits', () => {
+    for (const n of [veth, 'fc3f2a1b9c0d4']) assert.equal(isFlatnetVeth(n), true, n);
+    for (const n of ['fn3f2a1b9c0d', 'fn3f2a1b9c0d4e', 'fnTEST0000000', 'fx3f2a1b9c0d4', 'eth0', 'fntest0']) assert.equal(isFlatnetVeth(n), false, n);
+  });
+  test('the single port that is not a flatnet veth; none or several: unknown', () => {
+    assert.equal(bridgeNic(['eth0', veth]), 'eth0');
+    assert.equal(bridgeNic([veth]), undefined);
+    assert.equal(bridgeNic(['eth0', 'eth1', veth]), undefined);
+    // an operator's own veth that merely starts with fn is a NIC as far as flatnet can tell
+    assert.deepEqual(nicPorts(['eth0', 'fntest0', veth]), ['eth0', 'fntest0']);
+  });
+  test('the NIC asked for counts only when it is a port', () => {
+    assert.equal(bridgeNic(['eth0', 'eth1'], 'eth1'), 'eth1');
+    assert.equal(bridgeNic(['eth0'], 'eth1'), undefined);
+  });
+  test('ports are the links whose master is the bridge', () => {
+    assert.deepEqual(portsOf([{ ifname: 'eth0', master: 'br0' }, { ifname: 'eth1' }, { ifname: veth, master: 'br1' }], 'br0'), ['eth0']);
   });
 });

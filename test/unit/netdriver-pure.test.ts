@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
 import { deriveEndpointMac, macFromHash, macFromIPv4 } from '../../src/netdriver/mac.js';
+import type { CreateNetworkInput } from '../../src/netdriver/network-driver.js';
+import { refuseUnsupportedNetwork } from '../../src/netdriver/network-request.js';
 import { parseNetworkOptions } from '../../src/netdriver/options.js';
 import { orphanVeths } from '../../src/netdriver/reconcile.js';
 import { DriverState, writeFileAtomic } from '../../src/netdriver/state.js';
@@ -84,5 +86,28 @@ describe('state files', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('networks flatnet refuses at CreateNetwork', () => {
+  const input = (over: Partial<CreateNetworkInput> = {}): CreateNetworkInput => ({
+    networkId: 'n1', generic: {}, internal: false, enableIpv6: false,
+    ipv4Data: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', auxAddresses: {} }], ipv6Data: [], ...over,
+  });
+  test("flatnet's own address spaces pass, local and global", () => {
+    refuseUnsupportedNetwork(input());
+    refuseUnsupportedNetwork(input({ ipv4Data: [{ addressSpace: 'FlatGlobal', pool: '10.20.0.0/24', auxAddresses: {} }] }));
+  });
+  test('a pool of another IPAM driver (v4 or v6) is refused with the flag that fixes it', () => {
+    for (const over of [
+      { ipv4Data: [{ addressSpace: 'LocalDefault', pool: '172.18.0.0/16', auxAddresses: {} }] },
+      { ipv6Data: [{ addressSpace: 'LocalDefault', pool: 'fd00::/64', auxAddresses: {} }] },
+      { ipv4Data: [{ addressSpace: '', pool: '10.20.0.0/24', auxAddresses: {} }] },
+    ]) {
+      assert.throws(() => refuseUnsupportedNetwork(input(over)), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid' && /--ipam-driver flatnet/.test(e.message));
+    }
+  });
+  test('--internal is refused, never ignored', () => {
+    assert.throws(() => refuseUnsupportedNetwork(input({ internal: true })), /--internal is not supported/);
   });
 });

@@ -1,8 +1,5 @@
 import { Command } from 'commander';
-import { FlatnetError } from '../../errors.js';
 import { cliLogger, settingsFrom, withSettingsFlags } from '../common.js';
-import { bridgeParent } from '../doctor/checks.js';
-import { gatherBridge } from '../doctor/gather.js';
 import { printLine } from '../output.js';
 
 interface RestoreFlags {
@@ -19,23 +16,20 @@ export function bridgeCommand(): Command {
       .command('restore')
       .description('move the addresses back to the NIC and delete the bridge')
       .option('--bridge <name>', 'bridge to undo', 'br0')
-      .option('--parent <nic>', 'the NIC the bridge holds (default: its only non-flatnet port)')
+      .option('--parent <nic>', 'the NIC the bridge holds (default: its only port that is not a flatnet veth)')
       .option('--force', 'even if container veths are still attached (they lose the LAN)'),
   ).action(async (flags: RestoreFlags, cmd: Command) => {
     const settings = settingsFrom(cmd);
-    let parent = flags.parent;
-    if (parent === undefined) {
-      const fact = await gatherBridge(flags.bridge, undefined);
-      if (fact.bridge === undefined) {
-        printLine(`${flags.bridge} does not exist; nothing to restore`);
-        return;
-      }
-      parent = bridgeParent(fact)?.name;
-      if (parent === undefined) throw new FlatnetError('invalid', `cannot tell which NIC ${flags.bridge} holds; name it with --parent`);
-    }
+    // Loaded on use: the other commands need none of hostnet.
     const { restoreBridge } = await import('../../hostnet/bridge.js');
-    await restoreBridge({ bridge: flags.bridge, parent, force: flags.force === true, logger: cliLogger(settings) });
-    printLine(`${flags.bridge} removed; ${parent} holds its addresses again`);
+    const result = await restoreBridge({
+      bridge: flags.bridge,
+      ...(flags.parent !== undefined ? { parent: flags.parent } : {}),
+      force: flags.force === true,
+      logger: cliLogger(settings),
+    });
+    if (!result.removed) printLine(`${flags.bridge} does not exist; nothing to restore`);
+    else printLine(`${flags.bridge} removed; ${result.parent} holds its addresses again`);
   });
   return group;
 }

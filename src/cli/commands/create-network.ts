@@ -1,30 +1,40 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { FlatnetError } from '../../errors.js';
+import { execArgs, failureLine, type ExecResult } from '../../hostnet/exec.js';
 import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
-import { compareExisting, planNetwork, type CreateNetworkRequest, type ExistingNetwork } from '../network-plan.js';
+import { checkRequest, compareExisting, planNetwork, type CreateNetworkRequest, type ExistingNetwork } from '../network-plan.js';
 import { printLine } from '../output.js';
-
-const run = promisify(execFile);
 
 const inspectSchema = z.object({
   Driver: z.string(),
   IPAM: z.object({ Config: z.array(z.object({ Subnet: z.string().optional() })).nullable() }),
 });
 
-async function inspectNetwork(hostArgs: string[], name: string): Promise<ExistingNetwork | undefined> {
+async function docker(args: string[]): Promise<ExecResult> {
   try {
-    const { stdout } = await run('docker', [...hostArgs, 'network', 'inspect', '--format', '{{json .}}', name]);
-    const parsed = inspectSchema.parse(JSON.parse(stdout));
-    return { driver: parsed.Driver, subnets: (parsed.IPAM.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])) };
+    return await execArgs('docker', args);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') throw new FlatnetError('unavailable', 'docker is not installed (no `docker` on PATH)');
-    if (/no such network|not found/i.test(e.stderr ?? '')) return undefined;
-    throw new FlatnetError('unavailable', `docker network inspect failed: ${(e.stderr ?? e.message).trim().split('\n')[0]}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FlatnetError('unavailable', 'docker is not installed (no `docker` on PATH)');
+    throw err;
   }
+}
+
+async function inspectNetwork(hostArgs: string[], name: string): Promise<ExistingNetwork | undefined> {
+  const res = await docker([...hostArgs, 'network', 'inspect', '--format', '{{json .}}', name]);
+  if (res.code !== 0) {
+    if (/no such network|not found/i.test(res.stderr)) return undefined;
+    throw new FlatnetError('unavailable', `docker network inspect failed: ${failureLine(res)}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(res.stdout) as unknown;
+  } catch {
+    data = undefined;
+  }
+  const parsed = inspectSchema.safeParse(data);
+  if (!parsed.success) throw new FlatnetError('unavailable', `docker network inspect ${name} printed a network flatnet does not understand`);
+  return { driver: parsed.data.Driver, subnets: (parsed.data.IPAM.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])) };
 }
 
 /** `flatnet create-network`: the Docker network on this host, with subnet and gateway taken from the pool. */
@@ -42,9 +52,11 @@ export function createNetworkCommand(): Command {
       .option('--driver <name>', 'plugin name for -d and --ipam-driver', 'flatnet')
       .option('--docker-host <url>', 'Docker daemon, e.g. unix:///var/run/docker.sock'),
   ).action(async (flags: CreateNetworkRequest, cmd: Command) => {
+    // Refused before etcd or Docker is asked anything.
+    const checked = checkRequest(flags);
     const settings = settingsFrom(cmd);
     const pools = await withAdmin(settings, (admin) => admin.poolSummaries());
-    const plan = planNetwork(flags, pools);
+    const plan = planNetwork(checked, pools);
     const existing = await inspectNetwork(plan.hostArgs, flags.name);
     if (existing !== undefined) {
       if (compareExisting(existing, flags.driver, plan.subnet) === 'same') {
@@ -56,12 +68,8 @@ export function createNetworkCommand(): Command {
         `a network ${flags.name} already exists with driver ${existing.driver} and subnet ${existing.subnets.join(',') || 'none'}; remove it or choose another --name`,
       );
     }
-    try {
-      await run('docker', plan.createArgs);
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      throw new FlatnetError('unavailable', `docker network create failed: ${(e.stderr ?? e.message).trim().split('\n')[0]}`);
-    }
+    const created = await docker(plan.createArgs);
+    if (created.code !== 0) throw new FlatnetError('unavailable', `docker network create failed: ${failureLine(created)}`);
     printLine(`created network ${flags.name} (driver ${flags.driver}, subnet ${plan.subnet}${plan.gateway ? `, gateway ${plan.gateway}` : ''})`);
   });
 }

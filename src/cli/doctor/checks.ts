@@ -1,3 +1,6 @@
+import { bridgeNic } from '../../hostnet/bridge-ports.js';
+import { isFlatnetVeth } from '../../hostnet/names.js';
+
 /**
  * `flatnet doctor` as pure functions: each check looks at facts gathered beforehand (gather.ts) and says
  * pass, fail (with the command or step that fixes it) or skip (with why). No I/O here, so every verdict has a
@@ -97,11 +100,10 @@ export function checkSocket(f: SocketFact): CheckResult {
   return pass(name, `${f.path} answers Plugin.Activate (IpamDriver, NetworkDriver)`);
 }
 
-/** The NIC the bridge carries: the one asked for, else the single member that is not a flatnet veth. */
+/** The NIC the bridge carries, by hostnet's rule (bridgeNic). */
 export function bridgeParent(f: BridgeFact): LinkFact | undefined {
-  if (f.requestedParent !== undefined) return f.members.find((m) => m.name === f.requestedParent);
-  const nics = f.members.filter((m) => m.kind !== 'veth' || !m.name.startsWith('fn'));
-  return nics.length === 1 ? nics[0] : undefined;
+  const nic = bridgeNic(f.members.map((m) => m.name), f.requestedParent);
+  return f.members.find((m) => m.name === nic);
 }
 
 export function checkBridge(f: BridgeFact): CheckResult {
@@ -135,7 +137,7 @@ export function checkMtu(f: BridgeFact): CheckResult {
   const name = 'mtu';
   if (f.error || f.bridge === undefined) return skip(name, `no ${f.name} to check`);
   const parent = bridgeParent(f);
-  const veths = f.members.filter((m) => m.name.startsWith('fn') && m.kind === 'veth');
+  const veths = f.members.filter((m) => isFlatnetVeth(m.name));
   const links = [f.bridge, ...(parent ? [parent] : []), ...veths];
   const expected = parent?.mtu ?? f.bridge.mtu;
   const off = links.filter((l) => l.mtu !== expected);

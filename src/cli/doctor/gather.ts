@@ -1,12 +1,12 @@
-import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
-import { request } from 'node:http';
-import { promisify } from 'node:util';
 import { z } from 'zod';
 import type { Settings } from '../../config/settings.js';
 import { errorMessage, FlatnetError } from '../../errors.js';
-import { EtcdStores } from '../../store/etcd-stores.js';
+import { execArgs, failureLine } from '../../hostnet/exec.js';
+import { listLinksWithAddrs, type LinkWithAddrs } from '../../hostnet/ip-json.js';
+import { IpRunner } from '../../hostnet/ip-runner.js';
 import { silentLogger } from '../../observability/logger.js';
+import { EtcdStores } from '../../store/etcd-stores.js';
 import { shortEtcdReason } from '../errors.js';
 import {
   parseForwardChain,
@@ -19,9 +19,10 @@ import {
   type LinkFact,
   type SocketFact,
 } from './checks.js';
+import { postPlugin } from '../../util/plugin-client.js';
 
-const run = promisify(execFile);
 const PROBE_TIMEOUT_MS = 3000;
+const DOCKER_TIMEOUT_MS = 20_000;
 
 export interface GatherOptions {
   settings: Settings;
@@ -49,25 +50,19 @@ async function gatherEtcd(s: Settings): Promise<EtcdFact> {
 
 const activateSchema = z.object({ Implements: z.array(z.string()) });
 
-function activate(socketPath: string): Promise<ActivateFact> {
-  return new Promise((resolve) => {
-    const req = request({ socketPath, method: 'POST', path: '/Plugin.Activate', timeout: PROBE_TIMEOUT_MS, headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => {
-        if (res.statusCode !== 200) return resolve({ ok: false, error: `HTTP ${res.statusCode}` });
-        try {
-          resolve({ ok: true, implements: activateSchema.parse(JSON.parse(body)).Implements });
-        } catch {
-          resolve({ ok: false, error: 'the reply is not an Activate answer' });
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)));
-    req.on('error', (err) => resolve({ ok: false, error: err.message }));
-    req.end();
-  });
+async function activate(socketPath: string): Promise<ActivateFact> {
+  let reply;
+  try {
+    reply = await postPlugin(socketPath, 'Plugin.Activate', '', { timeoutMs: PROBE_TIMEOUT_MS });
+  } catch (err) {
+    return { ok: false, error: errorMessage(err) };
+  }
+  if (reply.status !== 200) return { ok: false, error: `HTTP ${reply.status}` };
+  try {
+    return { ok: true, implements: activateSchema.parse(JSON.parse(reply.text)).Implements };
+  } catch {
+    return { ok: false, error: 'the reply is not an Activate answer' };
+  }
 }
 
 async function gatherSocket(path: string): Promise<SocketFact> {
@@ -79,27 +74,20 @@ async function gatherSocket(path: string): Promise<SocketFact> {
   return { path, exists: true, activate: await activate(path) };
 }
 
-const ipLinkSchema = z.array(
-  z.object({
-    ifname: z.string(),
-    mtu: z.number(),
-    master: z.string().optional(),
-    linkinfo: z.object({ info_kind: z.string().optional() }).optional(),
-    addr_info: z.array(z.object({ family: z.string(), local: z.string(), prefixlen: z.number(), scope: z.string().optional() })).optional(),
-  }),
-);
+function linkFact(l: LinkWithAddrs): LinkFact {
+  return {
+    name: l.ifname,
+    mtu: l.mtu,
+    addresses: l.addr_info.filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
+    ...(l.linkinfo?.info_kind ? { kind: l.linkinfo.info_kind } : {}),
+    ...(l.master ? { master: l.master } : {}),
+  };
+}
 
-export async function gatherBridge(name: string, parent: string | undefined): Promise<BridgeFact> {
+export async function gatherBridge(name: string, parent: string | undefined, ip: IpRunner = new IpRunner()): Promise<BridgeFact> {
   let links: LinkFact[];
   try {
-    const { stdout } = await run('ip', ['-j', '-d', 'addr', 'show']);
-    links = ipLinkSchema.parse(JSON.parse(stdout)).map((l) => ({
-      name: l.ifname,
-      mtu: l.mtu,
-      addresses: (l.addr_info ?? []).filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
-      ...(l.linkinfo?.info_kind ? { kind: l.linkinfo.info_kind } : {}),
-      ...(l.master ? { master: l.master } : {}),
-    }));
+    links = (await listLinksWithAddrs(ip)).map(linkFact);
   } catch (err) {
     return { name, members: [], error: errorMessage(err).split('\n')[0] ?? 'ip failed' };
   }
@@ -122,33 +110,43 @@ async function gatherFirewall(bridge: string): Promise<FirewallFact> {
   } catch {
     // no file: br_netfilter is not loaded, so bridged frames never meet iptables
   }
+  let error: string;
   try {
-    const { stdout } = await run('iptables', ['-w', '5', '-S', 'FORWARD']);
-    const chain = parseForwardChain(stdout, bridge);
-    return { readable: true, brNetfilter, acceptRule: chain.acceptRule, ...(chain.policy ? { forwardPolicy: chain.policy } : {}) };
+    const res = await execArgs('iptables', ['-w', '5', '-S', 'FORWARD']);
+    if (res.code === 0) {
+      const chain = parseForwardChain(res.stdout, bridge);
+      return { readable: true, brNetfilter, acceptRule: chain.acceptRule, ...(chain.policy ? { forwardPolicy: chain.policy } : {}) };
+    }
+    error = failureLine(res);
   } catch (err) {
-    return { readable: false, brNetfilter, acceptRule: false, error: errorMessage(err).split('\n')[0] ?? 'iptables failed' };
+    error = errorMessage(err).split('\n')[0] ?? 'iptables failed';
   }
+  return { readable: false, brNetfilter, acceptRule: false, error };
 }
 
 const pluginsSchema = z.object({ Network: z.array(z.string()).nullable().optional(), IPAM: z.array(z.string()).nullable().optional() });
 
+/** `docker ARGS` to completion; its stdout, else a one-line reason (ENOENT passes through: docker is not installed). */
+async function docker(args: string[]): Promise<string> {
+  const res = await execArgs('docker', args, { timeoutMs: DOCKER_TIMEOUT_MS });
+  if (res.code !== 0) throw new Error(failureLine(res));
+  return res.stdout;
+}
+
 async function gatherDocker(driver: string, dockerHost: string | undefined): Promise<DockerFact> {
   const host = dockerHost ? ['-H', dockerHost] : [];
   try {
-    const info = await run('docker', [...host, 'info', '--format', '{{json .Plugins}}'], { timeout: 20_000 });
-    const plugins = pluginsSchema.parse(JSON.parse(info.stdout));
-    const nets = await run('docker', [...host, 'network', 'ls', '--filter', `driver=${driver}`, '-q'], { timeout: 20_000 });
+    const plugins = pluginsSchema.parse(JSON.parse(await docker([...host, 'info', '--format', '{{json .Plugins}}'])));
+    const nets = await docker([...host, 'network', 'ls', '--filter', `driver=${driver}`, '-q']);
     return {
       installed: true,
       networkPlugins: plugins.Network ?? [],
       ...(plugins.IPAM ? { ipamPlugins: plugins.IPAM } : {}),
-      flatnetNetworks: nets.stdout.split('\n').filter((l) => l.trim() !== '').length,
+      flatnetNetworks: nets.split('\n').filter((l) => l.trim() !== '').length,
     };
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') return { installed: false };
-    return { installed: true, error: (e.stderr || e.message).trim().split('\n')[0] ?? 'docker failed' };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { installed: false };
+    return { installed: true, error: errorMessage(err).trim().split('\n')[0] ?? 'docker failed' };
   }
 }
 
