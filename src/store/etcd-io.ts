@@ -78,6 +78,11 @@ function isTransient(err: unknown): boolean {
   return err instanceof EtcdHostCoolingDown || (err instanceof Error && isRecoverableError(err));
 }
 
+/** The error to report: a host skipped by its cooldown says less than the failure that started the cooldown. */
+function mostTelling(before: unknown, now: unknown): unknown {
+  return now instanceof EtcdHostCoolingDown && before !== undefined ? before : now;
+}
+
 /** Backoff between sends: 50 ms doubling to 400 ms, jittered; an election (1-3 s) takes a handful of sends. */
 function pause(n: number): number {
   return Math.min(400, 50 * 2 ** n) * (0.5 + Math.random() / 2);
@@ -141,7 +146,8 @@ export class EtcdIo {
     const seconds = (this.budgetMs / 1000).toFixed(1);
     return new FlatnetError(
       'unavailable',
-      `etcd did not answer (${what}) within ${seconds} s: ${errorMessage(err)}; check that the etcd endpoints are reachable.`,
+      `etcd did not answer (${what}) within ${seconds} s: ${errorMessage(err)}; check that the etcd endpoints are reachable.` +
+        (mayHaveApplied ? ' The change may have reached etcd; flatnet makes sure it never applies, or logs that it did.' : ''),
       { cause: err },
     );
   }
@@ -154,13 +160,15 @@ export class EtcdIo {
   /** Sends an idempotent request (a read) until etcd answers or the budget is spent. */
   private async resending<T>(what: string, send: (options: { deadline: Date }) => Promise<T>): Promise<T> {
     const end = Date.now() + this.budgetMs;
+    let telling: unknown;
     for (let n = 0; ; n++) {
       try {
         return await send({ deadline: new Date(Math.min(end, Date.now() + this.sendMs)) });
       } catch (err) {
         if (!isTransient(err)) throw this.refused(what, err);
+        telling = mostTelling(telling, err);
         const wait = pause(n);
-        if (Date.now() + wait >= end) throw this.unanswered(what, err, false);
+        if (Date.now() + wait >= end) throw this.unanswered(what, telling, false);
         await sleep(wait);
       }
     }
@@ -228,6 +236,7 @@ export class EtcdIo {
     const end = Date.now() + this.budgetMs;
     // Set once a send may have reached etcd without its answer reaching us.
     let unsure = false;
+    let telling: unknown;
     try {
       for (let n = 0; ; n++) {
         const deadline = Math.min(end, Date.now() + this.sendMs);
@@ -259,11 +268,12 @@ export class EtcdIo {
           } else if (lease !== undefined && !isProvablyUnsent(err)) {
             unsure = true;
           }
+          telling = mostTelling(telling, err);
           const wait = pause(n);
           if (Date.now() + wait >= end) {
             // The caller hears "failed"; make that true (or log that it is not) as soon as etcd is back.
             if (unsure) this.fenceLater(marker, w);
-            throw this.unanswered('txn', err, unsure);
+            throw this.unanswered('txn', telling, unsure);
           }
           await sleep(wait);
         }
