@@ -54,14 +54,16 @@ export interface EtcdIoOptions {
 
 export const MAX_ATTEMPTS = 20;
 /*
- * Marker lease: granted lazily, used for new markers for LEASE_USE_MS, then replaced by a fresh one (the old
- * one simply expires). So every marker lives between MARKER_TTL_S - LEASE_USE_MS and MARKER_TTL_S: far longer
+ * Marker lease: granted lazily, used for new markers for LEASE_USE_MS (+ LEASE_GRACE_MS while its successor is
+ * granted), then replaced by a fresh one (the old one simply expires). So every marker lives at least
+ * MARKER_TTL_S - LEASE_USE_MS - LEASE_GRACE_MS (90 s) and at most MARKER_TTL_S (180 s): far longer
  * than any send can be in flight (the budget is seconds), and no keep-alive stream or timer is needed (a CLI
  * process exits as soon as it closes its client). Expiry deletes a lease's markers in one go; rotating every
  * minute keeps that batch small.
  */
 const MARKER_TTL_S = 180;
 const LEASE_USE_MS = 60_000;
+const LEASE_GRACE_MS = 30_000;
 const COMMITTED = 'c';
 const FENCED = 'f';
 /** How long a write given up on is still checked in the background (well inside the markers' life). */
@@ -88,30 +90,52 @@ function pause(n: number): number {
   return Math.min(400, 50 * 2 ** n) * (0.5 + Math.random() / 2);
 }
 
-/** One marker lease per etcd client, shared by every EtcdIo on it. */
+interface Granted {
+  id: Promise<string>;
+  /** When the grant was sent: the lease expires no earlier than since + MARKER_TTL_S. */
+  since: number;
+  value?: string;
+}
+
+/**
+ * One marker lease per etcd client, shared by every EtcdIo on it. The next lease is granted while the current
+ * one is still used (for up to LEASE_GRACE_MS more), so rotation adds no round trip to a write.
+ */
 class MarkerLease {
-  private current: { id: Promise<string>; since: number } | undefined;
+  private current: Granted | undefined;
+  private next: Granted | undefined;
 
   constructor(private readonly etcd: Etcd3) {}
 
   id(deadline: number): Promise<string> {
-    if (this.current === undefined || Date.now() - this.current.since > LEASE_USE_MS) {
-      // A re-sent grant only leaves a spare lease that holds nothing and expires.
-      const granting = this.etcd.leaseClient.leaseGrant({ TTL: MARKER_TTL_S }, { deadline: new Date(deadline) }).then((r) => r.ID);
-      const entry = { id: granting, since: Date.now() };
-      this.current = entry;
-      granting.catch(() => {
-        if (this.current === entry) this.current = undefined;
-      });
-    }
-    return this.current.id;
+    const age = this.current === undefined ? Infinity : Date.now() - this.current.since;
+    if (age > LEASE_USE_MS && this.next === undefined) this.next = this.grant(deadline);
+    if (this.current !== undefined && age <= LEASE_USE_MS + LEASE_GRACE_MS) return this.current.id;
+    return (this.next ?? (this.current as Granted)).id;
+  }
+
+  private grant(deadline: number): Granted {
+    // A re-sent grant only leaves a spare lease that holds nothing and expires.
+    const entry: Granted = { since: Date.now(), id: Promise.resolve('') };
+    entry.id = this.etcd.leaseClient.leaseGrant({ TTL: MARKER_TTL_S }, { deadline: new Date(deadline) }).then((r) => r.ID);
+    entry.id.then(
+      (value) => {
+        entry.value = value;
+        if (this.next === entry) {
+          this.current = entry;
+          this.next = undefined;
+        }
+      },
+      () => {
+        if (this.next === entry) this.next = undefined;
+      },
+    );
+    return entry;
   }
 
   /** etcd no longer knows this lease (it expired, or etcd was restored): the next marker gets a new one. */
   drop(id: string): void {
-    void this.current?.id.then((current) => {
-      if (current === id) this.current = undefined;
-    }, () => undefined);
+    if (this.current?.value === id) this.current = undefined;
   }
 }
 
