@@ -30,8 +30,8 @@ export function etcdClientProfile(etcd: Etcd3): EtcdClientProfile {
 
 /** A host skipped because it just failed to connect (see hostCooldown). */
 export class EtcdHostCoolingDown extends Error {
-  constructor(host: string) {
-    super(`etcd endpoint ${host} failed to connect a moment ago; trying another`);
+  constructor(host: string, reason: string) {
+    super(`etcd endpoint ${host} is skipped for a moment after failing to connect (${reason})`);
   }
 }
 
@@ -89,8 +89,9 @@ function resendUnsent(hosts: number): Policy {
 function hostCooldown(host: string): Policy {
   let failures = 0;
   let until = 0;
+  let reason = '';
   return policy(async (fn, signal) => {
-    if (Date.now() < until) throw new EtcdHostCoolingDown(host);
+    if (Date.now() < until) throw new EtcdHostCoolingDown(host, reason);
     try {
       const out = await fn({ signal: signal ?? new AbortController().signal });
       failures = 0;
@@ -98,6 +99,7 @@ function hostCooldown(host: string): Policy {
     } catch (err) {
       if (isProvablyUnsent(err)) {
         failures++;
+        reason = (err as Error).message;
         until = Date.now() + Math.min(1000, 100 * 2 ** (failures - 1));
       }
       throw err;
