@@ -54,6 +54,8 @@ export function isProvablyUnsent(err: unknown): boolean {
 }
 
 const noEvent = (): { dispose(): void } => ({ dispose: () => undefined });
+/** etcd3 runs its policies without a signal, and nothing here cancels: one shared never-aborted signal. */
+const NEVER_ABORTED = new AbortController().signal;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function policy(execute: Policy['execute']): Policy {
@@ -68,7 +70,7 @@ function policy(execute: Policy['execute']): Policy {
 function resendUnsent(hosts: number): Policy {
   const maxAttempts = hosts + 2;
   return policy(async (fn, signal) => {
-    const context = { signal: signal ?? new AbortController().signal };
+    const context = { signal: signal ?? NEVER_ABORTED };
     for (let n = 1; ; n++) {
       try {
         return await fn(context);
@@ -93,7 +95,7 @@ function hostCooldown(host: string): Policy {
   return policy(async (fn, signal) => {
     if (Date.now() < until) throw new EtcdHostCoolingDown(host, reason);
     try {
-      const out = await fn({ signal: signal ?? new AbortController().signal });
+      const out = await fn({ signal: signal ?? NEVER_ABORTED });
       failures = 0;
       return out;
     } catch (err) {

@@ -17,6 +17,12 @@ import { EtcdHostCoolingDown, etcdClientProfile, isProvablyUnsent } from './etcd
  *  - compare failure: if the marker exists with "c", an earlier send committed (at the marker's create
  *    revision): reported as committed; otherwise it is a genuine conflict (the caller re-reads, as before).
  * Because every send of one write compares the same marker as absent, at most one of them can commit.
+ * The client itself (createEtcdClient) re-sends only what provably never reached etcd, so the first send
+ * that reaches etcd is the only one nobody but EtcdIo knows of.
+ *
+ * A marker lives 90-180 s (see MARKER_TTL_S), far beyond any send's life. A duplicate arriving after its
+ * marker expired (not seen in practice: gRPC cancels a send at its deadline) still cannot apply twice: every
+ * flatnet txn compares the mod revision (or absence) of a key it also writes, and a committed write moved it.
  */
 export interface Kv {
   key: string;
@@ -283,9 +289,9 @@ export class EtcdIo {
           return this.outcome(res);
         } catch (err) {
           if (lease !== undefined && err instanceof EtcdLeaseInvalidError) {
-            // Rejected whole (nothing applied): send again with a fresh lease. Only if an earlier send had
-            // committed and its lease expired since (>= 2 min of etcd trouble within one budget of seconds,
-            // in practice impossible) would that commit look like a conflict.
+            // Rejected whole (nothing applied): send again with a fresh lease. A lease in use is at most 90 s
+            // old, so it vanishes within one budget only if etcd lost it (restored from a backup); an earlier
+            // send's commit would then have lost its marker too and would look like a conflict.
             this.lease.drop(lease);
           } else if (!isTransient(err)) {
             throw this.refused('txn', err);

@@ -121,17 +121,19 @@ test('an allocation whose reply is lost after commit is reported once, with the 
   assert.ok(![first, r.address].includes(next));
 });
 
-test('a batch whose reply is lost is not allocated twice', { skip }, async () => {
+test('a full batch of 100 (the largest txn: 100 addresses, block, 7 summary nodes, marker) whose reply is lost is not allocated twice', { skip }, async () => {
   const prefix = freshPrefix();
   const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
-  const { poolId } = await driver.requestPool(v4('10.62.0.0/16', '10.62.4.0/22'));
-  await driver.requestAddress(container(poolId));
-  const n = 20;
-  const got = await withLostReply(etcd, proxy, () => Promise.all(Array.from({ length: n }, () => driver.requestAddress(container(poolId)))), 'the batch', async () =>
-    Object.keys(await addrRecords(prefix, '10.62.0.0/16')).length > 1);
-  const records = Object.keys(await addrRecords(prefix, '10.62.0.0/16'));
-  assert.equal(new Set(got.map((g) => g.address)).size, n);
-  assert.equal(records.length, n + 1, 'exactly the addresses handed out are recorded');
+  // 128 allocatable addresses in one block of a /64: 28 first, then a batch of 100 fills the block, which
+  // flips the summary bit on all 7 levels above it
+  const pool = 'fd00:62::/64';
+  const { poolId } = await driver.requestPool({ ...v4(pool, 'fd00:62::8000:0:0:0/121'), v6: true });
+  for (let i = 0; i < 28; i++) await driver.requestAddress(container(poolId));
+  const got = await withLostReply(etcd, proxy, () => Promise.all(Array.from({ length: 100 }, () => driver.requestAddress(container(poolId)))), 'the batch', async () =>
+    Object.keys(await addrRecords(prefix, pool)).length > 28);
+  assert.equal(new Set(got.map((g) => g.address)).size, 100);
+  assert.equal(Object.keys(await addrRecords(prefix, pool)).length, 128, 'exactly the addresses handed out are recorded');
+  await assert.rejects(driver.requestAddress(container(poolId)), /exhausted/);
 });
 
 test('a --ip request whose reply is lost is not "in use" against itself', { skip }, async () => {
