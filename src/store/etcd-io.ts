@@ -1,11 +1,28 @@
-import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import { randomUUID } from 'node:crypto';
+import { type Etcd3, EtcdLeaseInvalidError, type ICompare, type IRequestOp, type ITxnResponse, isRecoverableError } from 'etcd3';
 import { FlatnetError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { etcdTxnRetries, etcdTxnSeconds } from '../observability/metrics.js';
+import { EtcdHostCoolingDown, etcdClientProfile, isProvablyUnsent } from './etcd-client.js';
 
 /**
  * The store's only door to etcd: consistent multi-key reads (one round trip) and compare-and-write txns.
  * Anything etcd throws becomes FlatnetError('unavailable') so that an unreachable cluster never crashes a caller.
+ *
+ * Every write settles its outcome here, so that a caller only ever sees "committed" or "conflict":
+ * each txn carries a marker key P/txn/<uuid> (compare: absent; put: "c", on a short-lived lease). A send
+ * that gets no answer (deadline, dropped connection, leader lost) is sent again, identical, with backoff,
+ * until etcd answers or the time budget (etcdTimeoutMs) is spent:
+ *  - success: this send committed;
+ *  - compare failure: if the marker exists with "c", an earlier send committed (at the marker's create
+ *    revision): reported as committed; otherwise it is a genuine conflict (the caller re-reads, as before).
+ * Because every send of one write compares the same marker as absent, at most one of them can commit.
+ * The client itself (createEtcdClient) re-sends only what provably never reached etcd, so the first send
+ * that reaches etcd is the only one nobody but EtcdIo knows of.
+ *
+ * A marker lives 90-180 s (see MARKER_TTL_S), far beyond any send's life. A duplicate arriving after its
+ * marker expired (not seen in practice: gRPC cancels a send at its deadline) still cannot apply twice: every
+ * flatnet txn compares the mod revision (or absence) of a key it also writes, and a committed write moved it.
  */
 export interface Kv {
   key: string;
@@ -34,29 +51,163 @@ export interface Write {
   deleteRanges?: { start: string; end: string }[];
 }
 
+export interface EtcdIoOptions {
+  /** Key prefix of the txn markers (default: the client's etcd prefix, see createEtcdClient). */
+  prefix?: string;
+  /** Time one read or write may take, re-sends included (default: the client's etcdTimeoutMs). */
+  budgetMs?: number;
+}
+
 export const MAX_ATTEMPTS = 20;
+/*
+ * Marker lease: granted lazily, used for new markers for LEASE_USE_MS (+ LEASE_GRACE_MS while its successor is
+ * granted), then replaced by a fresh one (the old one simply expires). So every marker lives at least
+ * MARKER_TTL_S - LEASE_USE_MS - LEASE_GRACE_MS (90 s) and at most MARKER_TTL_S (180 s): far longer
+ * than any send can be in flight (the budget is seconds), and no keep-alive stream or timer is needed (a CLI
+ * process exits as soon as it closes its client). Expiry deletes a lease's markers in one go; rotating every
+ * minute keeps that batch small.
+ */
+const MARKER_TTL_S = 180;
+const LEASE_USE_MS = 60_000;
+const LEASE_GRACE_MS = 30_000;
+const COMMITTED = 'c';
+const FENCED = 'f';
+/** How long a write given up on is still checked in the background (well inside the markers' life). */
+const FENCE_WINDOW_MS = 60_000;
 const b = (s: string): Buffer => Buffer.from(s);
+const sleep = (ms: number, unref = false): Promise<void> =>
+  new Promise((r) => {
+    const t = setTimeout(r, ms);
+    if (unref) t.unref();
+  });
+
+/** Transport trouble worth another send; anything else is etcd's definite answer (bad request, no permission). */
+function isTransient(err: unknown): boolean {
+  return err instanceof EtcdHostCoolingDown || (err instanceof Error && isRecoverableError(err));
+}
+
+/** The error to report: a host skipped by its cooldown says less than the failure that started the cooldown. */
+function mostTelling(before: unknown, now: unknown): unknown {
+  return now instanceof EtcdHostCoolingDown && before !== undefined ? before : now;
+}
+
+/** Backoff between sends: 50 ms doubling to 400 ms, jittered; an election (1-3 s) takes a handful of sends. */
+function pause(n: number): number {
+  return Math.min(400, 50 * 2 ** n) * (0.5 + Math.random() / 2);
+}
+
+interface Granted {
+  id: Promise<string>;
+  /** When the grant was sent: the lease expires no earlier than since + MARKER_TTL_S. */
+  since: number;
+  value?: string;
+}
+
+/**
+ * One marker lease per etcd client, shared by every EtcdIo on it. The next lease is granted while the current
+ * one is still used (for up to LEASE_GRACE_MS more), so rotation adds no round trip to a write.
+ */
+class MarkerLease {
+  private current: Granted | undefined;
+  private next: Granted | undefined;
+
+  constructor(private readonly etcd: Etcd3) {}
+
+  id(deadline: number): Promise<string> {
+    const age = this.current === undefined ? Infinity : Date.now() - this.current.since;
+    if (age > LEASE_USE_MS && this.next === undefined) this.next = this.grant(deadline);
+    if (this.current !== undefined && age <= LEASE_USE_MS + LEASE_GRACE_MS) return this.current.id;
+    return (this.next ?? (this.current as Granted)).id;
+  }
+
+  private grant(deadline: number): Granted {
+    // A re-sent grant only leaves a spare lease that holds nothing and expires.
+    const entry: Granted = { since: Date.now(), id: Promise.resolve('') };
+    entry.id = this.etcd.leaseClient.leaseGrant({ TTL: MARKER_TTL_S }, { deadline: new Date(deadline) }).then((r) => r.ID);
+    entry.id.then(
+      (value) => {
+        entry.value = value;
+        if (this.next === entry) {
+          this.current = entry;
+          this.next = undefined;
+        }
+      },
+      () => {
+        if (this.next === entry) this.next = undefined;
+      },
+    );
+    return entry;
+  }
+
+  /** etcd no longer knows this lease (it expired, or etcd was restored): the next marker gets a new one. */
+  drop(id: string): void {
+    if (this.current?.value === id) this.current = undefined;
+  }
+}
+
+const markerLeases = new WeakMap<Etcd3, MarkerLease>();
 
 export class EtcdIo {
+  private readonly markerPrefix: string;
+  private readonly budgetMs: number;
+  private readonly sendMs: number;
+  private readonly lease: MarkerLease;
+
   constructor(
     private readonly etcd: Etcd3,
     private readonly logger: Logger,
-  ) {}
+    options: EtcdIoOptions = {},
+  ) {
+    const profile = etcdClientProfile(etcd);
+    this.markerPrefix = `${(options.prefix ?? profile.prefix).replace(/\/+$/, '')}/txn/`;
+    this.budgetMs = options.budgetMs ?? profile.timeoutMs;
+    // Several sends fit in the budget, so a stalled connection or a lost leader costs one send, not the call.
+    this.sendMs = Math.min(this.budgetMs, Math.max(500, Math.round(this.budgetMs / 3)));
+    let lease = markerLeases.get(etcd);
+    if (lease === undefined) {
+      lease = new MarkerLease(etcd);
+      markerLeases.set(etcd, lease);
+    }
+    this.lease = lease;
+  }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof FlatnetError) throw err;
-      this.logger.warn({ err: errorMessage(err), what }, 'etcd call failed');
-      throw new FlatnetError('unavailable', `etcd did not answer (${what}): ${errorMessage(err)}; check that the etcd endpoints are reachable.`, { cause: err });
+  private unanswered(what: string, err: unknown, mayHaveApplied: boolean): FlatnetError {
+    this.logger.warn({ err: errorMessage(err), what, may_have_applied: mayHaveApplied }, 'etcd did not answer');
+    const seconds = (this.budgetMs / 1000).toFixed(1);
+    return new FlatnetError(
+      'unavailable',
+      `etcd did not answer (${what}) within ${seconds} s: ${errorMessage(err)}; check that the etcd endpoints are reachable.` +
+        (mayHaveApplied ? ' The change may have reached etcd; flatnet makes sure it never applies, or logs that it did.' : ''),
+      { cause: err },
+    );
+  }
+
+  private refused(what: string, err: unknown): FlatnetError {
+    this.logger.warn({ err: errorMessage(err), what }, 'etcd refused a request');
+    return new FlatnetError('unavailable', `etcd refused the request (${what}): ${errorMessage(err)}`, { cause: err });
+  }
+
+  /** Sends an idempotent request (a read) until etcd answers or the budget is spent. */
+  private async resending<T>(what: string, send: (options: { deadline: Date }) => Promise<T>): Promise<T> {
+    const end = Date.now() + this.budgetMs;
+    let telling: unknown;
+    for (let n = 0; ; n++) {
+      try {
+        return await send({ deadline: new Date(Math.min(end, Date.now() + this.sendMs)) });
+      } catch (err) {
+        if (!isTransient(err)) throw this.refused(what, err);
+        telling = mostTelling(telling, err);
+        const wait = pause(n);
+        if (Date.now() + wait >= end) throw this.unanswered(what, telling, false);
+        await sleep(wait);
+      }
     }
   }
 
   /** Reads several keys at one revision in one round trip. */
   async read(keys: string[]): Promise<Snapshot> {
-    const res = await this.call('read', () =>
-      this.etcd.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: b(k) } })), failure: [] }),
+    const res = await this.resending('read', (options) =>
+      this.etcd.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: b(k) } })), failure: [] }, options),
     );
     const kvs = new Map<string, Kv>();
     for (const r of res.responses) {
@@ -70,8 +221,8 @@ export class EtcdIo {
 
   /** All keys in [start, end), optionally at a given revision, with the revision read. */
   async readRange(start: string, end: string, opts: { keysOnly?: boolean; countOnly?: boolean } = {}): Promise<Snapshot & { count: number }> {
-    const res = await this.call('range read', () =>
-      this.etcd.kv.range({ key: b(start), range_end: b(end), keys_only: opts.keysOnly ?? false, count_only: opts.countOnly ?? false }),
+    const res = await this.resending('range read', (options) =>
+      this.etcd.kv.range({ key: b(start), range_end: b(end), keys_only: opts.keysOnly ?? false, count_only: opts.countOnly ?? false }, options),
     );
     const kvs = new Map<string, Kv>();
     for (const kv of res.kvs) {
@@ -86,8 +237,17 @@ export class EtcdIo {
     return (await this.writeAt(w)) !== undefined;
   }
 
-  /** One txn attempt: the revision the writes got, or undefined when an expectation failed. */
+  /**
+   * One txn attempt: the revision the writes got, or undefined when an expectation failed. The attempt is
+   * settled: re-sent on transport errors until etcd gives a definite answer (see the class comment).
+   *
+   * Op count: etcd allows 128 compares and 128 ops per branch (each counted on its own). The marker adds one
+   * of each; flatnet's largest txn (a batch of 100 addresses: 100 addr keys + block + at most 7 summary
+   * nodes on a /64) stays at 109 puts and 110 compares.
+   */
   async writeAt(w: Write): Promise<string | undefined> {
+    const marker = b(`${this.markerPrefix}${randomUUID()}`);
+    const markerAbsent: ICompare = { key: marker, target: 'Create', result: 'Equal', create_revision: 0 };
     const compare: ICompare[] = w.expect.map((e) =>
       e.modRevision === undefined
         ? { key: b(e.key), target: 'Create', result: 'Equal', create_revision: 0 }
@@ -96,18 +256,115 @@ export class EtcdIo {
     for (const u of w.unchangedSince ?? []) {
       compare.push({ key: b(u.start), range_end: b(u.end), target: 'Mod', result: 'Less', mod_revision: String(BigInt(u.revision) + 1n) });
     }
-    const success: IRequestOp[] = [
+    compare.push(markerAbsent);
+    const writes: IRequestOp[] = [
       ...w.puts.map((p) => ({ request_put: { key: b(p.key), value: typeof p.value === 'string' ? b(p.value) : p.value } })),
       ...(w.deletes ?? []).map((k) => ({ request_delete_range: { key: b(k) } })),
       ...(w.deleteRanges ?? []).map((r) => ({ request_delete_range: { key: b(r.start), range_end: b(r.end) } })),
     ];
     const stop = etcdTxnSeconds.startTimer();
+    const end = Date.now() + this.budgetMs;
+    // Set once a send may have reached etcd without its answer reaching us.
+    let unsure = false;
+    let telling: unknown;
     try {
-      const res = await this.call('txn', () => this.etcd.kv.txn({ compare, success, failure: [] }));
-      return res.succeeded ? res.header.revision : undefined;
+      for (let n = 0; ; n++) {
+        const deadline = Math.min(end, Date.now() + this.sendMs);
+        let lease: string | undefined;
+        try {
+          lease = await this.lease.id(deadline);
+          const success = [...writes, { request_put: { key: marker, value: b(COMMITTED), lease } }];
+          /*
+           * After an unanswered send, a compare failure alone would not tell "an earlier send committed" from
+           * "conflict, but an earlier send is still on its way and may commit later" (a send delayed in a
+           * buffer, or a proposal etcd applies after our deadline). So these sends fence the marker in the
+           * same txn: the failure branch puts "f" if the marker is absent, else reads it. Once this answer
+           * says "conflict", the marker exists and no earlier send can ever commit. A first send needs no
+           * fence: nothing else carries its marker.
+           */
+          const failure: IRequestOp[] = unsure
+            ? [{ request_txn: { compare: [markerAbsent], success: [{ request_put: { key: marker, value: b(FENCED), lease } }], failure: [{ request_range: { key: marker } }] } }]
+            : [];
+          const res = await this.etcd.kv.txn({ compare, success, failure }, { deadline: new Date(deadline) });
+          return this.outcome(res);
+        } catch (err) {
+          if (lease !== undefined && err instanceof EtcdLeaseInvalidError) {
+            // Rejected whole (nothing applied): send again with a fresh lease. A lease in use is at most 90 s
+            // old, so it vanishes within one budget only if etcd lost it (restored from a backup); an earlier
+            // send's commit would then have lost its marker too and would look like a conflict.
+            this.lease.drop(lease);
+          } else if (!isTransient(err)) {
+            throw this.refused('txn', err);
+          } else if (lease !== undefined && !isProvablyUnsent(err)) {
+            unsure = true;
+          }
+          telling = mostTelling(telling, err);
+          const wait = pause(n);
+          if (Date.now() + wait >= end) {
+            // The caller hears "failed"; make that true (or log that it is not) as soon as etcd is back.
+            if (unsure) this.fenceLater(marker, w);
+            throw this.unanswered('txn', telling, unsure);
+          }
+          await sleep(wait);
+        }
+      }
     } finally {
       stop();
     }
+  }
+
+  private outcome(res: ITxnResponse): string | undefined {
+    if (res.succeeded) return res.header.revision;
+    const fence = res.responses[0]?.response_txn;
+    // No fence in the txn (first send) or the fence put "f" just now: a genuine conflict.
+    if (fence === undefined || fence.succeeded) return undefined;
+    const kv = fence.responses[0]?.response_range?.kvs[0];
+    if (kv !== undefined && kv.value.toString() === COMMITTED) {
+      this.logger.info({ revision: kv.create_revision }, 'an etcd txn whose answer was lost had committed');
+      return kv.create_revision;
+    }
+    // "f": an earlier send of ours fenced the marker (its answer was lost too): a conflict.
+    return undefined;
+  }
+
+  /**
+   * After giving up on an unanswered write, keeps trying (in the background, for a minute) to fence its
+   * marker: then the write can never apply, as its caller was told. If instead an earlier send had
+   * committed, says so loudly, with the keys, for an operator to undo (e.g. `flatnet ip release`).
+   */
+  private fenceLater(marker: Buffer, w: Write): void {
+    const keys = [...w.puts.map((p) => p.key), ...(w.deletes ?? [])].slice(0, 8);
+    const end = Date.now() + FENCE_WINDOW_MS;
+    void (async () => {
+      for (let n = 0; Date.now() < end; n++) {
+        try {
+          const deadline = Date.now() + this.sendMs;
+          const lease = await this.lease.id(deadline);
+          const res = await this.etcd.kv.txn(
+            {
+              compare: [{ key: marker, target: 'Create', result: 'Equal', create_revision: 0 }],
+              success: [{ request_put: { key: marker, value: b(FENCED), lease } }],
+              failure: [{ request_range: { key: marker } }],
+            },
+            { deadline: new Date(deadline) },
+          );
+          const kv = res.responses[0]?.response_range?.kvs[0];
+          if (!res.succeeded && kv?.value.toString() === COMMITTED) {
+            this.logger.warn({ keys, revision: kv.create_revision }, 'a write reported to its caller as failed had been applied in etcd');
+          } else {
+            this.logger.info({ keys }, 'a write reported as failed is now sure never to apply');
+          }
+          return;
+        } catch (err) {
+          if (!isTransient(err) && !(err instanceof EtcdLeaseInvalidError)) {
+            this.logger.warn({ keys, err: errorMessage(err) }, 'could not learn whether a failed write was applied');
+            return;
+          }
+          await sleep(Math.min(2000, 100 * 2 ** n), true);
+        }
+      }
+      this.logger.warn({ keys }, 'could not learn whether a failed write was applied (etcd stayed away)');
+    })();
   }
 
   /**
