@@ -25,7 +25,7 @@ export class EtcdStores {
     private readonly prefix: string,
     logger: Logger,
   ) {
-    this.io = new EtcdIo(etcd, logger);
+    this.io = new EtcdIo(etcd, logger, { prefix });
     this.keys = new IpamKeys(prefix);
     const retry: ConflictRetry = { retrying: (what, attempt) => this.io.retrying(what, attempt) };
     this.ipam = {
