@@ -15,12 +15,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
-import { startProcess, waitFor } from '../src/lab/processes.js';
+import { run, startProcess, waitFor, type Started } from '../src/lab/processes.js';
 
 const POINT_MS = Number(process.env.BENCH_POINT_MS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONCURRENCY = [1, 8, 32];
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const HERE = dirname(fileURLToPath(import.meta.url));
+const CLI = join(HERE, '..', 'src', 'cli', 'main.js');
+const BARE = join(HERE, 'bare-plugin-server.js');
 
 interface Point {
   ops: number;
@@ -92,40 +94,89 @@ async function stealCounter(): Promise<{ steal: number; total: number }> {
   return { steal: fields[7] ?? 0, total: fields.reduce((a, b) => a + b, 0) };
 }
 
+/** utime + stime of a process, in seconds, from /proc/PID/stat. */
+async function cpuSeconds(pid: number, ticksPerSecond: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+/** The two plugin servers under test: the real `flatnet server` (express) and the bench-only bare node:http one. */
+type Kind = 'express' | 'bare';
+const KINDS: Kind[] = ['express', 'bare'];
+
+interface Served {
+  kind: Kind;
+  socket: string;
+  process: Started;
+}
+
 async function main(): Promise<void> {
   const etcd = await startEtcdCluster({ members: 3 });
   const dir = await mkdtemp(join(tmpdir(), 'flatnet-bench-'));
-  const socket = join(dir, 'plugins', 'flatnet.sock');
   const config = join(dir, 'empty.conf');
   await writeFile(config, '');
   const prefix = `/flatnet-bench-${process.pid}`;
-  const server = startProcess(process.execPath, [
-    CLI, 'server', '--config', config, '--socket', socket, '--etcd-endpoints', etcd.endpoints.join(','),
-    '--etcd-prefix', prefix, '--host-id', 'bench-host', '--state-dir', join(dir, 'state'), '--log-level', 'info',
-  ], { stdio: ['ignore', 'ignore', 'ignore'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).trim()) || 100;
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const stdio = ['ignore', 'ignore', 'ignore'] as const;
+  const servers: Served[] = [];
+  const expressSocket = join(dir, 'plugins', 'flatnet.sock');
+  servers.push({
+    kind: 'express',
+    socket: expressSocket,
+    process: startProcess(process.execPath, [
+      CLI, 'server', '--config', config, '--socket', expressSocket, '--etcd-endpoints', etcd.endpoints.join(','),
+      '--etcd-prefix', `${prefix}-express`, '--host-id', 'bench-host', '--state-dir', join(dir, 'state-express'), '--log-level', 'info',
+    ], { stdio: [...stdio], env }),
+  });
+  const bareSocket = join(dir, 'plugins', 'bare.sock');
+  servers.push({
+    kind: 'bare',
+    socket: bareSocket,
+    process: startProcess(process.execPath, [
+      BARE, bareSocket, etcd.endpoints.join(','), `${prefix}-bare`, 'bench-host', join(dir, 'state-bare'),
+    ], { stdio: [...stdio], env }),
+  });
   const client = new Etcd3({ hosts: etcd.endpoints });
   const rows: string[][] = [];
   let stealPercent = 0;
   try {
-    const probe = new Agent({ keepAlive: true });
-    await waitFor('the plugin socket', async () => ((await call(probe, socket, 'Plugin.Activate', {})).status === 200 ? true : undefined), 15_000);
-    probe.destroy();
+    for (const s of servers) {
+      const probe = new Agent({ keepAlive: true });
+      await waitFor(`the ${s.kind} plugin socket`, async () => {
+        try {
+          return (await call(probe, s.socket, 'Plugin.Activate', {})).status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      }, 15_000);
+      probe.destroy();
+    }
     const stealBefore = await stealCounter();
     let seq = 0;
     for (const clients of CONCURRENCY) {
-      const agent = new Agent({ keepAlive: true, maxSockets: clients });
-      const pool = await call(agent, socket, 'IpamDriver.RequestPool', {
-        AddressSpace: 'FlatLocal', Pool: `10.${clients}.0.0/16`, SubPool: `10.${clients}.0.0/16`, Options: null, V6: false,
-      });
-      if (pool.status !== 200) throw new Error(`RequestPool failed: ${JSON.stringify(pool.json)}`);
-      const poolId = String(pool.json.PoolID);
       let failures = 0;
-      const allocs: Point[] = [];
-      const releases: Point[] = [];
+      const allocs: Record<Kind, Point[]> = { express: [], bare: [] };
+      const cpuPerCall: Record<Kind, number[]> = { express: [], bare: [] };
+      const releases: Record<Kind, Point[]> = { express: [], bare: [] };
       const raws: Point[] = [];
-      const allocate = async (held: string[]): Promise<Point> =>
-        drive(clients, POINT_MS, async () => {
-          const r = await call(agent, socket, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: null });
+      const sides = await Promise.all(
+        servers.map(async (s, i) => {
+          const agent = new Agent({ keepAlive: true, maxSockets: clients });
+          const subnet = `10.${clients + 100 * i}.0.0/16`;
+          const pool = await call(agent, s.socket, 'IpamDriver.RequestPool', {
+            AddressSpace: 'FlatLocal', Pool: subnet, SubPool: subnet, Options: null, V6: false,
+          });
+          if (pool.status !== 200) throw new Error(`RequestPool on ${s.kind} failed: ${JSON.stringify(pool.json)}`);
+          return { ...s, agent, poolId: String(pool.json.PoolID) };
+        }),
+      );
+      type Side = (typeof sides)[number];
+      const allocate = async (side: Side, held: string[]): Promise<void> => {
+        const cpu0 = await cpuSeconds(side.process.pid, ticksPerSecond);
+        const point = await drive(clients, POINT_MS, async () => {
+          const r = await call(side.agent, side.socket, 'IpamDriver.RequestAddress', { PoolID: side.poolId, Address: '', Options: null });
           if (r.status !== 200) {
             failures++;
             return failures < 10;
@@ -133,57 +184,74 @@ async function main(): Promise<void> {
           held.push(String(r.json.Address).split('/')[0] as string);
           return true;
         });
-      const release = async (held: string[]): Promise<Point> =>
-        drive(clients, 60_000, async () => {
-          const address = held.pop();
-          if (address === undefined) return false;
-          const r = await call(agent, socket, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: address });
-          if (r.status !== 200) failures++;
-          return true;
-        });
-      const raw = async (): Promise<Point> =>
-        drive(clients, POINT_MS, async () => {
-          const key = `${prefix}-raw/${clients}/${seq++}`;
-          await client.if(key, 'Create', '==', 0).then(client.put(key).value('x')).commit();
-          return true;
-        });
+        const cpu1 = await cpuSeconds(side.process.pid, ticksPerSecond);
+        allocs[side.kind].push(point);
+        cpuPerCall[side.kind].push((1e6 * (cpu1 - cpu0)) / Math.max(1, point.ops));
+      };
+      const release = async (side: Side, held: string[]): Promise<void> => {
+        releases[side.kind].push(
+          await drive(clients, 60_000, async () => {
+            const address = held.pop();
+            if (address === undefined) return false;
+            const r = await call(side.agent, side.socket, 'IpamDriver.ReleaseAddress', { PoolID: side.poolId, Address: address });
+            if (r.status !== 200) failures++;
+            return true;
+          }),
+        );
+      };
+      const raw = async (): Promise<void> => {
+        raws.push(
+          await drive(clients, POINT_MS, async () => {
+            const key = `${prefix}-raw/${clients}/${seq++}`;
+            await client.if(key, 'Create', '==', 0).then(client.put(key).value('x')).commit();
+            return true;
+          }),
+        );
+      };
       for (let round = 0; round < ROUNDS; round++) {
-        const held: string[] = [];
-        if (round % 2 === 0) {
-          allocs.push(await allocate(held));
-          raws.push(await raw());
-        } else {
-          raws.push(await raw());
-          allocs.push(await allocate(held));
-        }
-        releases.push(await release(held));
+        const held: Record<Kind, string[]> = { express: [], bare: [] };
+        const steps: (() => Promise<void>)[] = [
+          () => allocate(sides[0] as Side, held.express),
+          () => allocate(sides[1] as Side, held.bare),
+          raw,
+        ];
+        // Each round starts with another of the three measurements, so a drift of the machine hits all alike.
+        for (let i = 0; i < steps.length; i++) await (steps[(round + i) % steps.length] as () => Promise<void>)();
+        for (const side of sides) await release(side, held[side.kind]);
       }
-      await call(agent, socket, 'IpamDriver.ReleasePool', { PoolID: poolId });
-      agent.destroy();
+      for (const side of sides) {
+        await call(side.agent, side.socket, 'IpamDriver.ReleasePool', { PoolID: side.poolId });
+        side.agent.destroy();
+      }
 
-      const a = latencies(allocs);
+      const ratios = (kind: Kind): number[] => allocs[kind].map((p, i) => rate(p) / rate(raws[i] as Point));
+      const a = latencies(allocs.express);
       const e = latencies(raws);
-      const ratios = allocs.map((p, i) => rate(p) / rate(raws[i] as Point));
-      const ratio = median(ratios);
+      const ex = ratios('express');
       rows.push([
-        String(clients), median(allocs.map(rate)).toFixed(0), a.p50, a.p99, median(releases.map(rate)).toFixed(0),
-        median(raws.map(rate)).toFixed(0), e.p50, e.p99, ratio.toFixed(2),
-        `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`, String(failures),
+        String(clients), median(allocs.express.map(rate)).toFixed(0), a.p50, a.p99, median(releases.express.map(rate)).toFixed(0),
+        median(allocs.bare.map(rate)).toFixed(0), median(raws.map(rate)).toFixed(0), e.p50, e.p99,
+        median(ex).toFixed(2), `${Math.min(...ex).toFixed(2)}–${Math.max(...ex).toFixed(2)}`, median(ratios('bare')).toFixed(2),
+        median(cpuPerCall.express).toFixed(0), median(cpuPerCall.bare).toFixed(0), String(failures),
       ]);
     }
     const stealAfter = await stealCounter();
     stealPercent = (100 * (stealAfter.steal - stealBefore.steal)) / Math.max(1, stealAfter.total - stealBefore.total);
   } finally {
     client.close();
-    await server.stop();
+    for (const s of servers) await s.process.stop();
     await etcd.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const head = ['clients', 'alloc/s', 'p50 ms', 'p99 ms', 'release/s', 'etcd txn/s', 'p50 ms', 'p99 ms', 'ratio', 'per round', 'errors'];
+  const head = [
+    'clients', 'alloc/s', 'p50 ms', 'p99 ms', 'release/s', 'bare alloc/s', 'etcd txn/s', 'p50 ms', 'p99 ms',
+    'ratio', 'per round', 'bare ratio', 'server µs/call', 'bare µs/call', 'errors',
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
   process.stdout.write(
-    `RequestAddress over the plugin socket vs raw etcd create txns (3-member etcd; medians of ${ROUNDS} rounds of ${POINT_MS} ms per point; CPU steal ${stealPercent.toFixed(1)} %)\n`,
+    `RequestAddress over the plugin socket (flatnet server, express) vs raw etcd create txns, and the same calls on a bare node:http listener (bench only); ` +
+      `3-member etcd; medians of ${ROUNDS} interleaved rounds of ${POINT_MS} ms per point; server CPU per call from /proc; CPU steal ${stealPercent.toFixed(1)} %\n`,
   );
   process.stdout.write(`${line(head)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
