@@ -1,12 +1,17 @@
 /**
  * Plugin API throughput: RequestAddress/ReleaseAddress over the Unix socket against a 3-member etcd, beside
  * raw etcd single-key create transactions at the same concurrency. Run: node dist/bench/api-throughput.js
- * (needs etcd; about 2 minutes). Prints a table; the ratio column is API allocations/s over raw etcd txns/s.
+ * (needs etcd; about 3 minutes). Prints a table; the ratio column is API allocations/s over raw etcd txns/s.
+ *
+ * What express costs is measured in the same run: the real `flatnet server` (express) and a bench-only bare
+ * node:http listener serving the same calls and drivers (bench/bare-plugin-server.ts) take turns, and the
+ * server CPU per allocation (utime+stime from /proc over each point, divided by its calls) is reported for both.
+ * BENCH_SERVER_NODE_OPTIONS is given to both servers as NODE_OPTIONS (to price memory flags, bench/memory.ts).
  *
  * This machine's CPU speed drifts (shared host: steal time comes and goes), so each concurrency runs ROUNDS
- * rounds of both measurements, in alternating order, and reports medians: the ratio is the median of the
- * per-round ratios, each taken from two measurements seconds apart (so it need not equal the ratio of the two
- * median rates); "per round" shows their spread.
+ * rounds of the three measurements, each round starting with another, and reports medians: a ratio is the
+ * median of the per-round ratios, each taken from measurements seconds apart (so it need not equal the ratio
+ * of the two median rates); "per round" shows their spread.
  */
 import { Agent, request as httpRequest } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -118,7 +123,8 @@ async function main(): Promise<void> {
   await writeFile(config, '');
   const prefix = `/flatnet-bench-${process.pid}`;
   const ticksPerSecond = Number((await run('getconf', ['CLK_TCK'])).trim()) || 100;
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  if (process.env.BENCH_SERVER_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_SERVER_NODE_OPTIONS;
   const stdio = ['ignore', 'ignore', 'ignore'] as const;
   const servers: Served[] = [];
   const expressSocket = join(dir, 'plugins', 'flatnet.sock');
@@ -251,7 +257,7 @@ async function main(): Promise<void> {
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
   process.stdout.write(
     `RequestAddress over the plugin socket (flatnet server, express) vs raw etcd create txns, and the same calls on a bare node:http listener (bench only); ` +
-      `3-member etcd; medians of ${ROUNDS} interleaved rounds of ${POINT_MS} ms per point; server CPU per call from /proc; CPU steal ${stealPercent.toFixed(1)} %\n`,
+      `3-member etcd; medians of ${ROUNDS} interleaved rounds of ${POINT_MS} ms per point; server CPU per call from /proc; CPU steal ${stealPercent.toFixed(1)} %${env.NODE_OPTIONS ? `; servers' NODE_OPTIONS ${env.NODE_OPTIONS}` : ''}\n`,
   );
   process.stdout.write(`${line(head)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);

@@ -1,3 +1,5 @@
+import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
+import type { Socket } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { createPluginCalls, methodOf, PluginCallError, readBody, replyJson, type PluginAppDeps } from './plugin-calls.js';
 
@@ -44,4 +46,26 @@ export function createPluginApp(deps: PluginAppDeps): Express {
   });
 
   return app;
+}
+
+/**
+ * node:http server options that make every request and response an instance of the app's own prototypes
+ * (`app.request`, `app.response`). express re-prototypes each req and res it is handed (Object.setPrototypeOf);
+ * on objects that already have that prototype this is a no-op, and it was the largest part of what express cost
+ * per call (measured: README › Benchmarks). Use: createServer({ ...httpOptionsFor(app), ... }, app).
+ */
+export function httpOptionsFor(app: Express): Pick<ServerOptions, 'IncomingMessage' | 'ServerResponse'> {
+  function PluginRequest(this: IncomingMessage, socket: Socket): void {
+    IncomingMessage.call(this, socket);
+  }
+  PluginRequest.prototype = app.request;
+  // node constructs it as (req, options); both go on to the base.
+  function PluginResponse(this: ServerResponse, ...args: unknown[]): void {
+    Reflect.apply(ServerResponse, this, args);
+  }
+  PluginResponse.prototype = app.response;
+  return {
+    IncomingMessage: PluginRequest as unknown as typeof IncomingMessage,
+    ServerResponse: PluginResponse as unknown as typeof ServerResponse,
+  };
 }
