@@ -47,15 +47,19 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > BODY_LIMIT_BYTES) {
+        // Stop keeping the bytes but let them drain, so that the 413 reply (which closes the connection) is read.
+        req.off('data', onData);
+        chunks.length = 0;
+        req.resume();
         reject(new BodyError(413, `the body is larger than ${BODY_LIMIT_BYTES} bytes`));
-        req.destroy();
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
     req.once('error', (err) => reject(new BodyError(400, err.message)));
   });
@@ -65,6 +69,8 @@ export function readBody(req: IncomingMessage): Promise<Buffer> {
 export function replyJson(res: ServerResponse, status: number, body: Record<string, unknown>): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
+  // After a 413 the rest of that body is still coming: the connection is not reused.
+  if (status === 413) res.shouldKeepAlive = false;
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
