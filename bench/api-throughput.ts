@@ -3,8 +3,9 @@
  * raw etcd single-key create transactions at the same concurrency. Run: node dist/bench/api-throughput.js
  * (needs etcd; about 3 minutes). Prints a table; the ratio column is API allocations/s over raw etcd txns/s.
  *
- * What express costs is measured in the same run: the real `flatnet server` (express) and a bench-only bare
- * node:http listener serving the same calls and drivers (bench/bare-plugin-server.ts) take turns, and the
+ * What express costs is measured in the same run: the real `flatnet server` (express), and bench-only servers
+ * with the same calls and drivers (bench/bare-plugin-server.ts): "classes", express on a node:http server made
+ * with httpOptionsFor(app), and "bare", a node:http listener without express. They take turns, and the
  * server CPU per allocation (utime+stime from /proc over each point, divided by its calls) is reported for both.
  * BENCH_SERVER_NODE_OPTIONS is given to both servers as NODE_OPTIONS (to price memory flags, bench/memory.ts).
  *
@@ -107,8 +108,8 @@ async function cpuSeconds(pid: number, ticksPerSecond: number): Promise<number> 
 }
 
 /** The two plugin servers under test: the real `flatnet server` (express) and the bench-only bare node:http one. */
-type Kind = 'express' | 'bare';
-const KINDS: Kind[] = ['express', 'bare'];
+type Kind = 'express' | 'classes' | 'bare';
+const KINDS: Kind[] = ['express', 'classes', 'bare'];
 
 interface Served {
   kind: Kind;
@@ -136,14 +137,16 @@ async function main(): Promise<void> {
       '--etcd-prefix', `${prefix}-express`, '--host-id', 'bench-host', '--state-dir', join(dir, 'state-express'), '--log-level', 'info',
     ], { stdio: [...stdio], env }),
   });
-  const bareSocket = join(dir, 'plugins', 'bare.sock');
-  servers.push({
-    kind: 'bare',
-    socket: bareSocket,
-    process: startProcess(process.execPath, [
-      BARE, bareSocket, etcd.endpoints.join(','), `${prefix}-bare`, 'bench-host', join(dir, 'state-bare'),
-    ], { stdio: [...stdio], env }),
-  });
+  for (const [kind, mode] of [['classes', 'express-classes'], ['bare', 'bare']] as const) {
+    const socket = join(dir, 'plugins', `${kind}.sock`);
+    servers.push({
+      kind,
+      socket,
+      process: startProcess(process.execPath, [
+        BARE, mode, socket, etcd.endpoints.join(','), `${prefix}-${kind}`, 'bench-host', join(dir, `state-${kind}`),
+      ], { stdio: [...stdio], env }),
+    });
+  }
   const client = new Etcd3({ hosts: etcd.endpoints });
   const rows: string[][] = [];
   let stealPercent = 0;
@@ -163,9 +166,9 @@ async function main(): Promise<void> {
     let seq = 0;
     for (const clients of CONCURRENCY) {
       let failures = 0;
-      const allocs: Record<Kind, Point[]> = { express: [], bare: [] };
-      const cpuPerCall: Record<Kind, number[]> = { express: [], bare: [] };
-      const releases: Record<Kind, Point[]> = { express: [], bare: [] };
+      const allocs: Record<Kind, Point[]> = { express: [], classes: [], bare: [] };
+      const cpuPerCall: Record<Kind, number[]> = { express: [], classes: [], bare: [] };
+      const releases: Record<Kind, Point[]> = { express: [], classes: [], bare: [] };
       const raws: Point[] = [];
       const sides = await Promise.all(
         servers.map(async (s, i) => {
@@ -215,10 +218,9 @@ async function main(): Promise<void> {
         );
       };
       for (let round = 0; round < ROUNDS; round++) {
-        const held: Record<Kind, string[]> = { express: [], bare: [] };
+        const held: Record<Kind, string[]> = { express: [], classes: [], bare: [] };
         const steps: (() => Promise<void>)[] = [
-          () => allocate(sides[0] as Side, held.express),
-          () => allocate(sides[1] as Side, held.bare),
+          ...sides.map((side) => () => allocate(side, held[side.kind])),
           raw,
         ];
         // Each round starts with another of the three measurements, so a drift of the machine hits all alike.
@@ -237,8 +239,9 @@ async function main(): Promise<void> {
       rows.push([
         String(clients), median(allocs.express.map(rate)).toFixed(0), a.p50, a.p99, median(releases.express.map(rate)).toFixed(0),
         median(allocs.bare.map(rate)).toFixed(0), median(raws.map(rate)).toFixed(0), e.p50, e.p99,
-        median(ex).toFixed(2), `${Math.min(...ex).toFixed(2)}–${Math.max(...ex).toFixed(2)}`, median(ratios('bare')).toFixed(2),
-        median(cpuPerCall.express).toFixed(0), median(cpuPerCall.bare).toFixed(0), String(failures),
+        median(ex).toFixed(2), `${Math.min(...ex).toFixed(2)}–${Math.max(...ex).toFixed(2)}`, median(ratios('classes')).toFixed(2),
+        median(ratios('bare')).toFixed(2), median(cpuPerCall.express).toFixed(0), median(cpuPerCall.classes).toFixed(0),
+        median(cpuPerCall.bare).toFixed(0), String(failures),
       ]);
     }
     const stealAfter = await stealCounter();
@@ -251,12 +254,12 @@ async function main(): Promise<void> {
   }
   const head = [
     'clients', 'alloc/s', 'p50 ms', 'p99 ms', 'release/s', 'bare alloc/s', 'etcd txn/s', 'p50 ms', 'p99 ms',
-    'ratio', 'per round', 'bare ratio', 'server µs/call', 'bare µs/call', 'errors',
+    'ratio', 'per round', 'classes ratio', 'bare ratio', 'server µs/call', 'classes µs/call', 'bare µs/call', 'errors',
   ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
   process.stdout.write(
-    `RequestAddress over the plugin socket (flatnet server, express) vs raw etcd create txns, and the same calls on a bare node:http listener (bench only); ` +
+    `RequestAddress over the plugin socket (flatnet server, express) vs raw etcd create txns; the same calls on express with httpOptionsFor (classes) and on a bare node:http listener (bench only); ` +
       `3-member etcd; medians of ${ROUNDS} interleaved rounds of ${POINT_MS} ms per point; server CPU per call from /proc; CPU steal ${stealPercent.toFixed(1)} %${env.NODE_OPTIONS ? `; servers' NODE_OPTIONS ${env.NODE_OPTIONS}` : ''}\n`,
   );
   process.stdout.write(`${line(head)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);

@@ -4,7 +4,8 @@
  * Run: node dist/bench/memory.js (needs etcd; about a minute per variant).
  *
  * The addresses live in etcd, so holding them should cost the plugin next to nothing: the figure that matters is
- * the growth per 10,000 held addresses. BENCH_NODE_FLAGS lists variants of node flags for the server process,
+ * the growth per 10,000 held addresses. "cold" is right after Activate; "start" after a warm-up of BENCH_WARMUP
+ * (2,000) allocations released again (compiled code, heap at its working size, the pool empty again). BENCH_NODE_FLAGS lists variants of node flags for the server process,
  * separated by ';' (an empty entry is plain node; NAME=VALUE tokens are environment variables); each variant gets a fresh server, prefix and pool.
  * BENCH_HEAP_SNAPSHOTS=DIR makes the server write a heap snapshot (node --heapsnapshot-signal) at every point.
  */
@@ -19,6 +20,7 @@ import { startProcess, waitFor, type Started } from '../src/lab/processes.js';
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const STEP = Number(process.env.BENCH_STEP ?? 10_000);
 const CLIENTS = 8;
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
 const VARIANTS = (process.env.BENCH_NODE_FLAGS ?? '').split(';').map((v) => v.trim());
 const SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOTS;
 
@@ -71,7 +73,7 @@ async function snapshot(server: Started, dir: string, label: string): Promise<vo
   await rename(join(dir, file), join(SNAPSHOT_DIR, `${label}.heapsnapshot`));
 }
 
-async function allocate(agent: Agent, socket: string, poolId: string, count: number): Promise<number> {
+async function allocate(agent: Agent, socket: string, poolId: string, count: number, held: string[] = []): Promise<number> {
   let left = count;
   let failures = 0;
   await Promise.all(
@@ -79,11 +81,23 @@ async function allocate(agent: Agent, socket: string, poolId: string, count: num
       while (left > 0) {
         left--;
         const r = await call(agent, socket, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: null });
-        if (r.status !== 200 && ++failures > 10) throw new Error(`RequestAddress failed: ${JSON.stringify(r.json)}`);
+        if (r.status === 200) held.push(String(r.json.Address).split('/')[0] as string);
+        else if (++failures > 10) throw new Error(`RequestAddress failed: ${JSON.stringify(r.json)}`);
       }
     }),
   );
   return failures;
+}
+
+async function releaseAll(agent: Agent, socket: string, poolId: string, held: string[]): Promise<void> {
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      for (let a = held.pop(); a !== undefined; a = held.pop()) {
+        const r = await call(agent, socket, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: a });
+        if (r.status !== 200) throw new Error(`ReleaseAddress failed: ${JSON.stringify(r.json)}`);
+      }
+    }),
+  );
 }
 
 async function measure(endpoints: string[], dir: string, flags: string, index: number): Promise<string[]> {
@@ -113,8 +127,12 @@ async function measure(endpoints: string[], dir: string, flags: string, index: n
     });
     if (pool.status !== 200) throw new Error(`RequestPool failed: ${JSON.stringify(pool.json)}`);
     const poolId = String(pool.json.PoolID);
-    // One warm-up allocation: the first call loads code paths that every later one shares.
-    await allocate(agent, socket, poolId, 1);
+    await settle();
+    const cold = await memoryOf(server.pid);
+    // Warm-up: WARMUP allocations released again, so the pool is empty and the code is compiled ("start").
+    const warm: string[] = [];
+    await allocate(agent, socket, poolId, WARMUP, warm);
+    await releaseAll(agent, socket, poolId, warm);
     await settle();
     const start = await memoryOf(server.pid);
     await snapshot(server, dir, `v${index}-0`);
@@ -128,8 +146,8 @@ async function measure(endpoints: string[], dir: string, flags: string, index: n
     await snapshot(server, dir, `v${index}-2`);
     const perStep = (second.rssMiB - start.rssMiB) / 2;
     return [
-      flags === '' ? '(none)' : flags, start.rssMiB.toFixed(1), first.rssMiB.toFixed(1), second.rssMiB.toFixed(1),
-      perStep.toFixed(1), (second.rssMiB / start.rssMiB).toFixed(2),
+      flags === '' ? '(none)' : flags, cold.rssMiB.toFixed(1), start.rssMiB.toFixed(1), first.rssMiB.toFixed(1), second.rssMiB.toFixed(1),
+      perStep.toFixed(1), (first.rssMiB - start.rssMiB).toFixed(1), (second.rssMiB / start.rssMiB).toFixed(2),
       `${start.anonMiB.toFixed(0)}/${first.anonMiB.toFixed(0)}/${second.anonMiB.toFixed(0)}`, String(failures),
     ];
   } finally {
@@ -150,10 +168,13 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   const k = `${STEP / 1000}k`;
-  const head = ['node flags', 'RSS start MiB', `after ${k}`, `after ${2 * STEP / 1000}k`, `growth/${k} MiB`, 'ratio', 'RssAnon MiB', 'errors'];
+  const head = [
+    'node flags', 'RSS cold MiB', `start (warm)`, `after ${k}`, `after ${(2 * STEP) / 1000}k`, `growth/${k} MiB`, `first ${k}`,
+    `ratio ${(2 * STEP) / 1000}k/start`, 'RssAnon start/1/2', 'errors',
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
-  process.stdout.write(`flatnet server VmRSS while holding addresses (RequestAddress over the socket, ${CLIENTS} clients, /16 pool, 3-member etcd)\n`);
+  process.stdout.write(`flatnet server VmRSS (/proc) while holding addresses (RequestAddress over the socket, ${CLIENTS} clients, /16 pool, 3-member etcd; growth/${k} = (after ${(2 * STEP) / 1000}k - start) / 2)\n`);
   process.stdout.write(`${line(head)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }
