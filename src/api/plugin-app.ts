@@ -8,11 +8,13 @@ export type { PluginAppDeps } from './plugin-calls.js';
 /**
  * The plugin API as one express app; the transport (the Unix socket, supertest) is the caller's.
  *
- * Kept cheap on the hot path, each choice measured with bench/api-throughput.ts (README › Benchmarks):
+ * Kept cheap on the hot path (server CPU per call measured side by side, README › Benchmarks):
  * - one middleware on '/', which express matches without a regexp, and a map lookup for the method: every
- *   call is `POST /<Interface>.<Method>`, and matching ~25 routes one by one showed in the per-call CPU;
- * - the body read once as raw bytes (Docker sends no Content-Type), parsed once by the route;
- * - no x-powered-by, no etag, no query parsing (Docker sends no query string).
+ *   call is `POST /<Interface>.<Method>` (app.post('/:method') cost ~30 µs more per call);
+ * - the body read once as raw bytes (Docker sends no Content-Type), parsed once by the route (express.raw()
+ *   cost ~55 µs more per call);
+ * - no x-powered-by, no etag, no query parsing (Docker sends no query string);
+ * - served on a node:http server made with httpOptionsFor(app) (below).
  * Every refusal and failure reaches the error handler, which answers `{"Err"}` as JSON, never express's HTML.
  */
 export function createPluginApp(deps: PluginAppDeps): Express {
