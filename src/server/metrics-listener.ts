@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { IpamAdmin } from '../ipam/contract.js';
 import type { Logger } from '../observability/logger.js';
 import { poolSize, poolUsed, registry } from '../observability/metrics.js';
@@ -45,31 +46,42 @@ async function refreshPoolGauges(deps: MetricsListenerDeps): Promise<void> {
   }
 }
 
-/** Opt-in HTTP listener: GET /metrics (Prometheus) and GET /healthz (etcd reachability). */
-export async function startMetricsListener(deps: MetricsListenerDeps): Promise<{ server: Server; address: string }> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const send = (status: number, type: string, body: string): void => {
-      res.writeHead(status, { 'Content-Type': type }).end(body);
-    };
-    if (req.method !== 'GET') return send(405, 'application/json', JSON.stringify({ error: 'only GET is served' }));
-    if (path === '/metrics') {
-      void refreshPoolGauges(deps)
-        .then(() => registry.metrics())
-        .then((text) => send(200, registry.contentType, text))
-        .catch((err: unknown) => send(500, 'text/plain', `metrics unavailable: ${errorMessage(err)}\n`));
-      return;
-    }
-    if (path === '/healthz') {
-      void withTimeout(deps.checkEtcd(), deps.timeoutMs, 'the etcd health read')
-        .then(() => send(200, 'application/json', JSON.stringify({ status: 'ok', etcd: 'reachable' })))
-        .catch((err: unknown) =>
-          send(503, 'application/json', JSON.stringify({ status: 'degraded', etcd: 'unreachable', error: errorMessage(err) })),
-        );
-      return;
-    }
-    send(404, 'application/json', JSON.stringify({ error: `no such path ${path}; try /metrics or /healthz` }));
+/** The express app of the metrics listener: GET /metrics (Prometheus) and GET /healthz (etcd reachability). */
+export function createMetricsApp(deps: MetricsListenerDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', false);
+  const json = (res: Response, status: number, body: Record<string, unknown>): void => {
+    res.status(status).type('application/json').send(JSON.stringify(body));
+  };
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method !== 'GET') return json(res, 405, { error: 'only GET is served' });
+    next();
   });
+  app.get('/metrics', (_req: Request, res: Response) => {
+    void refreshPoolGauges(deps)
+      .then(() => registry.metrics())
+      .then((text) => res.type(registry.contentType).send(text))
+      .catch((err: unknown) => res.status(500).type('text/plain').send(`metrics unavailable: ${errorMessage(err)}\n`));
+  });
+  app.get('/healthz', (_req: Request, res: Response) => {
+    void withTimeout(deps.checkEtcd(), deps.timeoutMs, 'the etcd health read')
+      .then(() => json(res, 200, { status: 'ok', etcd: 'reachable' }))
+      .catch((err: unknown) => json(res, 503, { status: 'degraded', etcd: 'unreachable', error: errorMessage(err) }));
+  });
+  app.use((req: Request, res: Response) => json(res, 404, { error: `no such path ${req.path}; try /metrics or /healthz` }));
+  // Never express's HTML error page: a scraper or a curl gets one JSON line.
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    deps.logger.warn({ error: errorMessage(err) }, 'metrics listener request failed');
+    json(res, 500, { error: errorMessage(err) });
+  });
+  return app;
+}
+
+/** Opt-in HTTP listener serving createMetricsApp on HOST:PORT. */
+export async function startMetricsListener(deps: MetricsListenerDeps): Promise<{ server: Server; address: string }> {
+  const server = createServer(createMetricsApp(deps));
   const { host, port } = parseListenAddress(deps.listen);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { createPluginApp } from '../api/plugin-app.js';
+import { createPluginApp, httpOptionsFor } from '../api/plugin-app.js';
 import type { Settings } from '../config/settings.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -61,7 +61,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
   const drivers = (overrides.createDrivers ?? createDrivers)(stores, settings, logger);
   const app = createPluginApp({ ipam: drivers.ipam, network: drivers.network, logger, hostId: settings.hostId });
 
-  const server = createServer({ requireHostHeader: false, keepAlive: true }, app);
+  const server = createServer({ ...httpOptionsFor(app), requireHostHeader: false, keepAlive: true }, app);
   server.keepAliveTimeout = KEEP_ALIVE_MS;
   // Docker has no per-call timeout; nothing here should cut a slow response either.
   server.requestTimeout = 0;

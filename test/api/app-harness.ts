@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
-import type { RequestListener } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
+import type { Express } from 'express';
 import { createPluginApp } from '../../src/api/plugin-app.js';
 import type { IpamDriver } from '../../src/ipam/contract.js';
 import type { NetworkDriver } from '../../src/netdriver/network-driver.js';
@@ -30,7 +31,7 @@ export function capturingLogger(): { logger: Logger; lines: () => Record<string,
 }
 
 export interface Harness {
-  app: RequestListener;
+  app: Express;
   ipam: RecordingIpam;
   network: RecordingNetwork;
   logLines: () => Record<string, unknown>[];
@@ -44,15 +45,15 @@ export function recordingHarness(): Harness {
   return { app, ipam, network, logLines: lines };
 }
 
-export function appWith(ipam: IpamDriver, network: NetworkDriver, logger: Logger): RequestListener {
+export function appWith(ipam: IpamDriver, network: NetworkDriver, logger: Logger): Express {
   return createPluginApp({ ipam, network, logger, hostId: 'test-host' });
 }
 
 /**
- * POSTs like dockerd: no Content-Type, body = JSON text + '\n' (a Buffer, so supertest adds no type),
+ * POSTs like dockerd (to the app, or to a node:http server serving it): no Content-Type, body = JSON text + '\n' (a Buffer, so supertest adds no type),
  * or an empty body for argument-less calls.
  */
-export function dockerCall(app: RequestListener, method: string, body?: unknown | { raw: string }) {
+export function dockerCall(app: RequestListener | Server, method: string, body?: unknown | { raw: string }) {
   let bytes: Buffer;
   if (body === undefined) bytes = Buffer.alloc(0);
   else if (typeof body === 'object' && body !== null && 'raw' in body) bytes = Buffer.from((body as { raw: string }).raw);

@@ -5,11 +5,13 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import request from 'supertest';
 import type { IpamAdmin, PoolSummary } from '../../src/ipam/contract.js';
 import { settingsSchema, type Settings } from '../../src/config/settings.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { freePort } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { createMetricsApp } from '../../src/server/metrics-listener.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { socketAnswers } from '../../src/server/unix-socket.js';
 import type { Drivers } from '../../src/server/drivers.js';
@@ -175,4 +177,24 @@ describe('server with a live etcd', { skip: missing('etcd') }, () => {
       await running.close();
     }
   });
+});
+
+test('the metrics app answers JSON for other paths and methods, never an HTML page', async () => {
+  const app = createMetricsApp({
+    listen: '127.0.0.1:0',
+    admin: fixedAdmin([POOL]),
+    checkEtcd: async () => undefined,
+    timeoutMs: 500,
+    logger: silentLogger(),
+  });
+  const missing = await request(app).get('/nope').expect(404);
+  assert.match(String(missing.headers['content-type']), /^application\/json/);
+  assert.match((missing.body as { error: string }).error, /no such path \/nope/);
+  const post = await request(app).post('/metrics').send('x').expect(405);
+  assert.deepEqual(post.body, { error: 'only GET is served' });
+  assert.equal(post.headers['x-powered-by'], undefined);
+  const health = await request(app).get('/healthz').expect(200);
+  assert.deepEqual(health.body, { status: 'ok', etcd: 'reachable' });
+  const metrics = await request(app).get('/metrics?x=1').expect(200);
+  assert.match(metrics.text, /flatnet_pool_addresses\{pool="10.20.0.0\/24"\} 250/);
 });

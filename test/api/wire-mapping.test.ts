@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createServer } from 'node:http';
 import request from 'supertest';
+import { httpOptionsFor } from '../../src/api/plugin-app.js';
+import { BODY_LIMIT_BYTES } from '../../src/api/plugin-calls.js';
 import { FlatnetError } from '../../src/errors.js';
 import { registry } from '../../src/observability/metrics.js';
 import { dockerCall, EP_ID, NET_ID, recordingHarness } from './app-harness.js';
@@ -300,5 +303,58 @@ describe('errors, unknown paths, logs and metrics (checklist 3)', () => {
     const before = await count();
     await dockerCall(h.app, 'IpamDriver.ReleasePool', { PoolID: POOL_ID }).expect(200);
     assert.equal(await count(), before + 1);
+  });
+});
+
+describe('the express app on the wire (issue 8: express serves the plugin API)', () => {
+  test('Err answers are JSON, never an HTML page, with no x-powered-by or etag', async () => {
+    const h = recordingHarness();
+    for (const res of [
+      await dockerCall(h.app, 'NetworkDriver.NoSuchMethod').expect(404),
+      await request(h.app).put('/IpamDriver.RequestPool').expect(404),
+      await request(h.app).get('/').expect(404),
+      await dockerCall(h.app, 'IpamDriver.RequestPool', { raw: '{"AddressSpace": ' }).expect(400),
+    ]) {
+      assert.match(String(res.headers['content-type']), /^application\/json/);
+      assert.equal(typeof res.body.Err, 'string');
+      assert.doesNotMatch(res.text, /<html|<pre|<!DOCTYPE/i);
+      assert.equal(res.headers['x-powered-by'], undefined);
+      assert.equal(res.headers.etag, undefined);
+    }
+    const ok = await dockerCall(h.app, 'Plugin.Activate').expect(200);
+    assert.equal(ok.headers['x-powered-by'], undefined);
+    assert.equal(ok.headers.etag, undefined);
+  });
+
+  test('an oversized body gets 413 with Err, reaches no driver, and the app serves on', async () => {
+    const h = recordingHarness();
+    const big = `{"PoolID":"${'x'.repeat(BODY_LIMIT_BYTES + 10)}","Address":"","Options":null}`;
+    const res = await dockerCall(h.app, 'IpamDriver.RequestAddress', { raw: big }).expect(413);
+    assert.match(String(res.body.Err), /IpamDriver\.RequestAddress: the request body could not be read \(the body is larger than/);
+    assert.deepEqual(h.ipam.calls, []);
+    await dockerCall(h.app, 'Plugin.Activate').expect(200);
+  });
+
+  test('a query string changes nothing (query parsing is off)', async () => {
+    const h = recordingHarness();
+    const res = await request(h.app).post('/Plugin.Activate?x=1&y[z]=2').set('Host', '').send(Buffer.alloc(0)).expect(200);
+    assert.deepEqual(res.body, { Implements: ['IpamDriver', 'NetworkDriver'] });
+  });
+
+  test('served by node:http with httpOptionsFor(app): requests already carry the app prototypes, answers unchanged', async () => {
+    const h = recordingHarness();
+    const app = h.app;
+    let sawAppPrototype = false;
+    const server = createServer({ ...httpOptionsFor(app), requireHostHeader: false }, (req, res) => {
+      sawAppPrototype = Object.getPrototypeOf(req) === app.request && Object.getPrototypeOf(res) === app.response;
+      app(req, res);
+    });
+    const activate = await dockerCall(server, 'Plugin.Activate').expect(200);
+    assert.deepEqual(activate.body, { Implements: ['IpamDriver', 'NetworkDriver'] });
+    assert.ok(sawAppPrototype, 'requests were not created with the app prototypes');
+    const res = await dockerCall(server, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '', Options: null }).expect(200);
+    assert.equal(res.body.Address, '10.20.0.7/24');
+    const missing = await dockerCall(server, 'IpamDriver.Nope').expect(404);
+    assert.match(String(missing.body.Err), /does not implement IpamDriver\.Nope/);
   });
 });
