@@ -5,6 +5,7 @@ import { ensureBridge } from '../hostnet/bridge.js';
 import { defaultRouteDev, listLinks } from '../hostnet/ip-json.js';
 import { IpRunner } from '../hostnet/ip-runner.js';
 import { ensureForwardAccept } from '../hostnet/iptables.js';
+import { recoverTakeovers } from '../hostnet/takeover-intent.js';
 import { bridgeNic, portsOf } from '../hostnet/bridge-ports.js';
 import type { LinkInfo } from '../hostnet/ip-json.js';
 import { vethNames } from '../hostnet/names.js';
@@ -91,6 +92,10 @@ export class HostNetworkDriver implements NetworkDriver {
   init(): Promise<void> {
     this.ready ??= (async () => {
       await this.dirs();
+      // A takeover cut short by a crash is finished or rolled back before any bridge is re-established.
+      await recoverTakeovers(this.ip, this.state.stateDir, this.logger).catch((err: unknown) => {
+        this.logger.error({ err: errorMessage(err) }, 'could not recover a bridge takeover cut short');
+      });
       await this.restoreNetworks().catch((err: unknown) => {
         this.logger.error({ err: errorMessage(err) }, 'could not re-establish the bridge of recorded networks');
       });
@@ -107,7 +112,7 @@ export class HostNetworkDriver implements NetworkDriver {
     for (const { bridge, parent } of pairs.values()) {
       await this.withBridgeLock(async () => {
         try {
-          await ensureBridge(this.ip, { bridge, parent, logger: this.logger });
+          await ensureBridge(this.ip, { bridge, parent, logger: this.logger, intentDir: this.state.stateDir });
           await ensureForwardAccept(this.ip, bridge, this.logger);
         } catch (err) {
           this.logger.error({ bridge, parent, err: errorMessage(err) }, 'could not re-establish the bridge');
@@ -180,7 +185,7 @@ export class HostNetworkDriver implements NetworkDriver {
       if (opts.mtu !== undefined && opts.mtu > parentMtu) {
         throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
       }
-      await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links });
+      await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links, intentDir: this.state.stateDir });
       await ensureForwardAccept(this.ip, opts.bridge, this.logger);
       const record: NetworkRecord = {
         networkId: input.networkId,
