@@ -5,7 +5,11 @@ import type { DriverFactory } from './drivers.js';
 
 /** The production wiring: IPAM and admin over etcd, networking on this host. */
 export const createDrivers: DriverFactory = (etcd, settings, logger) => {
-  const network = new HostNetworkDriver({ stateDir: settings.stateDir, logger: logger.child({ component: 'netdriver' }) });
+  const network = new HostNetworkDriver({
+    stateDir: settings.stateDir,
+    dockerSocket: settings.dockerSocket,
+    logger: logger.child({ component: 'netdriver' }),
+  });
   return {
     ipam: new EtcdIpamDriver({ etcd, prefix: settings.etcdPrefix, hostId: settings.hostId, logger: logger.child({ component: 'ipam' }) }),
     network,
