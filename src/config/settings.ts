@@ -49,7 +49,7 @@ export const settingsSchema = z
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
     /** The local dockerd's API, asked (never on a plugin call's path) for the engine version. */
-    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes'),
+    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default('/var/run/docker.sock'),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
