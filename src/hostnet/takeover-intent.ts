@@ -8,7 +8,7 @@ import { addrInfoSchema, linkAddrs, linkRoutes, linkSchema, listLinks, routeSche
 import type { IpRunner } from './ip-runner.js';
 import { assertIfName } from './names.js';
 import { movableAddrs, movableRoutes } from './plan.js';
-import { rollbackCommands, type Step } from './steps.js';
+import { rollbackCommands } from './steps.js';
 
 /**
  * The takeover is one `ip -batch`, but a kill -9 (or a systemd stop that kills the whole group) between two of
@@ -102,7 +102,7 @@ export function takeoverCompleted(intent: TakeoverIntent, now: HostAfter): boole
 
 /** Every undo command of the recorded steps, newest first: run with -force, the ones that never ran find nothing. */
 export function intentRollback(intent: TakeoverIntent): string[][] {
-  return rollbackCommands(intent.steps as Step[], intent.steps.length).map((c) => [...c]);
+  return rollbackCommands(intent.steps, intent.steps.length).map((c) => [...c]);
 }
 
 export type RecoveryOutcome = { bridge: string; outcome: 'finished' | 'rolled-back' };
@@ -131,6 +131,10 @@ export async function recoverTakeovers(ip: IpRunner, dir: string, logger?: Logge
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
+  }
+  // Temp files of a record whose write was cut short: the batch never started.
+  for (const n of await readdir(dir)) {
+    if (n.startsWith(`.${PREFIX}`) && n.endsWith('.tmp')) await rm(join(dir, n), { force: true });
   }
   const out: RecoveryOutcome[] = [];
   for (const name of names) {

@@ -1,4 +1,4 @@
-import { link, mkdir, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -135,6 +135,10 @@ export async function acquireHostLock(o: HostLockOptions): Promise<HostLock> {
       await unlink(lockPath).catch(() => undefined);
     }
     held.push(() => unlink(lockPath).catch(() => undefined));
+    // Private names of servers killed before they let go of theirs: the directory is ours now.
+    for (const name of await readdir(o.stateDir)) {
+      if (/^\.server\.\d+\.sock$/.test(name) && join(o.stateDir, name) !== tmpPath) await unlink(join(o.stateDir, name)).catch(() => undefined);
+    }
     if (await socketAnswers(o.socket)) {
       throw new FlatnetError('conflict', `another server is already listening on ${o.socket}; stop it before starting flatnet`);
     }

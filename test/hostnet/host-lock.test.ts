@@ -119,9 +119,12 @@ describe('a second flatnet server on one host', { skip: missing('root', 'iproute
 
     await first.stop('SIGKILL');
     assert.ok((await lstat(join(dir, 'state-a', STATE_DIR_LOCK_FILE))).isSocket(), 'kill -9 left the state dir lock file');
+    const leftover = join(dir, 'state-a', `.server.${first.pid}.sock`);
+    assert.ok(existsSync(leftover));
     const successor = start(ns.ns, socketA, join(dir, 'state-a'));
     await waitServing(successor, socketA);
     assert.equal(await vethAlive(), true);
+    assert.equal(existsSync(leftover), false, 'the dead server\'s private lock name is cleaned up');
     await successor.stop('SIGTERM');
     assert.equal(await successor.exited(), 0, successor.output());
     assert.equal(existsSync(join(dir, 'state-a', STATE_DIR_LOCK_FILE)), false, 'a clean stop removes its lock file');
