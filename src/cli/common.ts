@@ -23,6 +23,7 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   logLevel: 'fatal|error|warn|info|debug|trace|silent',
   stateDir: 'local state directory',
   metricsListen: 'HOST:PORT for Prometheus metrics',
+  dockerSocket: 'the local dockerd API socket (asked for the engine version)',
 };
 
 /** What the top-level error handler needs to word a failure: where etcd was, and which strings must not show. */

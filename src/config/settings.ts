@@ -15,6 +15,7 @@ export const SETTING_KEYS = [
   'logLevel',
   'stateDir',
   'metricsListen',
+  'dockerSocket',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -47,6 +48,8 @@ export const settingsSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
+    /** The local dockerd's API, asked (never on a plugin call's path) for the engine version. */
+    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default('/var/run/docker.sock'),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
@@ -79,6 +82,7 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   etcdTimeoutMs: '5000',
   logLevel: 'info',
   stateDir: '/var/lib/flatnet',
+  dockerSocket: '/var/run/docker.sock',
 };
 
 /** etcdEndpoints -> etcd-endpoints */

@@ -32,13 +32,34 @@ export interface AnnounceOptions {
   intervalMs?: number;
 }
 
+/** What to announce for one container: its IPv4 address with gratuitous ARP, its IPv6 one with an unsolicited NA. */
+export interface AnnounceTarget {
+  ipv4?: string;
+  ipv6?: string;
+}
+
+/** argv of iputils/busybox arping for a gratuitous ARP (unsolicited, 2 of them). */
+export function arpingArgs(ifname: string, address: string): string[] {
+  return ['-U', '-c', '2', '-I', ifname, address];
+}
+
 /**
- * Gratuitous ARP for a container that just joined, so LAN neighbours that cached the address on another
- * host (or another MAC) learn where it is now. Best effort: never throws.
+ * argv of ipv6toolkit's na6 for one unsolicited neighbour advertisement (RFC 4861 7.2.6): to all nodes, from
+ * and for the address, Override set, with the interface's MAC as target link-layer address.
+ */
+export function na6Args(ifname: string, address: string): string[] {
+  return ['-i', ifname, '-s', address, '-d', 'ff02::1', '-t', address, '-o', '-e'];
+}
+
+/**
+ * Announces a container that just joined, so LAN neighbours that cached its address on another host (or another
+ * MAC) learn where it is now: gratuitous ARP for IPv4, an unsolicited neighbour advertisement for IPv6, both run
+ * inside the container's sandbox. Best effort: never throws.
  */
 export class Announcer {
   private arping: Promise<string[] | undefined> | undefined;
-  private warnedMissing = false;
+  private na6: Promise<boolean> | undefined;
+  private readonly warnedMissing = new Set<string>();
 
   constructor(
     private readonly ip: IpRunner,
@@ -56,30 +77,51 @@ export class Announcer {
     return this.arping;
   }
 
-  async announce(sandboxKey: string, address: string): Promise<void> {
+  private hasNa6(): Promise<boolean> {
+    this.na6 ??= onPath('na6');
+    return this.na6;
+  }
+
+  private warnMissing(tool: string, what: string): void {
+    if (this.warnedMissing.has(tool)) return;
+    this.warnedMissing.add(tool);
+    this.logger.warn(`${tool} is not installed; containers are not announced with ${what}`);
+  }
+
+  async announce(sandboxKey: string, target: AnnounceTarget): Promise<void> {
+    const address = target.ipv4 ?? target.ipv6;
+    if (address === undefined) return;
     try {
-      const arping = await this.arpingCommand();
-      if (arping === undefined) {
-        if (!this.warnedMissing) this.logger.warn('arping is not installed; containers are not announced with gratuitous ARP');
-        this.warnedMissing = true;
-        return;
-      }
+      const arping = target.ipv4 !== undefined ? await this.arpingCommand() : undefined;
+      if (target.ipv4 !== undefined && arping === undefined) this.warnMissing('arping', 'gratuitous ARP');
+      const na6 = target.ipv6 !== undefined && (await this.hasNa6());
+      if (target.ipv6 !== undefined && !na6) this.warnMissing('na6 (ipv6toolkit)', 'IPv6 neighbour advertisements');
+      if (arping === undefined && !na6) return;
       const ifname = await this.waitForAddress(sandboxKey, address);
       if (ifname === undefined) {
         // A container that already exited (its sandbox is gone) has nothing to announce.
         if (existsSync(sandboxKey)) this.logger.warn({ sandboxKey, address }, 'address did not come up in the sandbox in time; not announced');
         return;
       }
-      const [file, ...pre] = arping as [string, ...string[]];
-      const res = await this.ip.inNetns(sandboxKey, file, [...pre, '-U', '-c', '2', '-I', ifname, address]);
-      if (res.code !== 0) {
-        this.logger.warn({ sandboxKey, address, err: res.stderr.trim() }, 'gratuitous ARP failed');
-        return;
+      if (arping !== undefined && target.ipv4 !== undefined) {
+        const [file, ...pre] = arping as [string, ...string[]];
+        await this.send(sandboxKey, file, [...pre, ...arpingArgs(ifname, target.ipv4)], target.ipv4, 'gratuitous ARP');
       }
-      this.logger.debug({ sandboxKey, address, ifname }, 'container announced');
+      if (na6 && target.ipv6 !== undefined) {
+        await this.send(sandboxKey, 'na6', na6Args(ifname, target.ipv6), target.ipv6, 'neighbour advertisement');
+      }
     } catch (err) {
-      this.logger.warn({ sandboxKey, address, err: errorMessage(err) }, 'gratuitous ARP failed');
+      this.logger.warn({ sandboxKey, address, err: errorMessage(err) }, 'announcement failed');
     }
+  }
+
+  private async send(sandboxKey: string, file: string, args: string[], address: string, what: string): Promise<void> {
+    const res = await this.ip.inNetns(sandboxKey, file, args);
+    if (res.code !== 0) {
+      this.logger.warn({ sandboxKey, address, err: res.stderr.trim() }, `${what} failed`);
+      return;
+    }
+    this.logger.debug({ sandboxKey, address }, `container announced (${what})`);
   }
 
   /**

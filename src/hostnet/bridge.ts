@@ -5,8 +5,9 @@ import { linkAddrs, linkRoutes, listLinks, type LinkInfo } from './ip-json.js';
 import { IpRunner } from './ip-runner.js';
 import { removeForwardAccept } from './iptables.js';
 import { assertIfName } from './names.js';
-import { planRestore, planTakeover } from './plan.js';
-import { runSteps, type Step } from './steps.js';
+import { planRestore, planTakeover, type TakeoverInput } from './plan.js';
+import { RollbackIncompleteError, runSteps, type Step } from './steps.js';
+import { removeIntent, writeIntent } from './takeover-intent.js';
 
 export interface TakeoverOptions {
   bridge: string;
@@ -14,6 +15,16 @@ export interface TakeoverOptions {
   logger?: Logger;
   /** The host's links as the caller just listed them (saves listing them again). */
   links?: readonly LinkInfo[];
+  /**
+   * Where the intent record goes while the batch runs (the server's state dir), so that a takeover cut short
+   * by a crash is finished or rolled back at the next start (recoverTakeovers). Absent = no record.
+   */
+  intentDir?: string;
+}
+
+interface TakeoverPlan {
+  steps: Step[];
+  input?: TakeoverInput;
 }
 
 /**
@@ -21,6 +32,10 @@ export interface TakeoverOptions {
  * the bridge already holds the NIC.
  */
 export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: string, links?: readonly LinkInfo[]): Promise<Step[]> {
+  return (await planWithInput(ip, bridge, parent, links)).steps;
+}
+
+async function planWithInput(ip: IpRunner, bridge: string, parent: string, links?: readonly LinkInfo[]): Promise<TakeoverPlan> {
   assertIfName(bridge, 'bridge name');
   assertIfName(parent, 'parent interface name');
   if (bridge === parent) throw new FlatnetError('invalid', `The bridge and the parent interface are both "${bridge}".`);
@@ -29,7 +44,7 @@ export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: s
   if (nic === undefined) {
     throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist; pass an existing NIC with -o parent=NAME.`);
   }
-  if (nic.master === bridge) return [];
+  if (nic.master === bridge) return { steps: [] };
   if (nic.master !== undefined) {
     throw new FlatnetError('conflict', `The parent interface "${parent}" is already enslaved to "${nic.master}", not to "${bridge}".`);
   }
@@ -46,7 +61,8 @@ export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: s
     throw new FlatnetError('conflict', `"${bridge}" already holds "${otherNic}"; give "${parent}" a bridge of its own with -o bridge=NAME.`);
   }
   const [nicAddrs, nicRoutes] = await Promise.all([linkAddrs(ip, parent), linkRoutes(ip, parent)]);
-  return planTakeover({ bridge, nic, ...(existing ? { existingBridge: existing } : {}), nicAddrs, nicRoutes });
+  const input: TakeoverInput = { bridge, nic, ...(existing ? { existingBridge: existing } : {}), nicAddrs, nicRoutes };
+  return { steps: planTakeover(input), input };
 }
 
 /**
@@ -54,9 +70,33 @@ export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: s
  * on any failure the host is put back as it was. Returns whether anything changed.
  */
 export async function ensureBridge(ip: IpRunner, options: TakeoverOptions): Promise<boolean> {
-  const steps = await planBridgeTakeover(ip, options.bridge, options.parent, options.links);
-  if (steps.length === 0) return false;
-  await runSteps(ip, steps, options.logger ? { logger: options.logger } : {});
+  const { steps, input } = await planWithInput(ip, options.bridge, options.parent, options.links);
+  if (steps.length === 0 || input === undefined) return false;
+  const intent =
+    options.intentDir === undefined
+      ? undefined
+      : await writeIntent(options.intentDir, {
+          kind: 'bridge-takeover',
+          bridge: options.bridge,
+          parent: options.parent,
+          pid: process.pid,
+          startedAt: new Date().toISOString(),
+          snapshot: {
+            nic: input.nic,
+            ...(input.existingBridge ? { existingBridge: input.existingBridge } : {}),
+            nicAddrs: [...input.nicAddrs],
+            nicRoutes: { v4: [...input.nicRoutes.v4], v6: [...input.nicRoutes.v6] },
+          },
+          steps: steps.map((s) => ({ name: s.name, do: [...s.do], undo: s.undo.map((c) => [...c]) })),
+        });
+  try {
+    await runSteps(ip, steps, options.logger ? { logger: options.logger } : {});
+  } catch (err) {
+    // Rolled back: nothing is left to recover. Not undone completely: the record stays for the next start.
+    if (intent !== undefined && !(err instanceof RollbackIncompleteError)) await removeIntent(intent);
+    throw err;
+  }
+  if (intent !== undefined) await removeIntent(intent);
   options.logger?.info({ bridge: options.bridge, parent: options.parent, steps: steps.length }, 'bridge took over the NIC');
   return true;
 }

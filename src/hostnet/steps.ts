@@ -11,6 +11,11 @@ export interface Step {
   undo: IpCommand[];
 }
 
+/** A failed change whose rollback failed too: the host is half changed. */
+export class RollbackIncompleteError extends FlatnetError {
+  override readonly name = 'RollbackIncompleteError';
+}
+
 export interface RunStepsOptions {
   logger?: Logger;
 }
@@ -48,7 +53,7 @@ export async function runSteps(ip: IpRunner, steps: readonly Step[], options: Ru
       { err: errorMessage(rollbackErr), undo: undo.map((c) => c.join(' ')) },
       'rollback of host network change was incomplete',
     );
-    throw new FlatnetError(
+    throw new RollbackIncompleteError(
       'unavailable',
       `Host network change failed at "${failed}" and could not be fully undone (${errorMessage(rollbackErr)}); check links, addresses and routes.`,
       { cause },

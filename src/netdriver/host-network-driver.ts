@@ -1,15 +1,19 @@
 import { Address4, Address6 } from 'ip-address';
 import { FlatnetError, errorMessage } from '../errors.js';
+import { DockerEngineApi } from '../docker/engine-api.js';
+import { EngineVersionWatch } from '../docker/engine-watch.js';
 import { Announcer } from '../hostnet/announce.js';
 import { ensureBridge } from '../hostnet/bridge.js';
 import { defaultRouteDev, listLinks } from '../hostnet/ip-json.js';
 import { IpRunner } from '../hostnet/ip-runner.js';
 import { ensureForwardAccept } from '../hostnet/iptables.js';
+import { recoverTakeovers } from '../hostnet/takeover-intent.js';
 import { bridgeNic, portsOf } from '../hostnet/bridge-ports.js';
 import type { LinkInfo } from '../hostnet/ip-json.js';
 import { vethNames } from '../hostnet/names.js';
 import { createVeth, deleteVeth } from '../hostnet/veth.js';
 import type { Logger } from '../observability/logger.js';
+import { announcePlan } from './announce-policy.js';
 import { deriveEndpointMac } from './mac.js';
 import type {
   CreateEndpointInput,
@@ -30,9 +34,16 @@ export interface HostNetworkDriverOptions {
   logger: Logger;
   /** Where links are made; default: the current network namespace. */
   ip?: IpRunner;
-  /** Gratuitous ARP after Join (default true). */
+  /** Gratuitous ARP / neighbour advertisement after Join (default true), unless the engine sends its own. */
   announce?: boolean;
   announceTimeoutMs?: number;
+  /**
+   * The local dockerd's API socket (settings.dockerSocket), asked in the background for the engine version:
+   * Docker >= 28 announces containers itself. Absent (or not answering) = the engine is unknown: flatnet announces.
+   */
+  dockerSocket?: string;
+  /** The engine's major version as known now (tests); overrides dockerSocket. */
+  engineMajor?: () => number | undefined;
 }
 
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -61,6 +72,8 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly ip: IpRunner;
   private readonly logger: Logger;
   private readonly announcer: Announcer | undefined;
+  private readonly engineWatch: EngineVersionWatch | undefined;
+  private readonly engineMajor: () => number | undefined;
   private ready: Promise<void> | undefined;
   private dirsReady: Promise<void> | undefined;
   /** Serializes bridge changes: two networks created at once must not both try the takeover. */
@@ -81,6 +94,11 @@ export class HostNetworkDriver implements NetworkDriver {
         : new Announcer(this.ip, this.logger, {
             ...(options.announceTimeoutMs !== undefined ? { timeoutMs: options.announceTimeoutMs } : {}),
           });
+    this.engineWatch =
+      options.engineMajor === undefined && options.dockerSocket !== undefined && this.announcer !== undefined
+        ? new EngineVersionWatch(new DockerEngineApi({ socketPath: options.dockerSocket, timeoutMs: 2000 }), this.logger)
+        : undefined;
+    this.engineMajor = options.engineMajor ?? (() => this.engineWatch?.current()?.major);
   }
 
   /**
@@ -90,7 +108,12 @@ export class HostNetworkDriver implements NetworkDriver {
    */
   init(): Promise<void> {
     this.ready ??= (async () => {
+      this.engineWatch?.start();
       await this.dirs();
+      // A takeover cut short by a crash is finished or rolled back before any bridge is re-established.
+      await recoverTakeovers(this.ip, this.state.stateDir, this.logger).catch((err: unknown) => {
+        this.logger.error({ err: errorMessage(err) }, 'could not recover a bridge takeover cut short');
+      });
       await this.restoreNetworks().catch((err: unknown) => {
         this.logger.error({ err: errorMessage(err) }, 'could not re-establish the bridge of recorded networks');
       });
@@ -107,7 +130,7 @@ export class HostNetworkDriver implements NetworkDriver {
     for (const { bridge, parent } of pairs.values()) {
       await this.withBridgeLock(async () => {
         try {
-          await ensureBridge(this.ip, { bridge, parent, logger: this.logger });
+          await ensureBridge(this.ip, { bridge, parent, logger: this.logger, intentDir: this.state.stateDir });
           await ensureForwardAccept(this.ip, bridge, this.logger);
         } catch (err) {
           this.logger.error({ bridge, parent, err: errorMessage(err) }, 'could not re-establish the bridge');
@@ -132,6 +155,7 @@ export class HostNetworkDriver implements NetworkDriver {
 
   /** Server shutdown: lets background announcements and veth removals finish. */
   async close(): Promise<void> {
+    this.engineWatch?.stop();
     await this.idle();
   }
 
@@ -180,7 +204,7 @@ export class HostNetworkDriver implements NetworkDriver {
       if (opts.mtu !== undefined && opts.mtu > parentMtu) {
         throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
       }
-      await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links });
+      await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links, intentDir: this.state.stateDir });
       await ensureForwardAccept(this.ip, opts.bridge, this.logger);
       const record: NetworkRecord = {
         networkId: input.networkId,
@@ -266,8 +290,17 @@ export class HostNetworkDriver implements NetworkDriver {
     this.left.delete(input.endpointId);
     await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
-    if (this.announcer !== undefined && ep.address !== '' && input.sandboxKey !== '') {
-      this.track(this.announcer.announce(input.sandboxKey, bareIp(ep.address, false, 'endpoint address')));
+    if (this.announcer !== undefined && input.sandboxKey !== '') {
+      // Decided now, from what is known now: the engine's version is never waited for on a plugin call.
+      const plan = announcePlan(this.engineMajor(), net.generic, { ipv4: ep.address !== '', ipv6: ep.addressIPv6 !== '' });
+      if (plan.arp || plan.na) {
+        this.track(
+          this.announcer.announce(input.sandboxKey, {
+            ...(plan.arp ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
+            ...(plan.na ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
+          }),
+        );
+      }
     }
     return {
       srcName: names.container,

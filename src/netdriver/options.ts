@@ -1,5 +1,6 @@
 import { FlatnetError } from '../errors.js';
 import { assertIfName } from '../hostnet/names.js';
+import { ADVERTISE_NMSGS_OPTION } from './announce-policy.js';
 
 /** The `-o key=value` options flatnet networks accept. */
 export interface NetworkOptions {
@@ -11,7 +12,8 @@ export interface NetworkOptions {
 }
 
 export const DEFAULT_BRIDGE = 'br0';
-const KNOWN = ['parent', 'bridge', 'mtu'] as const;
+// Docker's own option for its announcements (see announce-policy.ts) reaches the driver with the others.
+const KNOWN = ['parent', 'bridge', 'mtu', ADVERTISE_NMSGS_OPTION] as const;
 
 /** How an option is named in messages: `-o mtu=1e3` to Docker users, `--mtu 1e3` to `flatnet create-network`'s. */
 export interface OptionNaming {
@@ -40,6 +42,10 @@ export function parseNetworkOptions(generic: Record<string, string>, naming: Opt
       throw new FlatnetError('invalid', `${naming.withValue('mtu', generic.mtu)} is not valid: give a whole number from 68 to 65535.`);
     }
     out.mtu = mtu;
+  }
+  const nmsgs = generic[ADVERTISE_NMSGS_OPTION];
+  if (nmsgs !== undefined && !/^\d{1,3}$/.test(nmsgs.trim())) {
+    throw new FlatnetError('invalid', `${naming.withValue(ADVERTISE_NMSGS_OPTION, nmsgs)} is not valid: give a whole number of messages.`);
   }
   if (out.parent !== undefined && out.parent === out.bridge) {
     throw new FlatnetError('invalid', `${naming.name('parent')} and ${naming.name('bridge')} are both "${out.bridge}": the bridge must be a new name.`);

@@ -4,7 +4,11 @@ import type { DriverFactory } from './drivers.js';
 
 /** The production wiring: IPAM and admin over the etcd stores, networking on this host. */
 export const createDrivers: DriverFactory = (stores, settings, logger) => {
-  const network = new HostNetworkDriver({ stateDir: settings.stateDir, logger: logger.child({ component: 'netdriver' }) });
+  const network = new HostNetworkDriver({
+    stateDir: settings.stateDir,
+    dockerSocket: settings.dockerSocket,
+    logger: logger.child({ component: 'netdriver' }),
+  });
   const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger);
   return {
     ipam: driver,

@@ -10,6 +10,7 @@ import type { DriverFactory } from './drivers.js';
 import { createDrivers } from './production-drivers.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { prepareSocketPath, removeOwnSocket, restrictSocket } from './unix-socket.js';
+import { acquireHostLock, type HostLock } from './host-lock.js';
 
 export interface RunningServer {
   socketPath: string;
@@ -77,7 +78,10 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
   });
 
   let own: { dev: number; ino: number };
+  let hostLock: HostLock | undefined;
   try {
+    // The only server in this network namespace and state dir, before anything on the host is touched.
+    hostLock = await acquireHostLock({ stateDir: settings.stateDir, socket: settings.socket });
     // Before the socket exists: Docker's first call after a reboot must find the bridge already back.
     await drivers.init?.();
     await prepareSocketPath(settings.socket);
@@ -86,6 +90,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
   } catch (err) {
     stores.close();
     await drivers.close?.().catch(() => undefined);
+    await hostLock?.release();
     throw err;
   }
 
@@ -103,6 +108,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       await closeHttp(server, 0);
       await removeOwnSocket(settings.socket, own);
       stores.close();
+      await hostLock?.release();
       throw err;
     }
   }
@@ -126,6 +132,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
         log.warn({ error: errorMessage(err) }, 'could not remove the socket'),
       );
+      await hostLock?.release();
       log.info({ duration_ms: Date.now() - started }, 'flatnet plugin stopped');
     })();
     return closing;

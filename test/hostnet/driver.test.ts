@@ -28,6 +28,13 @@ function hasArping(): boolean {
 }
 const hexId = (): string => randomBytes(32).toString('hex');
 
+/** ipv6toolkit's na6 sends the IPv6 announcement; like requirements.ts, CI must not skip for want of it. */
+function missingNa6(): string | false {
+  if ((process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, 'na6')))) return false;
+  if (process.env.CI === 'true') throw new Error('CI must not skip: needs na6 (ipv6toolkit, scripts/install-deps.sh)');
+  return 'needs na6 (install ipv6toolkit with scripts/install-deps.sh)';
+}
+
 function networkInput(networkId: string, generic: Record<string, string> = {}): CreateNetworkInput {
   return {
     networkId,
@@ -251,5 +258,44 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     const neigh = await sh('ip', ['-n', lan.router, 'neigh', 'show', '10.77.0.30', 'dev', 'lan0']);
     assert.match(neigh, /lladdr 0a:66:0a:4d:00:1e/);
     await announcing.deleteEndpoint(netId, ep);
+  });
+
+  /** A container in its own sandbox, configured the way Docker does it after Join; the router's cache primed stale. */
+  async function joinAndConfigure(d: HostNetworkDriver, n: number): Promise<{ ep: string; v4: string; v6: string; mac: string }> {
+    const ep = hexId();
+    const names = vethNames(ep);
+    const v4 = `10.77.0.${n}`;
+    const v6 = `fd77::${n}`;
+    const sb = `fnts${randomBytes(3).toString('hex')}`;
+    sandboxes.push(sb);
+    await sh('ip', ['netns', 'add', sb]);
+    await sh('nsenter', [`--net=/run/netns/${sb}`, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    for (const addr of [v4, v6]) {
+      await sh('ip', ['-n', lan.router, 'neigh', 'replace', addr, 'lladdr', '02:00:00:00:00:99', 'dev', 'lan0', 'nud', 'stale']);
+    }
+    const created = await d.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: `${v4}/24`, addressIPv6: `${v6}/64`, macAddress: '' }, options: {} });
+    await d.join({ networkId: netId, endpointId: ep, sandboxKey: `/run/netns/${sb}`, options: {} });
+    await sh('ip', ['-n', lan.host, 'link', 'set', names.container, 'netns', sb]);
+    await sh('ip', ['-n', sb, '-batch', '-'], `link set ${names.container} name eth0\naddr add ${v6}/64 dev eth0 nodad\naddr add ${v4}/24 dev eth0\nlink set eth0 up\n`);
+    await d.idle();
+    return { ep, v4, v6, mac: created.interface?.macAddress ?? '' };
+  }
+  const routerSees = async (addr: string): Promise<string> => sh('ip', ['-n', lan.router, 'neigh', 'show', addr, 'dev', 'lan0']);
+
+  test('an engine that sends no announcements (or an unknown one): ARP and an unsolicited NA reach the router', { skip: hasArping() ? missingNa6() : missing('arping') }, async () => {
+    const d = newDriver({ announce: true, announceTimeoutMs: 8000, engineMajor: () => 20 });
+    const c = await joinAndConfigure(d, 31);
+    assert.equal(c.mac, '0a:66:0a:4d:00:1f');
+    assert.match(await routerSees(c.v4), /lladdr 0a:66:0a:4d:00:1f/);
+    assert.match(await routerSees(c.v6), /lladdr 0a:66:0a:4d:00:1f/, 'the NA corrected the IPv6 neighbour entry');
+    await d.deleteEndpoint(netId, c.ep);
+  });
+
+  test('Docker 28 announces itself: flatnet sends nothing', async () => {
+    const d = newDriver({ announce: true, announceTimeoutMs: 8000, engineMajor: () => 28 });
+    const c = await joinAndConfigure(d, 32);
+    assert.match(await routerSees(c.v4), /lladdr 02:00:00:00:00:99/);
+    assert.match(await routerSees(c.v6), /lladdr 02:00:00:00:00:99/);
+    await d.deleteEndpoint(netId, c.ep);
   });
 });

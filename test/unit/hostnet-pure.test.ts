@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ifnameHolding } from '../../src/hostnet/announce.js';
+import { arpingArgs, ifnameHolding, na6Args } from '../../src/hostnet/announce.js';
+import { intentRollback, intentSchema, takeoverCompleted, type TakeoverIntent } from '../../src/hostnet/takeover-intent.js';
 import { failedBatchLine, isSafeBatchToken, renderBatch } from '../../src/hostnet/batch.js';
 import type { AddrInfo, LinkInfo, RouteInfo } from '../../src/hostnet/ip-json.js';
 import { forwardAcceptRule } from '../../src/hostnet/iptables.js';
@@ -210,5 +211,46 @@ describe('which bridge port is the NIC', () => {
   });
   test('ports are the links whose master is the bridge', () => {
     assert.deepEqual(portsOf([{ ifname: 'eth0', master: 'br0' }, { ifname: 'eth1' }, { ifname: veth, master: 'br1' }], 'br0'), ['eth0']);
+  });
+});
+
+describe('announcement commands', () => {
+  test('gratuitous ARP: unsolicited, twice, out of the container interface', () => {
+    assert.deepEqual(arpingArgs('eth0', '10.0.0.7'), ['-U', '-c', '2', '-I', 'eth0', '10.0.0.7']);
+  });
+  test('unsolicited NA: to all nodes, from and for the address, Override set, with the target MAC option', () => {
+    assert.deepEqual(na6Args('eth0', 'fd00::7'), ['-i', 'eth0', '-s', 'fd00::7', '-d', 'ff02::1', '-t', 'fd00::7', '-o', '-e']);
+  });
+});
+
+describe('takeover intent record', () => {
+  const input = { bridge: 'br0', nic, nicAddrs: addrs, nicRoutes: routes };
+  const intent: TakeoverIntent = {
+    kind: 'bridge-takeover', bridge: 'br0', parent: 'eth0', pid: 1, startedAt: '2026-01-01T00:00:00Z',
+    snapshot: { nic, nicAddrs: addrs, nicRoutes: routes },
+    steps: planTakeover(input).map((s) => ({ name: s.name, do: [...s.do], undo: s.undo.map((c) => [...c]) })),
+  };
+  const moved = movableAddrs(addrs);
+  const done = {
+    nicMaster: 'br0',
+    nicAddrs: addrs.filter((a) => !moved.includes(a)),
+    bridgeAddrs: moved,
+    bridgeRoutes: { v4: movableRoutes(routes.v4, addrs), v6: movableRoutes(routes.v6, addrs) },
+  };
+  test('survives its own schema (what is written is what is read back)', () => {
+    assert.deepEqual(intentSchema.parse(JSON.parse(JSON.stringify(intent))), intent);
+  });
+  test('complete only when the NIC is in the bridge, every address and route moved, none left on the NIC', () => {
+    assert.equal(takeoverCompleted(intent, done), true);
+    assert.equal(takeoverCompleted(intent, { ...done, nicMaster: undefined }), false);
+    assert.equal(takeoverCompleted(intent, { ...done, nicAddrs: addrs }), false, 'the last lines (NIC addresses off) did not run');
+    assert.equal(takeoverCompleted(intent, { ...done, bridgeAddrs: moved.slice(1) }), false);
+    assert.equal(takeoverCompleted(intent, { ...done, bridgeRoutes: { v4: done.bridgeRoutes.v4.slice(1), v6: done.bridgeRoutes.v6 } }), false);
+  });
+  test('rollback is every undo, newest step first, ending with the bridge deleted', () => {
+    const undo = intentRollback(intent).map((c) => c.join(' '));
+    assert.equal(undo[0], 'addr add 10.0.0.5/24 dev eth0 broadcast 10.0.0.255');
+    assert.equal(undo.at(-1), 'link del dev br0');
+    assert.equal(undo.length, intent.steps.reduce((n, s) => n + s.undo.length, 0));
   });
 });
