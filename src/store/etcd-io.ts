@@ -152,6 +152,7 @@ export class EtcdIo {
   private readonly budgetMs: number;
   private readonly sendMs: number;
   private readonly lease: MarkerLease;
+  private closed = false;
 
   constructor(
     private readonly etcd: Etcd3,
@@ -169,6 +170,14 @@ export class EtcdIo {
       markerLeases.set(etcd, lease);
     }
     this.lease = lease;
+  }
+
+  /**
+   * The process is shutting down (its client closes next): pending sends fail at once instead of re-sending
+   * until the budget is spent, which would hold up the exit by etcdTimeoutMs while etcd is away.
+   */
+  close(): void {
+    this.closed = true;
   }
 
   private unanswered(what: string, err: unknown, mayHaveApplied: boolean): FlatnetError {
@@ -198,7 +207,7 @@ export class EtcdIo {
         if (!isTransient(err)) throw this.refused(what, err);
         telling = mostTelling(telling, err);
         const wait = pause(n);
-        if (Date.now() + wait >= end) throw this.unanswered(what, telling, false);
+        if (this.closed || Date.now() + wait >= end) throw this.unanswered(what, telling, false);
         await sleep(wait);
       }
     }
@@ -300,9 +309,9 @@ export class EtcdIo {
           }
           telling = mostTelling(telling, err);
           const wait = pause(n);
-          if (Date.now() + wait >= end) {
+          if (this.closed || Date.now() + wait >= end) {
             // The caller hears "failed"; make that true (or log that it is not) as soon as etcd is back.
-            if (unsure) this.fenceLater(marker, w);
+            if (unsure && !this.closed) this.fenceLater(marker, w);
             throw this.unanswered('txn', telling, unsure);
           }
           await sleep(wait);
@@ -336,7 +345,7 @@ export class EtcdIo {
     const keys = [...w.puts.map((p) => p.key), ...(w.deletes ?? [])].slice(0, 8);
     const end = Date.now() + FENCE_WINDOW_MS;
     void (async () => {
-      for (let n = 0; Date.now() < end; n++) {
+      for (let n = 0; Date.now() < end && !this.closed; n++) {
         try {
           const deadline = Date.now() + this.sendMs;
           const lease = await this.lease.id(deadline);

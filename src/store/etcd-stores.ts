@@ -51,6 +51,7 @@ export class EtcdStores {
   }
 
   close(): void {
+    this.io.close();
     this.etcd.close();
   }
 }
