@@ -142,6 +142,28 @@ function suite(engine: Engine, engineSkip: string | false): void {
     });
   });
 
+  test(`${engine.name}: a new container is announced on the LAN (gratuitous ARP) before anyone talks to it`, { skip: skip || engineSkip }, async () => {
+    await withLabLogs(lab, async () => {
+      const h3 = lab.hosts[2]!;
+      // The LAN router records announced neighbours only with arp_accept (its own namespace: the lab's to change).
+      await lab.lanExec('sysctl', ['-qw', 'net.ipv4.conf.lan0.arp_accept=1']);
+      await lab.lanExec('ip', ['neigh', 'flush', 'dev', 'lan0']);
+      await h3.docker(['run', '-d', '--name', 'g1', '--net', NETWORK, IMAGE, 'sleep', '600']);
+      try {
+        const address = await containerAddress(h3, 'g1', NETWORK);
+        const mac = await containerMac(h3, 'g1', NETWORK);
+        const neigh = await waitFor(`the LAN router learning ${address} unasked`, async () => {
+          const out = await lab.lanExec('ip', ['neigh', 'show', address]);
+          return out.includes(`lladdr ${mac}`) ? out : undefined;
+        }, 10_000, 200).catch(async () => lab.lanExec('ip', ['neigh', 'show', address]));
+        assert.match(neigh, new RegExp(`lladdr ${mac}`), `${address} (${mac}) is announced: ${neigh}`);
+      } finally {
+        await h3.docker(['rm', '-f', 'g1']);
+        await lab.lanExec('sysctl', ['-qw', 'net.ipv4.conf.lan0.arp_accept=0']);
+      }
+    });
+  });
+
   test(`${engine.name}: a container's lookup of an outside name goes to the lab's DNS address, nowhere else`, { skip: skip || engineSkip }, async () => {
     await withLabLogs(lab, async () => {
       const dns = await listenForDns(lab, LAN.gateway);
