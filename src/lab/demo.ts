@@ -113,7 +113,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       kept = true;
       log('');
       log(`The lab ${lab.id} keeps running. Look around, e.g.:`);
-      log(`  /usr/bin/docker -H unix://${h1.dockerSocket} ps`);
+      log(`  ${lab.engine.cli} -H unix://${h1.dockerSocket} ps`);
       log(`  nsenter --net=${h1.netnsPath} ip addr show br0`);
       log(`  logs: ${lab.dir}/h*/logs/`);
       log(`Remove it with:  flatnet demo --teardown ${lab.id}`);
