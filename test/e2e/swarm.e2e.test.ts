@@ -26,11 +26,11 @@ let work: string;
 before(async () => {
   if (skip) return;
   work = await mkdtemp(join(tmpdir(), 'flatnet-swarm-test-'));
-  const [pluginDir, started] = await Promise.all([
-    buildPluginDir(work),
-    startLab({ hosts: 3, plugin: false, etcdMembers: 1, engine: docker28()!, name: 'swarm e2e' }),
-  ]);
-  lab = started;
+  // Both at once, but the lab is kept as soon as it runs, so that after() removes it even if the build failed.
+  const building = buildPluginDir(work);
+  building.catch(() => undefined);
+  lab = await startLab({ hosts: 3, plugin: false, etcdMembers: 1, engine: docker28()!, name: 'swarm e2e' });
+  const pluginDir = await building;
   await Promise.all(lab.hosts.map((h) => installPlugin(lab, h, PLUGIN, pluginDir, work)));
 });
 
