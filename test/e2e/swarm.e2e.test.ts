@@ -35,7 +35,10 @@ before(async () => {
 });
 
 after(async () => {
-  if (!lab) return;
+  if (!lab) {
+    if (work) await rm(work, { recursive: true, force: true });
+    return;
+  }
   const [manager] = lab.hosts;
   await manager?.docker(['service', 'rm', SERVICE]).catch(() => undefined);
   // Tasks stop asynchronously after service rm; the network can go only once they are gone.
