@@ -18,7 +18,12 @@ cd "$repo"
 # `npm ls` exits non-zero on extraneous packages (dev tooling): the list it prints is still complete
 mapfile -t pkgs < <(npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 || true)
 [[ ${#pkgs[@]} -gt 0 ]] || { echo "stage-app: npm ls found no production packages" >&2; exit 1; }
+# npm may name packages by node_modules' real path when node_modules is a symlink
+nm_real="$(readlink -f "$repo/node_modules")"
 for abs in "${pkgs[@]}"; do
   rel="${abs#"$repo"/}"
-  [[ -d "$rel" ]] && cp -a --parents "$rel" "$dest/"
+  [[ "$abs" == "$nm_real"/* ]] && rel="node_modules/${abs#"$nm_real"/}"
+  [[ "$rel" == /* ]] && { echo "stage-app: $abs is outside this checkout" >&2; exit 1; }
+  # Not cp --parents: it trips over a node_modules that is a symlink (a worktree sharing another's modules).
+  [[ -d "$rel" ]] && mkdir -p "$dest/$rel" && cp -a "$rel/." "$dest/$rel/"
 done

@@ -44,7 +44,11 @@ export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindo
     throw new FlatnetError('invalid', SWARM_REFUSAL);
   };
   return [
-    constantRoute('NetworkDriver.GetCapabilities', { Scope: 'local', ConnectivityScope: 'local' }),
+    // Data scope local: no cluster store, every node keeps its own network state (and flatnet's is in etcd).
+    // Connectivity global, as Docker's own macvlan/ipvlan report: the LAN reaches across hosts, and only then
+    // does a swarm-scoped network join swarm's gossip, which carries service and task names between nodes.
+    // Outside swarm the connectivity scope changes nothing (libnetwork reads it only for swarm networks).
+    constantRoute('NetworkDriver.GetCapabilities', { Scope: 'local', ConnectivityScope: 'global' }),
     bodyRoute('NetworkDriver.CreateNetwork', createNetworkBody, async (input, fields) => {
       fields.network_id = input.networkId;
       fields.pool = [...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool).join(',') || undefined;

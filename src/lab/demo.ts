@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IMAGE, LAN, type Lab, type LabHost, startLab } from './lab.js';
+import { type Engine, IMAGE, LAN, type Lab, type LabHost, startLab } from './lab.js';
 
 export { teardownLab } from './teardown.js';
 
@@ -7,6 +7,8 @@ export interface DemoOptions {
   /** Leave the bed running and print how to remove it. */
   keep: boolean;
   log: (line: string) => void;
+  /** The Docker engine of the demo's hosts (default Debian's docker.io 20.10). */
+  engine?: Engine;
 }
 
 const NETWORK = 'lan';
@@ -43,7 +45,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const done = (detail = '') => log(`      done in ${((Date.now() - t0) / 1000).toFixed(1)} s${detail ? ` — ${detail}` : ''}`);
 
   step('Starting a lab: 3 hosts (network namespaces on one LAN 10.99.0.0/16), 3 etcd members, a dockerd and a flatnet plugin per host');
-  const lab: Lab = await startLab({ hosts: 3, name: 'demo', etcdMembers: 3 });
+  const lab: Lab = await startLab({ hosts: 3, name: 'demo', etcdMembers: 3, ...(opts.engine ? { engine: opts.engine } : {}) });
   let kept = false;
   try {
     done(`lab ${lab.id}: ${lab.hosts.map((h) => `${h.name}=${h.lanAddress}`).join(', ')}, etcd on ${LAN.gateway}`);
@@ -111,7 +113,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       kept = true;
       log('');
       log(`The lab ${lab.id} keeps running. Look around, e.g.:`);
-      log(`  /usr/bin/docker -H unix://${h1.dockerSocket} ps`);
+      log(`  ${lab.engine.cli} -H unix://${h1.dockerSocket} ps`);
       log(`  nsenter --net=${h1.netnsPath} ip addr show br0`);
       log(`  logs: ${lab.dir}/h*/logs/`);
       log(`Remove it with:  flatnet demo --teardown ${lab.id}`);

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { processStartTime } from './proc-tools.js';
 import { run, startProcess, waitFor } from './processes.js';
 import type { RecordedProcess } from './lab-state.js';
+import { type Engine, enginePath } from './engine.js';
 
 /** The repository root, found from this module whether it runs from dist/src/lab or src/lab. */
 export function repoRoot(): string {
@@ -42,6 +43,8 @@ export function hostPaths(hostDir: string) {
     logs: join(hostDir, 'logs'),
     mntCgroup: join(hostDir, 'mnt/cgroup'),
     containerdConfig: join(hostDir, 'containerd.toml'),
+    /** Bound over /etc/resolv.conf in the host's mount namespace: the daemons resolve only inside the lab. */
+    resolvConf: join(hostDir, 'resolv.conf'),
   };
 }
 
@@ -69,10 +72,15 @@ export interface HostSpec {
   etcdEndpoints: string[];
   /** Start the flatnet plugin server before dockerd (needs the built CLI). */
   plugin: boolean;
+  engine: Engine;
+  /** The DNS server the daemons and containers use: an address inside the lab (nothing answers outside it). */
+  dns: string;
 }
 
-export async function prepareHostDirs(hostDir: string): Promise<void> {
+export async function prepareHostDirs(hostDir: string, dns: string): Promise<void> {
   const p = hostPaths(hostDir);
+  await mkdir(hostDir, { recursive: true });
+  await writeFile(p.resolvConf, `nameserver ${dns}\n`);
   for (const d of [p.pluginDir, p.runContainerd, join(p.etcDocker, 'plugins'), p.data, p.state, p.logs, p.mntCgroup]) {
     await mkdir(d, { recursive: true });
   }
@@ -117,6 +125,10 @@ export async function startHostDaemons(spec: HostSpec): Promise<RecordedProcess>
         FLATNET_HOST_ID: spec.hostName,
         FLATNET_STATE_DIR: p.state,
         FLATNET_LOG_LEVEL: process.env.FLATNET_LOG_LEVEL ?? 'debug',
+        PATH: enginePath(spec.engine),
+        FLATNET_LAB_DNS: spec.dns,
+        // A swarm task would otherwise ask a registry for its image first (moby's own test daemons set this).
+        DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1',
       },
     },
   );
@@ -127,7 +139,7 @@ export async function startHostDaemons(spec: HostSpec): Promise<RecordedProcess>
   started.child.once('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
   await waitFor(`dockerd of ${spec.hostName}`, async () => {
     if (exited) throw new Error(`the daemons of ${spec.hostName} ${exited}:\n${await logTails(spec.hostDir)}`);
-    await run(DOCKER, ['-H', `unix://${p.dockerSocket}`, 'version', '--format', '{{.Server.Version}}']);
+    await run(spec.engine.cli, ['-H', `unix://${p.dockerSocket}`, 'version', '--format', '{{.Server.Version}}']);
     return true;
   }, 60_000, 200).catch(async (err: Error) => {
     throw new Error(`${err.message}\n${await logTails(spec.hostDir)}`);

@@ -6,6 +6,8 @@
 # so every mount below lives only in this host's mount namespace and vanishes with its last process.
 # A fixed file taking arguments: nothing here is built from strings, every value is quoted.
 set -eu
+# FLATNET_LAB_DNS (environment): the lab's DNS address (its router namespace); PATH leads to the engine's binaries.
+: "${FLATNET_LAB_DNS:?the lab passes its DNS address in FLATNET_LAB_DNS}"
 
 host_dir=$1
 cgroup_procs=$2
@@ -29,6 +31,8 @@ mkdir -p /run/docker /run/containerd /run/netns
 mount --bind "$host_dir/run-docker" /run/docker
 mount --bind "$host_dir/run-containerd" /run/containerd
 mount --bind "$host_dir/etc-docker" /etc/docker
+# Nothing leaves the lab: the daemons (and containers, through --dns) resolve names only at the lab's router.
+mount --bind "$host_dir/resolv.conf" /etc/resolv.conf
 # Images and layers live in memory: no overlay mount or layer file survives the namespace.
 mount -t tmpfs flatnet-lab-data "$host_dir/data"
 mkdir -p "$host_dir/data/docker" "$host_dir/data/containerd"
@@ -66,4 +70,5 @@ exec dockerd \
   --cgroup-parent "$cgroup_parent" \
   --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
   --bridge none \
+  --dns "$FLATNET_LAB_DNS" \
   --shutdown-timeout 3

@@ -1,8 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildBusyboxTarball, importImage } from './busybox-image.js';
+import { buildBusyboxTarball, IMAGE, importImage } from './busybox-image.js';
 import {
-  DOCKER,
   flatnetCli,
   hostPaths,
   logTails,
@@ -10,6 +9,8 @@ import {
   startHostDaemons,
 } from './docker-host.js';
 import { startEtcdCluster } from './etcd-cluster.js';
+import { DOCKER20, type Engine } from './engine.js';
+import { guardNoPull } from './no-pull.js';
 import { createHostNetns, createLan, createUts, inNetns } from './lan.js';
 import { type LabState, writeLabState } from './lab-state.js';
 import { LAN, labNames, newLabId } from './names.js';
@@ -18,6 +19,7 @@ import { run } from './processes.js';
 import { teardownState } from './teardown.js';
 
 export { IMAGE } from './busybox-image.js';
+export { DOCKER20, docker28, type Engine } from './engine.js';
 export { LAN } from './names.js';
 export { teardownLab, labLeftovers } from './teardown.js';
 
@@ -31,6 +33,8 @@ export interface LabOptions {
   plugin?: boolean;
   /** etcd members (default 3). */
   etcdMembers?: 1 | 3;
+  /** The Docker engine every host runs (default Debian's docker.io 20.10). */
+  engine?: Engine;
 }
 
 export interface LabHost {
@@ -48,7 +52,10 @@ export interface LabHost {
   execRoot: string;
   dockerSocket: string;
   logDir: string;
-  /** /usr/bin/docker against this host's daemon. */
+  /**
+   * The engine's docker CLI against this host's daemon. Never pulls: run/create get --pull=never, services
+   * --no-resolve-image, and pull/plugin install are refused (no registry is reachable from a lab).
+   */
   docker(args: string[]): Promise<string>;
   /** A command in this host's network namespace. */
   exec(cmd: string, args: string[]): Promise<string>;
@@ -59,6 +66,7 @@ export interface LabHost {
 
 export interface Lab {
   id: string;
+  engine: Engine;
   dir: string;
   lanNetns: string;
   hosts: LabHost[];
@@ -95,6 +103,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   const save = (): Promise<void> => (saving = saving.then(() => writeLabState(state)));
   await saving;
   const plugin = opts.plugin ?? flatnetCli() !== undefined;
+  const engine = opts.engine ?? DOCKER20;
   try {
     await createLan(names.lanNetns);
     for (const n of hostNumbers) {
@@ -106,7 +115,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         forwardPolicyDrop: opts.forwardPolicyDrop === true && n === opts.hosts,
       });
       await createUts(join(names.dir, `uts-h${n}`), names.hostName(n));
-      await prepareHostDirs(join(names.dir, `h${n}`));
+      await prepareHostDirs(join(names.dir, `h${n}`), LAN.gateway);
     }
     const etcd = await startEtcdCluster({
       members: opts.etcdMembers ?? 3,
@@ -123,7 +132,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     await save();
     const etcdEndpoints = etcd.lanEndpoints;
     const tarball = buildBusyboxTarball(names.dir);
-    const hosts = hostNumbers.map((n) => makeHost(names, n, etcdEndpoints));
+    const hosts = hostNumbers.map((n) => makeHost(names, n, etcdEndpoints, engine));
     // Settle every host before judging, so that a failed start-up never tears down under a host still starting.
     const results = await Promise.allSettled(
       hosts.map(async (h) => {
@@ -136,6 +145,9 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
           trackingHierarchy: hierarchy,
           etcdEndpoints,
           plugin,
+          engine,
+          // The LAN router namespace: no DNS server listens there, so a lookup fails at once and stays inside.
+          dns: LAN.gateway,
         });
         state.processes.push(proc);
         await save();
@@ -146,6 +158,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     if (failed) throw failed.reason;
     return {
       id,
+      engine,
       dir: names.dir,
       lanNetns: names.lanNetns,
       hosts,
@@ -166,7 +179,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   }
 }
 
-function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: string[]): LabHost {
+function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: string[], engine: Engine): LabHost {
   const dir = join(names.dir, `h${n}`);
   const p = hostPaths(dir);
   const netns = names.hostNetns(n);
@@ -182,7 +195,15 @@ function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: 
     execRoot: p.runDocker,
     dockerSocket: p.dockerSocket,
     logDir: p.logs,
-    docker: (args) => run(DOCKER, ['-H', `unix://${p.dockerSocket}`, ...args]),
+    docker: async (args) => {
+      try {
+        return await run(engine.cli, ['-H', `unix://${p.dockerSocket}`, ...guardNoPull(args)]);
+      } catch (err) {
+        const message = (err as Error).message;
+        if (!/No such image/i.test(message)) throw err;
+        throw new Error(`${message}\nthe lab never pulls: a test may only name images in ${name}'s store (the lab imports ${IMAGE})`);
+      }
+    },
     exec: (cmd, args) => inNetns(netns, cmd, args),
     flatnet: (args) => {
       const cli = flatnetCli();
