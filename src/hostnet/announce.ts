@@ -127,14 +127,22 @@ export class Announcer {
   /**
    * Polls with a growing interval (each poll is a process spawn, competing with the container's own start) and
    * gives up at once when the sandbox is gone: short-lived containers must not leave a poller behind.
+   * Docker 20.10 makes the sandbox file only after Join (runc's prestart hook binds the container's netns to
+   * the key and moves the interface in then), so a sandbox not there yet is waited for, without a spawn.
    */
   private async waitForAddress(sandboxKey: string, address: string): Promise<string | undefined> {
     const deadline = Date.now() + (this.options.timeoutMs ?? 5000);
     let interval = this.options.intervalMs ?? 100;
+    let seen = false;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, interval));
       interval = Math.min(interval * 2, 1000);
-      if (!existsSync(sandboxKey)) return undefined;
+      if (!existsSync(sandboxKey)) {
+        if (seen) return undefined;
+        interval = this.options.intervalMs ?? 100;
+        continue;
+      }
+      seen = true;
       const res = await this.ip.inNetns(sandboxKey, 'ip', ['-j', 'addr', 'show']);
       if (res.code === 0) {
         try {

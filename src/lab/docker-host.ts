@@ -124,6 +124,8 @@ export async function startHostDaemons(spec: HostSpec): Promise<RecordedProcess>
         FLATNET_ETCD_ENDPOINTS: spec.etcdEndpoints.join(','),
         FLATNET_HOST_ID: spec.hostName,
         FLATNET_STATE_DIR: p.state,
+        // This host's own dockerd (the launcher's -H), not the machine's: the plugin asks it for the engine version.
+        FLATNET_DOCKER_SOCKET: '/run/docker/docker.sock',
         FLATNET_LOG_LEVEL: process.env.FLATNET_LOG_LEVEL ?? 'debug',
         PATH: enginePath(spec.engine),
         FLATNET_LAB_DNS: spec.dns,

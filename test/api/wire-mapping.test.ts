@@ -33,7 +33,8 @@ describe('handshake and capability calls (checklist 1, 2, 5, 6)', () => {
     const ipamCaps = await dockerCall(h.app, 'IpamDriver.GetCapabilities').expect(200);
     assert.deepEqual(ipamCaps.body, { RequiresMACAddress: false, RequiresRequestReplay: false });
     const netCaps = await dockerCall(h.app, 'NetworkDriver.GetCapabilities').expect(200);
-    assert.deepEqual(netCaps.body, { Scope: 'local', ConnectivityScope: 'local' });
+    // global connectivity, as macvlan/ipvlan report: swarm then gossips service records (dnsrr names resolve).
+    assert.deepEqual(netCaps.body, { Scope: 'local', ConnectivityScope: 'global' });
     const spaces = await dockerCall(h.app, 'IpamDriver.GetDefaultAddressSpaces').expect(200);
     assert.deepEqual(spaces.body, { LocalDefaultAddressSpace: 'FlatLocal', GlobalDefaultAddressSpace: 'FlatGlobal' });
     const again = await dockerCall(h.app, 'IpamDriver.GetDefaultAddressSpaces').expect(200);

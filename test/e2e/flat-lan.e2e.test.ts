@@ -142,10 +142,8 @@ function suite(engine: Engine, engineSkip: string | false): void {
     });
   });
 
-  // Seen on 20.10 (not on 28): the LAN router does not learn the new container within 10 s; Docker 28 announces
-  // the address itself (libnetwork osl advertiseAddrs). Kept as todo until flatnet's own announcement covers 20.10.
-  const announceTodo = engine.name === 'docker20' ? 'on Docker 20.10 no announcement reaches the LAN (flatnet\'s arping after the late interface move)' : false;
-  test(`${engine.name}: a new container is announced on the LAN (gratuitous ARP) before anyone talks to it`, { skip: skip || engineSkip, todo: announceTodo }, async () => {
+  // Docker >= 28 announces the address itself (libnetwork osl advertiseAddrs); on 20.10 flatnet's own arping does.
+  test(`${engine.name}: a new container is announced on the LAN (gratuitous ARP) before anyone talks to it`, { skip: skip || engineSkip }, async () => {
     await withLabLogs(lab, async () => {
       const h3 = lab.hosts[2]!;
       // The LAN router records announced neighbours only with arp_accept (its own namespace: the lab's to change).
