@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { run, startProcess, waitFor, type Started } from '../src/lab/processes.js';
+import { pluginCall, type PluginResult } from '../test/harness/plugin-client.js';
 
 const POINT_MS = Number(process.env.BENCH_POINT_MS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -41,27 +42,9 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
-function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const text = JSON.stringify(body) + '\n';
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { agent, socketPath, method: 'POST', path: `/${method}`, headers: { Host: '', 'Content-Length': Buffer.byteLength(text) } },
-      (res) => {
-        let out = '';
-        res.on('data', (d: Buffer) => (out += d.toString()));
-        res.on('end', () => {
-          // A throw here would be uncaught and skip main's cleanup (etcd, server): reject instead.
-          try {
-            resolve({ status: res.statusCode ?? 0, json: JSON.parse(out) as Record<string, unknown> });
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(text);
-  });
+/** Keep-alive calls through the tests' plugin client (the way dockerd sends them). */
+function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<PluginResult> {
+  return pluginCall(socketPath, method, body, agent);
 }
 
 /** Runs `op` in `clients` loops until the time is up (or `work` runs dry), timing each op. */

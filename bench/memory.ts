@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { startProcess, waitFor, type Started } from '../src/lab/processes.js';
+import { pluginCall, type PluginResult } from '../test/harness/plugin-client.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const STEP = Number(process.env.BENCH_STEP ?? 10_000);
@@ -24,26 +25,9 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
 const VARIANTS = (process.env.BENCH_NODE_FLAGS ?? '').split(';').map((v) => v.trim());
 const SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOTS;
 
-function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const text = JSON.stringify(body) + '\n';
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { agent, socketPath, method: 'POST', path: `/${method}`, headers: { Host: '', 'Content-Length': Buffer.byteLength(text) } },
-      (res) => {
-        let out = '';
-        res.on('data', (d: Buffer) => (out += d.toString()));
-        res.on('end', () => {
-          try {
-            resolve({ status: res.statusCode ?? 0, json: JSON.parse(out) as Record<string, unknown> });
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          }
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(text);
-  });
+/** Keep-alive calls through the tests' plugin client (the way dockerd sends them). */
+function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<PluginResult> {
+  return pluginCall(socketPath, method, body, agent);
 }
 
 interface Memory {
