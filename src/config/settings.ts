@@ -15,6 +15,10 @@ export const SETTING_KEYS = [
   'logLevel',
   'stateDir',
   'metricsListen',
+  'reconcileIntervalMs',
+  'reconcileGraceMs',
+  'releaseRetryMs',
+  'dockerSocket',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -47,6 +51,14 @@ export const settingsSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
+    /** How often the server compares etcd's addresses of this host with its endpoints (0 = only at start). */
+    reconcileIntervalMs: z.coerce.number().int().min(0).max(86_400_000),
+    /** An address younger than this is never freed by the reconcile. */
+    reconcileGraceMs: z.coerce.number().int().min(0).max(86_400_000),
+    /** How often journaled releases are retried while etcd is unreachable. */
+    releaseRetryMs: z.coerce.number().int().min(100).max(3_600_000),
+    /** The local dockerd's API socket (read only; unreachable = the state dir alone is the host's view). */
+    dockerSocket: z.string().min(1).max(107),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
@@ -79,6 +91,10 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   etcdTimeoutMs: '5000',
   logLevel: 'info',
   stateDir: '/var/lib/flatnet',
+  reconcileIntervalMs: '60000',
+  reconcileGraceMs: '120000',
+  releaseRetryMs: '5000',
+  dockerSocket: '/run/docker.sock',
 };
 
 /** etcdEndpoints -> etcd-endpoints */

@@ -44,3 +44,16 @@ export async function readFileIfExists(path: string): Promise<string | undefined
     throw err;
   }
 }
+
+/** One text file replaced atomically on every save (the release journal's storage). */
+export class AtomicTextFile {
+  constructor(readonly path: string) {}
+
+  load(): Promise<string | undefined> {
+    return readFileIfExists(this.path);
+  }
+
+  save(text: string): Promise<void> {
+    return writeFileAtomic(this.path, text);
+  }
+}

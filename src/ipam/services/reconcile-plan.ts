@@ -20,6 +20,8 @@ export interface HostView {
   complete: ReadonlySet<string>;
   /** Why a subnet is not complete (for the log and the CLI). */
   incomplete: ReadonlyMap<string, string>;
+  /** Docker's own view was read in full: it lists every network on this host, so every subnet is complete. */
+  dockerComplete: boolean;
   /** Set when nothing can be trusted (a damaged endpoint record): no subnet is complete. */
   unusable?: string;
 }
@@ -42,7 +44,7 @@ export function planReconcile(
   const skipped = new Set<string>();
   for (const a of assigned) {
     const keep = (reason: KeepReason): void => void plan.kept.push({ address: a, reason });
-    if (view.unusable !== undefined || !view.complete.has(a.subnet)) {
+    if (view.unusable !== undefined || !(view.dockerComplete || view.complete.has(a.subnet))) {
       if (!skipped.has(a.subnet)) {
         skipped.add(a.subnet);
         plan.skipped.push({ subnet: a.subnet, why: view.unusable ?? view.incomplete.get(a.subnet) ?? 'no view of its networks on this host' });
