@@ -3,6 +3,7 @@ import { bridgeCommand } from './commands/bridge.js';
 import { createNetworkCommand } from './commands/create-network.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
+import { hostCommand } from './commands/host.js';
 import { hostRangeCommand } from './commands/host-range.js';
 import { ipRangeCommand } from './commands/ip-range.js';
 import { ipCommand } from './commands/ip.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
     hostRangeCommand(),
     ipCommand(),
     statusCommand(),
+    hostCommand(),
     createNetworkCommand(),
     doctorCommand(),
     bridgeCommand(),
