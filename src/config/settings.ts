@@ -51,14 +51,15 @@ export const settingsSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
+    // Defaults here as well as in DEFAULTS: settings parsed without the loader (tests, the lab) get them too.
     /** How often the server compares etcd's addresses of this host with its endpoints (0 = only at start). */
-    reconcileIntervalMs: z.coerce.number().int().min(0).max(86_400_000),
+    reconcileIntervalMs: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
     /** An address younger than this is never freed by the reconcile. */
-    reconcileGraceMs: z.coerce.number().int().min(0).max(86_400_000),
+    reconcileGraceMs: z.coerce.number().int().min(0).max(86_400_000).default(120_000),
     /** How often journaled releases are retried while etcd is unreachable. */
-    releaseRetryMs: z.coerce.number().int().min(100).max(3_600_000),
+    releaseRetryMs: z.coerce.number().int().min(100).max(3_600_000).default(5000),
     /** The local dockerd's API socket (read only; unreachable = the state dir alone is the host's view). */
-    dockerSocket: z.string().min(1).max(107),
+    dockerSocket: z.string().min(1).max(107).default('/run/docker.sock'),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
