@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
 import type { BlockRepository, IpamStores, PoolRepository } from '../../src/ipam/ports.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
+import { withBit } from '../../src/ipam/core/bitmap.js';
+import { fsck, repairBits } from '../../src/ipam/services/fsck.js';
 import { forgetHost, hostFootprint, operatorRelease } from '../../src/ipam/services/host-forget.js';
 import { type HostView, planReconcile } from '../../src/ipam/services/reconcile-plan.js';
 import { Reconciler } from '../../src/ipam/services/reconcile.js';
@@ -183,4 +185,24 @@ test('host forget drops a host\'s claims, reservations and addresses, and leaves
   assert.deepEqual([h2held.claims.length, h2held.reservations.length, h2held.addresses.map((x) => x.address)], [1, 1, [kept.address.split('/')[0]]]);
   assert.equal((await operatorRelease(stores, '10.1.0.200')).outcome, 'not-assigned');
   assert.equal((await operatorRelease(stores, kept.address.split('/')[0] as string)).outcome, 'freed');
+});
+
+test('fsck finds bits without records and records without bits, and repair makes them agree', async () => {
+  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger());
+  const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
+  await h1.requestAddress(container(poolId));
+  const subnet = parseSubnet('10.1.0.0/22');
+  // damage as a hand edit would: a bit with no record (10.1.0.9), a record with no bit (10.1.0.10)
+  const view = await stores.blocks.read(subnet, 0n, ['10.1.0.10']);
+  assert.ok(view);
+  const bits = withBit(view.bits, 9, true);
+  const noNodes = view.nodes.map(() => undefined);
+  const assignment = { hostId: 'h1', since: new Date().toISOString(), poolId };
+  assert.ok(await stores.blocks.commit(view, { bits, nodes: noNodes, create: [{ address: '10.1.0.10', assignment }] }));
+  const findings = await fsck(stores, new Set(['h1']));
+  assert.deepEqual(findings.map((f) => [f.kind, f.what]).sort(), [['bit-without-record', '10.1.0.9'], ['record-without-bit', '10.1.0.10']]);
+  assert.equal(await repairBits(stores, findings), 1);
+  assert.deepEqual(await fsck(stores, new Set(['h1'])), []);
+  assert.deepEqual(await fsck(stores, new Set()), [{ subnet: '10.1.0.0/22', kind: 'claim-of-unknown-host', what: 'h1' }]);
 });
