@@ -17,6 +17,8 @@ import { ipamHealer, openReleaseJournal, releaseJournalPath } from '../../src/se
 import { startServer } from '../../src/server/server.js';
 import { createEtcdClient } from '../../src/store/etcd-client.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
+import { IpamKeys } from '../../src/store/keys.js';
+import { parseSubnet } from '../../src/net/address.js';
 import { RecordingNetwork } from '../api/recording-drivers.js';
 import { assertOk, runFlatnet } from '../harness/cli-runner.js';
 import { pluginCall } from '../harness/plugin-client.js';
@@ -244,6 +246,13 @@ test('a stale claim never blocks RequestPool; host forget is refused for a live 
     assert.deepEqual(summary?.claims.map((c) => c.hostId), ['h1', 'h1']);
     assert.deepEqual(summary?.reservations, []);
     assert.deepEqual(await admin.listAssignments(), []);
+    // an unreadable address record: `ip release` still frees it (and its bit)
+    const damaged = (await h1.requestAddress({ poolId, address: '', kind: 'container' })).address.split('/')[0] as string;
+    await etcd.put(new IpamKeys(prefix).addr(parseSubnet('10.64.0.0/24'), damaged)).value('{not json');
+    const freed = await runFlatnet(['ip', 'release', damaged, '--docker-socket', join(dir, 'no-docker.sock'), '--state-dir', join(dir, 'none'), ...flags]);
+    assertOk(freed);
+    assert.match(freed.stdout, /was held by an unreadable record/);
+    assert.equal((await h1.requestAddress({ poolId, address: damaged, kind: 'container' })).address, `${damaged}/24`, 'free again');
     const status = await runFlatnet(['status', ...flags]);
     assertOk(status);
     assert.match(status.stdout, /10\.64\.0\.0\/24\s+h1\s+10\.64\.0\.0\/24\|10\.64\.0\.0\/28\s+2/);
