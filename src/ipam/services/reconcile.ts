@@ -2,6 +2,7 @@ import { errorMessage } from '../../errors.js';
 import { formatSubnet } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { parsePoolId } from '../core/pool-id.js';
+import type { AssignmentRead } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
 import { offsetInPool } from './address-service.js';
 import { type HeldAddress, type HostView, planReconcile, type ReconcilePlan } from './reconcile-plan.js';
@@ -81,7 +82,7 @@ export class Reconciler {
       }
       const offset = offsetInPool(ref, a.address);
       if (offset === undefined) return [];
-      const accept = (held: Parameters<Parameters<typeof releaseWhere>[1][number]['accept']>[0]): boolean =>
+      const accept = (held: AssignmentRead): boolean =>
         held !== 'unreadable' && held.assignment.hostId === this.hostId && held.assignment.since === a.since;
       return [{ ref, offset, accept }];
     });
