@@ -23,6 +23,9 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   logLevel: 'fatal|error|warn|info|debug|trace|silent',
   stateDir: 'local state directory',
   metricsListen: 'HOST:PORT for Prometheus metrics',
+  reconcileIntervalMs: 'ms between address reconciles (0 = at start only)',
+  reconcileGraceMs: 'ms an address is left alone after its allocation',
+  releaseRetryMs: 'ms between retries of journaled releases',
   dockerSocket: 'the local dockerd API socket (asked for the engine version)',
 };
 

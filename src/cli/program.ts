@@ -3,6 +3,8 @@ import { bridgeCommand } from './commands/bridge.js';
 import { createNetworkCommand } from './commands/create-network.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
+import { fsckCommand } from './commands/fsck.js';
+import { hostCommand } from './commands/host.js';
 import { hostRangeCommand } from './commands/host-range.js';
 import { ipRangeCommand } from './commands/ip-range.js';
 import { ipCommand } from './commands/ip.js';
@@ -29,6 +31,8 @@ export function buildProgram(): Command {
     hostRangeCommand(),
     ipCommand(),
     statusCommand(),
+    hostCommand(),
+    fsckCommand(),
     createNetworkCommand(),
     doctorCommand(),
     bridgeCommand(),

@@ -57,5 +57,28 @@ export function formatStatus(report: StatusReport): string {
         report.hosts.map((h) => [h.hostId, h.hostname ?? '', h.state, h.lastSeen ?? '', String(h.addresses), h.version ?? '']),
       )
     : 'no hosts have registered yet (a host registers when `flatnet server` starts)';
-  return `${pools}\n\n${hosts}`;
+  return [pools, hosts, ...claimsAndHolds(report.pools)].join('\n\n');
+}
+
+/**
+ * Who holds each pool (one claim entry per network) and its gateway/aux addresses: a claim or hold of a host
+ * that is gone shows here until `flatnet host forget` drops it.
+ */
+function claimsAndHolds(pools: PoolSummary[]): string[] {
+  const claims = new Map<string, { subnet: string; hostId: string; poolId: string; networks: number; since: string }>();
+  for (const p of pools) {
+    for (const c of p.claims) {
+      const key = `${p.subnet}|${c.hostId}|${c.poolId}`;
+      const seen = claims.get(key);
+      if (seen) seen.networks++;
+      else claims.set(key, { subnet: p.subnet, hostId: c.hostId, poolId: c.poolId, networks: 1, since: c.since });
+    }
+  }
+  const holds = pools.flatMap((p) => p.reservations.map((r) => [r.address, r.kind, p.subnet, r.hostIds.join(',')]));
+  const out: string[] = [];
+  if (claims.size > 0) {
+    out.push(formatTable(['CLAIM POOL', 'HOST', 'POOL ID', 'NETWORKS', 'SINCE'], [...claims.values()].map((c) => [c.subnet, c.hostId, c.poolId, String(c.networks), c.since])));
+  }
+  if (holds.length > 0) out.push(formatTable(['HELD ADDRESS', 'KIND', 'POOL', 'HOSTS'], holds));
+  return out;
 }

@@ -15,6 +15,9 @@ export const SETTING_KEYS = [
   'logLevel',
   'stateDir',
   'metricsListen',
+  'reconcileIntervalMs',
+  'reconcileGraceMs',
+  'releaseRetryMs',
   'dockerSocket',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
@@ -48,7 +51,17 @@ export const settingsSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
-    /** The local dockerd's API, asked (never on a plugin call's path) for the engine version. */
+    // Defaults here as well as in DEFAULTS: settings parsed without the loader (tests, the lab) get them too.
+    /** How often the server compares etcd's addresses of this host with its endpoints (0 = only at start). */
+    reconcileIntervalMs: z.coerce.number().int().min(0).max(86_400_000).default(60_000),
+    /** An address younger than this is never freed by the reconcile. */
+    reconcileGraceMs: z.coerce.number().int().min(0).max(86_400_000).default(120_000),
+    /** How often journaled releases are retried while etcd is unreachable. */
+    releaseRetryMs: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+    /**
+     * The local dockerd's API, read only and never on a plugin call's path: the engine version, the endpoints
+     * dockerd knows (reconcile; unreachable = the state dir alone is the host's view).
+     */
     dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default('/var/run/docker.sock'),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
@@ -82,6 +95,9 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   etcdTimeoutMs: '5000',
   logLevel: 'info',
   stateDir: '/var/lib/flatnet',
+  reconcileIntervalMs: '60000',
+  reconcileGraceMs: '120000',
+  releaseRetryMs: '5000',
   dockerSocket: '/var/run/docker.sock',
 };
 

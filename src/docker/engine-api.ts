@@ -23,6 +23,26 @@ const networkSchema = z.object({
     .transform((c) => c ?? {}),
 });
 
+const networkListSchema = z.array(
+  z.object({
+    Id: z.string(),
+    Name: z.string(),
+    Driver: z.string().default(''),
+    IPAM: z
+      .object({ Driver: z.string().default(''), Config: z.array(z.object({ Subnet: z.string().default('') })).nullish() })
+      .nullish(),
+  }),
+);
+
+export interface NetworkSummary {
+  id: string;
+  name: string;
+  driver: string;
+  ipamDriver: string;
+  /** The subnets of its IPAM config as Docker stores them (CIDR). */
+  subnets: string[];
+}
+
 export interface EngineVersion {
   version: string;
   apiVersion: string;
@@ -85,6 +105,19 @@ export class DockerEngineApi {
       });
     }
     return out;
+  }
+
+  /** Every network dockerd knows, with its IPAM driver and subnets (the list carries no endpoints). */
+  async networks(): Promise<NetworkSummary[]> {
+    const raw = await this.get('/networks');
+    if (raw === undefined) throw new FlatnetError('unavailable', `Docker's API at ${this.o.socketPath} has no network list`);
+    return networkListSchema.parse(raw).map((n) => ({
+      id: n.Id,
+      name: n.Name,
+      driver: n.Driver,
+      ipamDriver: n.IPAM?.Driver ?? '',
+      subnets: (n.IPAM?.Config ?? []).map((c) => c.Subnet).filter((x) => x !== ''),
+    }));
   }
 
   /** GET a path; undefined on 404; rejects with FlatnetError('unavailable') on anything that is not an answer. */

@@ -3,6 +3,7 @@ import type { IpamAdmin, IpamDriver } from '../ipam/contract.js';
 import type { NetworkDriver } from '../netdriver/network-driver.js';
 import type { Logger } from '../observability/logger.js';
 import type { EtcdStores } from '../store/etcd-stores.js';
+import type { Healer } from './heal.js';
 
 export interface Drivers {
   ipam: IpamDriver;
@@ -12,6 +13,8 @@ export interface Drivers {
   init?: () => Promise<void>;
   /** Work to finish before etcd closes (background veth removals and announcements). */
   close?: () => Promise<void>;
+  /** Background healing of the IPAM (journal replay, reconcile); the server runs its loops. */
+  heal?: Healer;
 }
 
 /** Builds the drivers over the process's stores (made once by the server). */

@@ -7,6 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import { EtcdStores } from '../store/etcd-stores.js';
 import { flatnetVersion } from '../version.js';
 import type { DriverFactory } from './drivers.js';
+import { startHealing } from './heal.js';
 import { createDrivers } from './production-drivers.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { prepareSocketPath, removeOwnSocket, restrictSocket } from './unix-socket.js';
@@ -118,6 +119,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
     logger: log,
     version: flatnetVersion(),
   });
+  const healing = drivers.heal ? startHealing(drivers.heal, settings, logger) : undefined;
   log.info({ socket: settings.socket, metrics: metrics?.address, host_id: settings.hostId }, 'flatnet plugin listening');
 
   let closing: Promise<void> | undefined;
@@ -126,6 +128,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       const started = Date.now();
       log.info({ open_connections: sockets.size }, 'shutting down: no new connections, finishing in-flight calls');
       await Promise.all([closeHttp(server, drainMs), metrics ? closeHttp(metrics.server, 1000) : Promise.resolve()]);
+      await healing?.stop();
       await drivers.close?.().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
       await registration.stop().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
       stores.close();

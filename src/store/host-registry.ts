@@ -75,6 +75,23 @@ export class HostRegistry {
     const text = (snap: typeof l): string[] => [...snap.kvs.values()].map((kv) => kv.value.toString());
     return mergeHosts(text(l), text(k));
   }
+
+  /** Whether the host's server holds a live lease now. */
+  async isAlive(hostId: string): Promise<boolean> {
+    const key = liveKey(this.prefix, hostId);
+    return (await this.io.read([key])).kvs.has(key);
+  }
+
+  /**
+   * Drops a retired host's durable entry, only while it has no live lease (compared in the same txn, so a host
+   * that registers meanwhile stays). Returns false when the host is alive.
+   */
+  async forget(hostId: string): Promise<boolean> {
+    const key = liveKey(this.prefix, hostId);
+    const snap = await this.io.read([key]);
+    if (snap.kvs.has(key)) return false;
+    return this.io.write({ expect: [{ key, modRevision: undefined }], puts: [], deletes: [knownKey(this.prefix, hostId)] });
+  }
 }
 
 function startHostRegistration(etcd: Etcd3, io: EtcdIo, prefix: string, opts: HostRegistrationOptions): HostRegistration {

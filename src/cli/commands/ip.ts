@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { addressFlag, hostIdFlag, settingsFrom, subnetFlag, withAdmin, withSettingsFlags } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
+import { orphansAction, reconcileAction, releaseAction } from './ip-heal.js';
 
 /** `flatnet ip list|release`: the addresses handed to containers, cluster-wide. */
 export function ipCommand(): Command {
@@ -12,8 +13,10 @@ export function ipCommand(): Command {
       .description('list assigned addresses')
       .option('--subnet <cidr>', 'only this pool')
       .option('--host <hostId>', 'only addresses held by this host')
+      .option('--orphans', "this host's addresses no endpoint holds (what `ip reconcile` would free)")
       .option('--json', 'machine-readable output'),
-  ).action(async (flags: { subnet?: string; host?: string; json?: boolean }, cmd: Command) => {
+  ).action(async (flags: { subnet?: string; host?: string; json?: boolean; orphans?: boolean }, cmd: Command) => {
+    if (flags.orphans) return orphansAction(flags, cmd);
     const filter = {
       ...(flags.subnet !== undefined ? { subnet: subnetFlag('--subnet', flags.subnet) } : {}),
       ...(flags.host !== undefined ? { hostId: hostIdFlag('--host', flags.host) } : {}),
@@ -32,14 +35,17 @@ export function ipCommand(): Command {
   withSettingsFlags(
     group
       .command('release')
-      .description('free an assigned address whoever holds it (only for addresses you know are unused)')
-      .argument('<address>', 'the address to free'),
-  ).action(async (address: string, _flags: unknown, cmd: Command) => {
-    addressFlag('address', address);
-    const settings = settingsFrom(cmd);
-    const freed = await withAdmin(settings, (admin) => admin.releaseAddress(address));
-    if (freed === undefined) printLine(`${address} was not assigned; nothing to release`);
-    else printLine(`released ${freed.address} (subnet ${freed.subnet}, was held by host ${freed.hostId})`);
-  });
+      .description('free an assigned address whoever holds it, readable record or not (refused while an endpoint on this host holds it)')
+      .argument('<address>', 'the address to free')
+      .option('--force', 'free it even though an endpoint on this host holds it'),
+  ).action(releaseAction);
+
+  withSettingsFlags(
+    group
+      .command('reconcile')
+      .description("free this host's addresses that no endpoint on it holds (what the server does every reconcile period)")
+      .option('--dry-run', 'only show what would be freed')
+      .option('--json', 'machine-readable output'),
+  ).action(reconcileAction);
   return group;
 }

@@ -41,14 +41,32 @@ export function allowedFor(c: PoolConfig, ref: PoolRef, all: Interval[] = alloca
   return ref.subPool ? intersect(all, [subnetInterval(ref.subnet, ref.subPool)]) : all;
 }
 
+/*
+ * A claim is counted per network: each RequestPool of one PoolID by one host adds one claim entry, each
+ * ReleasePool removes one, and the host's hold on the pool ends with its last entry. Repeating a RequestPool
+ * (Docker re-creating a network, an etcd client re-sending a committed call, a stale entry whose ReleasePool was
+ * lost) therefore never fails; at worst it keeps the pool one entry longer, which `flatnet host forget` or the
+ * journal's replay of the lost release clears.
+ */
+
+/** How many networks of host H hold the PoolID (claim entries). */
+export function claimCount(c: PoolConfig, hostId: string, poolId: string): number {
+  return c.claims.filter((k) => k.hostId === hostId && k.poolId === poolId).length;
+}
+
 /** Records host H's claim on the pool, registering Docker's sub-pool as a range when it is new. */
 export function claimPool(c: PoolConfig, ref: PoolRef, hostId: string, poolId: string, now: string): PoolConfig {
   const subnetText = formatSubnet(ref.subnet);
-  const held = c.claims.find((k) => k.hostId === hostId);
-  if (held) {
-    throw new FlatnetError('conflict', `Host ${hostId} already has a network on ${subnetText} (pool ${held.poolId}); networks on one host must not overlap.`);
+  const other = c.claims.find((k) => k.hostId === hostId && k.poolId !== poolId);
+  if (other) {
+    throw new FlatnetError('conflict', `Host ${hostId} already has a network on ${subnetText} (pool ${other.poolId}); networks on one host must not overlap.`);
   }
   const next: PoolConfig = { ...c, ranges: [...c.ranges], claims: [...c.claims] };
+  if (claimCount(c, hostId, poolId) > 0) {
+    // Same pool again: one more network on it (its range, if any, is registered already).
+    next.claims.push({ hostId, poolId, subPool: ref.subPool ? formatSubnet(ref.subPool) : '', since: now });
+    return next;
+  }
   if (ref.subPool) {
     // An --ip-range that meets the operator's ranges only narrows them (allowedFor intersects): the operator's
     // word on which LAN addresses are free wins. One that meets none becomes a range of its own.
@@ -64,26 +82,58 @@ export function claimPool(c: PoolConfig, ref: PoolRef, hostId: string, poolId: s
   return next;
 }
 
-/**
- * Removes host H's claim (idempotent). Returns the Docker-origin ranges no remaining claim uses: the caller drops
- * those in which nothing is assigned. A host without claims also gives up its gateway/aux references.
- */
-export function releaseClaim(c: PoolConfig, hostId: string, poolId: string): { config: PoolConfig; droppable: Interval[] } {
-  const claims = c.claims.filter((k) => !(k.hostId === hostId && k.poolId === poolId));
-  const stillHolds = claims.some((k) => k.hostId === hostId);
-  const reservations = stillHolds
-    ? c.reservations
-    : c.reservations
-        .map((r) => ({ ...r, holders: Object.fromEntries(Object.entries(r.holders).filter(([h]) => h !== hostId)) }))
-        .filter((r) => Object.keys(r.holders).length > 0);
-  const config = { ...c, claims, reservations };
+/** The Docker-origin ranges that no claim of `claims` uses (the caller drops those in which nothing is assigned). */
+function unusedDockerRanges(c: PoolConfig, claims: PoolConfig['claims']): Interval[] {
   const subnet = parseSubnet(c.subnet);
   const used = claims.filter((k) => k.subPool !== '').map((k) => subnetInterval(subnet, parseSubnet(k.subPool)));
-  const droppable = c.ranges
+  return c.ranges
     .filter((r) => r.origin === 'docker')
     .map((r) => interval(subnet, r.start, r.end))
     .filter((r) => !used.some((u) => overlaps(u, r)));
-  return { config, droppable };
+}
+
+/**
+ * Removes one of host H's claim entries on the PoolID (nothing when it has none). Returns the Docker-origin ranges
+ * no remaining claim uses. A host left without claims also gives up its gateway/aux references.
+ */
+export function releaseClaim(c: PoolConfig, hostId: string, poolId: string): { config: PoolConfig; droppable: Interval[] } {
+  // The newest entry goes: the oldest "since" keeps saying how long the host has held the pool.
+  let at = -1;
+  c.claims.forEach((k, i) => {
+    if (k.hostId === hostId && k.poolId === poolId) at = i;
+  });
+  const claims = at < 0 ? c.claims : c.claims.filter((_, i) => i !== at);
+  const stillHolds = claims.some((k) => k.hostId === hostId);
+  const reservations = stillHolds ? c.reservations : withoutHolder(c.reservations, hostId);
+  return { config: { ...c, claims, reservations }, droppable: unusedDockerRanges(c, claims) };
+}
+
+function withoutHolder(reservations: PoolConfig['reservations'], hostId: string): PoolConfig['reservations'] {
+  return reservations
+    .map((r) => ({ ...r, holders: Object.fromEntries(Object.entries(r.holders).filter(([h]) => h !== hostId)) }))
+    .filter((r) => Object.keys(r.holders).length > 0);
+}
+
+/** What a retired host holds in one pool's config. */
+export interface HostHolds {
+  claims: number;
+  /** Gateway/aux addresses it holds, with its reference count on each. */
+  reservations: { address: string; kind: 'gateway' | 'aux'; count: number }[];
+}
+
+export function hostHolds(c: PoolConfig, hostId: string): HostHolds {
+  return {
+    claims: c.claims.filter((k) => k.hostId === hostId).length,
+    reservations: c.reservations
+      .filter((r) => r.holders[hostId] !== undefined)
+      .map((r) => ({ address: r.address, kind: r.kind, count: r.holders[hostId] ?? 0 })),
+  };
+}
+
+/** Drops every claim entry and reservation reference of host H (`flatnet host forget`). */
+export function forgetHostInPool(c: PoolConfig, hostId: string): { config: PoolConfig; droppable: Interval[] } {
+  const claims = c.claims.filter((k) => k.hostId !== hostId);
+  return { config: { ...c, claims, reservations: withoutHolder(c.reservations, hostId) }, droppable: unusedDockerRanges(c, claims) };
 }
 
 export function dropRanges(c: PoolConfig, subnet: Subnet, drop: Interval[]): PoolConfig {

@@ -1,5 +1,5 @@
-import { FlatnetError } from '../../errors.js';
-import { addressAt } from '../../net/address.js';
+import { errorMessage, FlatnetError } from '../../errors.js';
+import { addressAt, formatSubnet } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { allocationFailures, allocations, releases } from '../../observability/metrics.js';
 import { GroupCommit } from '../../util/group-commit.js';
@@ -12,6 +12,8 @@ import { AddressService, offsetInPool } from './address-service.js';
 import { AllocationService, type AssignmentMeta } from './allocation-service.js';
 import { IpamAdminService } from './admin-service.js';
 import { PoolService } from './pool-service.js';
+import { releaseWhere } from './reconcile-release.js';
+import { isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
 
 /** Below etcd's default limit of 128 operations per txn (one put per address plus block and summaries). */
 const MAX_BATCH = 100;
@@ -31,11 +33,15 @@ export class IpamDriverService implements IpamDriver {
   private readonly allocator: AllocationService;
   private readonly allocations: GroupCommit<AssignmentMeta, string>;
   private readonly releases: GroupCommit<ReleaseRequest, ContainerRelease>;
+  /** Address requests under way per subnet: the reconcile leaves those pools alone meanwhile. */
+  private readonly requesting = new Map<string, number>();
 
   constructor(
-    stores: IpamStores,
-    hostId: string,
+    private readonly stores: IpamStores,
+    private readonly hostId: string,
     private readonly logger: Logger,
+    /** Where releases that cannot reach etcd wait (none: they fail back to Docker). */
+    private readonly journal?: ReleaseJournal,
   ) {
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger);
@@ -56,13 +62,28 @@ export class IpamDriverService implements IpamDriver {
     return this.pools.requestPool(input);
   }
 
-  releasePool(poolId: string): Promise<void> {
-    return this.pools.releasePool(poolId);
+  async releasePool(poolId: string): Promise<void> {
+    const at = new Date().toISOString();
+    parsePoolId(poolId);
+    try {
+      await this.pools.releasePool(poolId);
+    } catch (err) {
+      if (!this.journal || !isUnavailable(err)) throw err;
+      await this.journalOrThrow({ op: 'pool', poolId, at }, err);
+    }
+  }
+
+  /** Subnets with an address request in flight here. */
+  inFlightSubnets(): ReadonlySet<string> {
+    return new Set(this.requesting.keys());
   }
 
   async requestAddress(input: RequestAddressInput): Promise<RequestAddressResult> {
+    let subnet: string | undefined;
     try {
       const ref = parsePoolId(input.poolId);
+      subnet = formatSubnet(ref.subnet);
+      this.requesting.set(subnet, (this.requesting.get(subnet) ?? 0) + 1);
       let address: string;
       if (input.kind !== 'container') {
         address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address);
@@ -80,23 +101,86 @@ export class IpamDriverService implements IpamDriver {
       allocationFailures.inc({ reason: err instanceof FlatnetError ? err.kind : 'internal' });
       this.logger.info({ poolId: input.poolId, kind: input.kind, err: (err as Error).message }, 'address request refused');
       throw err;
+    } finally {
+      if (subnet !== undefined) {
+        const n = (this.requesting.get(subnet) ?? 1) - 1;
+        if (n > 0) this.requesting.set(subnet, n);
+        else this.requesting.delete(subnet);
+      }
     }
   }
 
+  /**
+   * Frees the address, or journals the release when etcd cannot be reached (Docker's container is gone either
+   * way; the journal lands it later, see release-journal.ts).
+   */
   async releaseAddress(poolId: string, address: string): Promise<void> {
+    const at = new Date().toISOString();
     const ref = parsePoolId(poolId);
     const offset = offsetInPool(ref, address);
     if (offset === undefined) return;
-    let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, { ref, poolId, offset });
-    if (outcome === 'not-assigned') outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
-    if (outcome !== 'none') releases.inc();
+    try {
+      let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, { ref, poolId, offset });
+      if (outcome === 'not-assigned') outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
+      if (outcome !== 'none') releases.inc();
+    } catch (err) {
+      if (!this.journal || !isUnavailable(err)) throw err;
+      await this.journalOrThrow({ op: 'address', poolId, address: addressAt(ref.subnet, offset), at }, err);
+    }
+  }
+
+  private async journalOrThrow(entry: JournalEntry, cause: unknown): Promise<void> {
+    try {
+      await (this.journal as ReleaseJournal).add(entry);
+    } catch (err) {
+      this.logger.error({ entry, error: errorMessage(err) }, 'could not journal a release');
+      throw cause;
+    }
+    this.logger.warn({ entry, error: errorMessage(cause) }, 'etcd unreachable: release journaled, retried in the background');
+  }
+
+  /**
+   * Lands one journaled release. An address is freed only if this host still holds it with an assignment made
+   * before the release was asked for; absent, it may have been this host's gateway/aux reservation.
+   */
+  async replay(entry: JournalEntry): Promise<void> {
+    if (entry.op === 'pool') {
+      await this.pools.releasePool(entry.poolId);
+      return;
+    }
+    const ref = parsePoolId(entry.poolId);
+    const offset = offsetInPool(ref, entry.address);
+    if (offset === undefined) return;
+    const view = await this.stores.blocks.read(ref.subnet, blockOf(offset), [entry.address]);
+    const held = view?.assignments.get(entry.address);
+    if (held === undefined) {
+      if (view) await this.addresses.releaseReservation(ref, entry.address);
+      return;
+    }
+    await releaseWhere(this.stores, [
+      {
+        ref,
+        offset,
+        accept: (h) => h !== 'unreadable' && h.assignment.hostId === this.hostId && h.assignment.since <= entry.at,
+      },
+    ]);
+  }
+
+  /** Replays the journal (at start and periodically, see server.ts). */
+  drainJournal(): Promise<{ landed: number; left: number }> | undefined {
+    return this.journal?.drain((e) => this.replay(e));
   }
 }
 
 /** The IPAM over a set of stores: the driver for the plugin API and the admin for CLI and metrics. */
-export function createIpam(stores: IpamStores, hostId: string, logger: Logger): { driver: IpamDriverService; admin: IpamAdminService } {
+export function createIpam(
+  stores: IpamStores,
+  hostId: string,
+  logger: Logger,
+  journal?: ReleaseJournal,
+): { driver: IpamDriverService; admin: IpamAdminService } {
   return {
-    driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' })),
+    driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' }), journal),
     admin: new IpamAdminService(stores, logger.child({ component: 'ipam-admin' })),
   };
 }

@@ -1,0 +1,93 @@
+import { errorMessage } from '../../errors.js';
+import { formatSubnet } from '../../net/address.js';
+import type { Logger } from '../../observability/logger.js';
+import { parsePoolId } from '../core/pool-id.js';
+import type { AssignmentRead } from '../model/records.js';
+import type { IpamStores } from '../ports.js';
+import { offsetInPool } from './address-service.js';
+import { type HeldAddress, type HostView, planReconcile, type ReconcilePlan } from './reconcile-plan.js';
+import { releaseWhere } from './reconcile-release.js';
+
+/** This host's own view of its endpoints (state dir, local Docker API); see server/host-view.ts. */
+export interface HostViewSource {
+  /** `claims`: how many networks this host holds per subnet (etcd's word), to tell whether local records cover them. */
+  view(claims: ReadonlyMap<string, number>): Promise<HostView>;
+}
+
+export interface ReconcileOptions {
+  /** An address allocated less than this long ago is never freed (Docker creates the endpoint after it). */
+  graceMs: number;
+  /** Subnets with an address allocation in flight in this process. */
+  inFlight?: () => ReadonlySet<string>;
+}
+
+export interface ReconcileResult {
+  plan: ReconcilePlan;
+  /** Addresses freed (empty on a dry run). */
+  freed: string[];
+}
+
+/**
+ * Frees the addresses etcd says this host holds and nothing on the host holds: what a container removed while
+ * the plugin was down, or while etcd was unreachable, left behind. Reads the claims, then the host's view, then
+ * the assignments, in that order: anything allocated after the view was taken is younger than the grace period.
+ */
+export class Reconciler {
+  constructor(
+    private readonly stores: IpamStores,
+    private readonly hostId: string,
+    private readonly source: HostViewSource,
+    private readonly o: ReconcileOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  private async claimsPerSubnet(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const p of await this.stores.pools.readAll()) {
+      const n = p.config.claims.filter((c) => c.hostId === this.hostId).length;
+      if (n > 0) out.set(formatSubnet(p.subnet), n);
+    }
+    return out;
+  }
+
+  private async assignedHere(): Promise<HeldAddress[]> {
+    const out: HeldAddress[] = [];
+    for (const subnet of await this.stores.pools.listSubnets()) {
+      for (const { address, read } of await this.stores.addresses.list(subnet)) {
+        if (read === 'unreadable' || read.assignment.hostId !== this.hostId) continue;
+        out.push({ address, subnet: formatSubnet(subnet), poolId: read.assignment.poolId, since: read.assignment.since });
+      }
+    }
+    return out;
+  }
+
+  async plan(): Promise<ReconcilePlan> {
+    const claims = await this.claimsPerSubnet();
+    const view = await this.source.view(claims);
+    const assigned = await this.assignedHere();
+    return planReconcile(assigned, view, { now: Date.now(), graceMs: this.o.graceMs, inFlight: this.o.inFlight?.() ?? new Set() });
+  }
+
+  async run(opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
+    const plan = await this.plan();
+    for (const s of plan.skipped) this.logger.warn({ subnet: s.subnet, why: s.why }, 'reconcile skipped a pool: its view on this host is incomplete');
+    if (opts.dryRun || plan.free.length === 0) return { plan, freed: [] };
+    const items = plan.free.flatMap((a) => {
+      let ref;
+      try {
+        ref = parsePoolId(a.poolId);
+      } catch (err) {
+        this.logger.warn({ address: a.address, poolId: a.poolId, error: errorMessage(err) }, 'reconcile: record names no valid pool; left alone');
+        return [];
+      }
+      const offset = offsetInPool(ref, a.address);
+      if (offset === undefined) return [];
+      const accept = (held: AssignmentRead): boolean =>
+        held !== 'unreadable' && held.assignment.hostId === this.hostId && held.assignment.since === a.since;
+      return [{ ref, offset, accept }];
+    });
+    const freed = await releaseWhere(this.stores, items);
+    if (freed.length > 0) this.logger.info({ freed }, 'reconcile freed addresses no endpoint on this host holds');
+    return { plan, freed };
+  }
+}

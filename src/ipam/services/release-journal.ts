@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { errorMessage, FlatnetError } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+
+/**
+ * Releases that could not reach etcd, kept on disk until they land. Docker gets its answer at once (a release
+ * cannot be refused anyway: the container is gone); the journal is replayed at start and periodically, in order.
+ * Each entry is idempotent on replay: an address entry frees the address only if this host still holds it with
+ * an assignment made before the release was asked for (a later assignment of the same address is left alone).
+ */
+
+const entrySchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('address'), poolId: z.string(), address: z.string(), at: z.string() }),
+  z.object({ op: z.literal('pool'), poolId: z.string(), at: z.string() }),
+]);
+const journalSchema = z.object({ entries: z.array(entrySchema) });
+
+export type JournalEntry = z.infer<typeof entrySchema>;
+
+/** Where the journal lives (a file in the state dir in production, see util/atomic-file.ts). */
+export interface JournalStorage {
+  load(): Promise<string | undefined>;
+  /** Replaces the stored journal atomically. */
+  save(text: string): Promise<void>;
+}
+
+/** Appends, dropping the oldest entries past `max` (the reconcile still finds what they would have freed). */
+export function appendBounded(entries: readonly JournalEntry[], entry: JournalEntry, max: number): { entries: JournalEntry[]; dropped: JournalEntry[] } {
+  const all = [...entries, entry];
+  const over = Math.max(0, all.length - max);
+  return { entries: all.slice(over), dropped: all.slice(0, over) };
+}
+
+export interface DrainResult {
+  landed: number;
+  /** Entries refused for good (bad pool id...): dropped, logged. */
+  discarded: number;
+  left: number;
+}
+
+export class ReleaseJournal {
+  private entries: JournalEntry[] = [];
+  private loaded = false;
+  /** One load/append/drain at a time: the file is rewritten whole. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly storage: JournalStorage,
+    private readonly logger: Logger,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async ensureLoaded(): Promise<void> {
+    if (this.loaded) return;
+    const text = await this.storage.load();
+    if (text !== undefined) {
+      let parsed: z.ZodSafeParseResult<z.infer<typeof journalSchema>> | undefined;
+      try {
+        parsed = journalSchema.safeParse(JSON.parse(text));
+      } catch {
+        parsed = undefined;
+      }
+      if (parsed?.success) this.entries = parsed.data.entries;
+      // A damaged journal is not fatal: the periodic reconcile frees what its entries would have.
+      else this.logger.error('the release journal is damaged; starting a new one (reconcile frees what it held)');
+    }
+    this.loaded = true;
+  }
+
+  private save(): Promise<void> {
+    return this.storage.save(`${JSON.stringify({ entries: this.entries })}\n`);
+  }
+
+  add(entry: JournalEntry): Promise<void> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      const next = appendBounded(this.entries, entry, this.maxEntries);
+      for (const d of next.dropped) this.logger.error({ entry: d }, 'release journal full: oldest entry dropped');
+      this.entries = next.entries;
+      await this.save();
+    });
+  }
+
+  pending(): Promise<JournalEntry[]> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      return [...this.entries];
+    });
+  }
+
+  /**
+   * Applies the entries in order, removing each that lands; stops at the first that cannot reach etcd (the rest
+   * would fail alike, and order matters: an address before its pool).
+   */
+  drain(apply: (entry: JournalEntry) => Promise<void>): Promise<DrainResult> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      let landed = 0;
+      let discarded = 0;
+      while (this.entries.length > 0) {
+        const entry = this.entries[0] as JournalEntry;
+        try {
+          await apply(entry);
+          landed++;
+        } catch (err) {
+          if (err instanceof FlatnetError && err.kind === 'unavailable') break;
+          discarded++;
+          this.logger.error({ entry, error: errorMessage(err) }, 'journaled release refused; dropped');
+        }
+        this.entries = this.entries.slice(1);
+        await this.save();
+      }
+      if (landed > 0) this.logger.info({ landed, left: this.entries.length }, 'journaled releases landed');
+      return { landed, discarded, left: this.entries.length };
+    });
+  }
+}
+
+export function isUnavailable(err: unknown): boolean {
+  return err instanceof FlatnetError && err.kind === 'unavailable';
+}

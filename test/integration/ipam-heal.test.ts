@@ -1,0 +1,262 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Etcd3 } from 'etcd3';
+import { settingsSchema, type Settings } from '../../src/config/settings.js';
+import { createIpam } from '../../src/ipam/services/driver-service.js';
+import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { freePort } from '../../src/lab/processes.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { DriverFactory } from '../../src/server/drivers.js';
+import { EtcdIpamAdmin, EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
+import { ipamHealer, openReleaseJournal, releaseJournalPath } from '../../src/server/heal.js';
+import { startServer } from '../../src/server/server.js';
+import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { EtcdStores } from '../../src/store/etcd-stores.js';
+import { IpamKeys } from '../../src/store/keys.js';
+import { parseSubnet } from '../../src/net/address.js';
+import { RecordingNetwork } from '../api/recording-drivers.js';
+import { assertOk, runFlatnet } from '../harness/cli-runner.js';
+import { pluginCall } from '../harness/plugin-client.js';
+import { missing } from '../harness/requirements.js';
+
+const skip = missing('etcd');
+let cluster: EtcdCluster;
+let etcd: Etcd3;
+let dir: string;
+
+before(async () => {
+  if (skip) return;
+  cluster = await startEtcdCluster({ members: 1 });
+  etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+  dir = await mkdtemp(join(tmpdir(), 'flatnet-heal-'));
+});
+after(async () => {
+  etcd?.close();
+  await cluster?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A TCP relay in front of etcd: closing it is an etcd outage as the server sees it (etcd itself keeps running). */
+async function etcdRelay(target: string): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+  const { hostname, port } = new URL(target);
+  const listenPort = await freePort();
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  const open = () =>
+    new Promise<void>((resolve, reject) => {
+      const s = createServer((client) => {
+        const upstream = createConnection({ host: hostname, port: Number(port) });
+        for (const x of [client, upstream]) {
+          sockets.add(x);
+          x.once('close', () => sockets.delete(x));
+          x.on('error', () => undefined);
+        }
+        client.pipe(upstream).pipe(client);
+        client.once('close', () => upstream.destroy());
+        upstream.once('close', () => client.destroy());
+      });
+      s.once('error', reject);
+      s.listen(listenPort, '127.0.0.1', () => resolve());
+      server = s;
+    });
+  const cut = async () => {
+    const s = server;
+    server = undefined;
+    for (const x of sockets) x.destroy();
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  };
+  await open();
+  return { url: `http://127.0.0.1:${listenPort}`, cut, restore: open, close: cut };
+}
+
+function settingsFor(name: string, o: Partial<Record<string, string>>): Settings {
+  return settingsSchema.parse({
+    socket: join(dir, name, 'flatnet.sock'),
+    etcdEndpoints: cluster.endpoints.join(','),
+    etcdPrefix: `/heal-${randomBytes(4).toString('hex')}`,
+    etcdTimeoutMs: '1000',
+    hostId: `heal-${name}`,
+    logLevel: 'silent',
+    stateDir: join(dir, name, 'state'),
+    // no dockerd on this path: the state dir is the host's whole view
+    dockerSocket: join(dir, 'no-docker.sock'),
+    ...o,
+  });
+}
+
+/** The production IPAM, journal and healer over the server's stores; the network side is a recording double. */
+const realIpam: DriverFactory = (stores, settings, logger) => {
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, openReleaseJournal(settings.stateDir, logger));
+  return { ipam: driver, admin, network: new RecordingNetwork(), heal: ipamHealer(driver, stores.ipam, settings, logger) };
+};
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('releases during an etcd outage answer at once, are journaled, and land after etcd returns', { skip }, async (t) => {
+  const relay = await etcdRelay(cluster.endpoints[0] as string);
+  const settings = settingsFor('outage', { etcdEndpoints: relay.url, releaseRetryMs: '500', reconcileIntervalMs: '0', reconcileGraceMs: '86400000' });
+  const running = await startServer(settings, silentLogger(), { createDrivers: realIpam });
+  const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
+  try {
+    const pool = await pluginCall(settings.socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.61.0.0/24', SubPool: '10.61.0.0/28', Options: {}, V6: false });
+    assert.equal(pool.status, 200, JSON.stringify(pool.json));
+    const PoolID = pool.json.PoolID as string;
+    const addr = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
+    const address = (addr.json.Address as string).split('/')[0] as string;
+    assert.equal((await admin.listAssignments()).length, 1);
+
+    await relay.cut();
+    const asked = Date.now();
+    const rel = await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: address });
+    const relPool = await pluginCall(settings.socket, 'IpamDriver.ReleasePool', { PoolID });
+    const answered = Date.now() - asked;
+    assert.deepEqual([rel.status, rel.json, relPool.status, relPool.json], [200, {}, 200, {}]);
+    const journal = JSON.parse(await readFile(releaseJournalPath(settings.stateDir), 'utf8')) as { entries: { op: string }[] };
+    assert.deepEqual(journal.entries.map((e) => e.op), ['address', 'pool']);
+    assert.equal((await admin.listAssignments()).length, 1, 'nothing reached etcd during the outage');
+
+    await new Promise((r) => setTimeout(r, 2000));
+    await relay.restore();
+    const back = Date.now();
+    await until('the journaled releases to land', async () => ((await admin.poolSummaries()).length === 0 ? true : undefined));
+    const landed = Date.now() - back;
+    // the journal drops an entry right after it landed
+    await until('the journal to empty', async () => {
+      const left = JSON.parse(await readFile(releaseJournalPath(settings.stateDir), 'utf8')) as { entries: unknown[] };
+      return left.entries.length === 0 ? true : undefined;
+    }, 5000);
+    t.diagnostic(`two releases answered in ${answered} ms during the outage; landed ${landed} ms after etcd returned`);
+  } finally {
+    await running.close();
+    await relay.close();
+  }
+});
+
+test('a restarted server frees an address no endpoint holds within its reconcile period', { skip }, async (t) => {
+  const base = settingsFor('restart', { reconcileIntervalMs: '0', reconcileGraceMs: '1000' });
+  let running = await startServer(base, silentLogger(), { createDrivers: realIpam });
+  const admin = new EtcdIpamAdmin({ etcd, prefix: base.etcdPrefix, logger: silentLogger() });
+  const call = (m: string, body: unknown) => pluginCall(base.socket, m, body);
+  let freedAfter = 0;
+  try {
+    const a = (await call('IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.62.0.0/24', SubPool: '10.62.0.0/28', Options: {}, V6: false })).json.PoolID as string;
+    const b = (await call('IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.63.0.0/24', SubPool: '10.63.0.0/28', Options: {}, V6: false })).json.PoolID as string;
+    const alloc = async (PoolID: string) => ((await call('IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} })).json.Address as string).split('/')[0] as string;
+    const [held, orphan, unseen] = [await alloc(a), await alloc(a), await alloc(b)];
+    // The network driver's records: network 1 on pool A with one endpoint; nothing on this host records pool B.
+    const state = base.stateDir;
+    await mkdir(join(state, 'networks'), { recursive: true });
+    await mkdir(join(state, 'endpoints'), { recursive: true });
+    const now = new Date().toISOString();
+    await writeFile(join(state, 'networks', 'n1.json'), JSON.stringify({ networkId: 'n1', bridge: 'br0', parent: 'eth0', mtu: 1500, gateway: '', pool: '10.62.0.0/24', gatewayIPv6: '', poolIPv6: '', generic: {}, internal: false, createdAt: now }));
+    await writeFile(join(state, 'endpoints', 'e1.json'), JSON.stringify({ endpointId: 'e1', networkId: 'n1', address: `${held}/24`, addressIPv6: '', macAddress: '02:00:00:00:00:01', hostIfname: 'x', containerIfname: 'y', createdAt: now }));
+    // the plugin dies; the orphan's container goes meanwhile (Docker's ReleaseAddress never reaches flatnet)
+    await running.close();
+    await new Promise((r) => setTimeout(r, 1200));
+
+    const restarted = { ...base, reconcileIntervalMs: 2000 };
+    const started = Date.now();
+    running = await startServer(restarted, silentLogger(), { createDrivers: realIpam });
+    await until('the orphan to be freed', async () => ((await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true));
+    freedAfter = Date.now() - started;
+    await new Promise((r) => setTimeout(r, 2500));
+    const left = (await admin.listAssignments()).map((x) => x.address).sort();
+    assert.deepEqual(left, [held, unseen].sort(), 'the held address stays, and so does the one whose pool this host cannot see');
+
+    // the CLI sees the same: no orphans left on pool A, pool B skipped for its incomplete view
+    const flags = ['--etcd-endpoints', base.etcdEndpoints.join(','), '--etcd-prefix', base.etcdPrefix, '--host-id', base.hostId, '--state-dir', state, '--docker-socket', base.dockerSocket];
+    const orphans = await runFlatnet(['ip', 'list', '--orphans', '--json', ...flags]);
+    assertOk(orphans);
+    const parsed = JSON.parse(orphans.stdout) as { orphans: unknown[]; skipped: { subnet: string }[] };
+    assert.deepEqual([parsed.orphans, parsed.skipped.map((s) => s.subnet)], [[], ['10.63.0.0/24']]);
+    const refused = await runFlatnet(['ip', 'release', held, ...flags]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /held by a live endpoint on this host/);
+    t.diagnostic(`orphan freed ${freedAfter} ms after the restart (reconcile period 2000 ms, grace 1000 ms)`);
+  } finally {
+    await running.close();
+  }
+});
+
+test('a server that started while etcd was away frees the orphan within a reconcile period of etcd\'s return', { skip }, async (t) => {
+  const relay = await etcdRelay(cluster.endpoints[0] as string);
+  const base = settingsFor('etcd-return', { etcdEndpoints: relay.url, reconcileIntervalMs: '0', reconcileGraceMs: '0' });
+  const h = new EtcdIpamDriver({ etcd, prefix: base.etcdPrefix, hostId: base.hostId, logger: silentLogger() });
+  const admin = new EtcdIpamAdmin({ etcd, prefix: base.etcdPrefix, logger: silentLogger() });
+  const { poolId } = await h.requestPool({ addressSpace: 'FlatLocal', pool: '10.65.0.0/24', subPool: '10.65.0.0/28', options: {}, v6: false });
+  const orphan = (await h.requestAddress({ poolId, address: '', kind: 'container' })).address.split('/')[0];
+  await mkdir(join(base.stateDir, 'networks'), { recursive: true });
+  await writeFile(join(base.stateDir, 'networks', 'n1.json'), JSON.stringify({ networkId: 'n1', bridge: 'br0', parent: 'eth0', mtu: 1500, gateway: '', pool: '10.65.0.0/24', gatewayIPv6: '', poolIPv6: '', generic: {}, internal: false, createdAt: new Date().toISOString() }));
+  await relay.cut();
+  const running = await startServer({ ...base, reconcileIntervalMs: 3000 }, silentLogger(), { createDrivers: realIpam });
+  try {
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.ok((await admin.listAssignments()).some((x) => x.address === orphan), 'nothing freed while etcd is away');
+    await relay.restore();
+    const back = Date.now();
+    await until('the orphan to be freed', async () => ((await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true));
+    t.diagnostic(`orphan freed ${Date.now() - back} ms after etcd returned (reconcile period 3000 ms)`);
+  } finally {
+    await running.close();
+    await relay.close();
+  }
+});
+
+test('a stale claim never blocks RequestPool; host forget is refused for a live host and works with --force', { skip }, async () => {
+  const prefix = `/heal-${randomBytes(4).toString('hex')}`;
+  const h1 = new EtcdIpamDriver({ etcd, prefix, hostId: 'h1', logger: silentLogger() });
+  const gone = new EtcdIpamDriver({ etcd, prefix, hostId: 'gone', logger: silentLogger() });
+  const v4 = { addressSpace: 'FlatLocal', pool: '10.64.0.0/24', subPool: '10.64.0.0/28', options: {}, v6: false };
+  const { poolId } = await h1.requestPool(v4);
+  // its ReleasePool was lost: the next create of the same pool on the host still succeeds
+  assert.equal((await h1.requestPool(v4)).poolId, poolId);
+  await gone.requestPool(v4);
+  await gone.requestAddress({ poolId, address: '', kind: 'gateway' });
+  await gone.requestAddress({ poolId, address: '', kind: 'container' });
+
+  const stores = new EtcdStores(etcd, prefix, silentLogger());
+  const live = stores.hosts.start({ hostId: 'h1', logger: silentLogger(), ttlSeconds: 5 });
+  await live.ready;
+  const flags = ['--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', prefix];
+  try {
+    const refused = await runFlatnet(['host', 'forget', 'h1', '--force', ...flags]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /^flatnet: host h1 is alive/);
+    const preview = await runFlatnet(['host', 'forget', 'gone', ...flags]);
+    assertOk(preview);
+    assert.match(preview.stdout, /pass --force/);
+    const forced = await runFlatnet(['host', 'forget', 'gone', '--force', ...flags]);
+    assertOk(forced);
+    assert.match(forced.stdout, /forgot host gone/);
+    const admin = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
+    const [summary] = await admin.poolSummaries();
+    assert.deepEqual(summary?.claims.map((c) => c.hostId), ['h1', 'h1']);
+    assert.deepEqual(summary?.reservations, []);
+    assert.deepEqual(await admin.listAssignments(), []);
+    // an unreadable address record: `ip release` still frees it (and its bit)
+    const damaged = (await h1.requestAddress({ poolId, address: '', kind: 'container' })).address.split('/')[0] as string;
+    await etcd.put(new IpamKeys(prefix).addr(parseSubnet('10.64.0.0/24'), damaged)).value('{not json');
+    const freed = await runFlatnet(['ip', 'release', damaged, '--docker-socket', join(dir, 'no-docker.sock'), '--state-dir', join(dir, 'none'), ...flags]);
+    assertOk(freed);
+    assert.match(freed.stdout, /was held by an unreadable record/);
+    assert.equal((await h1.requestAddress({ poolId, address: damaged, kind: 'container' })).address, `${damaged}/24`, 'free again');
+    const status = await runFlatnet(['status', ...flags]);
+    assertOk(status);
+    assert.match(status.stdout, /10\.64\.0\.0\/24\s+h1\s+10\.64\.0\.0\/24\|10\.64\.0\.0\/28\s+2/);
+  } finally {
+    await live.stop();
+  }
+});
