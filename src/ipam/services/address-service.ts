@@ -7,7 +7,7 @@ import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
 import { reservationAddress, reserve, unreserve } from '../core/reservations.js';
 import type { IpamStores } from '../ports.js';
-import { blockState, type AssignmentMeta } from './allocation-service.js';
+import { type AssignmentMeta, blockState, COOLING_OFF, editCommit, type CoolingOptions, namesOf } from './allocation-service.js';
 import { updatePool } from './pool-update.js';
 
 export type { ContainerRelease } from '../core/block-ops.js';
@@ -18,6 +18,7 @@ export class AddressService {
     private readonly stores: IpamStores,
     private readonly hostId: string,
     private readonly logger: Logger,
+    private readonly cooling: CoolingOptions = COOLING_OFF,
   ) {}
 
   async reserve(ref: PoolRef, poolId: string, kind: 'gateway' | 'aux', wanted: string): Promise<string> {
@@ -43,11 +44,12 @@ export class AddressService {
       const view = await blocks.read(ref.subnet, blockOf(offset), [address]);
       if (!view) throw poolNotFound(poolId);
       const all = allocatable(view.config, ref.subnet);
-      const decided = assignOffset(blockState(view), offset, allowedFor(view.config, ref, all), all);
+      const decided = assignOffset(blockState(view, this.cooling), offset, allowedFor(view.config, ref, all), all);
       if (decided.outcome === 'not-allowed') throw addressNotAllocatable(address, poolId);
       if (decided.outcome === 'taken') throw addressInUse(address);
       const assignment = { hostId: this.hostId, since: new Date().toISOString(), poolId, ...meta };
-      const ok = await blocks.commit(view, { ...decided.edit, create: [{ address, assignment }] });
+      const create = [{ address, assignment }];
+      const ok = await blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
       return ok ? cidrAt(ref.subnet, offset) : undefined;
     });
   }
@@ -71,10 +73,20 @@ export class AddressService {
         const address = addresses[i] as string;
         return { offset, address, held: view.assignments.get(address) };
       });
-      const plan = releaseInBlock(blockState(view), requests, { hostId: this.hostId, force }, allocatable(view.config, ref.subnet));
+      const plan = releaseInBlock(blockState(view, this.cooling), requests, { hostId: this.hostId, force }, allocatable(view.config, ref.subnet));
       for (const f of plan.foreign) this.logger.warn({ address: f.address, owner: f.owner, poolId }, 'release of an address another host holds ignored');
       if (!plan.edit) return plan.outcomes;
-      const ok = await blocks.commit(view, { ...plan.edit, remove: plan.freed });
+      const releasedAt = new Date().toISOString();
+      // The last holder stays readable while the address cools (flatnet ip list --released), and a named
+      // container's name index points at it so that the name gets it back.
+      const release = plan.cooled.flatMap(({ address }) => {
+        const held = view.assignments.get(address);
+        return held && held !== 'unreadable' ? [{ address, record: { ...held.assignment, releasedAt } }] : [];
+      });
+      const names = release.flatMap((r) => (r.record.endpointName ? [{ name: r.record.endpointName, address: r.address }] : []));
+      // A freed address that does not cool drops any stale released record.
+      const dropReleased = plan.freed.filter((a) => !release.some((r) => r.address === a) && view.released.has(a));
+      const ok = await blocks.commit(view, { ...editCommit(ref, plan.edit), remove: plan.freed, release, names, dropReleased });
       return ok ? plan.outcomes : undefined;
     });
   }

@@ -9,7 +9,7 @@ import { parsePoolId, type PoolRef } from '../core/pool-id.js';
 import type { IpamDriver, RequestAddressInput, RequestAddressResult, RequestPoolInput, RequestPoolResult } from '../contract.js';
 import type { IpamStores } from '../ports.js';
 import { AddressService, offsetInPool } from './address-service.js';
-import { AllocationService, type AssignmentMeta } from './allocation-service.js';
+import { AllocationService, type AssignmentMeta, COOLING_OFF, type CoolingOptions } from './allocation-service.js';
 import { IpamAdminService } from './admin-service.js';
 import { PoolService } from './pool-service.js';
 
@@ -36,10 +36,11 @@ export class IpamDriverService implements IpamDriver {
     stores: IpamStores,
     hostId: string,
     private readonly logger: Logger,
+    cooling: CoolingOptions = COOLING_OFF,
   ) {
     this.pools = new PoolService(stores.pools, hostId, logger);
-    this.addresses = new AddressService(stores, hostId, logger);
-    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId);
+    this.addresses = new AddressService(stores, hostId, logger, cooling);
+    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling);
     const batching = { maxBatch: MAX_BATCH, gatherMs: GATHER_MS };
     this.allocations = new GroupCommit((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), batching);
     // Releases are batched per block: one read and one commit free every address of the block that queued up.
@@ -70,9 +71,11 @@ export class IpamDriverService implements IpamDriver {
         const meta: AssignmentMeta = {};
         if (input.macAddress) meta.macAddress = input.macAddress;
         if (input.endpointName) meta.endpointName = input.endpointName;
+        // A name's parked address comes back before a fresh one is chosen (Docker 29+ sends the name).
+        const parked = input.address === '' && input.endpointName ? await this.allocator.reclaimForName(ref, input.poolId, { ...meta, endpointName: input.endpointName }) : undefined;
         address = input.address !== ''
           ? await this.addresses.requestSpecific(ref, input.poolId, input.address, meta)
-          : `${await this.allocations.submit(input.poolId, meta)}/${ref.subnet.prefix}`;
+          : `${parked ?? (await this.allocations.submit(input.poolId, meta))}/${ref.subnet.prefix}`;
       }
       allocations.inc({ kind: input.kind });
       return { address };
@@ -94,9 +97,9 @@ export class IpamDriverService implements IpamDriver {
 }
 
 /** The IPAM over a set of stores: the driver for the plugin API and the admin for CLI and metrics. */
-export function createIpam(stores: IpamStores, hostId: string, logger: Logger): { driver: IpamDriverService; admin: IpamAdminService } {
+export function createIpam(stores: IpamStores, hostId: string, logger: Logger, cooling: CoolingOptions = COOLING_OFF): { driver: IpamDriverService; admin: IpamAdminService } {
   return {
-    driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' })),
+    driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' }), cooling),
     admin: new IpamAdminService(stores, logger.child({ component: 'ipam-admin' })),
   };
 }
