@@ -23,6 +23,9 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   logLevel: 'fatal|error|warn|info|debug|trace|silent',
   stateDir: 'local state directory',
   metricsListen: 'HOST:PORT for Prometheus metrics',
+  releaseCooldown: 'seconds (or 5m, 1h) before a released address is handed out again; 0 = off',
+  stickyFor: 'how long a named container\'s released address is kept for that name (24h); 0 = off',
+  dockerSocket: 'the local Docker API socket (container names of endpoints)',
 };
 
 /** What the top-level error handler needs to word a failure: where etcd was, and which strings must not show. */

@@ -15,6 +15,9 @@ export const SETTING_KEYS = [
   'logLevel',
   'stateDir',
   'metricsListen',
+  'releaseCooldown',
+  'stickyFor',
+  'dockerSocket',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -22,6 +25,16 @@ const endpointUrl = z
   .string()
   .trim()
   .regex(/^https?:\/\/[^\s/]+$/, 'an etcd endpoint is http(s)://host:port');
+
+const UNIT_SECONDS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Seconds, plain or with a unit: 300, 90s, 5m, 24h, 7d; 0 turns the feature off. */
+const duration = z
+  .string()
+  .trim()
+  .regex(/^\d{1,9}[smhd]?$/, 'a duration is whole seconds or a number with s, m, h or d (300, 5m, 24h)')
+  .transform((v) => Number(v.replace(/[smhd]$/, '')) * (UNIT_SECONDS[v.replace(/^\d+/, '')] ?? 1))
+  .pipe(z.number().int().min(0).max(10 * 365 * 86_400, 'a duration is at most 10 years'));
 
 const listenAddress = z
   .string()
@@ -47,6 +60,12 @@ export const settingsSchema = z
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
+    /** Seconds a released address stays out of reuse (0 = off). */
+    releaseCooldown: duration,
+    /** Seconds a named container's released address is parked for that name (0 = off). */
+    stickyFor: duration,
+    /** The local dockerd's API socket (read-only: which container holds an endpoint). */
+    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes'),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
@@ -79,6 +98,9 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   etcdTimeoutMs: '5000',
   logLevel: 'info',
   stateDir: '/var/lib/flatnet',
+  releaseCooldown: '300',
+  stickyFor: '24h',
+  dockerSocket: '/var/run/docker.sock',
 };
 
 /** etcdEndpoints -> etcd-endpoints */
