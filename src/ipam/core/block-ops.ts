@@ -54,24 +54,42 @@ export function summaryEdit(state: BlockState, bits: Bitmap, allocatable: Interv
   return { bits, cooling, dropReleased, nodes: pathUpdate(state.block, state.hostBits, full, state.nodes, allocatable, withBit) };
 }
 
-/** Up to n free offsets the allowed set permits, lowest first; none = the block has no room for this pool ID. */
+/** What an allocation txn may spend on the addresses it writes (etcd allows 128 operations per txn). */
+export interface OpsBudget {
+  /** Operations the i-th address costs besides dropping an expired record (its addr key, its name key). */
+  costOf: (i: number) => number;
+  total: number;
+}
+
+/**
+ * Up to n free offsets the allowed set permits, lowest first; none = the block has no room for this pool ID.
+ * Within `budget`, expired records of handed-out offsets go with them, and a few other expired ones too.
+ */
 export function autoAssign(
   state: BlockState,
   n: number,
   allowed: IntervalSet,
   allocatable: IntervalSet,
+  budget: OpsBudget = { costOf: () => 1, total: Number.POSITIVE_INFINITY },
 ): { offsets: bigint[]; edit: BlockEdit | undefined } {
-  const offsets = freeOffsets(occupiedOf(state), state.block, allowed, n);
-  if (offsets.length === 0) return { offsets, edit: undefined };
+  const candidates = freeOffsets(occupiedOf(state), state.block, allowed, n);
+  if (candidates.length === 0) return { offsets: candidates, edit: undefined };
   let bits = state.bits;
   const cooling = new Map(state.cooling ?? []);
   const drop: bigint[] = [];
-  for (const o of offsets) {
+  const offsets: bigint[] = [];
+  let spent = 0;
+  for (const o of candidates) {
+    const cost = budget.costOf(offsets.length) + (cooling.has(bitOf(o)) ? 1 : 0);
+    if (offsets.length > 0 && spent + cost > budget.total) break;
+    spent += cost;
+    offsets.push(o);
     bits = withBit(bits, bitOf(o), true);
     // An expired entry handed out again: its released record goes with it.
     if (cooling.delete(bitOf(o))) drop.push(o);
   }
-  for (const bit of expiredBits(cooling, now(state), state.policy ?? NO_COOLING, RECLAIM_PER_TXN)) {
+  const reclaim = Math.max(0, Math.min(RECLAIM_PER_TXN, budget.total - spent));
+  for (const bit of expiredBits(cooling, now(state), state.policy ?? NO_COOLING, reclaim)) {
     cooling.delete(bit);
     drop.push((state.block << 8n) + BigInt(bit));
   }

@@ -3,7 +3,7 @@ import { poolExhausted, poolNotFound } from '../../errors.js';
 import { addressAt, formatSubnet, offsetIn } from '../../net/address.js';
 import { type Interval, nthMember } from '../../net/intervals.js';
 import { blockFull, blockOf } from '../core/bitmap.js';
-import { assignOffset, autoAssign, type BlockEdit, type BlockState, occupiedOf, summaryEdit } from '../core/block-ops.js';
+import { assignOffset, autoAssign, type BlockEdit, type BlockState, occupiedOf, type OpsBudget, summaryEdit } from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
 import { occupied, oldestCooled } from '../core/cooling.js';
 import type { PoolRef } from '../core/pool-id.js';
@@ -43,20 +43,14 @@ export function editCommit(ref: PoolRef, edit: BlockEdit): BlockCommit & { dropR
 }
 
 /**
- * Put operations one allocation txn may spend on addresses: each address costs its addr key and, when named,
- * its name index key. With the block, summaries and expired records this stays below etcd's 128 per txn.
+ * Operations one allocation txn may spend on addresses: each address costs its addr key, its name index key
+ * when named, and the delete of its expired released record when it had one. With the block, its cool key and
+ * the summaries this stays below etcd's 128 per txn.
  */
-const ADDRESS_OPS_PER_TXN = 100;
+const ADDRESS_OPS_PER_TXN = 118;
 
-function opsFittingTxn(metas: AssignmentMeta[]): number {
-  let ops = 0;
-  let n = 0;
-  for (const m of metas) {
-    ops += m.endpointName ? 2 : 1;
-    if (ops > ADDRESS_OPS_PER_TXN) break;
-    n++;
-  }
-  return Math.max(1, n);
+function budgetFor(metas: AssignmentMeta[]): OpsBudget {
+  return { costOf: (i) => (metas[i]?.endpointName ? 2 : 1), total: ADDRESS_OPS_PER_TXN };
 }
 
 /**
@@ -80,8 +74,7 @@ export class AllocationService {
   /** Allocates up to metas.length addresses from one block in one commit; returns the addresses (at least one). */
   async allocate(ref: PoolRef, poolId: string, metas: AssignmentMeta[]): Promise<string[]> {
     const tried = new Set<bigint>();
-    const fitting = metas.slice(0, opsFittingTxn(metas));
-    return this.retry.retrying('allocate an address', () => this.allocateOnce(ref, poolId, fitting, tried));
+    return this.retry.retrying('allocate an address', () => this.allocateOnce(ref, poolId, metas, tried));
   }
 
   private assignments(ref: PoolRef, poolId: string, offsets: bigint[], metas: AssignmentMeta[]): BlockCommit['create'] & object {
@@ -105,7 +98,7 @@ export class AllocationService {
       if (!view) throw poolNotFound(poolId);
       const all = allocatable(view.config, ref.subnet);
       const allowed = allowedFor(view.config, ref, all);
-      const { offsets, edit } = autoAssign(blockState(view, this.cooling), metas.length, allowed, all);
+      const { offsets, edit } = autoAssign(blockState(view, this.cooling), metas.length, allowed, all, budgetFor(metas));
       if (!edit) {
         tried.add(block);
         const next = await this.nextBlock(view, ref, allowed, all, tried);
