@@ -26,6 +26,11 @@ const endpointUrl = z
   .trim()
   .regex(/^https?:\/\/[^\s/]+$/, 'an etcd endpoint is http(s)://host:port');
 
+// Defaults in the schema too: settings built in code (tests, embedders) get them without the loader.
+const DEFAULT_RELEASE_COOLDOWN = '300';
+const DEFAULT_STICKY_FOR = '24h';
+const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
 const UNIT_SECONDS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** Seconds, plain or with a unit: 300, 90s, 5m, 24h, 7d; 0 turns the feature off. */
@@ -61,11 +66,11 @@ export const settingsSchema = z
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),
     /** Seconds a released address stays out of reuse (0 = off). */
-    releaseCooldown: duration,
+    releaseCooldown: duration.prefault(DEFAULT_RELEASE_COOLDOWN),
     /** Seconds a named container's released address is parked for that name (0 = off). */
-    stickyFor: duration,
+    stickyFor: duration.prefault(DEFAULT_STICKY_FOR),
     /** The local dockerd's API socket (read-only: which container holds an endpoint). */
-    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes'),
+    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default(DEFAULT_DOCKER_SOCKET),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
@@ -98,9 +103,9 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   etcdTimeoutMs: '5000',
   logLevel: 'info',
   stateDir: '/var/lib/flatnet',
-  releaseCooldown: '300',
-  stickyFor: '24h',
-  dockerSocket: '/var/run/docker.sock',
+  releaseCooldown: DEFAULT_RELEASE_COOLDOWN,
+  stickyFor: DEFAULT_STICKY_FOR,
+  dockerSocket: DEFAULT_DOCKER_SOCKET,
 };
 
 /** etcdEndpoints -> etcd-endpoints */
