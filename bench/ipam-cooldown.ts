@@ -28,23 +28,24 @@ async function freshDriver(prefix: string, claim: boolean): Promise<IpamDriverSe
   return d;
 }
 
-async function p50(prefix: string, prepare?: (d: IpamDriverService) => Promise<void>): Promise<{ p50: number; first: number }> {
+/** The pool set up (ip range, the host's claim, `prepare`), then a fresh driver and its first allocation's time. */
+async function pool(prefix: string, prepare?: (d: IpamDriverService) => Promise<void>): Promise<{ d: IpamDriverService; first: number }> {
   await new EtcdIpamAdmin({ etcd, prefix, logger }).addIpRange({ start: '10.77.0.1/16', end: '10.77.255.254' });
   const claimer = await freshDriver(prefix, true);
   if (prepare) await prepare(claimer);
   const d = await freshDriver(prefix, false);
   const t0 = performance.now();
   await d.requestAddress({ poolId, address: '', kind: 'container' });
-  const first = performance.now() - t0;
-  const times: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const t = performance.now();
-    await d.requestAddress({ poolId, address: '', kind: 'container' });
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(times.length / 2)] as number, first };
+  return { d, first: performance.now() - t0 };
 }
+
+async function timed(d: IpamDriverService): Promise<number> {
+  const t = performance.now();
+  await d.requestAddress({ poolId, address: '', kind: 'container' });
+  return performance.now() - t;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** 10,000 addresses handed out and released again (in concurrent waves, as many containers stopping would). */
 async function coolTenThousand(d: IpamDriverService): Promise<void> {
@@ -59,8 +60,17 @@ async function coolTenThousand(d: IpamDriverService): Promise<void> {
 try {
   const r = (x: number) => x.toFixed(2);
   const t0 = performance.now();
-  const empty = await p50('/bench-cool-empty');
-  const cooled = await p50('/bench-cool-10k', coolTenThousand);
+  const emptyPool = await pool('/bench-cool-empty');
+  const cooledPool = await pool('/bench-cool-10k', coolTenThousand);
+  // Interleaved samples: drift of the shared machine hits both alike.
+  const te: number[] = [];
+  const tc: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    te.push(await timed(emptyPool.d));
+    tc.push(await timed(cooledPool.d));
+  }
+  const empty = { p50: median(te), first: emptyPool.first };
+  const cooled = { p50: median(tc), first: cooledPool.first };
   const released = await new EtcdIpamAdmin({ etcd, prefix: '/bench-cool-10k', logger }).listReleased();
   process.stdout.write(
     `allocation p50 (/16, cooldown 300 s): empty ${r(empty.p50)} ms, with ${released.length} cooling ${r(cooled.p50)} ms, ratio ${(cooled.p50 / empty.p50).toFixed(2)}\n` +
