@@ -26,7 +26,9 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   reconcileIntervalMs: 'ms between address reconciles (0 = at start only)',
   reconcileGraceMs: 'ms an address is left alone after its allocation',
   releaseRetryMs: 'ms between retries of journaled releases',
-  dockerSocket: 'the local dockerd API socket (asked for the engine version)',
+  dockerSocket: 'the local dockerd API socket (read only: engine version, endpoint holders)',
+  releaseCooldown: 'seconds (or 5m, 1h) before a released address is handed out again; 0 = off',
+  stickyFor: 'how long a named container\'s released address is kept for that name (24h); 0 = off',
 };
 
 /** What the top-level error handler needs to word a failure: where etcd was, and which strings must not show. */

@@ -18,6 +18,8 @@ export const SETTING_KEYS = [
   'reconcileIntervalMs',
   'reconcileGraceMs',
   'releaseRetryMs',
+  'releaseCooldown',
+  'stickyFor',
   'dockerSocket',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
@@ -26,6 +28,21 @@ const endpointUrl = z
   .string()
   .trim()
   .regex(/^https?:\/\/[^\s/]+$/, 'an etcd endpoint is http(s)://host:port');
+
+// Defaults in the schema too: settings built in code (tests, embedders) get them without the loader.
+const DEFAULT_RELEASE_COOLDOWN = '300';
+const DEFAULT_STICKY_FOR = '24h';
+const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+const UNIT_SECONDS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Seconds, plain or with a unit: 300, 90s, 5m, 24h, 7d; 0 turns the feature off. */
+const duration = z
+  .string()
+  .trim()
+  .regex(/^\d{1,9}[smhd]?$/, 'a duration is whole seconds or a number with s, m, h or d (300, 5m, 24h)')
+  .transform((v) => Number(v.replace(/[smhd]$/, '')) * (UNIT_SECONDS[v.replace(/^\d+/, '')] ?? 1))
+  .pipe(z.number().int().min(0).max(10 * 365 * 86_400, 'a duration is at most 10 years'));
 
 const listenAddress = z
   .string()
@@ -58,11 +75,15 @@ export const settingsSchema = z
     reconcileGraceMs: z.coerce.number().int().min(0).max(86_400_000).default(120_000),
     /** How often journaled releases are retried while etcd is unreachable. */
     releaseRetryMs: z.coerce.number().int().min(100).max(3_600_000).default(5000),
+    /** Seconds a released address stays out of reuse (0 = off). */
+    releaseCooldown: duration.prefault(DEFAULT_RELEASE_COOLDOWN),
+    /** Seconds a named container's released address is parked for that name (0 = off). */
+    stickyFor: duration.prefault(DEFAULT_STICKY_FOR),
     /**
-     * The local dockerd's API, read only and never on a plugin call's path: the engine version, the endpoints
-     * dockerd knows (reconcile; unreachable = the state dir alone is the host's view).
+     * The local dockerd's API, read only and never on a plugin call's path: the engine version, which container
+     * holds an endpoint, the endpoints dockerd knows (reconcile; unreachable = the state dir alone is the view).
      */
-    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default('/var/run/docker.sock'),
+    dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default(DEFAULT_DOCKER_SOCKET),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
@@ -98,7 +119,9 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   reconcileIntervalMs: '60000',
   reconcileGraceMs: '120000',
   releaseRetryMs: '5000',
-  dockerSocket: '/var/run/docker.sock',
+  releaseCooldown: DEFAULT_RELEASE_COOLDOWN,
+  stickyFor: DEFAULT_STICKY_FOR,
+  dockerSocket: DEFAULT_DOCKER_SOCKET,
 };
 
 /** etcdEndpoints -> etcd-endpoints */

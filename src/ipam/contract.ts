@@ -87,7 +87,20 @@ export interface AssignmentInfo {
   since: string;
   kind: 'container';
   macAddress?: string;
+  /** The container name Docker 29+ sent with the request. */
   endpointName?: string;
+  /** Filled after the reply: the endpoint and network (CreateEndpoint), the container (Docker's API after Join). */
+  endpointId?: string;
+  networkId?: string;
+  containerId?: string;
+  containerName?: string;
+}
+
+/** A released address still cooling, or parked for the container name that released it. */
+export interface ReleasedInfo extends Omit<AssignmentInfo, 'kind'> {
+  kind: 'cooling' | 'parked';
+  /** ISO time of the release. */
+  releasedAt: string;
 }
 
 export interface ReservationInfo {
@@ -142,6 +155,8 @@ export interface IpamAdmin {
   removeHostRange(spec: IpRangeSpec): Promise<void>;
   listHostRanges(): Promise<HostRangeInfo[]>;
   listAssignments(filter?: { subnet?: string; hostId?: string }): Promise<AssignmentInfo[]>;
+  /** Released addresses not yet handed out again (cooling, or parked for a name), oldest release first. */
+  listReleased(filter?: { subnet?: string; hostId?: string }): Promise<ReleasedInfo[]>;
   /** Frees an assigned address whoever holds it; returns what was freed, undefined when it was not assigned. */
   releaseAddress(address: string): Promise<AssignmentInfo | undefined>;
   poolSummaries(): Promise<PoolSummary[]>;

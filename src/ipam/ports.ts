@@ -1,5 +1,6 @@
 import type { Subnet } from '../net/address.js';
 import type { Bitmap, NodeRef } from './model/block.js';
+import type { Cooling, ReleasedRecord } from './model/cooling.js';
 import type { Assignment, AssignmentRead, PoolConfig } from './model/records.js';
 
 /**
@@ -60,6 +61,10 @@ export interface BlockSnapshot {
   readonly nodes: readonly { readonly ref: NodeRef; readonly bits: Bitmap }[];
   /** The assignments of the addresses the read asked for; an address not in the map has none. */
   readonly assignments: ReadonlyMap<string, AssignmentRead>;
+  /** The block's cooling entries (released offsets not yet reusable or not yet cleared). */
+  readonly cooling: Cooling;
+  /** The released records of the addresses the read asked for (undefined = none or unreadable). */
+  readonly released: ReadonlyMap<string, ReleasedRecord>;
 }
 
 export interface BlockCommit {
@@ -70,6 +75,17 @@ export interface BlockCommit {
   create?: { address: string; assignment: Assignment }[];
   /** Assignments to delete: each one read in the snapshot, and the commit fails when it changed since. */
   remove?: string[];
+  /** The block's cooling entries after the change (absent = unchanged). */
+  cooling?: Cooling;
+  /** Released records to write (the address was freed and cools). */
+  release?: { address: string; record: ReleasedRecord }[];
+  /**
+   * Released records to delete (reused or expired). Released records change only in block txns, so the block's
+   * compare covers them; one read in the snapshot is compared as read.
+   */
+  dropReleased?: string[];
+  /** Name index entries to point at an address (the name's latest address in the pool). */
+  names?: { name: string; address: string }[];
 }
 
 export interface BlockRepository {
@@ -83,6 +99,10 @@ export interface BlockRepository {
   readNode(subnet: Subnet, ref: NodeRef): Promise<Bitmap>;
   /** Every stored block of the pool (absent blocks are all free). */
   readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>>;
+  /** Every block's cooling entries (blocks without any are left out); read at exhaustion only. */
+  readCooling(subnet: Subnet): Promise<Map<bigint, Cooling>>;
+  /** The address the name index points at for a container name in the pool, a hint checked by the caller. */
+  readName(subnet: Subnet, name: string): Promise<string | undefined>;
   /** Compare-and-swap of the block against the snapshot: the block as written, or undefined on a conflict. */
   commit(snapshot: BlockSnapshot, change: BlockCommit): Promise<BlockSnapshot | undefined>;
   /** Summary nodes only (hint repair), against the snapshot; best effort, a conflict is ignored. */
@@ -93,6 +113,13 @@ export interface BlockRepository {
 export interface AddressRecords {
   list(subnet: Subnet): Promise<{ address: string; read: AssignmentRead }[]>;
   count(subnet: Subnet): Promise<number>;
+  /** Released (cooling or parked) addresses' records; unreadable ones are left out. */
+  listReleased(subnet: Subnet): Promise<{ address: string; record: ReleasedRecord }[]>;
+  /**
+   * One compare-and-swap on a held address's record: `decide` gets it as read (undefined = none) and returns
+   * the record to write, or undefined to leave it. 'conflict' when it changed meanwhile.
+   */
+  updateHeld(subnet: Subnet, address: string, decide: (read: AssignmentRead | undefined) => Assignment | undefined): Promise<'written' | 'unchanged' | 'conflict'>;
 }
 
 /** The bounded loop around one read-decide-write: runs attempts until one returns a value (undefined = conflict). */

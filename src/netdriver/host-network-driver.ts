@@ -44,6 +44,17 @@ export interface HostNetworkDriverOptions {
   dockerSocket?: string;
   /** The engine's major version as known now (tests); overrides dockerSocket. */
   engineMajor?: () => number | undefined;
+  /** Told who holds an address (see EndpointOwnerHook); absent = nobody listens. */
+  owners?: EndpointOwnerHook;
+}
+
+/**
+ * Who holds the IPAM's addresses, as the network driver learns it. Called on the plugin call's path, so an
+ * implementation only schedules its work (after the reply) and never throws.
+ */
+export interface EndpointOwnerHook {
+  created(e: { networkId: string; endpointId: string; addresses: string[] }): void;
+  joined(networkId: string, endpointId: string): void;
 }
 
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -83,8 +94,10 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly removals = new Map<string, Promise<void>>();
   /** Endpoints whose veth Leave already removes: their DeleteEndpoint has nothing to delete. */
   private readonly left = new Set<string>();
+  private readonly owners: EndpointOwnerHook | undefined;
 
   constructor(options: HostNetworkDriverOptions) {
+    this.owners = options.owners;
     this.state = new DriverState(options.stateDir);
     this.ip = options.ip ?? new IpRunner();
     this.logger = options.logger;
@@ -261,6 +274,7 @@ export class HostNetworkDriver implements NetworkDriver {
       containerIfname: names.container,
       createdAt: new Date().toISOString(),
     });
+    this.tellOwners(() => this.owners?.created({ networkId: input.networkId, endpointId: input.endpointId, addresses: [address, addressIPv6] }));
     // Docker refuses a reply that repeats or changes a field it sent.
     return { interface: macAddress !== '' ? null : { macAddress: mac } };
   }
@@ -289,6 +303,7 @@ export class HostNetworkDriver implements NetworkDriver {
     await this.removals.get(input.endpointId);
     this.left.delete(input.endpointId);
     await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
+    this.tellOwners(() => this.owners?.joined(ep.networkId, input.endpointId));
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && input.sandboxKey !== '') {
       // Decided now, from what is known now: the engine's version is never waited for on a plugin call.
@@ -310,6 +325,15 @@ export class HostNetworkDriver implements NetworkDriver {
       staticRoutes: [],
       disableGatewayService: net.gateway === '' && gatewayIPv6 === '',
     };
+  }
+
+  /** The owner hook must never cost a plugin call. */
+  private tellOwners(call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.logger.debug({ err: errorMessage(err) }, 'owner hook failed');
+    }
   }
 
   private track(p: Promise<void>): void {

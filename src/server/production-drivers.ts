@@ -1,23 +1,42 @@
+import { DockerEngineApi } from '../docker/engine-api.js';
 import { createIpam } from '../ipam/services/driver-service.js';
+import { OwnerService } from '../ipam/services/owner-service.js';
 import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
 import type { DriverFactory } from './drivers.js';
 import { ipamHealer, openReleaseJournal } from './heal.js';
+import { EndpointOwners } from './endpoint-owners.js';
 
-/** The production wiring: IPAM and admin over the etcd stores, networking on this host. */
+/**
+ * The production wiring: IPAM and admin over the etcd stores, networking on this host, and the network driver
+ * telling the IPAM (in the background) which endpoint and container hold each address.
+ */
 export const createDrivers: DriverFactory = (stores, settings, logger) => {
+  const owners = new EndpointOwners({
+    owners: new OwnerService(stores.ipam.pools, stores.ipam.addresses, settings.hostId),
+    docker: new DockerEngineApi({ socketPath: settings.dockerSocket, timeoutMs: 2000 }),
+    logger: logger.child({ component: 'owners' }),
+  });
   const network = new HostNetworkDriver({
     stateDir: settings.stateDir,
     dockerSocket: settings.dockerSocket,
     logger: logger.child({ component: 'netdriver' }),
+    owners,
   });
+  const cooling = {
+    policy: { cooldownSec: settings.releaseCooldown, stickySec: settings.stickyFor },
+    now: () => Math.floor(Date.now() / 1000),
+  };
   const journal = openReleaseJournal(settings.stateDir, logger);
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, journal);
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, cooling });
   return {
     heal: ipamHealer(driver, stores.ipam, settings, logger),
     ipam: driver,
     network,
     admin,
     init: () => network.init(),
-    close: () => network.close(),
+    close: async () => {
+      await network.close();
+      await owners.close();
+    },
   };
 };

@@ -1,11 +1,12 @@
-import type { AssignmentRead } from '../ipam/model/records.js';
+import type { ReleasedRecord } from '../ipam/model/cooling.js';
+import type { Assignment, AssignmentRead } from '../ipam/model/records.js';
 import type { AddressRecords } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';
 import type { EtcdIo } from './etcd-io.js';
 import { addressOfKey, type IpamKeys, prefixEnd } from './keys.js';
-import { decodeAssignment } from './records.js';
+import { decodeAssignment, decodeReleased } from './records.js';
 
-/** The addr keys of the pools: listing and counting container assignments. */
+/** The addr and rel keys of the pools: listing and counting container assignments, owner updates. */
 export class EtcdAddressRecords implements AddressRecords {
   constructor(
     private readonly io: EtcdIo,
@@ -21,5 +22,29 @@ export class EtcdAddressRecords implements AddressRecords {
   async count(subnet: Subnet): Promise<number> {
     const prefix = this.keys.addrPrefix(subnet);
     return (await this.io.readRange(prefix, prefixEnd(prefix), { countOnly: true })).count;
+  }
+
+  async listReleased(subnet: Subnet): Promise<{ address: string; record: ReleasedRecord }[]> {
+    const prefix = this.keys.releasedPrefix(subnet);
+    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const out: { address: string; record: ReleasedRecord }[] = [];
+    for (const kv of snap.kvs.values()) {
+      const record = decodeReleased(kv.value);
+      if (record) out.push({ address: addressOfKey(prefix, kv.key), record });
+    }
+    return out;
+  }
+
+  async updateHeld(
+    subnet: Subnet,
+    address: string,
+    decide: (read: AssignmentRead | undefined) => Assignment | undefined,
+  ): Promise<'written' | 'unchanged' | 'conflict'> {
+    const key = this.keys.addr(subnet, address);
+    const kv = (await this.io.read([key])).kvs.get(key);
+    const next = decide(kv ? decodeAssignment(kv.value) : undefined);
+    if (next === undefined || kv === undefined) return 'unchanged';
+    const ok = await this.io.write({ expect: [{ key, modRevision: kv.modRevision }], puts: [{ key, value: JSON.stringify(next) }] });
+    return ok ? 'written' : 'conflict';
   }
 }

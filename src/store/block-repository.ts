@@ -1,10 +1,11 @@
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../ipam/model/block.js';
+import { type Cooling, decodeCooling, encodeCooling, type ReleasedRecord } from '../ipam/model/cooling.js';
 import type { AssignmentRead } from '../ipam/model/records.js';
 import type { BlockCommit, BlockRepository, BlockSnapshot } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';
 import type { EtcdIo, Expect, Write } from './etcd-io.js';
 import { blockOfKey, type IpamKeys, prefixEnd } from './keys.js';
-import { decodeAssignment, decodeConfig } from './records.js';
+import { decodeAssignment, decodeConfig, decodeNameIndex, decodeReleased } from './records.js';
 
 /** The revisions a snapshot was read at: what its commit compares. */
 interface ReadRevisions {
@@ -13,6 +14,8 @@ interface ReadRevisions {
   nodes: (string | undefined)[];
   /** Per address read: the addr key's mod revision (undefined = absent). */
   addresses: Map<string, string | undefined>;
+  /** Per address read: the rel key's mod revision (undefined = absent). */
+  released: Map<string, string | undefined>;
 }
 
 const MAX_CACHED_BLOCKS = 256;
@@ -59,17 +62,25 @@ export class EtcdBlockRepository implements BlockRepository {
     const blockKey = this.keys.block(subnet, block);
     const refs = ancestors(block, subnet.hostBits);
     const nodeKeys = refs.map((r) => this.keys.summary(subnet, r.level, r.index));
+    const coolKey = this.keys.cool(subnet, block);
     const addrKeys = addresses.map((a) => this.keys.addr(subnet, a));
-    const snap = await this.io.read([configKey, blockKey, ...nodeKeys, ...addrKeys]);
+    const relKeys = addresses.map((a) => this.keys.released(subnet, a));
+    const snap = await this.io.read([configKey, blockKey, coolKey, ...nodeKeys, ...addrKeys, ...relKeys]);
     const cfg = snap.kvs.get(configKey);
     if (!cfg) return undefined;
     const b = snap.kvs.get(blockKey);
     const assignments = new Map<string, AssignmentRead>();
     const addrRevs = new Map<string, string | undefined>();
+    const released = new Map<string, ReleasedRecord>();
+    const relRevs = new Map<string, string | undefined>();
     addresses.forEach((address, i) => {
       const kv = snap.kvs.get(addrKeys[i] as string);
       addrRevs.set(address, kv?.modRevision);
       if (kv) assignments.set(address, decodeAssignment(kv.value));
+      const rel = snap.kvs.get(relKeys[i] as string);
+      relRevs.set(address, rel?.modRevision);
+      const record = rel ? decodeReleased(rel.value) : undefined;
+      if (record) released.set(address, record);
     });
     const view: BlockSnapshot = {
       subnet,
@@ -78,12 +89,15 @@ export class EtcdBlockRepository implements BlockRepository {
       bits: bitmapFrom(b?.value),
       nodes: refs.map((ref, i) => ({ ref, bits: bitmapFrom(snap.kvs.get(nodeKeys[i] as string)?.value) })),
       assignments,
+      cooling: decodeCooling(snap.kvs.get(coolKey)?.value),
+      released,
     };
     this.revisions.set(view, {
       config: cfg.modRevision,
       block: b?.modRevision,
       nodes: nodeKeys.map((k) => snap.kvs.get(k)?.modRevision),
       addresses: addrRevs,
+      released: relRevs,
     });
     return view;
   }
@@ -105,6 +119,23 @@ export class EtcdBlockRepository implements BlockRepository {
     const blocks = new Map<bigint, Bitmap>();
     for (const kv of snap.kvs.values()) blocks.set(blockOfKey(prefix, kv.key), bitmapFrom(kv.value));
     return blocks;
+  }
+
+  async readCooling(subnet: Subnet): Promise<Map<bigint, Cooling>> {
+    const prefix = this.keys.coolPrefix(subnet);
+    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const out = new Map<bigint, Cooling>();
+    for (const kv of snap.kvs.values()) {
+      const c = decodeCooling(kv.value);
+      if (c.size > 0) out.set(blockOfKey(prefix, kv.key), c);
+    }
+    return out;
+  }
+
+  async readName(subnet: Subnet, name: string): Promise<string | undefined> {
+    const key = this.keys.name(subnet, name);
+    const kv = (await this.io.read([key])).kvs.get(key);
+    return kv ? decodeNameIndex(kv.value) : undefined;
   }
 
   /** One txn: compares config, block, the changed nodes and removed assignments as read, new ones absent. */
@@ -129,6 +160,7 @@ export class EtcdBlockRepository implements BlockRepository {
       expect.push({ key, modRevision: revs.addresses.get(address) });
       w.deletes?.push(key);
     }
+    this.addCoolingWrites(view, revs, change, w);
     const revision = await this.io.writeAt(w);
     if (revision === undefined) return undefined;
     const after: BlockSnapshot = {
@@ -140,15 +172,47 @@ export class EtcdBlockRepository implements BlockRepository {
       }),
       // What an allocation from the cache needs: the addresses it creates are compared as absent anyway.
       assignments: new Map(),
+      cooling: change.cooling ?? view.cooling,
+      released: new Map(),
     };
     this.revisions.set(after, {
       config: revs.config,
       block: revision,
       nodes: revs.nodes.map((r, i) => (change.nodes[i] === undefined ? r : revision)),
       addresses: new Map(),
+      released: new Map(),
     });
     this.remember(blockKey, after, revision);
     return after;
+  }
+
+  /**
+   * The cool key, released records and name index. Every writer of these also writes the block, so the block's
+   * revision compare covers them; a released record that was read is compared as read all the same.
+   */
+  private addCoolingWrites(view: BlockSnapshot, revs: ReadRevisions, change: BlockCommit, w: Write): void {
+    const { subnet } = view;
+    if (change.cooling !== undefined && (change.cooling.size > 0 || view.cooling.size > 0)) {
+      const key = this.keys.cool(subnet, view.block);
+      if (change.cooling.size > 0) w.puts.push({ key, value: Buffer.from(encodeCooling(change.cooling)) });
+      else w.deletes?.push(key);
+    }
+    const written = new Set<string>();
+    for (const r of change.release ?? []) {
+      const key = this.keys.released(subnet, r.address);
+      written.add(key);
+      w.puts.push({ key, value: JSON.stringify(r.record) });
+    }
+    for (const address of change.dropReleased ?? []) {
+      const key = this.keys.released(subnet, address);
+      if (written.has(key)) continue;
+      const rev = revs.released.get(address);
+      if (rev !== undefined) w.expect.push({ key, modRevision: rev });
+      w.deletes?.push(key);
+    }
+    // etcd refuses a txn that writes one key twice: the last entry for a name wins.
+    const names = new Map((change.names ?? []).map((n) => [this.keys.name(subnet, n.name), n.address]));
+    for (const [key, address] of names) w.puts.push({ key, value: JSON.stringify({ address }) });
   }
 
   private addNodeWrites(view: BlockSnapshot, revs: ReadRevisions, nodes: readonly (Bitmap | undefined)[], w: Write): void {

@@ -14,7 +14,17 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                <hex> (offset >> 8, fixed-width hex); absent = all free.
  *   P/ipam/v1/pool/<S>/sum/<LL>/<hex>            32-byte summary node at level LL (offset >> 8*(LL+1)): bit c
  *                                                = "child c is full". Hints only, kept by the block txns.
- *   P/ipam/v1/pool/<S>/addr/<ip>                 assignment JSON {hostId,since,poolId,macAddress?,endpointName?}
+ *   P/ipam/v1/pool/<S>/addr/<ip>                 assignment JSON {hostId,since,poolId,macAddress?,endpointName?,
+ *                                                endpointId?,networkId?,containerId?,containerName?}: held only.
+ *   P/ipam/v1/pool/<S>/cool/<hex>                cooling entries of block <hex>: 6 bytes per released offset (bit,
+ *                                                flags 1=parked for a name, uint32 BE release time in epoch
+ *                                                seconds); absent = none. Written only with its block (whose
+ *                                                revision compare covers it); versions without cooling ignore it.
+ *   P/ipam/v1/pool/<S>/rel/<ip>                  released record JSON: the last assignment plus releasedAt, while
+ *                                                the address cools or is parked; changed only in block txns.
+ *   P/ipam/v1/pool/<S>/name/<name>               name index JSON {"address":"10.20.0.7"}: the address a container
+ *                                                name (Docker 29+) last held or released in the pool. A hint: the
+ *                                                addr/rel record decides. <name> URI-encoded.
  *
  * <S> is the pool's canonical subnet with "/" written "_" (10.20.0.0_24, fd00::_64). An allocation is one
  * txn comparing the config's mod revision, the block's mod revision (or create revision 0 when absent) and
@@ -63,6 +73,27 @@ export class IpamKeys {
 
   addr(subnet: Subnet, address: string): string {
     return `${this.addrPrefix(subnet)}${address}`;
+  }
+
+  coolPrefix(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}cool/`;
+  }
+
+  /** Same width as the block's key, so that blockOfKey reads both. */
+  cool(subnet: Subnet, index: bigint): string {
+    return `${this.coolPrefix(subnet)}${this.block(subnet, index).slice(this.blockPrefix(subnet).length)}`;
+  }
+
+  releasedPrefix(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}rel/`;
+  }
+
+  released(subnet: Subnet, address: string): string {
+    return `${this.releasedPrefix(subnet)}${address}`;
+  }
+
+  name(subnet: Subnet, name: string): string {
+    return `${this.poolPrefix(subnet)}name/${encodeURIComponent(name)}`;
   }
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FlatnetError } from '../errors.js';
+import { type ReleasedRecord, releasedSchema } from '../ipam/model/cooling.js';
 import { type AssignmentRead, assignmentSchema, type PoolConfig, poolConfigSchema } from '../ipam/model/records.js';
 
 /** Decoding what etcd holds into the IPAM's records (zod at the edge: nothing unparsed passes the store). */
@@ -23,4 +24,17 @@ export function decodeConfig(raw: Buffer, key: string): PoolConfig {
 export function decodeAssignment(raw: Buffer): AssignmentRead {
   const parsed = assignmentSchema.safeParse(safeJson(raw));
   return parsed.success ? { assignment: parsed.data } : 'unreadable';
+}
+
+/** A released record, or undefined when malformed (it only delays a reuse; a broken one is ignored). */
+export function decodeReleased(raw: Buffer): ReleasedRecord | undefined {
+  const parsed = releasedSchema.safeParse(safeJson(raw));
+  return parsed.success ? parsed.data : undefined;
+}
+
+export const nameIndexSchema = z.object({ address: z.string() });
+
+export function decodeNameIndex(raw: Buffer): string | undefined {
+  const parsed = nameIndexSchema.safeParse(safeJson(raw));
+  return parsed.success ? parsed.data.address : undefined;
 }

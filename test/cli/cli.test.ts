@@ -122,7 +122,7 @@ test('ip list/release and status against addresses a running server handed out',
     assert.deepEqual(assigned.map((a) => [a.address, a.hostId, a.subnet]), [[address, 'cli-h1', '10.30.0.0/24']]);
     assert.deepEqual(JSON.parse((await flatnet(['ip', 'list', '--json', '--host', 'other'], p)).stdout), []);
     const table = await flatnet(['ip', 'list', '--subnet', '10.30.0.0/24'], p);
-    assert.match(table.stdout, /^ADDRESS\s+SUBNET\s+HOST\s+SINCE\s+MAC\s+ENDPOINT/);
+    assert.match(table.stdout, /^ADDRESS\s+SUBNET\s+HOST\s+SINCE\s+NAME\s+CONTAINER\s+ENDPOINT\s+NETWORK\s+MAC/);
     assert.match(table.stdout, new RegExp(`${address.replace(/\./g, '\\.')}\\s+10\\.30\\.0\\.0/24\\s+cli-h1`));
 
     const status = JSON.parse((await flatnet(['status', '--json'], p)).stdout) as {

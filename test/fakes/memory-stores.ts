@@ -1,5 +1,6 @@
 import { tooManyConflicts } from '../../src/errors.js';
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../../src/ipam/model/block.js';
+import type { Cooling, ReleasedRecord } from '../../src/ipam/model/cooling.js';
 import type { Assignment, AssignmentRead, PoolConfig } from '../../src/ipam/model/records.js';
 import type {
   AddressRecords,
@@ -64,6 +65,18 @@ export class MemoryStores implements IpamStores {
         this.stats.reads++;
         const prefix = keys.addrPrefix(subnet);
         return [...this.data.keys()].filter((k) => k.startsWith(prefix)).length;
+      },
+      listReleased: async (subnet) => {
+        const prefix = keys.relPrefix(subnet);
+        return this.entries(prefix).map(([k, e]) => ({ address: k.slice(prefix.length), record: structuredClone(e.value as ReleasedRecord) }));
+      },
+      updateHeld: async (subnet, address, decide) => {
+        const key = keys.addr(subnet, address);
+        const e = this.get(key);
+        const next = decide(e ? structuredClone(e.value as AssignmentRead) : undefined);
+        if (next === undefined || e === undefined) return 'unchanged';
+        const rev = await this.commit([{ key, rev: e.rev }], [[key, { assignment: structuredClone(next) }]]);
+        return rev === undefined ? 'conflict' : 'written';
       },
     };
   }
@@ -141,6 +154,11 @@ const keys = {
   node: (s: Subnet, r: NodeRef) => `pool/${S(s)}/sum/${r.level}/${r.index.toString(16)}`,
   addrPrefix: (s: Subnet) => `pool/${S(s)}/addr/`,
   addr: (s: Subnet, a: string) => `pool/${S(s)}/addr/${a}`,
+  coolPrefix: (s: Subnet) => `pool/${S(s)}/cool/`,
+  cool: (s: Subnet, b: bigint) => `pool/${S(s)}/cool/${b.toString(16)}`,
+  relPrefix: (s: Subnet) => `pool/${S(s)}/rel/`,
+  rel: (s: Subnet, a: string) => `pool/${S(s)}/rel/${a}`,
+  name: (s: Subnet, n: string) => `pool/${S(s)}/name/${n}`,
 };
 
 const cloneConfig = (c: PoolConfig): PoolConfig => structuredClone(c);
@@ -218,6 +236,7 @@ interface Revisions {
   block: number | undefined;
   nodes: (number | undefined)[];
   addresses: Map<string, number | undefined>;
+  released: Map<string, number | undefined>;
 }
 
 class MemoryBlockRepository implements BlockRepository {
@@ -234,11 +253,17 @@ class MemoryBlockRepository implements BlockRepository {
     const nodes = refs.map((ref) => this.m.get(keys.node(subnet, ref)));
     const assignments = new Map<string, AssignmentRead>();
     const addrRevs = new Map<string, number | undefined>();
+    const released = new Map<string, ReleasedRecord>();
+    const relRevs = new Map<string, number | undefined>();
     for (const a of addresses) {
       const e = this.m.get(keys.addr(subnet, a));
       addrRevs.set(a, e?.rev);
       if (e) assignments.set(a, e.value as AssignmentRead);
+      const r = this.m.get(keys.rel(subnet, a));
+      relRevs.set(a, r?.rev);
+      if (r) released.set(a, structuredClone(r.value as ReleasedRecord));
     }
+    const cool = this.m.get(keys.cool(subnet, block));
     const view: BlockSnapshot = {
       subnet,
       config: cloneConfig(cfg.value as PoolConfig),
@@ -246,8 +271,10 @@ class MemoryBlockRepository implements BlockRepository {
       bits: bitmapFrom(b?.value as Bitmap | undefined),
       nodes: refs.map((ref, i) => ({ ref, bits: bitmapFrom(nodes[i]?.value as Bitmap | undefined) })),
       assignments,
+      cooling: new Map((cool?.value as Cooling | undefined) ?? []),
+      released,
     };
-    this.revisions.set(view, { config: cfg.rev, block: b?.rev, nodes: nodes.map((n) => n?.rev), addresses: addrRevs });
+    this.revisions.set(view, { config: cfg.rev, block: b?.rev, nodes: nodes.map((n) => n?.rev), addresses: addrRevs, released: relRevs });
     return view;
   }
 
@@ -265,6 +292,15 @@ class MemoryBlockRepository implements BlockRepository {
   async readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>> {
     const prefix = keys.blockPrefix(subnet);
     return new Map(this.m.entries(prefix).map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap)]));
+  }
+
+  async readCooling(subnet: Subnet): Promise<Map<bigint, Cooling>> {
+    const prefix = keys.coolPrefix(subnet);
+    return new Map(this.m.entries(prefix).map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), new Map(e.value as Cooling)]));
+  }
+
+  async readName(subnet: Subnet, name: string): Promise<string | undefined> {
+    return this.m.get(keys.name(subnet, name))?.value as string | undefined;
   }
 
   private revs(view: BlockSnapshot): Revisions {
@@ -301,6 +337,18 @@ class MemoryBlockRepository implements BlockRepository {
       compares.push({ key: keys.addr(subnet, a), rev: revs.addresses.get(a) });
       deletes.push(keys.addr(subnet, a));
     }
+    if (change.cooling !== undefined) {
+      if (change.cooling.size > 0) puts.push([keys.cool(subnet, view.block), new Map(change.cooling)]);
+      else deletes.push(keys.cool(subnet, view.block));
+    }
+    for (const r of change.release ?? []) puts.push([keys.rel(subnet, r.address), structuredClone(r.record)]);
+    for (const a of change.dropReleased ?? []) {
+      if (change.release?.some((r) => r.address === a)) continue;
+      const rev = revs.released.get(a);
+      if (rev !== undefined) compares.push({ key: keys.rel(subnet, a), rev });
+      deletes.push(keys.rel(subnet, a));
+    }
+    for (const n of change.names ?? []) puts.push([keys.name(subnet, n.name), n.address]);
     const rev = await this.m.commit(compares, puts, deletes);
     if (rev === undefined) return undefined;
     const after: BlockSnapshot = {
@@ -308,12 +356,15 @@ class MemoryBlockRepository implements BlockRepository {
       bits: change.bits,
       nodes: view.nodes.map((n, i) => (change.nodes[i] === undefined ? n : { ...n, bits: change.nodes[i] as Bitmap })),
       assignments: new Map(),
+      cooling: change.cooling ?? view.cooling,
+      released: new Map(),
     };
     this.revisions.set(after, {
       config: revs.config,
       block: rev,
       nodes: revs.nodes.map((r, i) => (change.nodes[i] === undefined ? r : rev)),
       addresses: new Map(),
+      released: new Map(),
     });
     this.written.set(keys.block(subnet, view.block), after);
     return after;

@@ -91,7 +91,7 @@ function settingsFor(name: string, o: Partial<Record<string, string>>): Settings
 
 /** The production IPAM, journal and healer over the server's stores; the network side is a recording double. */
 const realIpam: DriverFactory = (stores, settings, logger) => {
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, openReleaseJournal(settings.stateDir, logger));
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal: openReleaseJournal(settings.stateDir, logger) });
   return { ipam: driver, admin, network: new RecordingNetwork(), heal: ipamHealer(driver, stores.ipam, settings, logger) };
 };
 

@@ -133,7 +133,7 @@ test('a release during an etcd outage answers at once, is journaled, and lands w
   const { stores: inner } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
   const { stores, down } = outage(inner);
   const journal = new ReleaseJournal(memoryStorage(), silentLogger());
-  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), journal);
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal });
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   const gw = await h1.requestAddress({ poolId, address: '', kind: 'gateway' });
   const a = (await h1.requestAddress(container(poolId))).address.split('/')[0] as string;
@@ -155,7 +155,7 @@ test('a release during an etcd outage answers at once, is journaled, and lands w
 
 test('a replayed entry never frees an address assigned after the release was asked for', async () => {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
-  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), new ReleaseJournal(memoryStorage(), silentLogger()));
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()) });
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   const a = (await h1.requestAddress(container(poolId))).address.split('/')[0] as string;
   const at = new Date(Date.now() - 60_000).toISOString();

@@ -10,24 +10,39 @@ export function ipCommand(): Command {
   withSettingsFlags(
     group
       .command('list')
-      .description('list assigned addresses')
+      .description('list assigned addresses (held by containers); --released: those cooling or parked for a name')
       .option('--subnet <cidr>', 'only this pool')
-      .option('--host <hostId>', 'only addresses held by this host')
+      .option('--host <hostId>', 'only addresses held (or last held) by this host')
+      .option('--released', 'released addresses not yet handed out again, with their release time')
       .option('--orphans', "this host's addresses no endpoint holds (what `ip reconcile` would free)")
       .option('--json', 'machine-readable output'),
-  ).action(async (flags: { subnet?: string; host?: string; json?: boolean; orphans?: boolean }, cmd: Command) => {
+  ).action(async (flags: { subnet?: string; host?: string; released?: boolean; json?: boolean; orphans?: boolean }, cmd: Command) => {
     if (flags.orphans) return orphansAction(flags, cmd);
     const filter = {
       ...(flags.subnet !== undefined ? { subnet: subnetFlag('--subnet', flags.subnet) } : {}),
       ...(flags.host !== undefined ? { hostId: hostIdFlag('--host', flags.host) } : {}),
     };
     const settings = settingsFrom(cmd);
+    // The container's name: Docker's own (after Join) or the one Docker 29+ sent with the request.
+    const nameOf = (a: { containerName?: string; endpointName?: string }): string => a.containerName ?? a.endpointName ?? '';
+    const short = (id: string | undefined): string => (id ?? '').slice(0, 12);
+    if (flags.released) {
+      const released = await withAdmin(settings, (admin) => admin.listReleased(filter));
+      if (flags.json) return printJson(released);
+      printLine(
+        formatTable(
+          ['ADDRESS', 'SUBNET', 'STATE', 'RELEASED', 'NAME', 'LAST HOST', 'CONTAINER', 'NETWORK'],
+          released.map((a) => [a.address, a.subnet, a.kind, a.releasedAt, nameOf(a), a.hostId, short(a.containerId), short(a.networkId)]),
+        ),
+      );
+      return;
+    }
     const assigned = await withAdmin(settings, (admin) => admin.listAssignments(filter));
     if (flags.json) return printJson(assigned);
     printLine(
       formatTable(
-        ['ADDRESS', 'SUBNET', 'HOST', 'SINCE', 'MAC', 'ENDPOINT'],
-        assigned.map((a) => [a.address, a.subnet, a.hostId, a.since, a.macAddress ?? '', a.endpointName ?? '']),
+        ['ADDRESS', 'SUBNET', 'HOST', 'SINCE', 'NAME', 'CONTAINER', 'ENDPOINT', 'NETWORK', 'MAC'],
+        assigned.map((a) => [a.address, a.subnet, a.hostId, a.since, nameOf(a), short(a.containerId), short(a.endpointId), short(a.networkId), a.macAddress ?? '']),
       ),
     );
   });

@@ -50,7 +50,16 @@ export const assignmentSchema = z.object({
   since: z.string(),
   poolId: z.string(),
   macAddress: z.string().optional(),
+  /** The container name Docker 29+ sends in RequestAddress. */
   endpointName: z.string().optional(),
+  /*
+   * Who holds the address, filled after the reply: the network driver's CreateEndpoint (endpoint, network) and
+   * Docker's own API after Join (container id and name). Absent until then, or when Docker's API is unreachable.
+   */
+  endpointId: z.string().optional(),
+  networkId: z.string().optional(),
+  containerId: z.string().optional(),
+  containerName: z.string().optional(),
 });
 export type Assignment = z.infer<typeof assignmentSchema>;
 

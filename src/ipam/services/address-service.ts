@@ -2,15 +2,17 @@ import { addressInUse, addressNotAllocatable, FlatnetError, poolNotFound } from 
 import { addressAt, cidrAt, offsetIn, parseAddress, subnetContains } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { blockOf } from '../core/bitmap.js';
-import { assignOffset, type ContainerRelease, releaseInBlock } from '../core/block-ops.js';
+import { assignOffset, type BlockEdit, type ContainerRelease, releaseInBlock, type ReleasePlan } from '../core/block-ops.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
 import { reservationAddress, reserve, unreserve } from '../core/reservations.js';
-import type { IpamStores } from '../ports.js';
-import { blockState, type AssignmentMeta } from './allocation-service.js';
+import type { BlockCommit, BlockSnapshot, IpamStores } from '../ports.js';
+import { type AssignmentMeta, blockState, COOLING_OFF, editCommit, type CoolingOptions, namesOf } from './allocation-service.js';
 import { updatePool } from './pool-update.js';
 
 export type { ContainerRelease } from '../core/block-ops.js';
+
+const RELEASES_PER_TXN = 40;
 
 /** Gateway/aux reservations, preferred (--ip) addresses and releases: one compare-and-swap each, retried. */
 export class AddressService {
@@ -18,6 +20,7 @@ export class AddressService {
     private readonly stores: IpamStores,
     private readonly hostId: string,
     private readonly logger: Logger,
+    private readonly cooling: CoolingOptions = COOLING_OFF,
   ) {}
 
   async reserve(ref: PoolRef, poolId: string, kind: 'gateway' | 'aux', wanted: string): Promise<string> {
@@ -43,11 +46,12 @@ export class AddressService {
       const view = await blocks.read(ref.subnet, blockOf(offset), [address]);
       if (!view) throw poolNotFound(poolId);
       const all = allocatable(view.config, ref.subnet);
-      const decided = assignOffset(blockState(view), offset, allowedFor(view.config, ref, all), all);
+      const decided = assignOffset(blockState(view, this.cooling), offset, allowedFor(view.config, ref, all), all);
       if (decided.outcome === 'not-allowed') throw addressNotAllocatable(address, poolId);
       if (decided.outcome === 'taken') throw addressInUse(address);
       const assignment = { hostId: this.hostId, since: new Date().toISOString(), poolId, ...meta };
-      const ok = await blocks.commit(view, { ...decided.edit, create: [{ address, assignment }] });
+      const create = [{ address, assignment }];
+      const ok = await blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
       return ok ? cidrAt(ref.subnet, offset) : undefined;
     });
   }
@@ -56,7 +60,10 @@ export class AddressService {
    * Frees the container addresses of one block (offsets in the pool) that this host holds, or any holder's
    * with force, in one read and one commit (see releaseInBlock for the outcomes).
    */
-  async releaseContainers(ref: PoolRef, poolId: string, offsets: bigint[], force = false): Promise<ContainerRelease[]> {
+  async releaseContainers(ref: PoolRef, poolId: string, given: bigint[], force = false): Promise<ContainerRelease[]> {
+    // Each release may cost three operations (addr delete, released record, name index): a longer batch is
+    // served in part, the rest go to the next txn (GroupCommit), below etcd's 128 operations per txn.
+    const offsets = given.slice(0, RELEASES_PER_TXN);
     const first = offsets[0];
     if (first === undefined) return [];
     const block = blockOf(first);
@@ -71,10 +78,10 @@ export class AddressService {
         const address = addresses[i] as string;
         return { offset, address, held: view.assignments.get(address) };
       });
-      const plan = releaseInBlock(blockState(view), requests, { hostId: this.hostId, force }, allocatable(view.config, ref.subnet));
+      const plan = releaseInBlock(blockState(view, this.cooling), requests, { hostId: this.hostId, force }, allocatable(view.config, ref.subnet));
       for (const f of plan.foreign) this.logger.warn({ address: f.address, owner: f.owner, poolId }, 'release of an address another host holds ignored');
       if (!plan.edit) return plan.outcomes;
-      const ok = await blocks.commit(view, { ...plan.edit, remove: plan.freed });
+      const ok = await blocks.commit(view, releaseCommit(ref, view, plan, plan.edit));
       return ok ? plan.outcomes : undefined;
     });
   }
@@ -101,4 +108,20 @@ export class AddressService {
 export function offsetInPool(ref: PoolRef, text: string): bigint | undefined {
   const parsed = parseAddress(text);
   return subnetContains(ref.subnet, parsed.family, parsed.value) ? parsed.value - ref.subnet.network : undefined;
+}
+
+/**
+ * The commit of a release plan: the freed addresses' records go; the last holder stays readable while the address
+ * cools (flatnet ip list --released), and a named container's name index points at it so that the name gets it
+ * back; a freed address that does not cool drops any stale released record.
+ */
+export function releaseCommit(ref: PoolRef, view: BlockSnapshot, plan: ReleasePlan, edit: BlockEdit): BlockCommit {
+  const releasedAt = new Date().toISOString();
+  const release = plan.cooled.flatMap(({ address }) => {
+    const held = view.assignments.get(address);
+    return held && held !== 'unreadable' ? [{ address, record: { ...held.assignment, releasedAt } }] : [];
+  });
+  const names = release.flatMap((r) => (r.record.endpointName ? [{ name: r.record.endpointName, address: r.address }] : []));
+  const dropReleased = plan.freed.filter((a) => !release.some((r) => r.address === a) && view.released.has(a));
+  return { ...editCommit(ref, edit), remove: plan.freed, release, names, dropReleased };
 }

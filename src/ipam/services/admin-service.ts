@@ -6,7 +6,7 @@ import { anyAssigned } from '../core/block-ops.js';
 import { allocatable, interval, poolIsUnused } from '../core/pool-rules.js';
 import { addHostRange, addRange, removeHostRange, removeRange } from '../core/range-rules.js';
 import { parseRangeSpec } from '../core/range-spec.js';
-import type { AssignmentInfo, HostRangeInfo, HostRangeSpec, IpamAdmin, IpRangeInfo, IpRangeSpec, PoolSummary } from '../contract.js';
+import type { AssignmentInfo, HostRangeInfo, HostRangeSpec, IpamAdmin, IpRangeInfo, IpRangeSpec, PoolSummary, ReleasedInfo } from '../contract.js';
 import { emptyPoolConfig } from '../model/records.js';
 import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
 import { AddressService } from './address-service.js';
@@ -107,6 +107,19 @@ export class IpamAdminService implements IpamAdmin {
       out.push(...(await this.assignmentsOf(p)).filter((a) => !filter.hostId || a.hostId === filter.hostId));
     }
     return out;
+  }
+
+  async listReleased(filter: { subnet?: string; hostId?: string } = {}): Promise<ReleasedInfo[]> {
+    const out: ReleasedInfo[] = [];
+    for (const p of await this.stores.pools.readAll()) {
+      if (filter.subnet && p.config.subnet !== filter.subnet) continue;
+      for (const { address, record } of await this.stores.addresses.listReleased(p.subnet)) {
+        if (filter.hostId && record.hostId !== filter.hostId) continue;
+        const { poolId: _poolId, ...rest } = record;
+        out.push({ address, subnet: p.config.subnet, ...rest, kind: record.endpointName ? 'parked' : 'cooling' });
+      }
+    }
+    return out.sort((a, b) => a.releasedAt.localeCompare(b.releasedAt));
   }
 
   async releaseAddress(address: string): Promise<AssignmentInfo | undefined> {

@@ -1,20 +1,56 @@
 import { createHash } from 'node:crypto';
 import { poolExhausted, poolNotFound } from '../../errors.js';
-import { addressAt, formatSubnet } from '../../net/address.js';
+import { addressAt, formatSubnet, offsetIn } from '../../net/address.js';
 import { type Interval, nthMember } from '../../net/intervals.js';
 import { blockFull, blockOf } from '../core/bitmap.js';
-import { autoAssign, type BlockState, summaryEdit } from '../core/block-ops.js';
+import { assignOffset, autoAssign, type BlockEdit, type BlockState, occupiedOf, type OpsBudget, summaryEdit } from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
+import { occupied, oldestCooled } from '../core/cooling.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
+import { stickyReuse } from '../core/sticky.js';
+import type { Bitmap } from '../model/block.js';
+import { type Cooling, type CoolingPolicy, NO_COOLING } from '../model/cooling.js';
 import type { Assignment } from '../model/records.js';
-import type { BlockRepository, BlockSnapshot, ConflictRetry } from '../ports.js';
+import type { BlockCommit, BlockRepository, BlockSnapshot, ConflictRetry } from '../ports.js';
 
 export type AssignmentMeta = Pick<Assignment, 'macAddress' | 'endpointName'>;
 
+/** When released addresses may be handed out again, and the clock that judges it (epoch seconds). */
+export interface CoolingOptions {
+  policy: CoolingPolicy;
+  now: () => number;
+}
+
+export const COOLING_OFF: CoolingOptions = { policy: NO_COOLING, now: () => Math.floor(Date.now() / 1000) };
+
 /** The block as the pure operations see it. */
-export function blockState(s: BlockSnapshot): BlockState {
-  return { block: s.block, hostBits: s.subnet.hostBits, bits: s.bits, nodes: s.nodes.map((n) => n.bits) };
+export function blockState(s: BlockSnapshot, cooling: CoolingOptions = COOLING_OFF): BlockState {
+  return {
+    block: s.block,
+    hostBits: s.subnet.hostBits,
+    bits: s.bits,
+    nodes: s.nodes.map((n) => n.bits),
+    cooling: s.cooling,
+    now: cooling.now(),
+    policy: cooling.policy,
+  };
+}
+
+/** What a block edit writes: bits, summaries, cooling entries, and the released records that go. */
+export function editCommit(ref: PoolRef, edit: BlockEdit): BlockCommit & { dropReleased: string[] } {
+  return { bits: edit.bits, nodes: edit.nodes, cooling: edit.cooling, dropReleased: edit.dropReleased.map((o) => addressAt(ref.subnet, o)) };
+}
+
+/**
+ * Operations one allocation txn may spend on addresses: each address costs its addr key, its name index key
+ * when named, and the delete of its expired released record when it had one. With the block, its cool key and
+ * the summaries this stays below etcd's 128 per txn.
+ */
+const ADDRESS_OPS_PER_TXN = 118;
+
+function budgetFor(metas: AssignmentMeta[]): OpsBudget {
+  return { costOf: (i) => (metas[i]?.endpointName ? 2 : 1), total: ADDRESS_OPS_PER_TXN };
 }
 
 /**
@@ -22,6 +58,8 @@ export function blockState(s: BlockSnapshot): BlockState {
  * retry. Keeps, per pool, the block it last allocated from; the repository keeps that block as this process
  * wrote it, so the steady state is one commit (plus a read after another host's write), whatever the pool's size
  * and fill. Each host starts at a block picked from a hash of its id, which spreads hosts over the pool.
+ * Cooling addresses are skipped like assigned ones (the summary tree counts them as taken), so their number
+ * costs nothing per allocation; only when nothing else is left does the exhaustion scan reuse the oldest.
  */
 export class AllocationService {
   private readonly cursors = new Map<string, bigint>();
@@ -30,12 +68,21 @@ export class AllocationService {
     private readonly blocks: BlockRepository,
     private readonly retry: ConflictRetry,
     private readonly hostId: string,
+    private readonly cooling: CoolingOptions = COOLING_OFF,
   ) {}
 
   /** Allocates up to metas.length addresses from one block in one commit; returns the addresses (at least one). */
   async allocate(ref: PoolRef, poolId: string, metas: AssignmentMeta[]): Promise<string[]> {
     const tried = new Set<bigint>();
     return this.retry.retrying('allocate an address', () => this.allocateOnce(ref, poolId, metas, tried));
+  }
+
+  private assignments(ref: PoolRef, poolId: string, offsets: bigint[], metas: AssignmentMeta[]): BlockCommit['create'] & object {
+    const since = new Date().toISOString();
+    return offsets.map((o, i) => ({
+      address: addressAt(ref.subnet, o),
+      assignment: { hostId: this.hostId, since, poolId, ...definedOnly(metas[i]) },
+    }));
   }
 
   private async allocateOnce(ref: PoolRef, poolId: string, metas: AssignmentMeta[], tried: Set<bigint>): Promise<string[] | undefined> {
@@ -51,20 +98,16 @@ export class AllocationService {
       if (!view) throw poolNotFound(poolId);
       const all = allocatable(view.config, ref.subnet);
       const allowed = allowedFor(view.config, ref, all);
-      const { offsets, edit } = autoAssign(blockState(view), metas.length, allowed, all);
+      const { offsets, edit } = autoAssign(blockState(view, this.cooling), metas.length, allowed, all, budgetFor(metas));
       if (!edit) {
         tried.add(block);
         const next = await this.nextBlock(view, ref, allowed, all, tried);
-        if (next === undefined) throw poolExhausted(poolId);
+        if (next === undefined) return this.reuseOldestCooled(ref, poolId, allowed, metas[0]);
         this.cursors.set(poolKey, next);
         continue;
       }
-      const since = new Date().toISOString();
-      const create = offsets.map((o, i) => ({
-        address: addressAt(ref.subnet, o),
-        assignment: { hostId: this.hostId, since, poolId, ...definedOnly(metas[i]) },
-      }));
-      const written = await this.blocks.commit(view, { ...edit, create });
+      const create = this.assignments(ref, poolId, offsets, metas);
+      const written = await this.blocks.commit(view, { ...editCommit(ref, edit), create, names: namesOf(create) });
       if (written === undefined) {
         // A stale cached view is not contention: re-read at once instead of backing off.
         if (view === cached) continue;
@@ -72,6 +115,63 @@ export class AllocationService {
       }
       return create.map((c) => c.address);
     }
+  }
+
+  /**
+   * Nothing is free but cooling addresses: the one that cooled longest (plain cooling before parked for a name)
+   * is handed out rather than failing. Reads every block's cooling entries, at exhaustion only.
+   */
+  private async reuseOldestCooled(ref: PoolRef, poolId: string, allowed: Interval[], meta: AssignmentMeta | undefined): Promise<string[] | undefined> {
+    const bits = await this.blocks.readAll(ref.subnet);
+    const cooling = await this.blocks.readCooling(ref.subnet);
+    const merged = new Map<bigint, { bits: Bitmap; cooling: Cooling }>();
+    for (const [block, c] of cooling) merged.set(block, { bits: bits.get(block) ?? new Uint8Array(32), cooling: c });
+    const pick = oldestCooled(merged, allowed);
+    if (!pick) throw poolExhausted(poolId);
+    const address = addressAt(ref.subnet, pick.offset);
+    const view = await this.blocks.read(ref.subnet, pick.block, [address]);
+    if (!view) throw poolNotFound(poolId);
+    const all = allocatable(view.config, ref.subnet);
+    const decided = assignOffset(blockState(view, this.cooling), pick.offset, allowedFor(view.config, ref, all), all);
+    // Taken or no longer allowed since the scan: another attempt rescans.
+    if (decided.outcome !== 'assigned') return undefined;
+    const create = this.assignments(ref, poolId, [pick.offset], [meta ?? {}]);
+    const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
+    if (!ok) return undefined;
+    this.cursors.set(formatSubnet(ref.subnet), pick.block);
+    return [address];
+  }
+
+  /**
+   * Docker 29+ names the container: the address parked for that name comes back when it is still parked (released
+   * by that name, not reused since). undefined = nothing to give back (then a fresh address is chosen); a name
+   * that holds its address (two containers of one name) gets nothing back here either.
+   */
+  async reclaimForName(ref: PoolRef, poolId: string, meta: AssignmentMeta & { endpointName: string }): Promise<string | undefined> {
+    if (this.cooling.policy.stickySec <= 0) return undefined;
+    const hinted = await this.blocks.readName(ref.subnet, meta.endpointName);
+    if (hinted === undefined) return undefined;
+    let offset: bigint;
+    try {
+      offset = offsetIn(ref.subnet, hinted);
+    } catch {
+      return undefined;
+    }
+    const address = addressAt(ref.subnet, offset);
+    return this.retry.retrying(`give ${address} back to ${meta.endpointName}`, async () => {
+      const view = await this.blocks.read(ref.subnet, blockOf(offset), [address]);
+      if (!view) throw poolNotFound(poolId);
+      const state = blockState(view, this.cooling);
+      const entry = view.cooling.get(Number(offset & 255n));
+      const verdict = stickyReuse(meta.endpointName, { assigned: view.assignments.get(address), released: view.released.get(address), entry }, state.now ?? 0, this.cooling.policy);
+      if (verdict !== 'give-back') return { address: undefined };
+      const all = allocatable(view.config, ref.subnet);
+      const decided = assignOffset(state, offset, allowedFor(view.config, ref, all), all);
+      if (decided.outcome !== 'assigned') return { address: undefined };
+      const create = this.assignments(ref, poolId, [offset], [meta]);
+      const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
+      return ok ? { address } : undefined;
+    }).then((r) => r.address);
   }
 
   private async startBlock(ref: PoolRef, poolId: string): Promise<bigint> {
@@ -85,15 +185,26 @@ export class AllocationService {
 
   private async nextBlock(view: BlockSnapshot, ref: PoolRef, allowed: Interval[], all: Interval[], tried: Set<bigint>): Promise<bigint | undefined> {
     if (allowed.length === 0) return undefined;
+    const state = blockState(view, this.cooling);
     // The block we just read may be full against a stale hint: fix the hint for the next searcher.
-    if (blockFull(view.bits, view.block, all)) {
-      await this.blocks.writeHints(view, summaryEdit(blockState(view), view.bits, all).nodes).catch(() => undefined);
+    if (blockFull(occupiedOf(state), view.block, all)) {
+      await this.blocks.writeHints(view, summaryEdit(state, view.bits, all).nodes).catch(() => undefined);
     }
     const skip = (b: bigint): boolean => tried.has(b);
     const hinted = await findOpenBlock(ref.subnet.hostBits, allowed, view.block + 1n, (n) => this.blocks.readNode(ref.subnet, n), skip);
     if (hinted !== undefined) return hinted;
-    return scanForOpenBlock(await this.blocks.readAll(ref.subnet), allowed, skip);
+    // The exact answer: cooling offsets count as taken, and a cooldown may have run out since a hint was written.
+    const bits = await this.blocks.readAll(ref.subnet);
+    const cooling = await this.blocks.readCooling(ref.subnet);
+    const now = this.cooling.now();
+    for (const [block, c] of cooling) bits.set(block, occupied(bits.get(block) ?? new Uint8Array(32), c, now, this.cooling.policy));
+    return scanForOpenBlock(bits, allowed, skip);
   }
+}
+
+/** Name index entries for the named assignments of a commit. */
+export function namesOf(create: { address: string; assignment: Assignment }[]): { name: string; address: string }[] {
+  return create.flatMap((c) => (c.assignment.endpointName ? [{ name: c.assignment.endpointName, address: c.address }] : []));
 }
 
 function definedOnly(m: AssignmentMeta | undefined): AssignmentMeta {

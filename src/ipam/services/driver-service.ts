@@ -9,7 +9,7 @@ import { parsePoolId, type PoolRef } from '../core/pool-id.js';
 import type { IpamDriver, RequestAddressInput, RequestAddressResult, RequestPoolInput, RequestPoolResult } from '../contract.js';
 import type { IpamStores } from '../ports.js';
 import { AddressService, offsetInPool } from './address-service.js';
-import { AllocationService, type AssignmentMeta } from './allocation-service.js';
+import { AllocationService, type AssignmentMeta, COOLING_OFF, type CoolingOptions } from './allocation-service.js';
 import { IpamAdminService } from './admin-service.js';
 import { PoolService } from './pool-service.js';
 import { releaseWhere } from './reconcile-release.js';
@@ -19,6 +19,13 @@ import { isUnavailable, type JournalEntry, type ReleaseJournal } from './release
 const MAX_BATCH = 100;
 /** How long a batch may wait for callers the last one served (see GroupCommit); small beside a docker run. */
 const GATHER_MS = 2;
+
+export interface IpamDriverOptions {
+  /** Where releases that cannot reach etcd wait (none: they fail back to Docker). */
+  journal?: ReleaseJournal;
+  /** Cooldown and sticky names (default: off). */
+  cooling?: CoolingOptions;
+}
 
 interface ReleaseRequest {
   ref: PoolRef;
@@ -35,17 +42,19 @@ export class IpamDriverService implements IpamDriver {
   private readonly releases: GroupCommit<ReleaseRequest, ContainerRelease>;
   /** Address requests under way per subnet: the reconcile leaves those pools alone meanwhile. */
   private readonly requesting = new Map<string, number>();
+  private readonly journal: ReleaseJournal | undefined;
 
   constructor(
     private readonly stores: IpamStores,
     private readonly hostId: string,
     private readonly logger: Logger,
-    /** Where releases that cannot reach etcd wait (none: they fail back to Docker). */
-    private readonly journal?: ReleaseJournal,
+    options: IpamDriverOptions = {},
   ) {
+    const cooling = options.cooling ?? COOLING_OFF;
+    this.journal = options.journal;
     this.pools = new PoolService(stores.pools, hostId, logger);
-    this.addresses = new AddressService(stores, hostId, logger);
-    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId);
+    this.addresses = new AddressService(stores, hostId, logger, cooling);
+    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling);
     const batching = { maxBatch: MAX_BATCH, gatherMs: GATHER_MS };
     this.allocations = new GroupCommit((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), batching);
     // Releases are batched per block: one read and one commit free every address of the block that queued up.
@@ -91,9 +100,11 @@ export class IpamDriverService implements IpamDriver {
         const meta: AssignmentMeta = {};
         if (input.macAddress) meta.macAddress = input.macAddress;
         if (input.endpointName) meta.endpointName = input.endpointName;
+        // A name's parked address comes back before a fresh one is chosen (Docker 29+ sends the name).
+        const parked = input.address === '' && input.endpointName ? await this.allocator.reclaimForName(ref, input.poolId, { ...meta, endpointName: input.endpointName }) : undefined;
         address = input.address !== ''
           ? await this.addresses.requestSpecific(ref, input.poolId, input.address, meta)
-          : `${await this.allocations.submit(input.poolId, meta)}/${ref.subnet.prefix}`;
+          : `${parked ?? (await this.allocations.submit(input.poolId, meta))}/${ref.subnet.prefix}`;
       }
       allocations.inc({ kind: input.kind });
       return { address };
@@ -177,10 +188,10 @@ export function createIpam(
   stores: IpamStores,
   hostId: string,
   logger: Logger,
-  journal?: ReleaseJournal,
+  options: IpamDriverOptions = {},
 ): { driver: IpamDriverService; admin: IpamAdminService } {
   return {
-    driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' }), journal),
+    driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' }), options),
     admin: new IpamAdminService(stores, logger.child({ component: 'ipam-admin' })),
   };
 }

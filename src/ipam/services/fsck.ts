@@ -7,7 +7,7 @@ import { bitOf, blockOf, blockSpan, getBit, withBit } from '../core/bitmap.js';
 import { summaryEdit } from '../core/block-ops.js';
 import { allocatable } from '../core/pool-rules.js';
 import type { IpamStores } from '../ports.js';
-import { blockState } from './allocation-service.js';
+import { blockState, editCommit } from './allocation-service.js';
 
 /**
  * `flatnet fsck`: the pools' stored state checked against itself. A block's bits and its address records are
@@ -96,7 +96,7 @@ export async function repairBits(stores: IpamStores, findings: readonly FsckFind
       for (const a of t.addresses) bits = withBit(bits, bitOf(offsetIn(t.subnet, a)), view.assignments.has(a));
       if (bits.every((b, i) => b === view.bits[i])) return false;
       const edit = summaryEdit(blockState(view), bits, allocatable(view.config, t.subnet));
-      return (await stores.blocks.commit(view, edit)) ? true : undefined;
+      return (await stores.blocks.commit(view, editCommit({ subnet: t.subnet }, edit))) ? true : undefined;
     });
     if (done) rewritten++;
   }

@@ -5,6 +5,7 @@ import type { PoolRef } from '../core/pool-id.js';
 import { allocatable } from '../core/pool-rules.js';
 import type { AssignmentRead } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
+import { releaseCommit } from './address-service.js';
 import { blockState } from './allocation-service.js';
 
 /** One address to free if, read again at commit time, its record still passes `accept`. */
@@ -41,7 +42,7 @@ export async function releaseWhere(stores: IpamStores, items: readonly Condition
       if (requests.length === 0) return [];
       const plan = releaseInBlock(blockState(view), requests, { hostId: '', force: true }, allocatable(view.config, ref.subnet));
       if (!plan.edit) return [];
-      const ok = await stores.blocks.commit(view, { ...plan.edit, remove: plan.freed });
+      const ok = await stores.blocks.commit(view, releaseCommit(ref, view, plan, plan.edit));
       return ok ? plan.freed : undefined;
     });
     freed.push(...done);

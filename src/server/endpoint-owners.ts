@@ -1,0 +1,104 @@
+import type { DockerEngineApi } from '../docker/engine-api.js';
+import { errorMessage } from '../errors.js';
+import type { OwnerService } from '../ipam/services/owner-service.js';
+import type { EndpointOwnerHook } from '../netdriver/host-network-driver.js';
+import type { Logger } from '../observability/logger.js';
+
+/**
+ * Fills the owner of each container address after the plugin replied: CreateEndpoint tells which endpoint and
+ * network hold the address; after Join, Docker's own API tells the container id and name (Docker registers the
+ * endpoint in the network only after Join returns, hence a few delayed attempts). Everything here runs in the
+ * background, is safe to repeat and may be lost: an owner is information, never a condition for anything.
+ */
+export interface EndpointOwnersOptions {
+  owners: OwnerService;
+  /** undefined = no Docker API (container ids and names stay unknown). */
+  docker: DockerEngineApi | undefined;
+  logger: Logger;
+  /** Delays (ms) of the attempts to learn the container after Join. */
+  joinDelaysMs?: number[];
+  /** Delays (ms) of the attempts to write the endpoint after CreateEndpoint (etcd unavailable, say). */
+  createDelaysMs?: number[];
+}
+
+interface Known {
+  networkId: string;
+  addresses: string[];
+}
+
+const MAX_KNOWN = 10_000;
+
+export class EndpointOwners implements EndpointOwnerHook {
+  private readonly known = new Map<string, Known>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+  private closed = false;
+  private readonly joinDelays: number[];
+  private readonly createDelays: number[];
+
+  constructor(private readonly o: EndpointOwnersOptions) {
+    this.joinDelays = o.joinDelaysMs ?? [250, 1000, 3000, 10_000];
+    this.createDelays = o.createDelaysMs ?? [0, 1000, 5000];
+  }
+
+  created(e: { networkId: string; endpointId: string; addresses: string[] }): void {
+    const addresses = e.addresses.filter((a) => a !== '');
+    if (addresses.length === 0) return;
+    this.known.set(e.endpointId, { networkId: e.networkId, addresses });
+    while (this.known.size > MAX_KNOWN) {
+      const oldest = this.known.keys().next().value;
+      if (oldest === undefined) break;
+      this.known.delete(oldest);
+    }
+    this.attempts(this.createDelays, async () => {
+      for (const a of addresses) await this.o.owners.record(a, { endpointId: e.endpointId, networkId: e.networkId });
+      return true;
+    }, { endpointId: e.endpointId, what: 'endpoint owner' });
+  }
+
+  joined(networkId: string, endpointId: string): void {
+    if (this.o.docker === undefined) return;
+    const docker = this.o.docker;
+    this.attempts(this.joinDelays, async () => {
+      const holders = await docker.endpointHolders(networkId);
+      const holder = holders?.get(endpointId);
+      if (!holder) return false;
+      const addresses = this.known.get(endpointId)?.addresses ?? [holder.ipv4Address, holder.ipv6Address].filter((a) => a !== '');
+      for (const a of addresses) {
+        await this.o.owners.record(a, { endpointId, networkId, containerId: holder.containerId, containerName: holder.containerName });
+      }
+      this.known.delete(endpointId);
+      return true;
+    }, { endpointId, what: 'container owner' });
+  }
+
+  /** Runs `attempt` after each delay until it returns true; failures are logged at debug and retried. */
+  private attempts(delays: number[], attempt: () => Promise<boolean>, ctx: { endpointId: string; what: string }): void {
+    const next = (i: number): void => {
+      if (this.closed || i >= delays.length) return;
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        const run = attempt().then(
+          (done) => (done ? undefined : next(i + 1)),
+          (err: unknown) => {
+            this.o.logger.debug({ ...ctx, attempt: i + 1, err: errorMessage(err) }, 'owner update failed; retrying later');
+            next(i + 1);
+          },
+        );
+        const tracked = run.finally(() => this.running.delete(tracked));
+        this.running.add(tracked);
+      }, delays[i]);
+      timer.unref();
+      this.timers.add(timer);
+    };
+    next(0);
+  }
+
+  /** Stops pending attempts and waits for running ones (before etcd closes). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await Promise.allSettled([...this.running]);
+  }
+}
