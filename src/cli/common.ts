@@ -18,7 +18,7 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   etcdKeyFile: 'client key for etcd TLS',
   etcdUsername: 'etcd user',
   etcdPassword: `etcd password (visible in ps: prefer ${envName('etcdPassword')})`,
-  etcdTimeoutMs: 'etcd dial/request timeout in ms',
+  etcdTimeoutMs: 'ms one etcd read or write may take, re-sends included',
   hostId: 'this host\'s id (default: /etc/machine-id)',
   logLevel: 'fatal|error|warn|info|debug|trace|silent',
   stateDir: 'local state directory',

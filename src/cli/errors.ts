@@ -16,6 +16,8 @@ const ETCD_UNREACHABLE = new Set([
   'GRPCDeadlineExceededError',
   'GRPCCancelledError',
   'ClientRuntimeError',
+  // flatnet's own client skips an endpoint for a moment after it failed to connect (store/etcd-client.ts).
+  'EtcdHostCoolingDown',
 ]);
 const ETCD_AUTH = new Set([
   'EtcdAuthenticationFailedError',
