@@ -1,7 +1,6 @@
 import { Address4, Address6 } from 'ip-address';
 import { FlatnetError, errorMessage } from '../errors.js';
 import { DockerEngineApi } from '../docker/engine-api.js';
-import { EngineVersionWatch } from '../docker/engine-watch.js';
 import { Announcer } from '../hostnet/announce.js';
 import { ensureBridge } from '../hostnet/bridge.js';
 import { defaultRouteDev, listLinks } from '../hostnet/ip-json.js';
@@ -13,7 +12,6 @@ import type { LinkInfo } from '../hostnet/ip-json.js';
 import { vethNames } from '../hostnet/names.js';
 import { createVeth, deleteVeth } from '../hostnet/veth.js';
 import type { Logger } from '../observability/logger.js';
-import { announcePlan } from './announce-policy.js';
 import { deriveEndpointMac } from './mac.js';
 import type {
   CreateEndpointInput,
@@ -34,16 +32,13 @@ export interface HostNetworkDriverOptions {
   logger: Logger;
   /** Where links are made; default: the current network namespace. */
   ip?: IpRunner;
-  /** Gratuitous ARP / neighbour advertisement after Join (default true), unless the engine sends its own. */
+  /**
+   * Gratuitous ARP / unsolicited neighbour advertisement after Join (default true), on every engine: Docker 28.5's
+   * own unsolicited ARP for a remote driver's endpoint says "who-has 0.0.0.0 tell 0.0.0.0" (seen on the lab's LAN
+   * with tcpdump), which updates no neighbour's cache.
+   */
   announce?: boolean;
   announceTimeoutMs?: number;
-  /**
-   * The local dockerd's API socket (settings.dockerSocket), asked in the background for the engine version:
-   * Docker >= 28 announces containers itself. Absent (or not answering) = the engine is unknown: flatnet announces.
-   */
-  dockerSocket?: string;
-  /** The engine's major version as known now (tests); overrides dockerSocket. */
-  engineMajor?: () => number | undefined;
   /** Told who holds an address (see EndpointOwnerHook); absent = nobody listens. */
   owners?: EndpointOwnerHook;
 }
@@ -83,8 +78,6 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly ip: IpRunner;
   private readonly logger: Logger;
   private readonly announcer: Announcer | undefined;
-  private readonly engineWatch: EngineVersionWatch | undefined;
-  private readonly engineMajor: () => number | undefined;
   private ready: Promise<void> | undefined;
   private dirsReady: Promise<void> | undefined;
   /** Serializes bridge changes: two networks created at once must not both try the takeover. */
@@ -107,11 +100,6 @@ export class HostNetworkDriver implements NetworkDriver {
         : new Announcer(this.ip, this.logger, {
             ...(options.announceTimeoutMs !== undefined ? { timeoutMs: options.announceTimeoutMs } : {}),
           });
-    this.engineWatch =
-      options.engineMajor === undefined && options.dockerSocket !== undefined && this.announcer !== undefined
-        ? new EngineVersionWatch(new DockerEngineApi({ socketPath: options.dockerSocket, timeoutMs: 2000 }), this.logger)
-        : undefined;
-    this.engineMajor = options.engineMajor ?? (() => this.engineWatch?.current()?.major);
   }
 
   /**
@@ -121,7 +109,6 @@ export class HostNetworkDriver implements NetworkDriver {
    */
   init(): Promise<void> {
     this.ready ??= (async () => {
-      this.engineWatch?.start();
       await this.dirs();
       // A takeover cut short by a crash is finished or rolled back before any bridge is re-established.
       await recoverTakeovers(this.ip, this.state.stateDir, this.logger).catch((err: unknown) => {
@@ -168,7 +155,6 @@ export class HostNetworkDriver implements NetworkDriver {
 
   /** Server shutdown: lets background announcements and veth removals finish. */
   async close(): Promise<void> {
-    this.engineWatch?.stop();
     await this.idle();
   }
 
@@ -305,17 +291,13 @@ export class HostNetworkDriver implements NetworkDriver {
     await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
     this.tellOwners(() => this.owners?.joined(ep.networkId, input.endpointId));
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
-    if (this.announcer !== undefined && input.sandboxKey !== '') {
-      // Decided now, from what is known now: the engine's version is never waited for on a plugin call.
-      const plan = announcePlan(this.engineMajor(), net.generic, { ipv4: ep.address !== '', ipv6: ep.addressIPv6 !== '' });
-      if (plan.arp || plan.na) {
-        this.track(
-          this.announcer.announce(input.sandboxKey, {
-            ...(plan.arp ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
-            ...(plan.na ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
-          }),
-        );
-      }
+    if (this.announcer !== undefined && input.sandboxKey !== '' && (ep.address !== '' || ep.addressIPv6 !== '')) {
+      this.track(
+        this.announcer.announce(input.sandboxKey, {
+          ...(ep.address !== '' ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
+          ...(ep.addressIPv6 !== '' ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
+        }),
+      );
     }
     return {
       srcName: names.container,

@@ -1,6 +1,5 @@
 import { FlatnetError } from '../errors.js';
 import { assertIfName } from '../hostnet/names.js';
-import { ADVERTISE_NMSGS_OPTION } from './announce-policy.js';
 
 /** The `-o key=value` options flatnet networks accept. */
 export interface NetworkOptions {
@@ -12,7 +11,8 @@ export interface NetworkOptions {
 }
 
 export const DEFAULT_BRIDGE = 'br0';
-// Docker's own option for its announcements (see announce-policy.ts) reaches the driver with the others.
+/** Docker's own option for its announcements; it reaches the driver with the others (checked, not used). */
+export const ADVERTISE_NMSGS_OPTION = 'com.docker.network.advertise_addr_nmsgs';
 const KNOWN = ['parent', 'bridge', 'mtu', ADVERTISE_NMSGS_OPTION] as const;
 
 /** How an option is named in messages: `-o mtu=1e3` to Docker users, `--mtu 1e3` to `flatnet create-network`'s. */

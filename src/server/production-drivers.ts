@@ -18,7 +18,6 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
   });
   const network = new HostNetworkDriver({
     stateDir: settings.stateDir,
-    dockerSocket: settings.dockerSocket,
     logger: logger.child({ component: 'netdriver' }),
     owners,
   });

@@ -7,8 +7,7 @@ import { FlatnetError } from '../../src/errors.js';
 import { deriveEndpointMac, macFromHash, macFromIPv4 } from '../../src/netdriver/mac.js';
 import type { CreateNetworkInput } from '../../src/netdriver/network-driver.js';
 import { refuseUnsupportedNetwork } from '../../src/netdriver/network-request.js';
-import { ADVERTISE_NMSGS_OPTION, advertiseMessages, announcePlan } from '../../src/netdriver/announce-policy.js';
-import { parseNetworkOptions } from '../../src/netdriver/options.js';
+import { ADVERTISE_NMSGS_OPTION, parseNetworkOptions } from '../../src/netdriver/options.js';
 import { orphanVeths } from '../../src/netdriver/reconcile.js';
 import { DriverState, writeFileAtomic } from '../../src/netdriver/state.js';
 
@@ -113,28 +112,7 @@ describe('networks flatnet refuses at CreateNetwork', () => {
   });
 });
 
-describe('who announces a joined container', () => {
-  const both = { ipv4: true, ipv6: true };
-  test('Docker 28 and later announce themselves: flatnet sends neither ARP nor NA', () => {
-    for (const major of [28, 29, 30]) assert.deepEqual(announcePlan(major, {}, both), { arp: false, na: false }, `engine ${major}`);
-  });
-  test('older engines (20.10, 27) send nothing: flatnet announces IPv4 and IPv6', () => {
-    for (const major of [20, 24, 27]) assert.deepEqual(announcePlan(major, {}, both), { arp: true, na: true }, `engine ${major}`);
-  });
-  test('an unknown engine (dockerd slow, absent, not asked yet) is announced by flatnet', () => {
-    assert.deepEqual(announcePlan(undefined, {}, both), { arp: true, na: true });
-  });
-  test('only the families the endpoint has', () => {
-    assert.deepEqual(announcePlan(20, {}, { ipv4: true, ipv6: false }), { arp: true, na: false });
-    assert.deepEqual(announcePlan(undefined, {}, { ipv4: false, ipv6: true }), { arp: false, na: true });
-    assert.deepEqual(announcePlan(20, {}, { ipv4: false, ipv6: false }), { arp: false, na: false });
-  });
-  test('a network that turned Docker 28 announcements off (advertise_addr_nmsgs=0) is announced by flatnet', () => {
-    assert.deepEqual(announcePlan(28, { [ADVERTISE_NMSGS_OPTION]: '0' }, both), { arp: true, na: true });
-    assert.deepEqual(announcePlan(28, { [ADVERTISE_NMSGS_OPTION]: '5' }, both), { arp: false, na: false });
-    assert.equal(advertiseMessages({ [ADVERTISE_NMSGS_OPTION]: ' 2 ' }), 2);
-    assert.equal(advertiseMessages({}), undefined);
-  });
+describe('Docker\'s announcement option', () => {
   test('the option passes the -o parser; a value that is no count is refused', () => {
     assert.deepEqual(parseNetworkOptions({ [ADVERTISE_NMSGS_OPTION]: '0' }), { bridge: 'br0' });
     assert.throws(() => parseNetworkOptions({ [ADVERTISE_NMSGS_OPTION]: 'many' }), /advertise_addr_nmsgs=many is not valid/);
