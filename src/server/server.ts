@@ -128,6 +128,9 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       const started = Date.now();
       log.info({ open_connections: sockets.size }, 'shutting down: no new connections, finishing in-flight calls');
       await Promise.all([closeHttp(server, drainMs), metrics ? closeHttp(metrics.server, 1000) : Promise.resolve()]);
+      // Plugin calls are done. What is left (heal loops, owner updates, deregistration) still reaches a healthy
+      // etcd at the first send, but must not hold the exit up for the whole etcd budget while etcd is away.
+      stores.io.close();
       await healing?.stop();
       await drivers.close?.().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
       await registration.stop().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
