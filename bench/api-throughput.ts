@@ -14,7 +14,7 @@
  * median of the per-round ratios, each taken from measurements seconds apart (so it need not equal the ratio
  * of the two median rates); "per round" shows their spread.
  */
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -90,9 +90,8 @@ async function cpuSeconds(pid: number, ticksPerSecond: number): Promise<number> 
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
-/** The two plugin servers under test: the real `flatnet server` (express) and the bench-only bare node:http one. */
+/** The plugin servers under test: the real `flatnet server` (express), express on httpOptionsFor, bare node:http (bench only). */
 type Kind = 'express' | 'classes' | 'bare';
-const KINDS: Kind[] = ['express', 'classes', 'bare'];
 
 interface Served {
   kind: Kind;

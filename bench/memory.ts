@@ -9,7 +9,7 @@
  * separated by ';' (an empty entry is plain node; NAME=VALUE tokens are environment variables); each variant gets a fresh server, prefix and pool.
  * BENCH_HEAP_SNAPSHOTS=DIR makes the server write a heap snapshot (node --heapsnapshot-signal) at every point.
  */
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FlatnetError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { addrInfoSchema, linkAddrs, linkRoutes, linkSchema, listLinks, routeSchema, type AddrInfo, type RouteInfo } from './ip-json.js';
 import type { IpRunner } from './ip-runner.js';
 import { assertIfName } from './names.js';
@@ -42,30 +42,12 @@ export function intentFileName(bridge: string): string {
   return `${PREFIX}${assertIfName(bridge, 'bridge name')}${SUFFIX}`;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Temp file, fsync, rename, fsync of the directory: after a crash the record is there whole or not at all. */
+/** Atomic (util/atomic-file.ts): after a crash the record is there whole or not at all. */
 export async function writeIntent(dir: string, intent: TakeoverIntent): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const name = intentFileName(intent.bridge);
-  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(`${JSON.stringify(intent, null, 2)}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, join(dir, name));
-  await fsyncDir(dir);
-  return join(dir, name);
+  const path = join(dir, intentFileName(intent.bridge));
+  await writeFileAtomic(path, `${JSON.stringify(intent, null, 2)}\n`);
+  return path;
 }
 
 export async function removeIntent(path: string): Promise<void> {

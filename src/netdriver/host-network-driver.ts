@@ -1,6 +1,5 @@
 import { Address4, Address6 } from 'ip-address';
 import { FlatnetError, errorMessage } from '../errors.js';
-import { DockerEngineApi } from '../docker/engine-api.js';
 import { Announcer } from '../hostnet/announce.js';
 import { ensureBridge } from '../hostnet/bridge.js';
 import { defaultRouteDev, listLinks } from '../hostnet/ip-json.js';

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FlatnetError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 
 export const networkRecordSchema = z.object({
   networkId: z.string(),
@@ -38,34 +38,6 @@ const ID = /^[A-Za-z0-9_-]{1,128}$/;
 export function assertId(id: string, what: string): string {
   if (!ID.test(id)) throw new FlatnetError('invalid', `The ${what} "${id}" is not a valid id (letters, digits, '_' or '-').`);
   return id;
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-/** Write-to-temp, fsync, rename, fsync directory: a reader or a crash sees the old file or the new one. */
-export async function writeFileAtomic(dir: string, name: string, content: string): Promise<void> {
-  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, join(dir, name));
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncPath(dir);
 }
 
 /**
@@ -116,11 +88,11 @@ export class DriverState {
   }
 
   async putNetwork(rec: NetworkRecord): Promise<void> {
-    await writeFileAtomic(this.networksDir, `${assertId(rec.networkId, 'network id')}.json`, `${JSON.stringify(rec, null, 2)}\n`);
+    await writeFileAtomic(join(this.networksDir, `${assertId(rec.networkId, 'network id')}.json`), `${JSON.stringify(rec, null, 2)}\n`);
   }
 
   async putEndpoint(rec: EndpointRecord): Promise<void> {
-    await writeFileAtomic(this.endpointsDir, `${assertId(rec.endpointId, 'endpoint id')}.json`, `${JSON.stringify(rec, null, 2)}\n`);
+    await writeFileAtomic(join(this.endpointsDir, `${assertId(rec.endpointId, 'endpoint id')}.json`), `${JSON.stringify(rec, null, 2)}\n`);
   }
 
   async deleteNetwork(id: string): Promise<void> {

@@ -12,12 +12,12 @@ async function fsyncPath(path: string): Promise<void> {
 }
 
 /**
- * Write-to-temp, fsync, rename, fsync directory: a reader or a crash sees the old file or the new one (as
- * netdriver/state.ts writes its records).
+ * Write-to-temp, fsync, rename, fsync directory: a reader or a crash sees the old file or the new one. Every
+ * state file flatnet keeps (network and endpoint records, the takeover intent, the release journal) is written so.
+ * The directory must exist.
  */
 export async function writeFileAtomic(path: string, content: string): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = join(dir, `.${path.slice(dir.length + 1)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
@@ -53,7 +53,8 @@ export class AtomicTextFile {
     return readFileIfExists(this.path);
   }
 
-  save(text: string): Promise<void> {
-    return writeFileAtomic(this.path, text);
+  async save(text: string): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(this.path, text);
   }
 }

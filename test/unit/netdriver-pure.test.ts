@@ -9,7 +9,8 @@ import type { CreateNetworkInput } from '../../src/netdriver/network-driver.js';
 import { refuseUnsupportedNetwork } from '../../src/netdriver/network-request.js';
 import { ADVERTISE_NMSGS_OPTION, parseNetworkOptions } from '../../src/netdriver/options.js';
 import { orphanVeths } from '../../src/netdriver/reconcile.js';
-import { DriverState, writeFileAtomic } from '../../src/netdriver/state.js';
+import { DriverState } from '../../src/netdriver/state.js';
+import { writeFileAtomic } from '../../src/util/atomic-file.js';
 
 describe('endpoint MAC', () => {
   test('IPv4-derived: 0a:66 + the four address bytes, prefix ignored', () => {
@@ -64,8 +65,8 @@ describe('state files', () => {
   test('atomic write leaves only the final file; records round-trip; missing reads undefined', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'flatnet-state-'));
     try {
-      await writeFileAtomic(dir, 'a.json', '{"x":1}\n');
-      await writeFileAtomic(dir, 'a.json', '{"x":2}\n');
+      await writeFileAtomic(join(dir, 'a.json'), '{"x":1}\n');
+      await writeFileAtomic(join(dir, 'a.json'), '{"x":2}\n');
       assert.deepEqual(await readdir(dir), ['a.json']);
       assert.equal(await readFile(join(dir, 'a.json'), 'utf8'), '{"x":2}\n');
 

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { addressFlag, hostIdFlag, settingsFrom, subnetFlag, withAdmin, withSettingsFlags } from '../common.js';
+import { hostIdFlag, settingsFrom, subnetFlag, withAdmin, withSettingsFlags } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
 import { orphansAction, reconcileAction, releaseAction } from './ip-heal.js';
 
