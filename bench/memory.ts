@@ -22,7 +22,9 @@ const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'm
 const STEP = Number(process.env.BENCH_STEP ?? 10_000);
 const CLIENTS = 8;
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
-const VARIANTS = (process.env.BENCH_NODE_FLAGS ?? '').split(';').map((v) => v.trim());
+/** No flags (the baseline) and the flags the systemd unit and the managed plugin ship (plugin-config/). */
+const SHIPPED_FLAGS = '--max-semi-space-size=2 --max-old-space-size=128';
+const VARIANTS = (process.env.BENCH_NODE_FLAGS ?? `;${SHIPPED_FLAGS}`).split(';').map((v) => v.trim());
 const SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOTS;
 
 /** Keep-alive calls through the tests' plugin client (the way dockerd sends them). */
