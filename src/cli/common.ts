@@ -8,6 +8,7 @@ import { parseRangeSpec } from '../ipam/core/range-spec.js';
 import { isHostId } from '../net/ids.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { EtcdStores } from '../store/etcd-stores.js';
+import { coolingFrom } from '../server/cooling.js';
 
 const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   socket: 'plugin socket path',
@@ -83,7 +84,7 @@ export async function withAdmin<T>(settings: Settings, fn: (admin: IpamAdmin, st
   const logger = cliLogger(settings);
   const stores = EtcdStores.open(settings, logger);
   try {
-    return await fn(new IpamAdminService(stores.ipam, logger), stores);
+    return await fn(new IpamAdminService(stores.ipam, logger, coolingFrom(settings)), stores);
   } finally {
     stores.close();
   }

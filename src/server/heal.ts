@@ -7,6 +7,7 @@ import { Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js'
 import { ReleaseJournal } from '../ipam/services/release-journal.js';
 import type { Logger } from '../observability/logger.js';
 import { AtomicTextFile } from '../util/atomic-file.js';
+import { coolingFrom } from './cooling.js';
 import { LocalHostView } from './host-view.js';
 
 /** The release journal's file in the state dir. */
@@ -22,6 +23,7 @@ export function hostReconciler(stores: IpamStores, settings: Settings, logger: L
   const log = logger.child({ component: 'reconcile' });
   return new Reconciler(stores, settings.hostId, LocalHostView.fromSettings(settings, log), {
     graceMs: settings.reconcileGraceMs,
+    cooling: coolingFrom(settings),
     ...(inFlight ? { inFlight } : {}),
   }, log);
 }

@@ -2,6 +2,7 @@ import { DockerEngineApi } from '../docker/engine-api.js';
 import { createIpam } from '../ipam/services/driver-service.js';
 import { OwnerService } from '../ipam/services/owner-service.js';
 import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
+import { coolingFrom } from './cooling.js';
 import type { DriverFactory } from './drivers.js';
 import { ipamHealer, openReleaseJournal } from './heal.js';
 import { EndpointOwners } from './endpoint-owners.js';
@@ -21,10 +22,7 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
     logger: logger.child({ component: 'netdriver' }),
     owners,
   });
-  const cooling = {
-    policy: { cooldownSec: settings.releaseCooldown, stickySec: settings.stickyFor },
-    now: () => Math.floor(Date.now() / 1000),
-  };
+  const cooling = coolingFrom(settings);
   const journal = openReleaseJournal(settings.stateDir, logger);
   const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, cooling });
   return {

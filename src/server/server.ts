@@ -108,6 +108,7 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
     } catch (err) {
       await closeHttp(server, 0);
       await removeOwnSocket(settings.socket, own);
+      await drivers.close?.().catch(() => undefined);
       stores.close();
       await hostLock?.release();
       throw err;

@@ -173,8 +173,9 @@ export class EtcdIo {
   }
 
   /**
-   * The process is shutting down (its client closes next): pending sends fail at once instead of re-sending
-   * until the budget is spent, which would hold up the exit by etcdTimeoutMs while etcd is away.
+   * The process is shutting down (its client closes next): a pending call gets one re-send more (a leader change
+   * is ridden out) instead of re-sending until the budget is spent, which would hold up the exit by etcdTimeoutMs
+   * while etcd is away.
    */
   close(): void {
     this.closed = true;
@@ -207,7 +208,7 @@ export class EtcdIo {
         if (!isTransient(err)) throw this.refused(what, err);
         telling = mostTelling(telling, err);
         const wait = pause(n);
-        if (this.closed || Date.now() + wait >= end) throw this.unanswered(what, telling, false);
+        if ((this.closed && n > 0) || Date.now() + wait >= end) throw this.unanswered(what, telling, false);
         await sleep(wait);
       }
     }
@@ -309,7 +310,7 @@ export class EtcdIo {
           }
           telling = mostTelling(telling, err);
           const wait = pause(n);
-          if (this.closed || Date.now() + wait >= end) {
+          if ((this.closed && n > 0) || Date.now() + wait >= end) {
             // The caller hears "failed"; make that true (or log that it is not) as soon as etcd is back.
             if (unsure && !this.closed) this.fenceLater(marker, w);
             throw this.unanswered('txn', telling, unsure);

@@ -206,3 +206,16 @@ test('fsck finds bits without records and records without bits, and repair makes
   assert.deepEqual(await fsck(stores, new Set(['h1'])), []);
   assert.deepEqual(await fsck(stores, new Set()), [{ subnet: '10.1.0.0/22', kind: 'claim-of-unknown-host', what: 'h1' }]);
 });
+
+test('a replayed release cools like any release: the address goes to no other container, its record is kept', async () => {
+  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.2');
+  const cooling = { policy: { cooldownSec: 300, stickySec: 0 }, now: () => Math.floor(Date.now() / 1000) };
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()), cooling });
+  const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
+  const a = (await h1.requestAddress(container(poolId))).address.split('/')[0] as string;
+  await h1.replay({ op: 'address', poolId, address: a, at: new Date(Date.now() + 1000).toISOString() });
+  const subnet = parseSubnet('10.1.0.0/22');
+  assert.deepEqual((await stores.addresses.listReleased(subnet)).map((r) => r.address), [a], 'the freed address cools');
+  const next = (await h1.requestAddress(container(poolId))).address.split('/')[0];
+  assert.notEqual(next, a, 'another container gets the other address of the range, not the cooling one');
+});

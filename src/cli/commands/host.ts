@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { FlatnetError } from '../../errors.js';
 import { hostIdFlag, settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { printJson, printLine } from '../output.js';
+import { coolingFrom } from '../../server/cooling.js';
 
 /** `flatnet host forget HOST`: drop what a retired host holds in etcd. */
 export function hostCommand(): Command {
@@ -23,7 +24,7 @@ export function hostCommand(): Command {
         throw new FlatnetError('conflict', `host ${hostId} is alive (its server holds a lease); stop its flatnet server first`);
       }
       if (!flags.force) return { forgotten: false, held: await hostFootprint(stores.ipam, hostId) };
-      const held = await forgetHost(stores.ipam, hostId);
+      const held = await forgetHost(stores.ipam, hostId, coolingFrom(settings));
       if (!(await stores.hosts.forget(hostId))) throw new FlatnetError('conflict', `host ${hostId} registered again meanwhile`);
       return { forgotten: true, held };
     });

@@ -4,6 +4,7 @@ import { FlatnetError } from '../../errors.js';
 import type { ReconcilePlan } from '../../ipam/services/reconcile-plan.js';
 import { addressFlag, cliLogger, settingsFrom, withAdmin } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
+import { coolingFrom } from '../../server/cooling.js';
 
 /*
  * `flatnet ip reconcile`, `ip list --orphans` and the checked `ip release`. They take this host's view from the
@@ -54,7 +55,7 @@ export async function releaseAction(address: string, flags: { force?: boolean },
       throw new FlatnetError('conflict', `${canonical} is held by a live endpoint on this host; remove the container first, or pass --force`);
     }
   }
-  const r = await withAdmin(settings, async (_admin, stores) => operatorRelease(stores.ipam, canonical));
+  const r = await withAdmin(settings, async (_admin, stores) => operatorRelease(stores.ipam, canonical, coolingFrom(settings)));
   if (r.outcome === 'not-assigned') return printLine(`${address} was not assigned; nothing to release`);
   const holder = r.read === 'unreadable' ? 'an unreadable record' : `host ${r.read.assignment.hostId}`;
   printLine(`released ${r.address} (subnet ${r.subnet}, was held by ${holder})`);

@@ -11,6 +11,7 @@ import { emptyPoolConfig } from '../model/records.js';
 import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
 import { AddressService } from './address-service.js';
 import { updatePool } from './pool-update.js';
+import type { CoolingOptions } from './allocation-service.js';
 
 /** The admin's host id in the address service: it only ever releases, always with force. */
 const ADMIN_HOST = 'admin';
@@ -22,8 +23,9 @@ export class IpamAdminService implements IpamAdmin {
   constructor(
     private readonly stores: IpamStores,
     logger: Logger,
+    cooling?: CoolingOptions,
   ) {
-    this.addressService = new AddressService(stores, ADMIN_HOST, logger);
+    this.addressService = new AddressService(stores, ADMIN_HOST, logger, cooling);
   }
 
   /** The subnet a range names by its /prefix, or the existing pool holding it. */

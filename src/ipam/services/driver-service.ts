@@ -43,6 +43,7 @@ export class IpamDriverService implements IpamDriver {
   /** Address requests under way per subnet: the reconcile leaves those pools alone meanwhile. */
   private readonly requesting = new Map<string, number>();
   private readonly journal: ReleaseJournal | undefined;
+  private readonly cooling: CoolingOptions;
 
   constructor(
     private readonly stores: IpamStores,
@@ -51,6 +52,7 @@ export class IpamDriverService implements IpamDriver {
     options: IpamDriverOptions = {},
   ) {
     const cooling = options.cooling ?? COOLING_OFF;
+    this.cooling = cooling;
     this.journal = options.journal;
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger, cooling);
@@ -168,13 +170,17 @@ export class IpamDriverService implements IpamDriver {
       if (view) await this.addresses.releaseReservation(ref, entry.address);
       return;
     }
-    await releaseWhere(this.stores, [
+    await releaseWhere(
+      this.stores,
+      [
       {
         ref,
         offset,
         accept: (h) => h !== 'unreadable' && h.assignment.hostId === this.hostId && h.assignment.since <= entry.at,
       },
-    ]);
+      ],
+      this.cooling,
+    );
   }
 
   /** Replays the journal (at start and periodically, see server.ts). */
@@ -192,6 +198,6 @@ export function createIpam(
 ): { driver: IpamDriverService; admin: IpamAdminService } {
   return {
     driver: new IpamDriverService(stores, hostId, logger.child({ component: 'ipam' }), options),
-    admin: new IpamAdminService(stores, logger.child({ component: 'ipam-admin' })),
+    admin: new IpamAdminService(stores, logger.child({ component: 'ipam-admin' }), options.cooling),
   };
 }

@@ -6,6 +6,7 @@ import type { AssignmentRead } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
 import { updatePool } from './pool-update.js';
 import { releaseWhere } from './reconcile-release.js';
+import type { CoolingOptions } from './allocation-service.js';
 
 /** What a host holds cluster-wide: claim entries, gateway/aux references, container addresses. */
 export interface HostFootprint {
@@ -34,7 +35,7 @@ export async function hostFootprint(stores: IpamStores, hostId: string): Promise
  * reservations, then the Docker ranges and pools nothing uses any more). The caller checks that the host is not
  * alive. Returns what it held.
  */
-export async function forgetHost(stores: IpamStores, hostId: string): Promise<HostFootprint> {
+export async function forgetHost(stores: IpamStores, hostId: string, cooling?: CoolingOptions): Promise<HostFootprint> {
   const held = await hostFootprint(stores, hostId);
   const subnets = await stores.pools.listSubnets();
   await releaseWhere(
@@ -45,6 +46,7 @@ export async function forgetHost(stores: IpamStores, hostId: string): Promise<Ho
       const offset = parseAddress(a.address).value - s.network;
       return [{ ref: { subnet: s }, offset, accept: (h: AssignmentRead) => h !== 'unreadable' && h.assignment.hostId === hostId }];
     }),
+    cooling,
   );
   for (const s of subnets) {
     await updatePool(stores.pools, `forget host ${hostId}`, s, async (tx) => {
@@ -83,7 +85,7 @@ export async function readAssignment(stores: IpamStores, text: string): Promise<
  * `flatnet ip release`: frees the address whoever holds it, readable record or not; only the record that was
  * read is freed (a re-assignment in between is left alone).
  */
-export async function operatorRelease(stores: IpamStores, text: string): Promise<OperatorRelease> {
+export async function operatorRelease(stores: IpamStores, text: string, cooling?: CoolingOptions): Promise<OperatorRelease> {
   const found = await readAssignment(stores, text);
   if (!found) return { outcome: 'not-assigned', address: text };
   const a = parseAddress(found.address);
@@ -91,6 +93,6 @@ export async function operatorRelease(stores: IpamStores, text: string): Promise
   if (!s) return { outcome: 'not-assigned', address: text };
   const same = (h: AssignmentRead): boolean =>
     found.read === 'unreadable' ? h === 'unreadable' : h !== 'unreadable' && h.assignment.since === found.read.assignment.since && h.assignment.hostId === found.read.assignment.hostId;
-  const freed = await releaseWhere(stores, [{ ref: { subnet: s }, offset: a.value - s.network, accept: same }]);
+  const freed = await releaseWhere(stores, [{ ref: { subnet: s }, offset: a.value - s.network, accept: same }], cooling);
   return freed.length > 0 ? { outcome: 'freed', ...found } : { outcome: 'not-assigned', address: text };
 }

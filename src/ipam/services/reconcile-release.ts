@@ -6,7 +6,7 @@ import { allocatable } from '../core/pool-rules.js';
 import type { AssignmentRead } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
 import { releaseCommit } from './address-service.js';
-import { blockState } from './allocation-service.js';
+import { blockState, COOLING_OFF, type CoolingOptions } from './allocation-service.js';
 
 /** One address to free if, read again at commit time, its record still passes `accept`. */
 export interface ConditionalRelease {
@@ -20,7 +20,8 @@ export interface ConditionalRelease {
  * allocation time): a reconcile, a journal replay or a host forget must never free an address that was released
  * and handed out again in between. One read and one compare-and-swap per block. Returns the addresses freed.
  */
-export async function releaseWhere(stores: IpamStores, items: readonly ConditionalRelease[]): Promise<string[]> {
+/** `cooling`: the pool's cooldown and sticky rules, so that a freed address cools like any other release. */
+export async function releaseWhere(stores: IpamStores, items: readonly ConditionalRelease[], cooling: CoolingOptions = COOLING_OFF): Promise<string[]> {
   const byBlock = new Map<string, ConditionalRelease[]>();
   for (const it of items) {
     const key = `${it.ref.subnet.family}|${it.ref.subnet.network}|${blockOf(it.offset)}`;
@@ -40,7 +41,7 @@ export async function releaseWhere(stores: IpamStores, items: readonly Condition
         return held !== undefined && g.accept(held) ? [{ offset: g.offset, address, held }] : [];
       });
       if (requests.length === 0) return [];
-      const plan = releaseInBlock(blockState(view), requests, { hostId: '', force: true }, allocatable(view.config, ref.subnet));
+      const plan = releaseInBlock(blockState(view, cooling), requests, { hostId: '', force: true }, allocatable(view.config, ref.subnet));
       if (!plan.edit) return [];
       const ok = await stores.blocks.commit(view, releaseCommit(ref, view, plan, plan.edit));
       return ok ? plan.freed : undefined;

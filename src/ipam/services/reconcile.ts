@@ -7,6 +7,7 @@ import type { IpamStores } from '../ports.js';
 import { offsetInPool } from './address-service.js';
 import { type HeldAddress, type HostView, planReconcile, type ReconcilePlan } from './reconcile-plan.js';
 import { releaseWhere } from './reconcile-release.js';
+import type { CoolingOptions } from './allocation-service.js';
 
 /** This host's own view of its endpoints (state dir, local Docker API); see server/host-view.ts. */
 export interface HostViewSource {
@@ -19,6 +20,8 @@ export interface ReconcileOptions {
   graceMs: number;
   /** Subnets with an address allocation in flight in this process. */
   inFlight?: () => ReadonlySet<string>;
+  /** The cooldown and sticky rules: a freed orphan cools like any release. */
+  cooling?: CoolingOptions;
 }
 
 export interface ReconcileResult {
@@ -86,7 +89,7 @@ export class Reconciler {
         held !== 'unreadable' && held.assignment.hostId === this.hostId && held.assignment.since === a.since;
       return [{ ref, offset, accept }];
     });
-    const freed = await releaseWhere(this.stores, items);
+    const freed = await releaseWhere(this.stores, items, this.o.cooling);
     if (freed.length > 0) this.logger.info({ freed }, 'reconcile freed addresses no endpoint on this host holds');
     return { plan, freed };
   }
