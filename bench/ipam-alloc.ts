@@ -10,10 +10,10 @@ import { EtcdIpamAdmin, EtcdIpamDriver } from '../src/server/etcd-ipam.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { EtcdStores } from '../src/store/etcd-stores.js';
-import { createEtcdClient } from '../src/store/etcd-client.js';
+import { testEtcdClient } from '../test/harness/etcd-client.js';
 
 const cluster = await startEtcdCluster({ members: 1 });
-const etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+const etcd = testEtcdClient(cluster.endpoints);
 const logger = silentLogger();
 
 async function p50(prefix: string, subnet: string, first: string, last: string, n: number, fill?: (p: string) => Promise<void>): Promise<number> {

@@ -9,12 +9,12 @@ import { IpamDriverService } from '../src/ipam/services/driver-service.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { EtcdStores } from '../src/store/etcd-stores.js';
-import { createEtcdClient } from '../src/store/etcd-client.js';
+import { testEtcdClient } from '../test/harness/etcd-client.js';
 
 const COOLING = 10_000;
 const SAMPLES = 300;
 const cluster = await startEtcdCluster({ members: 1 });
-const etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+const etcd = testEtcdClient(cluster.endpoints);
 const logger = silentLogger();
 const cooling = { policy: { cooldownSec: 300, stickySec: 86_400 }, now: () => Math.floor(Date.now() / 1000) };
 const subnet = '10.77.0.0/16';

@@ -3,12 +3,12 @@ import { performance } from 'node:perf_hooks';
 import { EtcdIpamAdmin } from '../src/server/etcd-ipam.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';
-import { createEtcdClient } from '../src/store/etcd-client.js';
+import { testEtcdClient } from '../test/harness/etcd-client.js';
 import { EtcdIo } from '../src/store/etcd-io.js';
 import { prefixEnd } from '../src/store/keys.js';
 
 const cluster = await startEtcdCluster({ members: 1 });
-const etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+const etcd = testEtcdClient(cluster.endpoints);
 try {
   const io = new EtcdIo(etcd, silentLogger());
   for (const [name, start, end] of [['/8', '10.0.0.1/8', '10.255.255.254'], ['/16', '172.16.0.1/16', '172.16.255.254']] as const) {

@@ -7,7 +7,7 @@ import { parseSubnet } from '../../src/net/address.js';
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { testEtcdClient } from '../harness/etcd-client.js';
 import { IpamKeys } from '../../src/store/keys.js';
 import { missing } from '../harness/requirements.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
@@ -24,7 +24,7 @@ const clients: Etcd3[] = [];
 const proxies: TcpProxy[] = [];
 
 const client = (endpoints: string[], prefix: string, timeout = 5000): Etcd3 => {
-  const c = createEtcdClient({ etcdEndpoints: endpoints, etcdTimeoutMs: timeout, etcdPrefix: prefix } as Parameters<typeof createEtcdClient>[0]);
+  const c = testEtcdClient(endpoints, { prefix, timeoutMs: timeout });
   clients.push(c);
   return c;
 };

@@ -7,7 +7,7 @@ import { EtcdIpamAdmin } from '../../src/server/etcd-ipam.js';
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { testEtcdClient } from '../harness/etcd-client.js';
 import { missing } from '../harness/requirements.js';
 
 const skip = missing('etcd');
@@ -19,7 +19,7 @@ const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, s
 before(async () => {
   if (skip) return;
   cluster = await startEtcdCluster({ members: 1 });
-  etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+  etcd = testEtcdClient(cluster.endpoints);
 });
 after(async () => {
   etcd?.close();

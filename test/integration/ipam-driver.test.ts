@@ -8,7 +8,7 @@ import { FlatnetError } from '../../src/errors.js';
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { testEtcdClient } from '../harness/etcd-client.js';
 import { missing } from '../harness/requirements.js';
 
 const skip = missing('etcd');
@@ -16,7 +16,7 @@ let cluster: EtcdCluster;
 const clients: Etcd3[] = [];
 const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
 const client = (endpoints = cluster.endpoints, timeout = 5000): Etcd3 => {
-  const c = createEtcdClient({ etcdEndpoints: endpoints, etcdTimeoutMs: timeout } as Parameters<typeof createEtcdClient>[0]);
+  const c = testEtcdClient(endpoints, { timeoutMs: timeout });
   clients.push(c);
   return c;
 };

@@ -15,7 +15,7 @@ import type { DriverFactory } from '../../src/server/drivers.js';
 import { EtcdIpamAdmin, EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
 import { ipamHealer, openReleaseJournal, releaseJournalPath } from '../../src/server/heal.js';
 import { startServer } from '../../src/server/server.js';
-import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { testEtcdClient } from '../harness/etcd-client.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { IpamKeys } from '../../src/store/keys.js';
 import { parseSubnet } from '../../src/net/address.js';
@@ -32,7 +32,7 @@ let dir: string;
 before(async () => {
   if (skip) return;
   cluster = await startEtcdCluster({ members: 1 });
-  etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+  etcd = testEtcdClient(cluster.endpoints);
   dir = await mkdtemp(join(tmpdir(), 'flatnet-heal-'));
 });
 after(async () => {

@@ -5,11 +5,11 @@
  */
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { testEtcdClient } from '../harness/etcd-client.js';
 import { FlatnetError } from '../../src/errors.js';
 
 const [endpoints, prefix, hostId, subnet, subPool] = process.argv.slice(2) as [string, string, string, string, string];
-const etcd = createEtcdClient({ etcdEndpoints: endpoints.split(','), etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+const etcd = testEtcdClient(endpoints.split(','));
 const driver = new EtcdIpamDriver({ etcd, prefix, hostId, logger: silentLogger() });
 const got: string[] = [];
 let end = '';

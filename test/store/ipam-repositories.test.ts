@@ -9,7 +9,7 @@ import type { PoolConfig } from '../../src/ipam/model/records.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { createEtcdClient } from '../../src/store/etcd-client.js';
+import { testEtcdClient } from '../harness/etcd-client.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { missing } from '../harness/requirements.js';
 
@@ -30,7 +30,7 @@ const config: PoolConfig = {
 before(async () => {
   if (skip) return;
   cluster = await startEtcdCluster({ members: 1 });
-  etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdTimeoutMs: 5000 } as Parameters<typeof createEtcdClient>[0]);
+  etcd = testEtcdClient(cluster.endpoints);
 });
 after(async () => {
   etcd?.close();

@@ -219,3 +219,15 @@ test('a replayed release cools like any release: the address goes to no other co
   const next = (await h1.requestAddress(container(poolId))).address.split('/')[0];
   assert.notEqual(next, a, 'another container gets the other address of the range, not the cooling one');
 });
+
+test('a replayed ReleasePool never drops the claim of a network created after the release was asked for', async () => {
+  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()) });
+  const before = new Date(Date.now() - 60_000).toISOString();
+  const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
+  const claims = async () => (await stores.pools.read(parseSubnet('10.1.0.0/22')))?.config.claims.length ?? 0;
+  await h1.replay({ op: 'pool', poolId, at: before });
+  assert.equal(await claims(), 1, 'the claim is newer than the release: kept');
+  await h1.replay({ op: 'pool', poolId, at: new Date(Date.now() + 1000).toISOString() });
+  assert.equal(await claims(), 0);
+});

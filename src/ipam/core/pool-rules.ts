@@ -96,11 +96,15 @@ function unusedDockerRanges(c: PoolConfig, claims: PoolConfig['claims']): Interv
  * Removes one of host H's claim entries on the PoolID (nothing when it has none). Returns the Docker-origin ranges
  * no remaining claim uses. A host left without claims also gives up its gateway/aux references.
  */
-export function releaseClaim(c: PoolConfig, hostId: string, poolId: string): { config: PoolConfig; droppable: Interval[] } {
+/**
+ * Drops one of the host's claims on the pool. `notAfter` (ISO time): only a claim made by then may go (a replayed
+ * release must not take the claim of a network created after it was asked for).
+ */
+export function releaseClaim(c: PoolConfig, hostId: string, poolId: string, notAfter?: string): { config: PoolConfig; droppable: Interval[] } {
   // The newest entry goes: the oldest "since" keeps saying how long the host has held the pool.
   let at = -1;
   c.claims.forEach((k, i) => {
-    if (k.hostId === hostId && k.poolId === poolId) at = i;
+    if (k.hostId === hostId && k.poolId === poolId && (notAfter === undefined || k.since <= notAfter)) at = i;
   });
   const claims = at < 0 ? c.claims : c.claims.filter((_, i) => i !== at);
   const stillHolds = claims.some((k) => k.hostId === hostId);

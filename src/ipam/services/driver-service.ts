@@ -154,11 +154,12 @@ export class IpamDriverService implements IpamDriver {
 
   /**
    * Lands one journaled release. An address is freed only if this host still holds it with an assignment made
-   * before the release was asked for; absent, it may have been this host's gateway/aux reservation.
+   * before the release was asked for; absent, it may have been this host's gateway/aux reservation. A pool claim
+   * goes only if it was made before the release was asked for.
    */
   async replay(entry: JournalEntry): Promise<void> {
     if (entry.op === 'pool') {
-      await this.pools.releasePool(entry.poolId);
+      await this.pools.releasePool(entry.poolId, entry.at);
       return;
     }
     const ref = parsePoolId(entry.poolId);

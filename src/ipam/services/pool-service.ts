@@ -53,12 +53,15 @@ export class PoolService {
   }
 
   /** Drops this host's claim; Docker ranges no claim uses any more go when nothing in them is assigned. */
-  async releasePool(poolId: string): Promise<void> {
+  /** `notAfter`: only a claim made by then may go (see releaseClaim). */
+  async releasePool(poolId: string, notAfter?: string): Promise<void> {
     const ref = parsePoolId(poolId);
     await updatePool(this.pools, 'release the pool', ref.subnet, async (tx) => {
       const current = tx.current;
-      if (!current || !current.claims.some((c) => c.hostId === this.hostId && c.poolId === poolId)) return { result: undefined };
-      const { config, droppable } = releaseClaim(current, this.hostId, poolId);
+      const mine = (c: { hostId: string; poolId: string; since: string }): boolean =>
+        c.hostId === this.hostId && c.poolId === poolId && (notAfter === undefined || c.since <= notAfter);
+      if (!current || !current.claims.some(mine)) return { result: undefined };
+      const { config, droppable } = releaseClaim(current, this.hostId, poolId, notAfter);
       let next = config;
       if (droppable.length > 0) {
         // Reading the blocks makes the commit fail if an address in them is assigned meanwhile.
