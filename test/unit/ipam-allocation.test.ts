@@ -79,6 +79,25 @@ test('a conflict on commit is retried; a stale cached block is re-read at once',
   assert.equal((await a.allocate(ref, POOL, [{}])).length, 1, 'retried past three conflicts');
 });
 
+test('a host that loses a block to another writer moves to another open block; with none left it stays', async () => {
+  const { stores } = await poolWithRange();
+  const a = allocator(stores);
+  const [first] = await a.allocate(ref, POOL, [{}]);
+  const contended = blockOfAddress(first as string);
+  // the cached view fails (re-read at once), then the fresh one: a lost race
+  stores.injectConflicts(2);
+  const [second] = await a.allocate(ref, POOL, [{}]);
+  assert.notEqual(blockOfAddress(second as string), contended, 'the loser left the contended block');
+  const [third] = await a.allocate(ref, POOL, [{}]);
+  assert.equal(blockOfAddress(third as string), blockOfAddress(second as string), 'and stays in its new block');
+
+  const small = parsePoolId('10.1.0.0/22|10.1.0.0/26');
+  const [one] = await a.allocate(small, POOL, [{}]);
+  stores.injectConflicts(2);
+  const [two] = await a.allocate(small, POOL, [{}]);
+  assert.equal(blockOfAddress(two as string), blockOfAddress(one as string), 'a sub-pool of one block has nowhere else to go');
+});
+
 test('endless conflicts end as a clear "unavailable" after the bounded retries', async () => {
   const { stores } = await poolWithRange();
   stores.injectConflicts(1000);

@@ -69,6 +69,7 @@ export class AllocationService {
     private readonly retry: ConflictRetry,
     private readonly hostId: string,
     private readonly cooling: CoolingOptions = COOLING_OFF,
+    private readonly random: () => number = Math.random,
   ) {}
 
   /** Allocates up to metas.length addresses from one block in one commit; returns the addresses (at least one). */
@@ -111,6 +112,7 @@ export class AllocationService {
       if (written === undefined) {
         // A stale cached view is not contention: re-read at once instead of backing off.
         if (view === cached) continue;
+        await this.moveAwayFrom(view, ref, allowed);
         return undefined;
       }
       return create.map((c) => c.address);
@@ -172,6 +174,20 @@ export class AllocationService {
       const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
       return ok ? { address } : undefined;
     }).then((r) => r.address);
+  }
+
+  /**
+   * Lost the race for a block to another host: the next attempt goes to another open block, picked at random.
+   * Staying would starve this host: the winner commits its next batch from its cached block without a read, so
+   * it is always quicker than the loser's read-then-commit, and both hosts would walk the pool in step, one of
+   * them failing after the bounded retries (seen with two busy hosts that met in a block). With no other open
+   * block, both stay and the backoff decides.
+   */
+  private async moveAwayFrom(view: BlockSnapshot, ref: PoolRef, allowed: Interval[]): Promise<void> {
+    const from = nthMember(allowed, BigInt(Math.floor(this.random() * Number.MAX_SAFE_INTEGER)));
+    if (from === undefined) return;
+    const other = await findOpenBlock(ref.subnet.hostBits, allowed, blockOf(from), (n) => this.blocks.readNode(ref.subnet, n), (b) => b === view.block);
+    if (other !== undefined) this.cursors.set(formatSubnet(ref.subnet), other);
   }
 
   private async startBlock(ref: PoolRef, poolId: string): Promise<bigint> {
