@@ -9,7 +9,7 @@ import { recoverTakeovers } from '../hostnet/takeover-intent.js';
 import { bridgeNic, portsOf } from '../hostnet/bridge-ports.js';
 import type { LinkInfo } from '../hostnet/ip-json.js';
 import { vethNames } from '../hostnet/names.js';
-import { createVeth, deleteVeth } from '../hostnet/veth.js';
+import { createVeth, deleteVeth, type VethSpec } from '../hostnet/veth.js';
 import type { Logger } from '../observability/logger.js';
 import { deriveEndpointMac } from './mac.js';
 import type {
@@ -84,6 +84,8 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly background = new Set<Promise<void>>();
   /** Veth removals still running, by endpoint id (see removeVethInBackground). */
   private readonly removals = new Map<string, Promise<void>>();
+  /** Veth pairs created ahead, at CreateEndpoint, by endpoint id: true once made (see prepareVeth). */
+  private readonly prepared = new Map<string, Promise<boolean>>();
   /** Endpoints whose veth Leave already removes: their DeleteEndpoint has nothing to delete. */
   private readonly left = new Set<string>();
   private readonly owners: EndpointOwnerHook | undefined;
@@ -240,7 +242,7 @@ export class HostNetworkDriver implements NetworkDriver {
   async createEndpoint(input: CreateEndpointInput): Promise<CreateEndpointResult> {
     assertId(input.endpointId, 'endpoint id');
     await this.dirs();
-    await this.network(input.networkId);
+    const net = await this.network(input.networkId);
     const { address, addressIPv6, macAddress } = input.interface;
     checkCidr(address, false, 'endpoint address');
     checkCidr(addressIPv6, true, 'endpoint IPv6 address');
@@ -259,6 +261,7 @@ export class HostNetworkDriver implements NetworkDriver {
       containerIfname: names.container,
       createdAt: new Date().toISOString(),
     });
+    this.prepareVeth(input.endpointId, { names, bridge: net.bridge, mtu: net.mtu, mac });
     this.tellOwners(() => this.owners?.created({ networkId: input.networkId, endpointId: input.endpointId, addresses: [address, addressIPv6] }));
     // Docker refuses a reply that repeats or changes a field it sent.
     return { interface: macAddress !== '' ? null : { macAddress: mac } };
@@ -287,7 +290,9 @@ export class HostNetworkDriver implements NetworkDriver {
     const names = vethNames(input.endpointId);
     await this.removals.get(input.endpointId);
     this.left.delete(input.endpointId);
-    await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
+    const ahead = this.prepared.get(input.endpointId);
+    this.prepared.delete(input.endpointId);
+    if (ahead === undefined || !(await ahead)) await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
     this.tellOwners(() => this.owners?.joined(ep.networkId, input.endpointId));
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && input.sandboxKey !== '' && (ep.address !== '' || ep.addressIPv6 !== '')) {
@@ -306,6 +311,25 @@ export class HostNetworkDriver implements NetworkDriver {
       staticRoutes: [],
       disableGatewayService: net.gateway === '' && gatewayIPv6 === '',
     };
+  }
+
+  /**
+   * Docker needs the pair only at Join, and between CreateEndpoint and Join it builds the sandbox: making the pair
+   * meanwhile takes the `ip` spawn (the largest part of Join) off the path of a container start. A failure here
+   * is only logged: Join then makes the pair itself and reports what goes wrong.
+   */
+  private prepareVeth(endpointId: string, spec: VethSpec): void {
+    const made = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => createVeth(this.ip, spec))
+      .then(
+        () => true,
+        (err: unknown) => {
+          this.logger.debug({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not make the veth ahead of Join');
+          return false;
+        },
+      );
+    this.prepared.set(endpointId, made);
+    this.track(made.then(() => undefined));
   }
 
   /** The owner hook must never cost a plugin call. */
@@ -335,8 +359,11 @@ export class HostNetworkDriver implements NetworkDriver {
    */
   private removeVethInBackground(endpointId: string): void {
     if (this.removals.has(endpointId)) return;
+    // A pair still being made ahead is removed once it exists, or it would outlive its endpoint.
+    const ahead = this.prepared.get(endpointId);
+    this.prepared.delete(endpointId);
     // Spawning `ip` costs milliseconds of this thread: let the reply to Docker go out first.
-    const removal = new Promise<void>((resolve) => setImmediate(resolve))
+    const removal = Promise.all([ahead, new Promise<void>((resolve) => setImmediate(resolve))])
       .then(() => deleteVeth(this.ip, vethNames(endpointId)))
       .catch((err: unknown) => this.logger.warn({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not remove the veth'))
       .finally(() => this.removals.delete(endpointId));

@@ -11,18 +11,28 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * false: no fsync. The file still changes atomically for every process (a killed writer leaves the old file
+   * or the new one), but a power loss may lose the write. Right for records of what dies with the machine
+   * anyway: an endpoint record describes a container that a reboot ends.
+   */
+  durable?: boolean;
+}
+
 /**
  * Write-to-temp, fsync, rename, fsync directory: a reader or a crash sees the old file or the new one. Every
  * state file flatnet keeps (network and endpoint records, the takeover intent, the release journal) is written so.
  * The directory must exist.
  */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+export async function writeFileAtomic(path: string, content: string, options: AtomicWriteOptions = {}): Promise<void> {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
   const tmp = join(dir, `.${path.slice(dir.length + 1)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(content);
-    await fh.sync();
+    if (durable) await fh.sync();
   } finally {
     await fh.close();
   }
@@ -32,7 +42,7 @@ export async function writeFileAtomic(path: string, content: string): Promise<vo
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncPath(dir);
+  if (durable) await fsyncPath(dir);
 }
 
 /** The file's text, or undefined when it does not exist. */

@@ -122,8 +122,9 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
       networkId: netId, endpointId: ep, interface: { address: '10.77.0.10/24', addressIPv6: '', macAddress: '' }, options: {},
     });
     assert.deepEqual(derived, { interface: { macAddress: '0a:66:0a:4d:00:0a' } });
+    const givenEp = hexId();
     const given = await driver.createEndpoint({
-      networkId: netId, endpointId: hexId(), interface: { address: '10.77.0.11/24', addressIPv6: '', macAddress: '02:42:0a:4d:00:0b' }, options: {},
+      networkId: netId, endpointId: givenEp, interface: { address: '10.77.0.11/24', addressIPv6: '', macAddress: '02:42:0a:4d:00:0b' }, options: {},
     });
     assert.deepEqual(given, { interface: null });
     await assert.rejects(
@@ -131,12 +132,18 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
       (e: unknown) => e instanceof FlatnetError && e.kind === 'not-found',
     );
     await driver.deleteEndpoint(netId, ep);
+    await driver.deleteEndpoint(netId, givenEp);
+    await driver.idle();
+    const l = await links();
+    assert.equal([ep, givenEp].some((e) => l.has(vethNames(e).host) || l.has(vethNames(e).container)), false, 'a pair made ahead goes with its endpoint');
   });
 
   test('Join makes a veth pair in the bridge with the network MTU and endpoint MAC; traffic flows; Leave removes it', async () => {
     const ep = hexId();
     const names = vethNames(ep);
     await driver.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.20/24', addressIPv6: '', macAddress: '' }, options: {} });
+    await driver.idle();
+    assert.equal((await links()).get(names.host)?.master, 'br0', 'the pair is made ahead, between CreateEndpoint and Join');
     const res = await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '/var/run/docker/netns/none', options: {} });
     assert.deepEqual(res, {
       srcName: names.container, dstPrefix: 'eth', gateway: '10.77.0.1', gatewayIPv6: '', staticRoutes: [], disableGatewayService: false,
