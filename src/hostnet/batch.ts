@@ -31,3 +31,14 @@ export function failedBatchLine(stderr: string): number | undefined {
   const m = /Command failed -:(\d+)/.exec(stderr);
   return m ? Number(m[1]) : undefined;
 }
+
+/** A failed `ip -batch`: how many commands completed before the failing one, and what ip said. */
+export class IpBatchError extends FlatnetError {
+  constructor(
+    readonly completed: number,
+    readonly stderr: string,
+  ) {
+    super('unavailable', `ip failed after ${completed} command(s): ${stderr.trim().split('\n')[0] ?? ''}`);
+    this.name = 'IpBatchError';
+  }
+}

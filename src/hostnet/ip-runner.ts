@@ -1,7 +1,10 @@
 import { FlatnetError } from '../errors.js';
-import { failedBatchLine, renderBatch, type IpCommand } from './batch.js';
+import { failedBatchLine, IpBatchError, renderBatch, type IpCommand } from './batch.js';
 import { execArgs, type ExecResult } from './exec.js';
+import { IpSession } from './ip-session.js';
 import { assertIfName } from './names.js';
+
+export { IpBatchError };
 
 export interface IpRunnerOptions {
   /**
@@ -11,17 +14,20 @@ export interface IpRunnerOptions {
   netns?: string;
   ipPath?: string;
   nsenterPath?: string;
+  /** false: batches that ask for the session spawn their own `ip` all the same (see IpSession). */
+  session?: boolean;
 }
 
-/** A failed `ip -batch`: how many commands completed before the failing one, and what ip said. */
-export class IpBatchError extends FlatnetError {
-  constructor(
-    readonly completed: number,
-    readonly stderr: string,
-  ) {
-    super('unavailable', `ip failed after ${completed} command(s): ${stderr.trim().split('\n')[0] ?? ''}`);
-    this.name = 'IpBatchError';
-  }
+
+export interface BatchOptions {
+  /** Every command is tried, whatever fails (never through the session). */
+  force?: boolean;
+  /**
+   * Through the runner's long-lived ip (IpSession): for the commands on the path of a container start or stop.
+   * The rest (bridge takeover and its rollback) spawn an ip per batch: if that ip dies, its exit says how far
+   * it got, which a rollback needs.
+   */
+  session?: boolean;
 }
 
 /**
@@ -31,12 +37,19 @@ export class IpRunner {
   readonly netns: string | undefined;
   private readonly ip: string;
   private readonly nsenter: string;
+  private readonly session: IpSession | undefined;
 
   constructor(options: IpRunnerOptions = {}) {
     if (options.netns !== undefined) assertIfName(options.netns, 'network namespace name');
     this.netns = options.netns;
     this.ip = options.ipPath ?? 'ip';
     this.nsenter = options.nsenterPath ?? 'nsenter';
+    this.session = options.session === false ? undefined : new IpSession(this.ip, this.ipPrefix());
+  }
+
+  /** Ends the running `ip` of this runner, if any (it would also end with this process). */
+  close(): void {
+    this.session?.close();
   }
 
   private ipPrefix(): string[] {
@@ -72,11 +85,27 @@ export class IpRunner {
   }
 
   /**
-   * Runs several commands with one `ip -batch -` spawn. Without force, ip stops at the first failure and
+   * Runs several commands with one `ip -batch -` (spawned, or the session's). Without force, ip stops at the first failure and
    * IpBatchError.completed says how many commands took effect; with force every command is tried.
    */
-  async batch(commands: readonly IpCommand[], options: { force?: boolean } = {}): Promise<void> {
+  async batch(commands: readonly IpCommand[], options: BatchOptions = {}): Promise<void> {
     if (commands.length === 0) return;
+    if (this.session === undefined || options.session !== true || options.force === true) return this.spawnBatch(commands, options);
+    try {
+      await this.session.run(commands);
+    } catch (err) {
+      if (!(err instanceof IpBatchError)) throw err;
+      // Once more in a fresh ip, from the failed command on: a stale name cache in the session fails only there.
+      try {
+        await this.spawnBatch(commands.slice(err.completed), {});
+      } catch (again) {
+        if (again instanceof IpBatchError) throw new IpBatchError(err.completed + again.completed, again.stderr);
+        throw again;
+      }
+    }
+  }
+
+  private async spawnBatch(commands: readonly IpCommand[], options: { force?: boolean }): Promise<void> {
     const input = renderBatch(commands);
     const args = [...this.ipPrefix(), ...(options.force ? ['-force'] : []), '-batch', '-'];
     const res = await this.exec(this.ip, args, input);

@@ -47,7 +47,7 @@ export function onlyMissingLinkErrors(stderr: string): boolean {
  */
 export async function deleteVeth(ip: IpRunner, names: VethNames): Promise<void> {
   try {
-    await ip.batch([['link', 'del', 'dev', names.host]]);
+    await ip.batch([['link', 'del', 'dev', names.host]], { session: true });
   } catch (err) {
     if (err instanceof IpBatchError && onlyMissingLinkErrors(err.stderr)) return;
     throw err;
@@ -61,7 +61,7 @@ export async function deleteVeth(ip: IpRunner, names: VethNames): Promise<void> 
 export async function createVeth(ip: IpRunner, spec: VethSpec): Promise<void> {
   const commands = vethCreateCommands(spec);
   try {
-    await ip.batch(commands);
+    await ip.batch(commands, { session: true });
     return;
   } catch (err) {
     if (!(err instanceof IpBatchError)) throw err;
@@ -72,7 +72,7 @@ export async function createVeth(ip: IpRunner, spec: VethSpec): Promise<void> {
   }
   await deleteVeth(ip, spec.names);
   try {
-    await ip.batch(commands);
+    await ip.batch(commands, { session: true });
   } catch (err) {
     await deleteVeth(ip, spec.names);
     throw err;

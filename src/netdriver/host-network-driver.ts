@@ -154,9 +154,10 @@ export class HostNetworkDriver implements NetworkDriver {
     return removeOrphanVeths(this.ip, await this.state.endpointIds(), this.logger);
   }
 
-  /** Server shutdown: lets background announcements and veth removals finish. */
+  /** Server shutdown: lets background announcements and veth removals finish, then ends the ip session. */
   async close(): Promise<void> {
     await this.idle();
+    this.ip.close();
   }
 
   /** Resolves when every background announcement and veth removal started so far has finished (tests, shutdown). */

@@ -1,5 +1,5 @@
 import type { IpCommand } from '../../src/hostnet/batch.js';
-import { IpBatchError, IpRunner } from '../../src/hostnet/ip-runner.js';
+import { type BatchOptions, IpBatchError, IpRunner } from '../../src/hostnet/ip-runner.js';
 
 /**
  * An IpRunner whose next change batch stops after `failAfter` commands, the way `ip -batch` stops at a
@@ -16,7 +16,7 @@ export class FailingIpRunner extends IpRunner {
     super({ netns });
   }
 
-  override async batch(commands: readonly IpCommand[], options: { force?: boolean } = {}): Promise<void> {
+  override async batch(commands: readonly IpCommand[], options: BatchOptions = {}): Promise<void> {
     if (!this.armed || options.force === true || commands.length <= this.failAfter) return super.batch(commands, options);
     this.armed = false;
     await super.batch(commands.slice(0, this.failAfter));

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { arpingArgs, ifnameHolding, na6Args } from '../../src/hostnet/announce.js';
 import { intentRollback, intentSchema, takeoverCompleted, type TakeoverIntent } from '../../src/hostnet/takeover-intent.js';
 import { failedBatchLine, isSafeBatchToken, renderBatch } from '../../src/hostnet/batch.js';
+import { BatchStderr } from '../../src/hostnet/ip-session.js';
 import type { AddrInfo, LinkInfo, RouteInfo } from '../../src/hostnet/ip-json.js';
 import { forwardAcceptRule } from '../../src/hostnet/iptables.js';
 import { bridgeNic, nicPorts, portsOf } from '../../src/hostnet/bridge-ports.js';
@@ -40,6 +41,15 @@ describe('ip batch input', () => {
   test('failing line number is read from ip stderr', () => {
     assert.equal(failedBatchLine('RTNETLINK answers: File exists\nCommand failed -:3\n'), 3);
     assert.equal(failedBatchLine('something else'), undefined);
+  });
+  test('a session reads each failure with what ip said before it, across chunk boundaries', () => {
+    const s = new BatchStderr();
+    assert.deepEqual(s.push('RTNETLINK answers: File exists\nCommand fa'), []);
+    assert.deepEqual(s.push('iled -:1\nDevice "m" does not exist.\nCommand failed -:2\nwarning: x\n'), [
+      { line: 1, text: 'RTNETLINK answers: File exists' },
+      { line: 2, text: 'Device "m" does not exist.' },
+    ]);
+    assert.deepEqual(s.push('Command failed -:4\n'), [{ line: 4, text: 'warning: x' }]);
   });
 });
 
