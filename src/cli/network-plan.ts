@@ -2,6 +2,8 @@ import { FlatnetError, errorMessage } from '../errors.js';
 import type { PoolSummary } from '../ipam/contract.js';
 import { formatSubnet, parseAddress, parseSubnet, subnetContains, type Subnet } from '../net/address.js';
 import { CLI_FLAG_NAMING, parseNetworkOptions } from '../netdriver/options.js';
+import type { NicFacts } from '../hostnet/nic-facts.js';
+import { gatewayFromNic, poolFromNic } from './nic-subnet.js';
 
 export interface CreateNetworkRequest {
   name: string;
@@ -19,6 +21,8 @@ export interface CreateNetworkRequest {
 export interface NetworkPlan {
   subnet: string;
   gateway?: string;
+  /** Without --subnet: the NIC address the subnet was taken from ("eth0's 10.98.0.11/16"). */
+  from?: string;
   /** argv for `docker` (never a shell string). */
   createArgs: string[];
   /** argv prefix selecting the daemon (-H ...), for the inspect call too. */
@@ -74,7 +78,8 @@ export function checkRequest(req: CreateNetworkRequest): CheckedRequest {
   };
 }
 
-function choosePool(checked: CheckedRequest, pools: PoolSummary[]): PoolSummary {
+/** With --subnet, that pool and its gateway; without, the pool of the host's own NIC (see nic-subnet.ts). */
+function choosePool(checked: CheckedRequest, pools: PoolSummary[], nic: NicFacts | undefined): { pool: PoolSummary; gateway?: string; from?: string } {
   if (checked.subnet !== undefined) {
     const wanted = formatSubnet(checked.subnet);
     const pool = pools.find((p) => p.subnet === wanted);
@@ -82,20 +87,23 @@ function choosePool(checked: CheckedRequest, pools: PoolSummary[]): PoolSummary 
       const known = pools.map((p) => p.subnet).join(', ') || 'none';
       throw new FlatnetError('invalid', `no flatnet pool ${wanted} (pools: ${known}); add one with \`flatnet ip-range add\``);
     }
-    return pool;
+    return { pool, ...(pool.gateway !== undefined ? { gateway: pool.gateway } : {}) };
   }
-  const [only, ...more] = pools;
-  if (only !== undefined && more.length === 0) return only;
-  if (only === undefined) {
-    throw new FlatnetError('invalid', 'no flatnet pool exists yet; add a range first with `flatnet ip-range add --ip-start A/len --ip-end B/len`');
-  }
-  throw new FlatnetError('invalid', `several pools exist (${pools.map((p) => p.subnet).join(', ')}); choose one with --subnet`);
+  if (nic === undefined) throw new Error('planNetwork: without --subnet the NIC facts are needed');
+  const choice = poolFromNic(nic, pools);
+  // An explicit --gateway needs no agreement between the pool and the host's route.
+  const gateway = checked.req.gateway !== undefined ? undefined : gatewayFromNic(choice);
+  return { pool: choice.pool, ...(gateway !== undefined ? { gateway } : {}), from: `${choice.nic}'s ${choice.address}` };
 }
 
-/** Decides the `docker network create` call from the checked request and the stored pools; refuses what cannot work. */
-export function planNetwork(checked: CheckedRequest, pools: PoolSummary[]): NetworkPlan {
+/**
+ * Decides the `docker network create` call from the checked request, the stored pools and (without --subnet)
+ * the facts of the host's NIC; refuses what cannot work.
+ */
+export function planNetwork(checked: CheckedRequest, pools: PoolSummary[], nic?: NicFacts): NetworkPlan {
   const { req } = checked;
-  const pool = choosePool(checked, pools);
+  const chosen = choosePool(checked, pools, nic);
+  const { pool } = chosen;
   const subnet = parseSubnet(pool.subnet);
   if (checked.gateway !== undefined && !subnetContains(subnet, checked.gateway.family, checked.gateway.value)) {
     throw new FlatnetError('invalid', `--gateway ${req.gateway} is not inside the subnet ${pool.subnet}`);
@@ -104,14 +112,20 @@ export function planNetwork(checked: CheckedRequest, pools: PoolSummary[]): Netw
   if (range !== undefined && !(range.prefix >= subnet.prefix && subnetContains(subnet, range.family, range.network))) {
     throw new FlatnetError('invalid', `--ip-range ${req.ipRange} does not lie inside the subnet ${pool.subnet}`);
   }
-  const gateway = req.gateway ?? pool.gateway;
+  const gateway = req.gateway ?? chosen.gateway;
   const hostArgs = req.dockerHost !== undefined ? ['-H', req.dockerHost] : [];
   const createArgs = [...hostArgs, 'network', 'create', '-d', req.driver, '--ipam-driver', req.driver, '--subnet', pool.subnet];
   if (gateway !== undefined) createArgs.push('--gateway', gateway);
   if (range !== undefined) createArgs.push('--ip-range', formatSubnet(range));
   for (const o of checked.driverOptions) createArgs.push('-o', `${o.key}=${o.value}`);
   createArgs.push(req.name);
-  return { subnet: pool.subnet, ...(gateway !== undefined ? { gateway } : {}), createArgs, hostArgs };
+  return {
+    subnet: pool.subnet,
+    ...(gateway !== undefined ? { gateway } : {}),
+    ...(chosen.from !== undefined ? { from: chosen.from } : {}),
+    createArgs,
+    hostArgs,
+  };
 }
 
 export interface ExistingNetwork {

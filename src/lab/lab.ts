@@ -13,14 +13,14 @@ import { DOCKER20, type Engine } from './engine.js';
 import { guardNoPull } from './no-pull.js';
 import { createHostNetns, createLan, createUts, inNetns } from './lan.js';
 import { type LabState, writeLabState } from './lab-state.js';
-import { LAN, labNames, newLabId } from './names.js';
+import { LAN, labNames, newLabId, SEGMENTS, type SegmentIndex } from './names.js';
 import { processStartTime, trackingHierarchy } from './proc-tools.js';
 import { run } from './processes.js';
 import { teardownState } from './teardown.js';
 
 export { IMAGE } from './busybox-image.js';
 export { DOCKER20, docker28, type Engine } from './engine.js';
-export { LAN } from './names.js';
+export { LAN, SEGMENT2, SEGMENTS, type SegmentIndex } from './names.js';
 export { teardownLab, labLeftovers } from './teardown.js';
 
 export interface LabOptions {
@@ -35,6 +35,12 @@ export interface LabOptions {
   etcdMembers?: 1 | 3;
   /** The Docker engine every host runs (default Debian's docker.io 20.10). */
   engine?: Engine;
+  /**
+   * The LAN segment of each host, in host order (default: all on LAN). A host on segment 1 sits on SEGMENT2
+   * (10.98.0.0/16, its own switch); the LAN namespace then routes between the two segments, and only between
+   * them. etcd and the lab's DNS address stay on LAN's router address, reached from SEGMENT2 through it.
+   */
+  segments?: SegmentIndex[];
 }
 
 export interface LabHost {
@@ -45,6 +51,9 @@ export interface LabHost {
   utsPath: string;
   /** The host's LAN address (on eth0, or on br0 once flatnet took the NIC over). */
   lanAddress: string;
+  /** The host's segment (0: LAN, 1: SEGMENT2) and that segment's router address (its default gateway). */
+  segment: SegmentIndex;
+  gateway: string;
   dir: string;
   /** Host-side path of the host's /run/docker/plugins. */
   pluginSocketDir: string;
@@ -87,6 +96,11 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   await mkdir(names.dir, { recursive: true });
   const hierarchy = await trackingHierarchy();
   const hostNumbers = Array.from({ length: opts.hosts }, (_, i) => i + 1);
+  if (opts.segments !== undefined && opts.segments.length !== opts.hosts) {
+    throw new Error(`startLab: segments names ${opts.segments.length} hosts, the lab has ${opts.hosts}`);
+  }
+  const segmentOf = (n: number): SegmentIndex => opts.segments?.[n - 1] ?? 0;
+  const segmentCount = hostNumbers.some((n) => segmentOf(n) === 1) ? 2 : 1;
   const state: LabState = {
     id,
     name: opts.name ?? '',
@@ -105,14 +119,15 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   const plugin = opts.plugin ?? flatnetCli() !== undefined;
   const engine = opts.engine ?? DOCKER20;
   try {
-    await createLan(names.lanNetns);
+    await createLan(names.lanNetns, segmentCount);
     for (const n of hostNumbers) {
       await createHostNetns({
         lanNetns: names.lanNetns,
         netns: names.hostNetns(n),
         lanPort: names.lanPort(n),
-        address: names.hostLanAddress(n),
+        address: names.hostLanAddress(n, segmentOf(n)),
         forwardPolicyDrop: opts.forwardPolicyDrop === true && n === opts.hosts,
+        segment: segmentOf(n),
       });
       await createUts(join(names.dir, `uts-h${n}`), names.hostName(n));
       await prepareHostDirs(join(names.dir, `h${n}`), LAN.gateway);
@@ -132,7 +147,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     await save();
     const etcdEndpoints = etcd.lanEndpoints;
     const tarball = buildBusyboxTarball(names.dir);
-    const hosts = hostNumbers.map((n) => makeHost(names, n, etcdEndpoints, engine));
+    const hosts = hostNumbers.map((n) => makeHost(names, n, segmentOf(n), etcdEndpoints, engine));
     // Settle every host before judging, so that a failed start-up never tears down under a host still starting.
     const results = await Promise.allSettled(
       hosts.map(async (h) => {
@@ -179,7 +194,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   }
 }
 
-function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: string[], engine: Engine): LabHost {
+function makeHost(names: ReturnType<typeof labNames>, n: number, segment: SegmentIndex, etcdEndpoints: string[], engine: Engine): LabHost {
   const dir = join(names.dir, `h${n}`);
   const p = hostPaths(dir);
   const netns = names.hostNetns(n);
@@ -189,7 +204,9 @@ function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: 
     netns,
     netnsPath: `/run/netns/${netns}`,
     utsPath: join(names.dir, `uts-h${n}`),
-    lanAddress: names.hostLanAddress(n),
+    lanAddress: names.hostLanAddress(n, segment),
+    segment,
+    gateway: SEGMENTS[segment].gateway,
     dir,
     pluginSocketDir: p.pluginDir,
     execRoot: p.runDocker,

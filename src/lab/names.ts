@@ -11,6 +11,21 @@ export const LAN = {
   containerRange: '10.99.128.0/20',
 } as const;
 
+/**
+ * A second LAN segment (another rack) for beds with `segments`: its own bridge in the LAN namespace, which then
+ * routes between the two (still no uplink: nothing leaves the machine).
+ */
+export const SEGMENT2 = {
+  subnet: '10.98.0.0/16',
+  prefixLength: 16,
+  gateway: '10.98.0.1',
+  containerRange: '10.98.128.0/20',
+} as const;
+
+/** The segments a bed can have: 0 is LAN (bridge lan0), 1 is SEGMENT2 (bridge lan1). */
+export const SEGMENTS = [LAN, SEGMENT2] as const;
+export type SegmentIndex = 0 | 1;
+
 export function newLabId(): string {
   return randomBytes(3).toString('hex');
 }
@@ -30,7 +45,8 @@ export function labNames(id: string) {
     hostName: (n: number) => `h${n}`,
     /** Docker's --cgroup-parent for host n; the host's daemons sit in its "daemons" child. */
     hostCgroup: (n: number) => `${bed}-h${n}`,
-    hostLanAddress: (n: number) => `10.99.0.${10 + n}`,
+    /** Host n's address on its segment: 10.99.0.(10+n), or 10.98.0.(10+n) on the second segment. */
+    hostLanAddress: (n: number, segment: SegmentIndex = 0) => `${segment === 0 ? '10.99' : '10.98'}.0.${10 + n}`,
     /** The LAN switch port of host n, inside the LAN namespace. */
     lanPort: (n: number) => `port${n}`,
   };

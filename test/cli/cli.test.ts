@@ -186,10 +186,12 @@ test('create-network: every bad flag is one line, exit 2, and neither docker nor
     [['--name', 'lan', '--parent', 'eth0;reboot'], /--parent/],
     [['--name', 'lan', '--bridge', '..'], /--bridge/],
     [['--name', 'lan', '--subnet', '10.60.0.0'], /--subnet: /],
-    [['--name', 'lan', '--gateway', '10.61.0.1'], /--gateway 10\.61\.0\.1 is not inside the subnet 10\.60\.0\.0\/24/],
+    [['--name', 'lan', '--subnet', '10.60.0.0/24', '--gateway', '10.61.0.1'], /--gateway 10\.61\.0\.1 is not inside the subnet 10\.60\.0\.0\/24/],
     [['--name', 'lan', '--gateway', 'gw'], /--gateway: /],
-    [['--name', 'lan', '--ip-range', '10.60.1.0/25'], /--ip-range 10\.60\.1\.0\/25 does not lie inside the subnet/],
-    [['--name', 'lan', '--ip-range', '10.0.0.0/8'], /--ip-range 10\.0\.0\.0\/8 does not lie inside/],
+    [['--name', 'lan', '--subnet', '10.60.0.0/24', '--ip-range', '10.60.1.0/25'], /--ip-range 10\.60\.1\.0\/25 does not lie inside the subnet/],
+    [['--name', 'lan', '--subnet', '10.60.0.0/24', '--ip-range', '10.0.0.0/8'], /--ip-range 10\.0\.0\.0\/8 does not lie inside/],
+    // Without --subnet the pool is the NIC's: a NIC that does not exist is refused before docker is called.
+    [['--name', 'lan', '--parent', 'fnnonic0'], /^flatnet: no NIC fnnonic0 on this host; give the LAN NIC with --parent, or the pool with --subnet$/],
   ];
   const rangesBefore = (await flatnet(['ip-range', 'list', '--json'], p)).stdout;
   for (const [args, pattern] of refusals) {

@@ -1,18 +1,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkRequest, compareExisting, planNetwork, type CreateNetworkRequest } from '../../src/cli/network-plan.js';
+import type { NicFacts } from '../../src/hostnet/nic-facts.js';
 import type { PoolSummary } from '../../src/ipam/contract.js';
 
 function pool(subnet: string, gateway?: string): PoolSummary {
   return { subnet, family: 4, ...(gateway ? { gateway } : {}), ranges: [], hostRanges: [], reservations: [], claims: [], size: '0', used: 0, free: '0' };
 }
 
-const plan = (req: CreateNetworkRequest, pools: PoolSummary[]) => planNetwork(checkRequest(req), pools);
+/** A host whose eth0 holds `addresses` and whose default route goes via `gateways`. */
+function nic(addresses: string[], gateways: string[] = [], holder = 'eth0'): NicFacts {
+  return { found: true, nic: 'eth0', holder, addresses, gateways };
+}
+const ON_10_1 = nic(['10.1.0.11/16']);
 
-test('the single pool gives subnet and gateway; the docker argv carries every option', () => {
+const plan = (req: CreateNetworkRequest, pools: PoolSummary[], facts: NicFacts = ON_10_1) => planNetwork(checkRequest(req), pools, facts);
+
+test('the NIC\'s pool gives subnet and gateway; the docker argv carries every option', () => {
   const p = plan(
     { name: 'lan', driver: 'flatnet', parent: 'eth0', bridge: 'br0', mtu: '1500', ipRange: '192.168.0.128/25', dockerHost: 'unix:///run/d.sock' },
     [pool('192.168.0.0/24', '192.168.0.1')],
+    nic(['192.168.0.11/24']),
   );
   assert.deepEqual(p.createArgs, [
     '-H', 'unix:///run/d.sock', 'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet',
@@ -21,9 +29,8 @@ test('the single pool gives subnet and gateway; the docker argv carries every op
   ]);
 });
 
-test('several pools need --subnet; none or an unknown one is refused; --subnet is matched in canonical form', () => {
+test('--subnet picks its pool; none or an unknown one is refused; --subnet is matched in canonical form', () => {
   const pools = [pool('10.1.0.0/16'), pool('10.2.0.0/16')];
-  assert.throws(() => plan({ name: 'lan', driver: 'flatnet' }, pools), /choose one with --subnet/);
   const p = plan({ name: 'lan', driver: 'flatnet', subnet: '10.2.0.0/16' }, pools);
   assert.equal(p.subnet, '10.2.0.0/16');
   assert.equal(p.createArgs.includes('--gateway'), false, 'no gateway: Docker asks the IPAM');
@@ -63,4 +70,59 @@ test('an existing network is the same only with the same driver and subnet', () 
   assert.equal(compareExisting({ driver: 'flatnet', subnets: ['10.1.0.0/16'] }, 'flatnet', '10.1.0.0/16'), 'same');
   assert.equal(compareExisting({ driver: 'bridge', subnets: ['10.1.0.0/16'] }, 'flatnet', '10.1.0.0/16'), 'different');
   assert.equal(compareExisting({ driver: 'flatnet', subnets: ['10.9.0.0/16'] }, 'flatnet', '10.1.0.0/16'), 'different');
+});
+
+test('without --subnet the pool is the subnet of the NIC\'s address; the gateway is the default route through it', () => {
+  const pools = [pool('10.99.0.0/16'), pool('10.98.0.0/16')];
+  const onC = plan({ name: 'lan', driver: 'flatnet', parent: 'eth0' }, pools, nic(['10.98.0.11/16'], ['10.98.0.1']));
+  assert.equal(onC.subnet, '10.98.0.0/16');
+  assert.equal(onC.gateway, '10.98.0.1');
+  assert.equal(onC.from, "eth0's 10.98.0.11/16");
+  assert.deepEqual(onC.createArgs, [
+    'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet', '--subnet', '10.98.0.0/16', '--gateway', '10.98.0.1', '-o', 'parent=eth0', 'lan',
+  ]);
+  const onA = plan({ name: 'lan', driver: 'flatnet' }, pools, nic(['10.99.0.11/16'], ['10.99.0.1']));
+  assert.equal(onA.subnet, '10.99.0.0/16', 'the same command on a host of the other segment takes that segment\'s pool');
+  // After the takeover the addresses are on br0 (the holder): a second run decides the same.
+  assert.equal(plan({ name: 'lan', driver: 'flatnet', parent: 'eth0' }, pools, nic(['10.98.0.11/16'], ['10.98.0.1'], 'br0')).subnet, '10.98.0.0/16');
+  // A route via an address outside the subnet (or an IPv6 link-local router) is not a gateway of the pool.
+  const outside = plan({ name: 'lan', driver: 'flatnet' }, pools, nic(['10.98.0.11/16', 'fd77::11/64'], ['10.97.0.1', 'fe80::1']));
+  assert.equal(outside.gateway, undefined);
+  assert.equal(outside.createArgs.includes('--gateway'), false, 'no gateway: the IPAM picks the pool\'s');
+  // An IPv6 or second address in the same pool, or one in no pool, does not make the choice ambiguous.
+  assert.equal(plan({ name: 'lan', driver: 'flatnet' }, pools, nic(['10.98.0.11/16', '10.98.0.12/16', 'fd77::11/64', '192.168.5.5/24'])).subnet, '10.98.0.0/16');
+});
+
+test('without --subnet: the pool\'s gateway is used, must agree with the route, and --gateway overrides both', () => {
+  const pools = [pool('10.98.0.0/16', '10.98.0.1')];
+  assert.equal(plan({ name: 'lan', driver: 'flatnet' }, pools, nic(['10.98.0.11/16'])).gateway, '10.98.0.1');
+  assert.equal(plan({ name: 'lan', driver: 'flatnet' }, pools, nic(['10.98.0.11/16'], ['10.98.0.1'])).gateway, '10.98.0.1');
+  assert.throws(
+    () => plan({ name: 'lan', driver: 'flatnet' }, pools, nic(['10.98.0.11/16'], ['10.98.0.254'])),
+    /^FlatnetError: pool 10\.98\.0\.0\/16 names gateway 10\.98\.0\.1 but eth0's default route goes via 10\.98\.0\.254; give --gateway$/,
+  );
+  assert.equal(plan({ name: 'lan', driver: 'flatnet', gateway: '10.98.0.254' }, pools, nic(['10.98.0.11/16'], ['10.98.0.1'])).gateway, '10.98.0.254');
+});
+
+test('without --subnet: no NIC, no address, no matching pool or several are one-line refusals naming what to give', () => {
+  const pools = [pool('10.99.0.0/16'), pool('10.98.0.0/16')];
+  const refused = (facts: NicFacts, pattern: RegExp, pp = pools): void => {
+    assert.throws(() => plan({ name: 'lan', driver: 'flatnet' }, pp, facts), (err: Error) => {
+      assert.equal(err.name, 'FlatnetError');
+      assert.doesNotMatch(err.message, /\n/);
+      assert.match(err.message, pattern);
+      return true;
+    });
+  };
+  refused({ found: false }, /^no default route names a NIC, so the subnet cannot be taken from it; give --parent NIC or --subnet$/);
+  refused({ found: false, parent: 'eth9' }, /^no NIC eth9 on this host; give the LAN NIC with --parent, or the pool with --subnet$/);
+  refused(nic([]), /^eth0 has no global address to take the subnet from; give --subnet \(pools: 10\.99\.0\.0\/16, 10\.98\.0\.0\/16\)$/);
+  refused(nic([], [], 'br0'), /^eth0 \(addresses on br0\) has no global address/);
+  refused(nic(['10.97.0.11/16', '192.168.1.2/24']), /^no flatnet pool is eth0's subnet 10\.97\.0\.0\/16, 192\.168\.1\.0\/24 \(pools: .*\); add this segment's range with `flatnet ip-range add`, or give --subnet$/);
+  // Same network, other prefix length: not the segment's subnet.
+  refused(nic(['10.98.0.11/24']), /^no flatnet pool is eth0's subnet 10\.98\.0\.0\/24/);
+  refused(nic(['10.99.0.11/16', '10.98.0.11/16']), /^eth0 has addresses in several flatnet pools \(10\.99\.0\.11\/16 in 10\.99\.0\.0\/16, 10\.98\.0\.11\/16 in 10\.98\.0\.0\/16\); choose one with --subnet$/);
+  refused(nic(['10.98.0.11/16']), /^no flatnet pool exists yet/, []);
+  // With --subnet the NIC is not consulted at all.
+  assert.equal(plan({ name: 'lan', driver: 'flatnet', subnet: '10.99.0.0/16' }, pools, { found: false }).subnet, '10.99.0.0/16');
 });

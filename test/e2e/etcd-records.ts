@@ -20,9 +20,12 @@ export async function etcdGetPrefix(lab: Lab, prefix: string): Promise<Map<strin
 
 const assignmentRecord = z.object({ hostId: z.string() }).passthrough();
 
-/** Addresses recorded as assigned in etcd (…/pool/<S>/addr/<ip>), with the host that holds each. */
-export async function etcdAssignments(lab: Lab): Promise<Map<string, string>> {
-  const all = await etcdGetPrefix(lab, POOLS);
+/**
+ * Addresses recorded as assigned in etcd (…/pool/<S>/addr/<ip>), with the host that holds each; with `subnet`,
+ * only those recorded under that pool.
+ */
+export async function etcdAssignments(lab: Lab, subnet?: string): Promise<Map<string, string>> {
+  const all = await etcdGetPrefix(lab, subnet === undefined ? POOLS : `${POOLS}${subnet.replace('/', '_')}/addr/`);
   const out = new Map<string, string>();
   for (const [key, value] of all) {
     const m = /\/addr\/([^/]+)$/.exec(key);

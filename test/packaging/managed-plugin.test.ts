@@ -71,8 +71,8 @@ for (const { engine, skip: engineSkip } of labEngines()) describe(`managed plugi
       await host.docker(['network', 'rm', 'n1']);
 
       // flatnet create-network against this daemon, with the managed plugin as network driver and IPAM;
-      // a second run finds the network and changes nothing
-      const createArgs = ['create-network', '--name', 'lan', '--driver', PLUGIN, '--parent', 'eth0', '--docker-host', `unix://${host.dockerSocket}`, '--etcd-prefix', prefix];
+      // a second run finds the network and changes nothing (--subnet: the pool is not eth0's own subnet)
+      const createArgs = ['create-network', '--name', 'lan', '--driver', PLUGIN, '--parent', 'eth0', '--subnet', '10.77.0.0/24', '--docker-host', `unix://${host.dockerSocket}`, '--etcd-prefix', prefix];
       assert.match(await host.flatnet(createArgs), /created network lan \(driver flatnet-test:latest, subnet 10\.77\.0\.0\/24/);
       assert.match(await host.flatnet(createArgs), /already exists .*nothing to do/);
       const lan = JSON.parse(await host.docker(['network', 'inspect', 'lan', '--format', '{{json .}}'])) as { Driver: string; Options: Record<string, string> };

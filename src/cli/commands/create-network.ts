@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { FlatnetError } from '../../errors.js';
 import { execArgs, failureLine, type ExecResult } from '../../hostnet/exec.js';
+import { IpRunner } from '../../hostnet/ip-runner.js';
+import { readNicFacts } from '../../hostnet/nic-facts.js';
 import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { checkRequest, compareExisting, planNetwork, type CreateNetworkRequest, type ExistingNetwork } from '../network-plan.js';
 import { printLine } from '../output.js';
@@ -43,8 +45,8 @@ export function createNetworkCommand(): Command {
     new Command('create-network')
       .description('create the flatnet Docker network on this host (safe to repeat)')
       .requiredOption('--name <name>', 'Docker network name')
-      .option('--subnet <cidr>', 'pool to use (default: the only pool)')
-      .option('--gateway <address>', 'default: the pool\'s host-range gateway')
+      .option('--subnet <cidr>', 'pool to use (default: the pool holding the address of the NIC, --parent or the default route\'s)')
+      .option('--gateway <address>', 'default: the pool\'s host-range gateway (without --subnet: or the default route via the NIC)')
       .option('--ip-range <cidr>', 'limit this host\'s containers to a CIDR inside the subnet')
       .option('--parent <nic>', 'physical NIC that the bridge takes over')
       .option('--bridge <name>', 'bridge name (driver default br0)')
@@ -56,7 +58,9 @@ export function createNetworkCommand(): Command {
     const checked = checkRequest(flags);
     const settings = settingsFrom(cmd);
     const pools = await withAdmin(settings, (admin) => admin.poolSummaries());
-    const plan = planNetwork(checked, pools);
+    // Without --subnet the network is the segment of this host's own NIC (racks with their own subnets).
+    const nic = checked.subnet === undefined ? await readNicFacts(new IpRunner(), checked.req.parent) : undefined;
+    const plan = planNetwork(checked, pools, nic);
     const existing = await inspectNetwork(plan.hostArgs, flags.name);
     if (existing !== undefined) {
       if (compareExisting(existing, flags.driver, plan.subnet) === 'same') {
@@ -70,6 +74,7 @@ export function createNetworkCommand(): Command {
     }
     const created = await docker(plan.createArgs);
     if (created.code !== 0) throw new FlatnetError('unavailable', `docker network create failed: ${failureLine(created)}`);
-    printLine(`created network ${flags.name} (driver ${flags.driver}, subnet ${plan.subnet}${plan.gateway ? `, gateway ${plan.gateway}` : ''})`);
+    const from = plan.from !== undefined ? ` from ${plan.from}` : '';
+    printLine(`created network ${flags.name} (driver ${flags.driver}, subnet ${plan.subnet}${from}${plan.gateway ? `, gateway ${plan.gateway}` : ''})`);
   });
 }
