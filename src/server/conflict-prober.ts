@@ -25,6 +25,11 @@ export interface ConflictProberDeps {
   record: (poolId: string, address: string, seen: ConflictSeen) => Promise<RecordOutcome>;
   logger: Logger;
   now?: () => number;
+  /**
+   * A cheap local fingerprint of this host's networks (the state dir's records), looked at every watchMs: when it
+   * changes (a network was created), a round runs at once instead of at the next tick.
+   */
+  localNetworks?: () => Promise<string>;
 }
 
 export interface ConflictProberOptions {
@@ -36,9 +41,11 @@ export interface ConflictProberOptions {
   tickMs: number;
   /** After an allocation, the wait before topping up (allocations in a burst are served by one refresh). */
   topUpDelayMs: number;
+  /** How often the local networks' fingerprint is looked at. */
+  watchMs: number;
 }
 
-export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 6, staleMs: 60_000, tickMs: 10_000, topUpDelayMs: 50 };
+export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 6, staleMs: 60_000, tickMs: 10_000, topUpDelayMs: 50, watchMs: 1000 };
 
 interface PoolProbes {
   known: Map<string, CandidateState>;
@@ -57,6 +64,8 @@ export class ConflictProber {
   /** "<poolId>|<reason>" said once in the log; cleared when probing works there again. */
   private readonly said = new Set<string>();
   private ticker: NodeJS.Timeout | undefined;
+  private watcher: NodeJS.Timeout | undefined;
+  private lastNetworks: string | undefined;
   private stopped = false;
 
   constructor(
@@ -72,6 +81,24 @@ export class ConflictProber {
     this.track(this.round());
     this.ticker = setInterval(() => this.track(this.round()), this.o.tickMs);
     this.ticker.unref();
+    const local = this.deps.localNetworks;
+    if (local) {
+      let looking = false;
+      this.watcher = setInterval(() => {
+        if (looking || this.stopped) return;
+        looking = true;
+        this.track(
+          local()
+            .then((sig) => {
+              const changed = sig !== this.lastNetworks;
+              this.lastNetworks = sig;
+              return changed ? this.round() : undefined;
+            })
+            .finally(() => (looking = false)),
+        );
+      }, this.o.watchMs);
+      this.watcher.unref();
+    }
   }
 
   /** An address of the pool was handed out: top its candidates up soon. Never blocks, never throws. */
@@ -107,6 +134,7 @@ export class ConflictProber {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
+    if (this.watcher) clearInterval(this.watcher);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.settle();

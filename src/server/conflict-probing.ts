@@ -34,6 +34,7 @@ export function hostConflictProber(
       probe: (ifname, address) => arp.probe(ifname, address),
       record: (poolId, address, seen) => conflicts.record(parsePoolId(poolId), poolId, address, seen),
       logger: logger.child({ component: 'conflict-probe' }),
+      localNetworks: async () => (await state.listNetworks().catch(() => [])).map((n) => `${n.networkId}:${n.pool}:${n.bridge}`).sort().join(','),
     },
     options,
   );
