@@ -8,6 +8,7 @@ import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { ConflictProber, type ConflictProberDeps } from '../../src/server/conflict-prober.js';
+import { waitFor } from '../../src/lab/processes.js';
 import { poolWithRange } from '../fakes/pools.js';
 
 /** The background probe loop over the in-memory IPAM, with a scripted arping and a hand-driven clock. */
@@ -113,4 +114,35 @@ test('an allocation never waits for a probe', async () => {
   assert.equal(bare(addr.address), '10.1.0.1', 'served while every probe hangs');
   release();
   await r.prober.stop();
+});
+
+test('a network created on the host is probed at once, not at the next tick', async () => {
+  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.30');
+  const driver = new IpamDriverService(stores, 'h1', pino({ level: 'silent' }));
+  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
+  const local = { networks: '' };
+  const probes: string[] = [];
+  const prober = new ConflictProber(
+    {
+      hostId: 'h1',
+      pools: async () => [poolId],
+      bridgeFor: async () => (local.networks === '' ? undefined : 'br0'),
+      upcoming: (id, n) => driver.upcoming(id, n),
+      probe: async (_i, address) => {
+        probes.push(address);
+        return { address, answered: false };
+      },
+      record: async () => 'recorded',
+      logger: pino({ level: 'silent' }),
+      localNetworks: async () => local.networks,
+    },
+    { candidates: 2, tickMs: 3_600_000, watchMs: 5 },
+  );
+  prober.start();
+  await new Promise((res) => setTimeout(res, 30));
+  assert.deepEqual(probes, [], 'no bridge yet: nothing probed');
+  local.networks = 'n1:10.1.0.0/22:br0';
+  await waitFor('the new network probed', async () => (probes.length === 2 ? true : undefined), 2000, 5);
+  await prober.stop();
+  assert.deepEqual(probes, ['10.1.0.1', '10.1.0.2']);
 });
