@@ -61,6 +61,8 @@ export class ConflictProber {
   private readonly pools = new Map<string, PoolProbes>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Pools with a top-up already scheduled: a burst of allocations costs one refresh. */
+  private readonly topUps = new Set<string>();
   /** "<poolId>|<reason>" said once in the log; cleared when probing works there again. */
   private readonly said = new Set<string>();
   private ticker: NodeJS.Timeout | undefined;
@@ -103,9 +105,11 @@ export class ConflictProber {
 
   /** An address of the pool was handed out: top its candidates up soon. Never blocks, never throws. */
   allocated(poolId: string): void {
-    if (this.stopped || !this.pools.has(poolId)) return;
+    if (this.stopped || !this.pools.has(poolId) || this.topUps.has(poolId)) return;
+    this.topUps.add(poolId);
     const t = setTimeout(() => {
       this.timers.delete(t);
+      this.topUps.delete(poolId);
       this.track(this.refresh(poolId));
     }, this.o.topUpDelayMs);
     t.unref();
@@ -137,6 +141,7 @@ export class ConflictProber {
     if (this.watcher) clearInterval(this.watcher);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.topUps.clear();
     await this.settle();
   }
 
