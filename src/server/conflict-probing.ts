@@ -5,6 +5,7 @@ import type { IpamStores } from '../ipam/ports.js';
 import { ConflictService } from '../ipam/services/conflict-service.js';
 import { DriverState } from '../netdriver/state.js';
 import type { Logger } from '../observability/logger.js';
+import { formatSubnet, parseSubnet } from '../net/address.js';
 import { ConflictProber, type ConflictProberOptions } from './conflict-prober.js';
 
 /**
@@ -28,7 +29,7 @@ export function hostConflictProber(
       pools: async () => (await stores.pools.readAll()).flatMap((p) => p.config.claims.filter((c) => c.hostId === settings.hostId).map((c) => c.poolId)),
       bridgeFor: async (subnet) => {
         const networks = await state.listNetworks().catch(() => []);
-        return networks.find((n) => n.pool === subnet)?.bridge;
+        return networks.find((n) => canonical(n.pool) === subnet)?.bridge;
       },
       upcoming,
       probe: (ifname, address) => arp.probe(ifname, address),
@@ -38,4 +39,13 @@ export function hostConflictProber(
     },
     options,
   );
+}
+
+/** A network record's pool as pools are named (Docker may send it as written); '' when none or malformed. */
+function canonical(pool: string): string {
+  try {
+    return pool === '' ? '' : formatSubnet(parseSubnet(pool));
+  } catch {
+    return '';
+  }
 }
