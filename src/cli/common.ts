@@ -28,6 +28,7 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   reconcileGraceMs: 'ms an address is left alone after its allocation',
   releaseRetryMs: 'ms between retries of journaled releases',
   dockerSocket: 'the local dockerd API socket (read only: engine version, endpoint holders)',
+  conflictProbe: 'probe the next addresses with ARP from the bridge and record those a machine outside flatnet answers for: on|off (default on)',
   releaseCooldown: 'seconds (or 5m, 1h) before a released address is handed out again; 0 = off',
   stickyFor: 'how long a named container\'s released address is kept for that name (24h); 0 = off',
 };

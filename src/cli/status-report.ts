@@ -1,4 +1,4 @@
-import type { AssignmentInfo, PoolSummary } from '../ipam/contract.js';
+import type { AssignmentInfo, ConflictInfo, PoolSummary } from '../ipam/contract.js';
 import type { HostInfo } from '../store/host-registry.js';
 import { formatTable } from './output.js';
 
@@ -12,13 +12,23 @@ export interface HostStatus {
   addresses: number;
 }
 
+/** A pool with its conflicts counted apart: `used` is what containers hold, `conflicts` what outside machines use. */
+export type PoolStatus = PoolSummary & { conflicts: number };
+
 export interface StatusReport {
-  pools: PoolSummary[];
+  pools: PoolStatus[];
   hosts: HostStatus[];
 }
 
 /** Joins pools, registry and assignments. Liveness is reported only: nothing is freed for a down host. */
-export function buildStatus(pools: PoolSummary[], hosts: HostInfo[], assignments: AssignmentInfo[]): StatusReport {
+export function buildStatus(pools: PoolSummary[], hosts: HostInfo[], assignments: AssignmentInfo[], conflicts: readonly ConflictInfo[] = []): StatusReport {
+  const perPool = new Map<string, number>();
+  for (const c of conflicts) perPool.set(c.subnet, (perPool.get(c.subnet) ?? 0) + 1);
+  // A conflict record takes an address like a container does (the pool's count includes it): shown apart.
+  const withConflicts = pools.map((p) => {
+    const n = perPool.get(p.subnet) ?? 0;
+    return { ...p, used: Math.max(0, p.used - n), conflicts: n };
+  });
   const perHost = new Map<string, number>();
   for (const a of assignments) perHost.set(a.hostId, (perHost.get(a.hostId) ?? 0) + 1);
   const out: HostStatus[] = hosts.map((h) => ({
@@ -33,18 +43,19 @@ export function buildStatus(pools: PoolSummary[], hosts: HostInfo[], assignments
   for (const [hostId, count] of [...perHost].sort(([a], [b]) => a.localeCompare(b))) {
     if (!registered.has(hostId)) out.push({ hostId, state: 'unknown', addresses: count });
   }
-  return { pools, hosts: out };
+  return { pools: withConflicts, hosts: out };
 }
 
 export function formatStatus(report: StatusReport): string {
   const pools = report.pools.length
     ? formatTable(
-        ['POOL', 'GATEWAY', 'SIZE', 'USED', 'FREE', 'RANGES', 'HOST RANGES'],
+        ['POOL', 'GATEWAY', 'SIZE', 'USED', 'CONFLICTS', 'FREE', 'RANGES', 'HOST RANGES'],
         report.pools.map((p) => [
           p.subnet,
           p.gateway ?? '',
           p.size,
           String(p.used),
+          String(p.conflicts),
           p.free,
           p.ranges.map((r) => `${r.start}-${r.end}`).join(','),
           p.hostRanges.map((r) => `${r.start}-${r.end}`).join(','),

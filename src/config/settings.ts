@@ -21,6 +21,7 @@ export const SETTING_KEYS = [
   'releaseCooldown',
   'stickyFor',
   'dockerSocket',
+  'conflictProbe',
 ] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
@@ -43,6 +44,14 @@ const duration = z
   .regex(/^\d{1,9}[smhd]?$/, 'a duration is whole seconds or a number with s, m, h or d (300, 5m, 24h)')
   .transform((v) => Number(v.replace(/[smhd]$/, '')) * (UNIT_SECONDS[v.replace(/^\d+/, '')] ?? 1))
   .pipe(z.number().int().min(0).max(10 * 365 * 86_400, 'a duration is at most 10 years'));
+
+/** on/off (also true/false, yes/no, 1/0). */
+const onOff = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.enum(['on', 'off', 'true', 'false', 'yes', 'no', '1', '0'], { message: 'expected on or off' }))
+  .transform((v) => ['on', 'true', 'yes', '1'].includes(v));
 
 const listenAddress = z
   .string()
@@ -84,6 +93,11 @@ export const settingsSchema = z
      * holds an endpoint, the endpoints dockerd knows (reconcile; unreachable = the state dir alone is the view).
      */
     dockerSocket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes').default(DEFAULT_DOCKER_SOCKET),
+    /**
+     * RFC 5227 conflict detection: the server probes the addresses it hands out next with ARP from the bridge, in
+     * the background, and records those a machine outside flatnet answers for.
+     */
+    conflictProbe: onOff.prefault('on'),
   })
   .refine((s) => (s.etcdCertFile === undefined) === (s.etcdKeyFile === undefined), {
     message: 'etcd-cert-file and etcd-key-file go together',
@@ -122,6 +136,7 @@ export const DEFAULTS: Partial<Record<SettingKey, string>> = {
   releaseCooldown: DEFAULT_RELEASE_COOLDOWN,
   stickyFor: DEFAULT_STICKY_FOR,
   dockerSocket: DEFAULT_DOCKER_SOCKET,
+  conflictProbe: 'on',
 };
 
 /** etcdEndpoints -> etcd-endpoints */

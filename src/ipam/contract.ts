@@ -96,6 +96,18 @@ export interface AssignmentInfo {
   containerName?: string;
 }
 
+/** An address a machine outside flatnet answered ARP for: skipped by every host until cleared. */
+export interface ConflictInfo {
+  address: string;
+  subnet: string;
+  /** The answering machine's MAC, when seen. */
+  mac?: string;
+  /** ISO time of the probe that got the answer. */
+  seenAt: string;
+  /** The host whose probe got it. */
+  seenBy: string;
+}
+
 /** A released address still cooling, or parked for the container name that released it. */
 export interface ReleasedInfo extends Omit<AssignmentInfo, 'kind'> {
   kind: 'cooling' | 'parked';
@@ -160,4 +172,8 @@ export interface IpamAdmin {
   /** Frees an assigned address whoever holds it; returns what was freed, undefined when it was not assigned. */
   releaseAddress(address: string): Promise<AssignmentInfo | undefined>;
   poolSummaries(): Promise<PoolSummary[]>;
+  /** Addresses machines outside flatnet answered for (oldest first). */
+  listConflicts(filter?: { subnet?: string }): Promise<ConflictInfo[]>;
+  /** Frees a conflict record (the address becomes free at once); refuses any other address. */
+  clearConflict(address: string): Promise<ConflictInfo>;
 }

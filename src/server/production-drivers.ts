@@ -6,6 +6,8 @@ import { coolingFrom } from './cooling.js';
 import type { DriverFactory } from './drivers.js';
 import { ipamHealer, openReleaseJournal } from './heal.js';
 import { EndpointOwners } from './endpoint-owners.js';
+import type { ConflictProber } from './conflict-prober.js';
+import { hostConflictProber } from './conflict-probing.js';
 
 /**
  * The production wiring: IPAM and admin over the etcd stores, networking on this host, and the network driver
@@ -24,14 +26,21 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
   });
   const cooling = coolingFrom(settings);
   const journal = openReleaseJournal(settings.stateDir, logger);
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, cooling });
+  let prober: ConflictProber | undefined;
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, cooling, onAllocated: (poolId) => prober?.allocated(poolId) });
+  if (settings.conflictProbe) prober = hostConflictProber(stores.ipam, settings, (poolId, n) => driver.upcoming(poolId, n), logger);
+  else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
   return {
     heal: ipamHealer(driver, stores.ipam, settings, logger),
     ipam: driver,
     network,
     admin,
-    init: () => network.init(),
+    init: async () => {
+      await network.init();
+      prober?.start();
+    },
     close: async () => {
+      await prober?.stop();
       await network.close();
       await owners.close();
     },

@@ -15,7 +15,9 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *   P/ipam/v1/pool/<S>/sum/<LL>/<hex>            32-byte summary node at level LL (offset >> 8*(LL+1)): bit c
  *                                                = "child c is full". Hints only, kept by the block txns.
  *   P/ipam/v1/pool/<S>/addr/<ip>                 assignment JSON {hostId,since,poolId,macAddress?,endpointName?,
- *                                                endpointId?,networkId?,containerId?,containerName?}: held only.
+ *                                                endpointId?,networkId?,containerId?,containerName?}: held only;
+ *                                                or a conflict record (an outside machine answered ARP for it):
+ *                                                {hostId:"~conflict",since,poolId,conflict:{mac?,seenAt,seenBy}}.
  *   P/ipam/v1/pool/<S>/cool/<hex>                cooling entries of block <hex>: 6 bytes per released offset (bit,
  *                                                flags 1=parked for a name, uint32 BE release time in epoch
  *                                                seconds); absent = none. Written only with its block (whose

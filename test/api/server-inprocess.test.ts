@@ -27,7 +27,7 @@ function fixedAdmin(pools: PoolSummary[]): IpamAdmin {
   };
   return {
     addIpRange: no, removeIpRange: no, listIpRanges: no, addHostRange: no, removeHostRange: no,
-    listHostRanges: no, listAssignments: no, listReleased: no, releaseAddress: no,
+    listHostRanges: no, listAssignments: no, listReleased: no, releaseAddress: no, listConflicts: no, clearConflict: no,
     poolSummaries: async () => pools,
   };
 }

@@ -13,3 +13,11 @@ test('release cooldown, sticky time and Docker socket: defaults, units, env, ref
   assert.throws(() => loadSettings({ flags: { releaseCooldown: '-1' }, env: {}, ...NO_FILE }), /--release-cooldown: a duration/);
   assert.throws(() => loadSettings({ flags: { stickyFor: '1w' }, env: {}, ...NO_FILE }), /--sticky-for: a duration/);
 });
+
+test('conflict probe: on by default, off by flag, environment or file spelling, anything else refused', () => {
+  assert.equal(loadSettings({ flags: {}, env: {}, ...NO_FILE }).conflictProbe, true);
+  assert.equal(loadSettings({ flags: { conflictProbe: 'off' }, env: {}, ...NO_FILE }).conflictProbe, false);
+  assert.equal(loadSettings({ flags: {}, env: { FLATNET_CONFLICT_PROBE: 'No' }, ...NO_FILE }).conflictProbe, false);
+  assert.equal(loadSettings({ flags: { conflictProbe: 'true' }, env: { FLATNET_CONFLICT_PROBE: 'off' }, ...NO_FILE }).conflictProbe, true);
+  assert.throws(() => loadSettings({ flags: { conflictProbe: 'maybe' }, env: {}, ...NO_FILE }), /--conflict-probe: expected on or off/);
+});

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { hostIdFlag, settingsFrom, subnetFlag, withAdmin, withSettingsFlags } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
+import { FlatnetError } from '../../errors.js';
+import { clearConflictAction, conflictsAction } from './ip-conflicts.js';
 import { orphansAction, reconcileAction, releaseAction } from './ip-heal.js';
 
 /** `flatnet ip list|release`: the addresses handed to containers, cluster-wide. */
@@ -15,9 +17,13 @@ export function ipCommand(): Command {
       .option('--host <hostId>', 'only addresses held (or last held) by this host')
       .option('--released', 'released addresses not yet handed out again, with their release time')
       .option('--orphans', "this host's addresses no endpoint holds (what `ip reconcile` would free)")
+      .option('--conflicts', 'addresses a machine outside flatnet answered ARP for (no host hands them out)')
       .option('--json', 'machine-readable output'),
-  ).action(async (flags: { subnet?: string; host?: string; released?: boolean; json?: boolean; orphans?: boolean }, cmd: Command) => {
+  ).action(async (flags: { subnet?: string; host?: string; released?: boolean; json?: boolean; orphans?: boolean; conflicts?: boolean }, cmd: Command) => {
+    const views = [flags.released, flags.orphans, flags.conflicts].filter((f) => f === true).length;
+    if (views > 1) throw new FlatnetError('invalid', 'give one of --released, --orphans and --conflicts');
     if (flags.orphans) return orphansAction(flags, cmd);
+    if (flags.conflicts) return conflictsAction(flags, cmd);
     const filter = {
       ...(flags.subnet !== undefined ? { subnet: subnetFlag('--subnet', flags.subnet) } : {}),
       ...(flags.host !== undefined ? { hostId: hostIdFlag('--host', flags.host) } : {}),
@@ -54,6 +60,13 @@ export function ipCommand(): Command {
       .argument('<address>', 'the address to free')
       .option('--force', 'free it even though an endpoint on this host holds it'),
   ).action(releaseAction);
+
+  withSettingsFlags(
+    group
+      .command('clear-conflict')
+      .description('forget a recorded conflict (the machine outside flatnet is gone): the address is free again at once')
+      .argument('<address>', 'the address to free'),
+  ).action(clearConflictAction);
 
   withSettingsFlags(
     group

@@ -6,16 +6,17 @@ import { buildStatus, formatStatus } from '../status-report.js';
 /** `flatnet status`: pools with usage, and every host with its liveness and address count. */
 export function statusCommand(): Command {
   return withSettingsFlags(
-    new Command('status').description('pools (size/used/free) and hosts (up/down, addresses)').option('--json', 'machine-readable output'),
+    new Command('status').description('pools (size/used/conflicts/free) and hosts (up/down, addresses)').option('--json', 'machine-readable output'),
   ).action(async (flags: { json?: boolean }, cmd: Command) => {
     const settings = settingsFrom(cmd);
     const report = await withAdmin(settings, async (admin, stores) => {
-      const [pools, hosts, assignments] = await Promise.all([
+      const [pools, hosts, assignments, conflicts] = await Promise.all([
         admin.poolSummaries(),
         stores.hosts.list(),
         admin.listAssignments(),
+        admin.listConflicts(),
       ]);
-      return buildStatus(pools, hosts, assignments);
+      return buildStatus(pools, hosts, assignments, conflicts);
     });
     if (flags.json) printJson(report);
     else printLine(formatStatus(report));

@@ -45,6 +45,23 @@ export type ReservationRecord = z.infer<typeof reservationRecord>;
 export type ClaimRecord = z.infer<typeof claimRecord>;
 export type PoolConfig = z.infer<typeof poolConfigSchema>;
 
+/**
+ * An address a machine outside flatnet answered ARP for (RFC 5227 probe): stored like an assignment (its block bit
+ * set, its addr key) so that every host's allocator skips it, held by CONFLICT_HOLDER, which no real host id can be.
+ */
+export const conflictSchema = z.object({
+  /** The answering machine's MAC (lower case), when the probe saw one. */
+  mac: z.string().optional(),
+  /** ISO time of the probe that got the answer. */
+  seenAt: z.string(),
+  /** The host whose probe got the answer. */
+  seenBy: hostIdText,
+});
+export type ConflictSeen = z.infer<typeof conflictSchema>;
+
+/** The holder of a conflict record: not a valid host id (those start with a letter or digit). */
+export const CONFLICT_HOLDER = '~conflict';
+
 export const assignmentSchema = z.object({
   hostId: hostIdText,
   since: z.string(),
@@ -60,6 +77,8 @@ export const assignmentSchema = z.object({
   networkId: z.string().optional(),
   containerId: z.string().optional(),
   containerName: z.string().optional(),
+  /** Set on a conflict record (hostId CONFLICT_HOLDER): who answered for the address, seen when and by whom. */
+  conflict: conflictSchema.optional(),
 });
 export type Assignment = z.infer<typeof assignmentSchema>;
 

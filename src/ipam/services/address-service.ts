@@ -3,6 +3,7 @@ import { addressAt, cidrAt, offsetIn, parseAddress, subnetContains } from '../..
 import type { Logger } from '../../observability/logger.js';
 import { blockOf } from '../core/bitmap.js';
 import { assignOffset, type BlockEdit, type ContainerRelease, releaseInBlock, type ReleasePlan } from '../core/block-ops.js';
+import { isConflict } from '../core/conflicts.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
 import { reservationAddress, reserve, unreserve } from '../core/reservations.js';
@@ -48,6 +49,11 @@ export class AddressService {
       const all = allocatable(view.config, ref.subnet);
       const decided = assignOffset(blockState(view, this.cooling), offset, allowedFor(view.config, ref, all), all);
       if (decided.outcome === 'not-allowed') throw addressNotAllocatable(address, poolId);
+      const held = view.assignments.get(address);
+      if (decided.outcome === 'taken' && isConflict(held)) {
+        const mac = held.assignment.conflict.mac;
+        throw new FlatnetError('conflict', `${address} is in use by a machine outside flatnet${mac ? ` (MAC ${mac})` : ''}; flatnet ip clear-conflict ${address} once it is gone.`);
+      }
       if (decided.outcome === 'taken') throw addressInUse(address);
       const assignment = { hostId: this.hostId, since: new Date().toISOString(), poolId, ...meta };
       const create = [{ address, assignment }];

@@ -6,10 +6,12 @@ import { anyAssigned } from '../core/block-ops.js';
 import { allocatable, interval, poolIsUnused } from '../core/pool-rules.js';
 import { addHostRange, addRange, removeHostRange, removeRange } from '../core/range-rules.js';
 import { parseRangeSpec } from '../core/range-spec.js';
-import type { AssignmentInfo, HostRangeInfo, HostRangeSpec, IpamAdmin, IpRangeInfo, IpRangeSpec, PoolSummary, ReleasedInfo } from '../contract.js';
+import type { AssignmentInfo, ConflictInfo, HostRangeInfo, HostRangeSpec, IpamAdmin, IpRangeInfo, IpRangeSpec, PoolSummary, ReleasedInfo } from '../contract.js';
 import { emptyPoolConfig } from '../model/records.js';
 import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
+import { isConflict } from '../core/conflicts.js';
 import { AddressService } from './address-service.js';
+import { ConflictService } from './conflict-service.js';
 import { updatePool } from './pool-update.js';
 import type { CoolingOptions } from './allocation-service.js';
 
@@ -19,6 +21,7 @@ const ADMIN_HOST = 'admin';
 /** The operator's IPAM (CLI and metrics); every change is one read-decide-write on the pool. */
 export class IpamAdminService implements IpamAdmin {
   private readonly addressService: AddressService;
+  private readonly conflicts: ConflictService;
 
   constructor(
     private readonly stores: IpamStores,
@@ -26,6 +29,7 @@ export class IpamAdminService implements IpamAdmin {
     cooling?: CoolingOptions,
   ) {
     this.addressService = new AddressService(stores, ADMIN_HOST, logger, cooling);
+    this.conflicts = new ConflictService(stores);
   }
 
   /** The subnet a range names by its /prefix, or the existing pool holding it. */
@@ -95,7 +99,8 @@ export class IpamAdminService implements IpamAdmin {
     const out: AssignmentInfo[] = [];
     for (const { address, read } of await this.stores.addresses.list(p.subnet)) {
       // An unreadable record is still counted as used; it is listed once someone repairs or releases it.
-      if (read === 'unreadable') continue;
+      // A conflict is no container's: `ip list --conflicts` shows those.
+      if (read === 'unreadable' || isConflict(read)) continue;
       const { poolId: _poolId, ...rest } = read.assignment;
       out.push({ address, subnet: p.config.subnet, kind: 'container', ...rest });
     }
@@ -132,6 +137,14 @@ export class IpamAdminService implements IpamAdmin {
     if (!held) return undefined;
     const freed = await this.addressService.release({ subnet }, formatSubnet(subnet), address, true);
     return freed === 'container' ? held : undefined;
+  }
+
+  listConflicts(filter: { subnet?: string } = {}): Promise<ConflictInfo[]> {
+    return this.conflicts.list(filter);
+  }
+
+  clearConflict(address: string): Promise<ConflictInfo> {
+    return this.conflicts.clear(address);
   }
 
   async poolSummaries(): Promise<PoolSummary[]> {

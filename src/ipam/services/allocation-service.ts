@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { poolExhausted, poolNotFound } from '../../errors.js';
 import { addressAt, formatSubnet, offsetIn } from '../../net/address.js';
 import { type Interval, nthMember } from '../../net/intervals.js';
-import { blockFull, blockOf } from '../core/bitmap.js';
+import { blockFull, blockOf, freeOffsets } from '../core/bitmap.js';
 import { assignOffset, autoAssign, type BlockEdit, type BlockState, occupiedOf, type OpsBudget, summaryEdit } from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
 import { occupied, oldestCooled } from '../core/cooling.js';
@@ -117,6 +117,24 @@ export class AllocationService {
       }
       return create.map((c) => c.address);
     }
+  }
+
+  /**
+   * The next free addresses this host's allocator would hand out for the pool, in order: the lowest free offsets of
+   * its current block, then of the block after it (where the search looks first when the block fills). Read only:
+   * a fresh read, the cursor and the cached views stay as they are. For the conflict probe, never on a call's path.
+   */
+  async upcoming(ref: PoolRef, poolId: string, n: number): Promise<string[]> {
+    let block = this.cursors.get(formatSubnet(ref.subnet)) ?? (await this.startBlock(ref, poolId));
+    const out: string[] = [];
+    for (let i = 0; i < 2 && out.length < n; i++, block++) {
+      const view = await this.blocks.read(ref.subnet, block);
+      if (!view) throw poolNotFound(poolId);
+      const all = allocatable(view.config, ref.subnet);
+      const free = freeOffsets(occupiedOf(blockState(view, this.cooling)), block, allowedFor(view.config, ref, all), n - out.length);
+      out.push(...free.map((o) => addressAt(ref.subnet, o)));
+    }
+    return out;
   }
 
   /**

@@ -25,6 +25,8 @@ export interface IpamDriverOptions {
   journal?: ReleaseJournal;
   /** Cooldown and sticky names (default: off). */
   cooling?: CoolingOptions;
+  /** Told after each container address handed out (the conflict probe tops its candidates up); must not block. */
+  onAllocated?: (poolId: string) => void;
 }
 
 interface ReleaseRequest {
@@ -44,6 +46,7 @@ export class IpamDriverService implements IpamDriver {
   private readonly requesting = new Map<string, number>();
   private readonly journal: ReleaseJournal | undefined;
   private readonly cooling: CoolingOptions;
+  private readonly onAllocated: ((poolId: string) => void) | undefined;
 
   constructor(
     private readonly stores: IpamStores,
@@ -54,6 +57,7 @@ export class IpamDriverService implements IpamDriver {
     const cooling = options.cooling ?? COOLING_OFF;
     this.cooling = cooling;
     this.journal = options.journal;
+    this.onAllocated = options.onAllocated;
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger, cooling);
     this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling);
@@ -84,6 +88,11 @@ export class IpamDriverService implements IpamDriver {
     }
   }
 
+  /** The next addresses this host hands out for the pool (see AllocationService.upcoming). */
+  upcoming(poolId: string, n: number): Promise<string[]> {
+    return this.allocator.upcoming(parsePoolId(poolId), poolId, n);
+  }
+
   /** Subnets with an address request in flight here. */
   inFlightSubnets(): ReadonlySet<string> {
     return new Set(this.requesting.keys());
@@ -109,6 +118,7 @@ export class IpamDriverService implements IpamDriver {
           : `${parked ?? (await this.allocations.submit(input.poolId, meta))}/${ref.subnet.prefix}`;
       }
       allocations.inc({ kind: input.kind });
+      if (input.kind === 'container') this.onAllocated?.(input.poolId);
       return { address };
     } catch (err) {
       allocationFailures.inc({ reason: err instanceof FlatnetError ? err.kind : 'internal' });

@@ -1,5 +1,7 @@
 import { addressAt, formatSubnet, parseAddress, subnetContains } from '../../net/address.js';
+import { FlatnetError } from '../../errors.js';
 import { anyAssigned } from '../core/block-ops.js';
+import { isConflict } from '../core/conflicts.js';
 import { blockOf } from '../core/bitmap.js';
 import { dropRanges, forgetHostInPool, hostHolds, poolIsUnused } from '../core/pool-rules.js';
 import type { AssignmentRead } from '../model/records.js';
@@ -88,6 +90,9 @@ export async function readAssignment(stores: IpamStores, text: string): Promise<
 export async function operatorRelease(stores: IpamStores, text: string, cooling?: CoolingOptions): Promise<OperatorRelease> {
   const found = await readAssignment(stores, text);
   if (!found) return { outcome: 'not-assigned', address: text };
+  if (isConflict(found.read)) {
+    throw new FlatnetError('conflict', `${found.address} is a recorded conflict (a machine outside flatnet answered for it), not a container's; use flatnet ip clear-conflict ${found.address}`);
+  }
   const a = parseAddress(found.address);
   const s = (await stores.pools.listSubnets()).find((x) => formatSubnet(x) === found.subnet);
   if (!s) return { outcome: 'not-assigned', address: text };

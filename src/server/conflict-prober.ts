@@ -1,0 +1,253 @@
+import { errorMessage } from '../errors.js';
+import type { ProbeResult } from '../hostnet/arp-probe.js';
+import { type CandidateState, planProbes } from '../ipam/core/conflicts.js';
+import { parsePoolId } from '../ipam/core/pool-id.js';
+import type { ConflictSeen } from '../ipam/model/records.js';
+import type { RecordOutcome } from '../ipam/services/conflict-service.js';
+import { formatSubnet } from '../net/address.js';
+import type { Logger } from '../observability/logger.js';
+
+/**
+ * RFC 5227 conflict detection without slowing `docker run`: per pool with a flatnet bridge on this host, the
+ * addresses the allocator hands out next are ARP-probed ahead of time, in the background. An address someone
+ * answers for is recorded in etcd as a conflict, which every host's allocator then skips. A probe never runs on
+ * a plugin call's path: an allocation only pokes the prober, which tops its candidates up shortly after.
+ */
+export interface ConflictProberDeps {
+  hostId: string;
+  /** The pool IDs this host holds a claim on (its networks' pools). */
+  pools: () => Promise<string[]>;
+  /** The flatnet bridge carrying this subnet on this host; undefined = none (no flatnet network, another driver). */
+  bridgeFor: (subnet: string) => Promise<string | undefined>;
+  /** The next addresses this host's allocator hands out for the pool, in order. */
+  upcoming: (poolId: string, n: number) => Promise<string[]>;
+  probe: (ifname: string, address: string) => Promise<ProbeResult>;
+  record: (poolId: string, address: string, seen: ConflictSeen) => Promise<RecordOutcome>;
+  logger: Logger;
+  now?: () => number;
+  /**
+   * A cheap local fingerprint of this host's networks (the state dir's records), looked at every watchMs: when it
+   * changes (a network was created), a round runs at once instead of at the next tick.
+   */
+  localNetworks?: () => Promise<string>;
+}
+
+export interface ConflictProberOptions {
+  /** Pre-probed candidates kept per pool. */
+  candidates: number;
+  /** A candidate probed free longer ago than this is probed again. */
+  staleMs: number;
+  /** How often every pool is looked at (new networks, stale candidates). */
+  tickMs: number;
+  /** After an allocation, the wait before topping up (allocations in a burst are served by one refresh). */
+  topUpDelayMs: number;
+  /** How often the local networks' fingerprint is looked at. */
+  watchMs: number;
+}
+
+export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 6, staleMs: 60_000, tickMs: 10_000, topUpDelayMs: 50, watchMs: 1000 };
+
+interface PoolProbes {
+  known: Map<string, CandidateState>;
+  refreshing: boolean;
+  again: boolean;
+  /** After a failure of probing itself, no new probe before this time (the next tick tries again). */
+  pausedUntil: number;
+}
+
+export class ConflictProber {
+  private readonly o: ConflictProberOptions;
+  private readonly now: () => number;
+  private readonly pools = new Map<string, PoolProbes>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Pools with a top-up already scheduled: a burst of allocations costs one refresh. */
+  private readonly topUps = new Set<string>();
+  /** "<poolId>|<reason>" said once in the log; cleared when probing works there again. */
+  private readonly said = new Set<string>();
+  private ticker: NodeJS.Timeout | undefined;
+  private watcher: NodeJS.Timeout | undefined;
+  private lastNetworks: string | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: ConflictProberDeps,
+    options: Partial<ConflictProberOptions> = {},
+  ) {
+    this.o = { ...PROBE_DEFAULTS, ...options };
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** First round now (in the background), then one every tickMs. */
+  start(): void {
+    this.track(this.round());
+    this.ticker = setInterval(() => this.track(this.round()), this.o.tickMs);
+    this.ticker.unref();
+    const local = this.deps.localNetworks;
+    if (local) {
+      let looking = false;
+      this.watcher = setInterval(() => {
+        if (looking || this.stopped) return;
+        looking = true;
+        this.track(
+          local()
+            .then((sig) => {
+              const changed = sig !== this.lastNetworks;
+              this.lastNetworks = sig;
+              return changed ? this.round() : undefined;
+            })
+            .finally(() => (looking = false)),
+        );
+      }, this.o.watchMs);
+      this.watcher.unref();
+    }
+  }
+
+  /** An address of the pool was handed out: top its candidates up soon. Never blocks, never throws. */
+  allocated(poolId: string): void {
+    if (this.stopped || !this.pools.has(poolId) || this.topUps.has(poolId)) return;
+    this.topUps.add(poolId);
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.topUps.delete(poolId);
+      this.track(this.refresh(poolId));
+    }, this.o.topUpDelayMs);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  /** One look at every pool of this host: plans each pool's candidates and starts their probes (settle() waits for those). */
+  async round(): Promise<void> {
+    let poolIds: string[];
+    try {
+      poolIds = [...new Set(await this.deps.pools())];
+    } catch (err) {
+      this.sayOnce('*', 'pools', { error: errorMessage(err) }, 'conflict probe: could not read this host\'s pools; trying again next round');
+      return;
+    }
+    this.said.delete('*|pools');
+    for (const id of this.pools.keys()) if (!poolIds.includes(id)) this.pools.delete(id);
+    await Promise.all(poolIds.map((id) => this.refresh(id)));
+  }
+
+  /** Waits for every refresh and probe under way (tests, shutdown). */
+  async settle(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.watcher) clearInterval(this.watcher);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.topUps.clear();
+    await this.settle();
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch(() => undefined);
+    this.inFlight.add(q);
+    void q.finally(() => this.inFlight.delete(q));
+  }
+
+  private sayOnce(poolId: string, reason: string, fields: Record<string, unknown>, msg: string): void {
+    const key = `${poolId}|${reason}`;
+    if (this.said.has(key)) return;
+    this.said.add(key);
+    this.deps.logger.warn({ poolId, ...fields }, msg);
+  }
+
+  private poolState(poolId: string): PoolProbes {
+    let s = this.pools.get(poolId);
+    if (!s) {
+      s = { known: new Map(), refreshing: false, again: false, pausedUntil: 0 };
+      this.pools.set(poolId, s);
+    }
+    return s;
+  }
+
+  /** Re-plans one pool's candidates and starts the probes it needs; one refresh per pool at a time. */
+  private async refresh(poolId: string): Promise<void> {
+    if (this.stopped) return;
+    const s = this.poolState(poolId);
+    if (s.refreshing) {
+      s.again = true;
+      return;
+    }
+    s.refreshing = true;
+    try {
+      do {
+        s.again = false;
+        await this.refreshOnce(poolId, s);
+      } while (s.again && !this.stopped);
+    } finally {
+      s.refreshing = false;
+    }
+  }
+
+  private async refreshOnce(poolId: string, s: PoolProbes): Promise<void> {
+    if (this.now() < s.pausedUntil) return;
+    let subnet;
+    try {
+      subnet = parsePoolId(poolId).subnet;
+    } catch {
+      return;
+    }
+    if (subnet.family !== 4) {
+      this.sayOnce(poolId, 'ipv6', {}, 'conflict probe: IPv6 pools are not probed (ARP is IPv4 only)');
+      return;
+    }
+    let bridge: string | undefined;
+    let upcoming: string[];
+    try {
+      bridge = await this.deps.bridgeFor(formatSubnet(subnet));
+      if (bridge === undefined) {
+        this.sayOnce(poolId, 'no-bridge', {}, 'conflict probe cannot run for this pool: no flatnet network (bridge) for it on this host (IPAM only under another driver, or no network yet); its addresses are handed out unprobed');
+        return;
+      }
+      this.said.delete(`${poolId}|no-bridge`);
+      upcoming = await this.deps.upcoming(poolId, this.o.candidates);
+    } catch (err) {
+      this.sayOnce(poolId, 'read', { error: errorMessage(err) }, 'conflict probe: could not read the pool\'s next addresses; trying again next round');
+      return;
+    }
+    this.said.delete(`${poolId}|read`);
+    const plan = planProbes(upcoming, s.known, this.now(), this.o.staleMs);
+    s.known = plan.keep;
+    for (const address of plan.probe) {
+      s.known.set(address, { state: 'probing' });
+      this.track(this.probeOne(poolId, bridge, address, s));
+    }
+  }
+
+  private async probeOne(poolId: string, bridge: string, address: string, s: PoolProbes): Promise<void> {
+    let result: ProbeResult;
+    try {
+      result = await this.deps.probe(bridge, address);
+    } catch (err) {
+      s.known.delete(address);
+      s.pausedUntil = this.now() + this.o.tickMs;
+      this.sayOnce(poolId, 'probe', { bridge, error: errorMessage(err) }, 'conflict probe cannot run (arping failed); addresses are handed out unprobed until it works');
+      return;
+    }
+    this.said.delete(`${poolId}|probe`);
+    if (!result.answered) {
+      // Still a candidate (not handed out meanwhile): fresh until staleMs.
+      if (s.known.get(address)?.state === 'probing') s.known.set(address, { state: 'free', probedAt: this.now() });
+      return;
+    }
+    s.known.delete(address);
+    const seen: ConflictSeen = { mac: result.mac, seenAt: new Date(this.now()).toISOString(), seenBy: this.deps.hostId };
+    try {
+      const outcome = await this.deps.record(poolId, address, seen);
+      const log = this.deps.logger;
+      if (outcome === 'recorded') log.warn({ poolId, address, mac: result.mac, bridge }, 'address conflict: a machine outside flatnet answers for this address; recorded, no host hands it out (flatnet ip clear-conflict frees it)');
+      else log.info({ poolId, address, mac: result.mac, outcome }, 'a probed address answered but is no longer free; nothing recorded');
+    } catch (err) {
+      this.deps.logger.warn({ poolId, address, mac: result.mac, error: errorMessage(err) }, 'address conflict seen but not recorded; probed again next round');
+    }
+    // The recorded address left the upcoming set: the next one takes its place.
+    if (!this.stopped) this.track(this.refresh(poolId));
+  }
+}
