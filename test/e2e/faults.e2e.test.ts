@@ -7,6 +7,7 @@ import { waitFor } from '../../src/lab/processes.js';
 import { postPlugin } from '../../src/util/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 import { labEngines } from './engines.js';
+import { flatNetworkCreate } from './flat-network.js';
 import { etcdHeldBy, etcdLeaderIndex, etcdPoolClaims } from './etcd-records.js';
 import { withLabLogs } from './lab-diagnostics.js';
 
@@ -20,11 +21,7 @@ import { withLabLogs } from './lab-diagnostics.js';
  */
 const skip = missing('root', 'docker', 'etcd', 'iproute2', 'iptables');
 const NETWORK = 'lan';
-const CREATE = [
-  'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet',
-  '--subnet', LAN.subnet, '--gateway', LAN.gateway, '--ip-range', LAN.containerRange,
-  '-o', 'parent=eth0', NETWORK,
-];
+const CREATE = flatNetworkCreate(NETWORK);
 const POOL_ID = `${LAN.subnet}|${LAN.containerRange}`;
 const RECONCILE_INTERVAL_MS = 5000;
 const RECONCILE_GRACE_MS = 10_000;
