@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Engine, IMAGE, LAN, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
 import { signal, sleep } from '../../src/lab/proc-tools.js';
 import { waitFor } from '../../src/lab/processes.js';
+import { releaseJournalPath } from '../../src/server/heal.js';
 import { postPlugin } from '../../src/util/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 import { labEngines } from './engines.js';
@@ -85,25 +87,34 @@ function suite(engine: Engine, engineSkip: string | false): void {
   }
 
   /**
-   * Waits until etcd's held set for the host equals its running containers' addresses; resolves with how long it
-   * took from `since`. Fails with both sets when it does not happen within the issue's bound.
+   * Waits until etcd's held set for the host equals its running containers' addresses. Fails with both sets when
+   * that does not happen within the issue's bound from `since`. Says how long it took from `since`, or that the
+   * sets were equal at the first look (nothing to heal).
    */
-  async function healed(host: LabHost, since: number): Promise<number> {
-    const same = async (): Promise<{ held: string[]; run: string[] }> => {
+  async function healed(host: LabHost, since: number): Promise<string> {
+    const sets = async (): Promise<{ held: string[]; run: string[] }> => {
       const held = await etcdHeldBy(lab, host.name);
       const run = [...(await running(host)).values()].sort();
       return { held, run };
     };
+    let first = true;
+    let equalAtOnce = false;
     try {
       await waitFor(`etcd's held set of ${host.name} to equal its running containers`, async () => {
-        const { held, run } = await same();
-        return held.join() === run.join() ? true : undefined;
+        const { held, run } = await sets();
+        const equal = held.join() === run.join();
+        if (first && !equal) {
+          console.log(`# ${engine.name} ${host.name} before healing: held by nothing running [${held.filter((a) => !run.includes(a)).join(' ')}], running but not held [${run.filter((a) => !held.includes(a)).join(' ')}]`);
+        }
+        if (first) equalAtOnce = equal;
+        first = false;
+        return equal ? true : undefined;
       }, Math.max(1000, since + HEAL_BOUND_MS - Date.now()), 500);
     } catch {
-      const { held, run } = await same();
+      const { held, run } = await sets();
       assert.deepEqual(held, run, `${host.name}: etcd's held set must equal the running containers' addresses within ${HEAL_BOUND_MS / 1000} s`);
     }
-    return Date.now() - since;
+    return equalAtOnce ? 'at the first look' : `after ${secs(Date.now() - since)} s`;
   }
 
   /** Starts `names` on a host at once; resolves with the failures (name → error line). */
@@ -149,9 +160,9 @@ function suite(engine: Engine, engineSkip: string | false): void {
       const runningNow = new Set((await running(host)).values());
       const orphans = (await etcdHeldBy(lab, host.name)).filter((a) => !runningNow.has(a)).length;
       await assertDistinct('after the plugin kill');
-      const healMs = await healed(host, burstDone);
+      const heal = await healed(host, burstDone);
       console.log(`# ${engine.name} plugin SIGKILL (pid ${pid}) 1.2 s into a burst of 12 docker run; started again 1 s later, answering after ${secs(restartedAt - startAt)} s; burst done ${secs(burstDone - killedAt)} s after the kill: ${started} started, ${failed.size} failed${failed.size ? ` (${[...new Set(failed.values())].join(' | ')})` : ''}`);
-      console.log(`# ${engine.name} plugin SIGKILL: ${orphans} orphan(s) in etcd when the burst ended; held = running ${secs(healMs)} s after that (reconcile every ${RECONCILE_INTERVAL_MS / 1000} s, grace ${RECONCILE_GRACE_MS / 1000} s)`);
+      console.log(`# ${engine.name} plugin SIGKILL: ${orphans} orphan(s) in etcd when the burst ended; etcd = running ${heal} (from the burst's end; reconcile every ${RECONCILE_INTERVAL_MS / 1000} s, grace ${RECONCILE_GRACE_MS / 1000} s)`);
       assert.ok(started > 0, 'some containers of the burst started');
       await removeCreated(host);
       await assertDistinct('after healing');
@@ -171,9 +182,9 @@ function suite(engine: Engine, engineSkip: string | false): void {
       assert.ok((await etcdHeldBy(lab, host.name)).includes(victim), 'the removed container\'s address is still held while the plugin is dead');
       await host.startPlugin();
       const restartedAt = Date.now();
-      const healMs = await healed(host, restartedAt);
+      const heal = await healed(host, restartedAt);
       assert.ok(!(await etcdHeldBy(lab, host.name)).includes(victim), `${victim} is free again`);
-      console.log(`# ${engine.name} docker rm -f with the plugin dead returned after ${secs(rmMs)} s; its address ${victim} freed ${secs(healMs)} s after the plugin restarted`);
+      console.log(`# ${engine.name} docker rm -f with the plugin dead returned after ${secs(rmMs)} s; its address ${victim} still held then; freed, etcd = running ${heal} (from the plugin's restart)`);
       await assertDistinct('after healing');
     });
   });
@@ -190,6 +201,8 @@ function suite(engine: Engine, engineSkip: string | false): void {
         const rmAt = Date.now();
         await host.docker(['rm', '-f', 'f0']);
         const rmMs = Date.now() - rmAt;
+        const journal = await readFile(releaseJournalPath(join(host.dir, 'state')), 'utf8').catch(() => '');
+        assert.match(journal, new RegExp(`"address":\\s*"${victim.replace(/\./g, '\\.')}(/\\d+)?"`), `the release of ${victim} waits in the journal`);
 
         const callAt = Date.now();
         const body = `${JSON.stringify({ PoolID: POOL_ID, Address: '', Options: {} })}\n`;
@@ -213,9 +226,9 @@ function suite(engine: Engine, engineSkip: string | false): void {
         thawedAt = Date.now();
       }
       await removeCreated(host);
-      const healMs = await healed(host, thawedAt);
+      const heal = await healed(host, thawedAt);
       assert.ok(!(await etcdHeldBy(lab, host.name)).includes(victim), `${victim} is free again`);
-      console.log(`# ${engine.name} etcd frozen for ${secs(thawedAt - frozenAt)} s: the removed container's address ${victim} freed ${secs(healMs)} s after SIGCONT`);
+      console.log(`# ${engine.name} etcd frozen for ${secs(thawedAt - frozenAt)} s: the removed container's address ${victim} journaled, then freed: etcd = running ${heal} (from SIGCONT)`);
       assert.deepEqual([...(await burst(host, ['f2']))], [], 'docker run works again once etcd is back');
       await assertDistinct('after etcd came back');
     });
@@ -265,9 +278,9 @@ function suite(engine: Engine, engineSkip: string | false): void {
         return mine.every((n) => (r.get(n) ?? '') !== '') ? r : undefined;
       }, 60_000, 250);
       const backMs = Date.now() - restartAt;
-      const healMs = await healed(host, restartAt);
+      const heal = await healed(host, restartAt);
       const kept = mine.filter((n) => back.get(n) === before.get(n)).length;
-      console.log(`# ${engine.name} dockerd restart: answering after ${secs(upMs)} s, ${mine.length} --restart always containers running with addresses after ${secs(backMs)} s (${kept} kept their address), etcd = running after ${secs(healMs)} s`);
+      console.log(`# ${engine.name} dockerd restart: answering after ${secs(upMs)} s, ${mine.length} --restart always containers running with addresses after ${secs(backMs)} s (${kept} kept their address); etcd = running ${heal} (from the restart)`);
       await assertDistinct('after the dockerd restart');
       await host.docker(['rm', '-f', ...mine]);
       await healed(host, Date.now());
