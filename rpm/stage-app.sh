@@ -10,9 +10,9 @@ mkdir -p "$dest/dist"
 cp -a "$repo/dist/src" "$dest/dist/"
 find "$dest/dist" -name '*.map' -delete
 cp "$repo/package.json" "$dest/"
-# `flatnet demo` runs each lab host through this script, looked up at <app>/src/lab/
+# `flatnet demo` runs each lab host through these scripts, looked up at <app>/src/lab/
 mkdir -p "$dest/src/lab"
-cp "$repo/src/lab/host-launcher.sh" "$dest/src/lab/"
+cp "$repo/src/lab/host-launcher.sh" "$repo/src/lab/host-dockerd.sh" "$dest/src/lab/"
 chmod 0755 "$dest/dist/src/cli/main.js"
 cd "$repo"
 # `npm ls` exits non-zero on extraneous packages (dev tooling): the list it prints is still complete

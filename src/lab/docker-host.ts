@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processStartTime } from './proc-tools.js';
 import { run, startProcess, waitFor } from './processes.js';
@@ -19,6 +19,11 @@ export function repoRoot(): string {
 
 export function launcherScript(): string {
   return join(repoRoot(), 'src/lab/host-launcher.sh');
+}
+
+/** Runs dockerd alone in a host's namespaces (the launcher ends in it; a dockerd restart runs it again). */
+export function dockerdScript(): string {
+  return join(repoRoot(), 'src/lab/host-dockerd.sh');
 }
 
 /** The flatnet CLI entry point when it has been built, else undefined. */
@@ -75,6 +80,8 @@ export interface HostSpec {
   engine: Engine;
   /** The DNS server the daemons and containers use: an address inside the lab (nothing answers outside it). */
   dns: string;
+  /** Extra environment for the host's daemons, e.g. FLATNET_RECONCILE_INTERVAL_MS for the plugin. */
+  pluginEnv?: Record<string, string>;
 }
 
 export async function prepareHostDirs(hostDir: string, dns: string): Promise<void> {
@@ -92,60 +99,79 @@ export async function prepareHostDirs(hostDir: string, dns: string): Promise<voi
  * process (which becomes dockerd) once the daemon answers. The daemons outlive this process (own process
  * group, output to log files) so that a kept bed keeps running; teardown finds them by cgroup and PID.
  */
+/** The plugin server's command line for a host (its socket inside the host's /run/docker, its state dir). */
+export function pluginCommand(spec: Pick<HostSpec, 'hostDir' | 'etcdEndpoints' | 'hostName'>): string[] {
+  const cli = flatnetCli();
+  if (cli === undefined) throw new Error('the flatnet CLI is not built (dist/src/cli/main.js): run npx tsc -p .');
+  return [
+    process.execPath, cli, 'server',
+    '--socket', '/run/docker/plugins/flatnet.sock',
+    '--etcd-endpoints', spec.etcdEndpoints.join(','),
+    '--host-id', spec.hostName,
+    '--state-dir', hostPaths(spec.hostDir).state,
+  ];
+}
+
+/** The environment of a host's daemons (containerd, the plugin, dockerd), at start and at a restart. */
+export function hostDaemonEnv(spec: HostSpec): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    FLATNET_ETCD_ENDPOINTS: spec.etcdEndpoints.join(','),
+    FLATNET_HOST_ID: spec.hostName,
+    FLATNET_STATE_DIR: hostPaths(spec.hostDir).state,
+    // This host's own dockerd (the launcher's -H), not the machine's: the plugin asks it for the engine version.
+    FLATNET_DOCKER_SOCKET: '/run/docker/docker.sock',
+    FLATNET_LOG_LEVEL: process.env.FLATNET_LOG_LEVEL ?? 'debug',
+    PATH: enginePath(spec.engine),
+    FLATNET_LAB_DNS: spec.dns,
+    // A swarm task would otherwise ask a registry for its image first (moby's own test daemons set this).
+    DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1',
+    ...spec.pluginEnv,
+  };
+}
+
+/** The cgroup.procs file of a host's daemons' cgroup (teardown finds them, and their children, there). */
+export function daemonsCgroupProcs(spec: Pick<HostSpec, 'trackingHierarchy' | 'cgroup'>): string {
+  return join(spec.trackingHierarchy, spec.cgroup, 'daemons', 'cgroup.procs');
+}
+
+/** Waits until the host's dockerd answers; `exited` reports a launcher that died first. */
+export async function waitForDockerd(spec: HostSpec, exited: () => string | undefined): Promise<void> {
+  await waitFor(`dockerd of ${spec.hostName}`, async () => {
+    const gone = exited();
+    if (gone) throw new Error(`the daemons of ${spec.hostName} ${gone}:\n${await logTails(spec.hostDir)}`);
+    await run(spec.engine.cli, ['-H', `unix://${hostPaths(spec.hostDir).dockerSocket}`, 'version', '--format', '{{.Server.Version}}']);
+    return true;
+  }, 60_000, 200).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await logTails(spec.hostDir)}`);
+  });
+}
+
+/**
+ * Starts containerd, the plugin and dockerd for one host in its namespaces; resolves with the launcher's
+ * process (which becomes dockerd) once the daemon answers. The daemons outlive this process (own process
+ * group, output to log files) so that a kept bed keeps running; teardown finds them by cgroup and PID.
+ */
 export async function startHostDaemons(spec: HostSpec): Promise<RecordedProcess> {
   const p = hostPaths(spec.hostDir);
-  const daemonsCgroup = join(spec.trackingHierarchy, spec.cgroup, 'daemons');
-  await mkdir(daemonsCgroup, { recursive: true });
-  const pluginArgv: string[] = [];
-  const cli = flatnetCli();
-  if (spec.plugin) {
-    if (cli === undefined) throw new Error('the flatnet CLI is not built (dist/src/cli/main.js): run npx tsc -p .');
-    pluginArgv.push(
-      process.execPath, cli, 'server',
-      '--socket', '/run/docker/plugins/flatnet.sock',
-      '--etcd-endpoints', spec.etcdEndpoints.join(','),
-      '--host-id', spec.hostName,
-      '--state-dir', p.state,
-    );
-  }
+  await mkdir(dirname(daemonsCgroupProcs(spec)), { recursive: true });
+  const pluginArgv = spec.plugin ? pluginCommand(spec) : [];
   const log = openSync(join(p.logs, 'dockerd.log'), 'a');
   const started = startProcess(
     'nsenter',
     [
       `--net=${spec.netnsPath}`, `--uts=${spec.utsPath}`, '--',
       'unshare', '-m', '--propagation', 'private', '--',
-      'sh', launcherScript(), spec.hostDir, join(daemonsCgroup, 'cgroup.procs'), `/${spec.cgroup}`, ...pluginArgv,
+      'sh', launcherScript(), spec.hostDir, daemonsCgroupProcs(spec), `/${spec.cgroup}`, ...pluginArgv,
     ],
-    {
-      stdio: ['ignore', log, log],
-      detached: true,
-      env: {
-        ...process.env,
-        FLATNET_ETCD_ENDPOINTS: spec.etcdEndpoints.join(','),
-        FLATNET_HOST_ID: spec.hostName,
-        FLATNET_STATE_DIR: p.state,
-        // This host's own dockerd (the launcher's -H), not the machine's: the plugin asks it for the engine version.
-        FLATNET_DOCKER_SOCKET: '/run/docker/docker.sock',
-        FLATNET_LOG_LEVEL: process.env.FLATNET_LOG_LEVEL ?? 'debug',
-        PATH: enginePath(spec.engine),
-        FLATNET_LAB_DNS: spec.dns,
-        // A swarm task would otherwise ask a registry for its image first (moby's own test daemons set this).
-        DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: '1',
-      },
-    },
+    { stdio: ['ignore', log, log], detached: true, env: hostDaemonEnv(spec) },
   );
   closeSync(log);
   started.child.unref();
   const startTime = (await processStartTime(started.pid)) ?? '';
   let exited: string | undefined;
   started.child.once('exit', (code, sig) => (exited = `exited with ${code ?? sig}`));
-  await waitFor(`dockerd of ${spec.hostName}`, async () => {
-    if (exited) throw new Error(`the daemons of ${spec.hostName} ${exited}:\n${await logTails(spec.hostDir)}`);
-    await run(spec.engine.cli, ['-H', `unix://${p.dockerSocket}`, 'version', '--format', '{{.Server.Version}}']);
-    return true;
-  }, 60_000, 200).catch(async (err: Error) => {
-    throw new Error(`${err.message}\n${await logTails(spec.hostDir)}`);
-  });
+  await waitForDockerd(spec, () => exited);
   return { pid: started.pid, startTime, what: `dockerd ${spec.hostName}` };
 }
 

@@ -59,16 +59,5 @@ while [ ! -S /run/containerd/containerd.sock ]; do
   sleep 0.1
 done
 
-exec dockerd \
-  --containerd /run/containerd/containerd.sock \
-  --data-root "$host_dir/data/docker" \
-  --exec-root /run/docker \
-  --pidfile /run/docker/dockerd.pid \
-  -H unix:///run/docker/docker.sock \
-  --storage-driver overlay2 \
-  --exec-opt native.cgroupdriver=cgroupfs \
-  --cgroup-parent "$cgroup_parent" \
-  --iptables=false --ip-masq=false --ip-forward=false --userland-proxy=false \
-  --bridge none \
-  --dns "$FLATNET_LAB_DNS" \
-  --shutdown-timeout 3
+# dockerd's own arguments live in host-dockerd.sh, which a fault test also runs to restart dockerd alone.
+exec sh "$(dirname "$0")/host-dockerd.sh" "$host_dir" "$cgroup_parent"

@@ -4,15 +4,17 @@ import { buildBusyboxTarball, IMAGE, importImage } from './busybox-image.js';
 import {
   flatnetCli,
   hostPaths,
+  type HostSpec,
   logTails,
   prepareHostDirs,
   startHostDaemons,
 } from './docker-host.js';
+import { killPlugin, restartDockerd, startPlugin } from './host-restarts.js';
 import { startEtcdCluster } from './etcd-cluster.js';
 import { DOCKER20, type Engine } from './engine.js';
 import { guardNoPull } from './no-pull.js';
 import { createHostNetns, createLan, createUts, inNetns } from './lan.js';
-import { type LabState, writeLabState } from './lab-state.js';
+import { type LabState, type RecordedProcess, writeLabState } from './lab-state.js';
 import { LAN, labNames, newLabId, SEGMENTS, type SegmentIndex } from './names.js';
 import { processStartTime, trackingHierarchy } from './proc-tools.js';
 import { run } from './processes.js';
@@ -41,6 +43,8 @@ export interface LabOptions {
    * them. etcd and the lab's DNS address stay on LAN's router address, reached from SEGMENT2 through it.
    */
   segments?: SegmentIndex[];
+  /** Extra environment for every host's plugin server (e.g. FLATNET_RECONCILE_INTERVAL_MS in fault tests). */
+  pluginEnv?: Record<string, string>;
 }
 
 export interface LabHost {
@@ -71,6 +75,12 @@ export interface LabHost {
   /** The flatnet CLI as this host would run it (its network namespace, its host id, the bed's etcd). */
   flatnet(args: string[]): Promise<string>;
   logTail(lines?: number): Promise<string>;
+  /** Fault tests: SIGKILLs this host's plugin server (only the process the lab started); resolves with its PID once dead. */
+  killPlugin(): Promise<number>;
+  /** Starts this host's plugin server again in its namespaces; resolves once it answers on its socket. */
+  startPlugin(): Promise<void>;
+  /** Restarts dockerd as `systemctl restart docker` does (SIGTERM, then start); resolves once it answers. */
+  restartDockerd(): Promise<void>;
 }
 
 export interface Lab {
@@ -81,6 +91,8 @@ export interface Lab {
   hosts: LabHost[];
   /** Client URLs on the LAN (10.99.0.1:port): reachable from the hosts, not from the root namespace. */
   etcdEndpoints: string[];
+  /** The etcd members' processes (fault tests signal them: SIGSTOP/SIGCONT, SIGKILL), in etcdEndpoints' order. */
+  etcdMembers: { name: string; pid: number; clientUrl: string }[];
   /** etcdctl (v3 API) run inside the LAN namespace. */
   etcdctl(args: string[]): Promise<string>;
   /** A command in the LAN namespace (the router/switch: ping hosts and containers from there). */
@@ -147,23 +159,33 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     await save();
     const etcdEndpoints = etcd.lanEndpoints;
     const tarball = buildBusyboxTarball(names.dir);
-    const hosts = hostNumbers.map((n) => makeHost(names, n, segmentOf(n), etcdEndpoints, engine));
+    const specs: HostSpec[] = hostNumbers.map((n) => ({
+      hostDir: join(names.dir, `h${n}`),
+      netnsPath: `/run/netns/${names.hostNetns(n)}`,
+      utsPath: join(names.dir, `uts-h${n}`),
+      hostName: names.hostName(n),
+      cgroup: names.hostCgroup(n),
+      trackingHierarchy: hierarchy,
+      etcdEndpoints,
+      plugin,
+      engine,
+      // The LAN router namespace: no DNS server listens there, so a lookup fails at once and stays inside.
+      dns: LAN.gateway,
+      ...(opts.pluginEnv ? { pluginEnv: opts.pluginEnv } : {}),
+    }));
+    /** A daemon restarted by a fault test replaces its predecessor in the state file (teardown stops it by PID). */
+    const replace = async (proc: RecordedProcess): Promise<void> => {
+      state.processes = [...state.processes.filter((p) => p.what !== proc.what), proc];
+      await save();
+    };
+    const hosts = specs.map((spec, i) => {
+      const n = hostNumbers[i] as number;
+      return makeHost(names, n, segmentOf(n), etcdEndpoints, engine, spec, replace);
+    });
     // Settle every host before judging, so that a failed start-up never tears down under a host still starting.
     const results = await Promise.allSettled(
-      hosts.map(async (h) => {
-        const proc = await startHostDaemons({
-          hostDir: h.dir,
-          netnsPath: h.netnsPath,
-          utsPath: h.utsPath,
-          hostName: h.name,
-          cgroup: names.hostCgroup(Number(h.name.slice(1))),
-          trackingHierarchy: hierarchy,
-          etcdEndpoints,
-          plugin,
-          engine,
-          // The LAN router namespace: no DNS server listens there, so a lookup fails at once and stays inside.
-          dns: LAN.gateway,
-        });
+      hosts.map(async (h, i) => {
+        const proc = await startHostDaemons(specs[i] as HostSpec);
         state.processes.push(proc);
         await save();
         await importImage((args) => h.docker(args), await tarball);
@@ -178,6 +200,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       lanNetns: names.lanNetns,
       hosts,
       etcdEndpoints,
+      etcdMembers: etcd.members.map((m, i) => ({ name: m.name, pid: m.pid, clientUrl: etcdEndpoints[i] ?? m.clientUrl })),
       etcdctl: (args) =>
         run('nsenter', [`--net=/run/netns/${names.lanNetns}`, 'etcdctl', '--endpoints', etcdEndpoints.join(','), ...args], {
           env: { ...process.env, ETCDCTL_API: '3' },
@@ -194,7 +217,15 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   }
 }
 
-function makeHost(names: ReturnType<typeof labNames>, n: number, segment: SegmentIndex, etcdEndpoints: string[], engine: Engine): LabHost {
+function makeHost(
+  names: ReturnType<typeof labNames>,
+  n: number,
+  segment: SegmentIndex,
+  etcdEndpoints: string[],
+  engine: Engine,
+  spec: HostSpec,
+  replace: (proc: RecordedProcess) => Promise<void>,
+): LabHost {
   const dir = join(names.dir, `h${n}`);
   const p = hostPaths(dir);
   const netns = names.hostNetns(n);
@@ -235,6 +266,9 @@ function makeHost(names: ReturnType<typeof labNames>, n: number, segment: Segmen
       });
     },
     logTail: (lines) => logTails(dir, lines),
+    killPlugin: () => killPlugin(spec),
+    startPlugin: async () => replace(await startPlugin(spec)),
+    restartDockerd: async () => replace(await restartDockerd(spec)),
   };
 }
 

@@ -63,3 +63,23 @@ export async function containerMac(host: LabHost, container: string, network: st
   const out = await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").MacAddress}}`, container]);
   return out.trim();
 }
+
+/**
+ * The index (in lab.etcdMembers' order) of the member that leads, from `etcdctl endpoint status`. Member ids are
+ * 64-bit: compared as decimal text, never as JS numbers.
+ */
+export async function etcdLeaderIndex(lab: Lab): Promise<number> {
+  const out = await lab.etcdctl(['endpoint', 'status', '-w', 'json']);
+  for (const m of out.matchAll(/"Endpoint":"([^"]+)".*?"member_id":(\d+).*?"leader":(\d+)/g)) {
+    if (m[2] === m[3]) {
+      const i = lab.etcdMembers.findIndex((e) => e.clientUrl === m[1]);
+      if (i >= 0) return i;
+    }
+  }
+  throw new Error(`no etcd member reports itself as the leader:\n${out}`);
+}
+
+/** Addresses etcd records as held by one host. */
+export async function etcdHeldBy(lab: Lab, hostId: string): Promise<string[]> {
+  return [...(await etcdAssignments(lab))].filter(([, h]) => h === hostId).map(([a]) => a).sort();
+}

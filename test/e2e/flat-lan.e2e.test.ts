@@ -6,16 +6,13 @@ import { withLabLogs } from './lab-diagnostics.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { containerAddress, containerMac, etcdAssignments } from './etcd-records.js';
 import { labEngines } from './engines.js';
+import { flatNetworkCreate } from './flat-network.js';
 import { listenForDns } from './lab-dns.js';
 
 // Issue #3: one flat LAN across hosts. Three hosts, three etcd members; h3 has iptables FORWARD policy DROP.
 const skip = missing('root', 'docker', 'etcd', 'iproute2', 'iptables');
 const NETWORK = 'lan';
-const CREATE = [
-  'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet',
-  '--subnet', LAN.subnet, '--gateway', LAN.gateway, '--ip-range', LAN.containerRange,
-  '-o', 'parent=eth0', NETWORK,
-];
+const CREATE = flatNetworkCreate(NETWORK);
 /** Two containers on h1 and h2, one on h3: enough for same-host and cross-host paths. */
 const PLACEMENT: [string, number][] = [['a1', 0], ['a2', 0], ['b1', 1], ['b2', 1], ['c1', 2]];
 
