@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { z } from 'zod';
 import { docker28, IMAGE, LAN, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
-import { waitFor } from '../../src/lab/processes.js';
+import { run, waitFor } from '../../src/lab/processes.js';
 import { missing } from '../harness/requirements.js';
 import { containerAddress, etcdAssignments, etcdReleased } from './etcd-records.js';
 import { labEngines } from './engines.js';
@@ -78,6 +79,9 @@ interface Task {
   address: string;
 }
 
+/** Hosts whose dockerd a case stopped: nothing runs there any more. */
+const stopped = new Set<LabHost>();
+
 async function serviceTasks(host: LabHost, service: string): Promise<string[]> {
   const out = await host.docker(['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${service}`]);
   return out.split('\n').filter((l) => l !== '');
@@ -86,7 +90,7 @@ async function serviceTasks(host: LabHost, service: string): Promise<string[]> {
 /** Every running task of a service: container id, the host it runs on and its address on the swarm network. */
 async function tasks(service = SERVICE): Promise<Task[]> {
   const out: Task[] = [];
-  for (const h of lab.hosts) {
+  for (const h of lab.hosts.filter((x) => !stopped.has(x))) {
     for (const id of await serviceTasks(h, service)) out.push({ id, host: h, address: await containerAddress(h, id, NETWORK) });
   }
   return out;
@@ -158,11 +162,13 @@ function host(name: string): LabHost {
 test('a dnsrr service on a swarm-scoped flatnet network: unique addresses, reach across nodes, the name resolves on every node, scale-down frees', { skip }, async () => {
   await withLabLogs(lab, async () => {
     const [manager] = lab.hosts as [LabHost];
+    const created = Date.now();
     await manager.docker([
       'service', 'create', '--detach', '--name', SERVICE, '--replicas', '6', '--endpoint-mode', 'dnsrr',
       ...FAST_STOP, '--network', NETWORK, IMAGE, 'sleep', '3600',
     ]);
     const running = await settledTasks(6);
+    console.log(`# swarm: 6 dnsrr replicas on 3 nodes converged in ${((Date.now() - created) / 1000).toFixed(1)} s`);
     const addresses = running.map((t) => t.address);
     assertUnique(running, 'created');
     assert.ok(new Set(running.map((t) => t.host.name)).size >= 2, 'tasks run on several nodes');
@@ -175,17 +181,21 @@ test('a dnsrr service on a swarm-scoped flatnet network: unique addresses, reach
       others.forEach((to, i) => assert.ok(reached[i], `${from.address} (${from.host.name}) reaches ${to.address} (${to.host.name})`));
     }
 
+    console.log(`# swarm: ${running.length * (running.length - 1)} pings across the tasks done ${((Date.now() - created) / 1000).toFixed(1)} s after create`);
     // Every node's tasks resolve the service name to every task, wherever it runs (records gossiped by swarm).
     for (const h of new Set(running.map((t) => t.host))) {
       const task = running.find((t) => t.host === h)!;
       assert.deepEqual(await resolvesTo(task, SERVICE, addresses), [...addresses].sort(), `on ${h.name}, ${SERVICE} resolves to every task`);
     }
+    console.log(`# swarm: ${SERVICE} resolved to all 6 tasks on every node ${((Date.now() - created) / 1000).toFixed(1)} s after create`);
 
+    const scaled = Date.now();
     await manager.docker(['service', 'scale', '--detach', `${SERVICE}=2`]);
     const left = await settledTasks(2);
     const kept = new Set(left.map((t) => t.address));
     const freed = addresses.filter((a) => !kept.has(a));
     assertHeldIsRunning(await heldMatching(left), left, 'after scale-down');
+    console.log(`# swarm: scale-down 6 -> 2 settled (tasks gone, etcd released) in ${((Date.now() - scaled) / 1000).toFixed(1)} s`);
     // freed, and cooling (the default 300 s cooldown): each keeps a released record until it may be reused
     const released = await etcdReleased(lab);
     for (const a of freed) assert.ok(released.has(a), `${a} cools after scale-down`);
@@ -233,7 +243,7 @@ test('draining a worker moves its tasks and releases their addresses', { skip },
   });
 });
 
-test('docker stack deploy onto the external swarm network: its service resolves by name (short and stack-qualified), and stack rm frees', { skip }, async () => {
+test('docker stack deploy onto the external swarm network, default (vip) endpoint mode: no VIP, its service resolves to its tasks by name (short and stack-qualified), and stack rm frees', { skip }, async () => {
   await withLabLogs(lab, async () => {
     const [manager] = lab.hosts as [LabHost];
     const compose = join(work, 'stack.yml');
@@ -245,9 +255,9 @@ test('docker stack deploy onto the external swarm network: its service resolves 
       '    command: ["sleep", "3600"]',
       '    stop_signal: SIGKILL',
       '    networks: [swlan]',
+      // the default endpoint mode (vip), as most compose files have it
       '    deploy:',
       '      replicas: 2',
-      '      endpoint_mode: dnsrr',
       'networks:',
       '  swlan:',
       '    external: true',
@@ -259,6 +269,13 @@ test('docker stack deploy onto the external swarm network: its service resolves 
     assertUnique([...web, ...api], 'with the stack');
     assertHeldIsRunning(await heldMatching([...web, ...api]), [...web, ...api], 'with the stack');
     const apiAddresses = api.map((t) => t.address);
+    // vip mode on a network of a node-local driver: swarm allocates no VIP on it (only overlay-style, globally
+    // allocated networks get one), so the name resolves to the tasks' own addresses, as with dnsrr
+    const endpoint = z.object({ VirtualIPs: z.array(z.object({ NetworkID: z.string(), Addr: z.string().optional() })).optional() }).parse(
+      JSON.parse(await manager.docker(['service', 'inspect', '--format', '{{json .Endpoint}}', `${STACK}_api`])),
+    );
+    const swlanId = (await manager.docker(['network', 'inspect', '--format', '{{.Id}}', NETWORK])).trim();
+    assert.deepEqual(endpoint.VirtualIPs?.filter((v) => v.NetworkID === swlanId).map((v) => v.Addr ?? 'none'), ['none'], 'no VIP on the flatnet network');
     const from = web.find((t) => !api.some((a) => a.host === t.host)) ?? web[0]!;
     for (const name of [`${STACK}_api`, 'api']) {
       assert.deepEqual(await resolvesTo(from, name, apiAddresses), [...apiAddresses].sort(), `${name} resolves in a ${SERVICE} task on ${from.host.name}`);
@@ -333,5 +350,29 @@ test('a worker leaving the swarm: its tasks are removed and rescheduled, its add
     const released = await etcdReleased(lab);
     for (const a of onH3) assert.ok(released.has(a), `${a} (a task of h3) is released and cools`);
     await manager.docker(['node', 'rm', '--force', 'h3']);
+  });
+});
+
+test('a worker whose dockerd stops (systemctl stop docker): its tasks are stopped and rescheduled, its addresses released', { skip }, async () => {
+  await withLabLogs(lab, async () => {
+    const [manager] = lab.hosts as [LabHost];
+    const h2 = host('h2');
+    const before = await settledTasks(8, SERVICE, (t) => t.some((x) => x.host === h2));
+    const onH2 = before.filter((t) => t.host === h2).map((t) => t.address);
+    const pid = Number((await readFile(join(h2.execRoot, 'dockerd.pid'), 'utf8')).trim());
+    const started = Date.now();
+    // what systemctl stop docker sends: dockerd stops its containers (the plugin releases their addresses), then
+    // its plugins (the flatnet server deregisters: the host shows as down at once)
+    await run('kill', ['-TERM', String(pid)]);
+    await waitFor('h2 dockerd gone', async () => run('kill', ['-0', String(pid)]).then(() => undefined, () => true), 30_000, 200);
+    stopped.add(h2);
+    const moved = await settledTasks(8, SERVICE, (t) => t.every((x) => x.host === manager), 120_000);
+    console.log(`# swarm: ${onH2.length} tasks of a stopped worker rescheduled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    assertUnique(moved, 'after the stop');
+    const held = await heldMatching(moved);
+    assertHeldIsRunning(held, moved, 'after the stop');
+    assert.ok(![...held.values()].includes('h2'), 'the stopped node holds no address');
+    const released = await etcdReleased(lab);
+    for (const a of onH2) assert.ok(released.has(a), `${a} (a task of h2) is released and cools`);
   });
 });
