@@ -131,6 +131,19 @@ function assertUnique(running: Task[], when: string): void {
   assert.equal(new Set(addresses).size, addresses.length, `${when}: cluster-unique addresses: ${addresses.join(', ')}`);
 }
 
+/**
+ * After a node's tasks went elsewhere: the running tasks have unique addresses that etcd holds exactly, the node
+ * holds none, and the addresses its tasks had are released and cooling.
+ */
+async function assertTasksLeft(running: Task[], node: string, itsAddresses: string[], when: string): Promise<void> {
+  assertUnique(running, when);
+  const held = await heldMatching(running);
+  assertHeldIsRunning(held, running, when);
+  assert.ok(![...held.values()].includes(node), `${when}: ${node} holds no address`);
+  const released = await etcdReleased(lab);
+  for (const a of itsAddresses) assert.ok(released.has(a), `${when}: ${a} (a task of ${node}) is released and cools`);
+}
+
 /** The addresses a task's resolver (Docker's embedded DNS) gives for a name. */
 async function resolve(task: Task, name: string): Promise<string[]> {
   const out = await task.host.docker(['exec', task.id, 'nslookup', '-type=a', name]).catch((err: Error) => err.message);
@@ -233,12 +246,7 @@ test('draining a worker moves its tasks and releases their addresses', { skip },
     await manager.docker(['node', 'update', '--availability', 'drain', 'h3']);
     const moved = await settledTasks(6, SERVICE, (t) => t.every((x) => x.host.name !== 'h3'));
     console.log(`# swarm: drain of h3 (${onH3.length} tasks) converged in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    assertUnique(moved, 'after drain');
-    const held = await heldMatching(moved);
-    assertHeldIsRunning(held, moved, 'after drain');
-    assert.ok(![...held.values()].includes('h3'), 'a drained node holds no address');
-    const released = await etcdReleased(lab);
-    for (const a of onH3) assert.ok(released.has(a), `${a} (a task of drained h3) is released and cools`);
+    await assertTasksLeft(moved, 'h3', onH3, 'after drain');
     await manager.docker(['node', 'update', '--availability', 'active', 'h3']);
   });
 });
@@ -343,12 +351,7 @@ test('a worker leaving the swarm: its tasks are removed and rescheduled, its add
     // the leaving daemon removes its task containers at once; the manager reschedules once it sees the node down
     const moved = await settledTasks(8, SERVICE, (t) => t.every((x) => x.host !== h3), 120_000);
     console.log(`# swarm: ${onH3.length} tasks of a leaving worker rescheduled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    assertUnique(moved, 'after the leave');
-    const held = await heldMatching(moved);
-    assertHeldIsRunning(held, moved, 'after the leave');
-    assert.ok(![...held.values()].includes('h3'), 'the node that left holds no address');
-    const released = await etcdReleased(lab);
-    for (const a of onH3) assert.ok(released.has(a), `${a} (a task of h3) is released and cools`);
+    await assertTasksLeft(moved, 'h3', onH3, 'after the leave');
     await manager.docker(['node', 'rm', '--force', 'h3']);
   });
 });
@@ -368,11 +371,6 @@ test('a worker whose dockerd stops (systemctl stop docker): its tasks are stoppe
     stopped.add(h2);
     const moved = await settledTasks(8, SERVICE, (t) => t.every((x) => x.host === manager), 120_000);
     console.log(`# swarm: ${onH2.length} tasks of a stopped worker rescheduled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    assertUnique(moved, 'after the stop');
-    const held = await heldMatching(moved);
-    assertHeldIsRunning(held, moved, 'after the stop');
-    assert.ok(![...held.values()].includes('h2'), 'the stopped node holds no address');
-    const released = await etcdReleased(lab);
-    for (const a of onH2) assert.ok(released.has(a), `${a} (a task of h2) is released and cools`);
+    await assertTasksLeft(moved, 'h2', onH2, 'after the stop');
   });
 });
