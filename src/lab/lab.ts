@@ -14,7 +14,7 @@ import { guardNoPull } from './no-pull.js';
 import { createHostNetns, createLan, createUts, inNetns } from './lan.js';
 import { type LabState, writeLabState } from './lab-state.js';
 import { LAN, labNames, newLabId } from './names.js';
-import { processStartTime, trackingHierarchy } from './proc-tools.js';
+import { killHost, processStartTime, trackingHierarchy } from './proc-tools.js';
 import { run } from './processes.js';
 import { teardownState } from './teardown.js';
 
@@ -62,6 +62,11 @@ export interface LabHost {
   /** The flatnet CLI as this host would run it (its network namespace, its host id, the bed's etcd). */
   flatnet(args: string[]): Promise<string>;
   logTail(lines?: number): Promise<string>;
+  /**
+   * A power loss: SIGKILL for every process of the host (daemons, plugin, containers), nothing stopped in order.
+   * The host is dead afterwards (docker() fails); the lab's stop() still removes what is left.
+   */
+  crash(): Promise<void>;
 }
 
 export interface Lab {
@@ -218,6 +223,7 @@ function makeHost(names: ReturnType<typeof labNames>, n: number, etcdEndpoints: 
       });
     },
     logTail: (lines) => logTails(dir, lines),
+    crash: () => killHost(`/run/netns/${netns}`, names.hostCgroup(n)),
   };
 }
 
