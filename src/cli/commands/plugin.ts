@@ -4,11 +4,12 @@ import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { FlatnetError, errorMessage } from '../../errors.js';
-import { repoRoot } from '../../lab/docker-host.js';
 import { printLine } from '../output.js';
 
 /** The script that assembles the plugin directory, shipped in the checkout and in the installed app alike. */
-function buildScript(): string {
+async function buildScript(): Promise<string> {
+  // loaded only here: every other command starts without the lab's modules
+  const { repoRoot } = await import('../../lab/docker-host.js');
   return join(repoRoot(), 'plugin-config', 'build-rootfs.sh');
 }
 
@@ -50,7 +51,7 @@ export function pluginCommand(): Command {
     .option('--name <name>', 'the plugin name the printed next steps use', 'flatnet:latest')
     .action(async (target: string, flags: { name: string }) => {
       const dir = resolve(target);
-      const script = buildScript();
+      const script = await buildScript();
       if (!existsSync(script)) throw new FlatnetError('not-found', `${script} is missing: this flatnet install cannot build the plugin`);
       await checkTarget(dir);
       const code = await runScript(script, dir);
