@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the managed (v2) plugin directory OUT (config.json + rootfs/) from THIS machine: the node binary and
 # the tools flatnet runs (ip, bridge, iptables, nsenter, arping if installed) with the shared libraries `ldd`
-# names, plus the app (dist + production node_modules). No image registry is involved.
+# names, plus the app (dist + production node_modules). No image registry is involved. Runs from a checkout
+# (after `npx tsc -p .`) or from an installed flatnet (/usr/lib/flatnet/plugin-config); `flatnet plugin build OUT`
+# runs it.
 #   plugin-config/build-rootfs.sh OUT && docker plugin create flatnet:latest OUT
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -53,6 +55,14 @@ echo 'root:x:0:0:root:/root:/usr/sbin/nologin' > "$rootfs/etc/passwd"
 echo 'root:x:0:' > "$rootfs/etc/group"
 touch "$rootfs/etc/machine-id"
 
-bash "$here/../rpm/stage-app.sh" "$rootfs/usr/lib/flatnet"
+app="$(cd "$here/.." && pwd)"
+if [[ -f "$app/rpm/stage-app.sh" ]]; then
+  bash "$app/rpm/stage-app.sh" "$rootfs/usr/lib/flatnet"
+else
+  # an installed app (the rpm's /usr/lib/flatnet) is already staged: production modules only
+  [[ -f "$app/dist/src/cli/main.js" && -d "$app/node_modules" ]] || { echo "build-rootfs: $app is neither a checkout nor an installed flatnet" >&2; exit 1; }
+  mkdir -p "$rootfs/usr/lib/flatnet"
+  cp -a "$app/." "$rootfs/usr/lib/flatnet/"
+fi
 cp "$here/config.json" "$out/config.json"
 echo "plugin directory ready: $out ($(du -sh "$rootfs" | cut -f1))"

@@ -13,6 +13,9 @@ cp "$repo/package.json" "$dest/"
 # `flatnet demo` runs each lab host through these scripts, looked up at <app>/src/lab/
 mkdir -p "$dest/src/lab"
 cp "$repo/src/lab/host-launcher.sh" "$repo/src/lab/host-dockerd.sh" "$dest/src/lab/"
+# `flatnet plugin build` runs the rootfs builder from <app>/plugin-config/ (an installed app builds the plugin too)
+mkdir -p "$dest/plugin-config"
+cp "$repo/plugin-config/build-rootfs.sh" "$repo/plugin-config/config.json" "$dest/plugin-config/"
 chmod 0755 "$dest/dist/src/cli/main.js"
 cd "$repo"
 # `npm ls` exits non-zero on extraneous packages (dev tooling): the list it prints is still complete

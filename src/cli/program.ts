@@ -8,6 +8,7 @@ import { hostCommand } from './commands/host.js';
 import { hostRangeCommand } from './commands/host-range.js';
 import { ipRangeCommand } from './commands/ip-range.js';
 import { ipCommand } from './commands/ip.js';
+import { pluginCommand } from './commands/plugin.js';
 import { serverCommand } from './commands/server.js';
 import { statusCommand } from './commands/status.js';
 import { versionCommand } from './commands/version.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
     createNetworkCommand(),
     doctorCommand(),
     bridgeCommand(),
+    pluginCommand(),
     demoCommand(),
     versionCommand(),
   ]) {

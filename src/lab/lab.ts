@@ -16,7 +16,7 @@ import { guardNoPull } from './no-pull.js';
 import { createHostNetns, createLan, createUts, inNetns } from './lan.js';
 import { type LabState, type RecordedProcess, writeLabState } from './lab-state.js';
 import { LAN, labNames, newLabId, SEGMENTS, type SegmentIndex } from './names.js';
-import { processStartTime, trackingHierarchy } from './proc-tools.js';
+import { killHost, processStartTime, trackingHierarchy } from './proc-tools.js';
 import { run } from './processes.js';
 import { teardownState } from './teardown.js';
 
@@ -81,6 +81,11 @@ export interface LabHost {
   startPlugin(): Promise<void>;
   /** Restarts dockerd as `systemctl restart docker` does (SIGTERM, then start); resolves once it answers. */
   restartDockerd(): Promise<void>;
+  /**
+   * A power loss: SIGKILL for every process of the host (daemons, plugin, containers), nothing stopped in order.
+   * The host is dead afterwards (docker() fails); the lab's stop() still removes what is left.
+   */
+  crash(): Promise<void>;
 }
 
 export interface Lab {
@@ -269,6 +274,7 @@ function makeHost(
     killPlugin: () => killPlugin(spec),
     startPlugin: async () => replace(await startPlugin(spec)),
     restartDockerd: async () => replace(await restartDockerd(spec)),
+    crash: () => killHost(`/run/netns/${netns}`, names.hostCgroup(n)),
   };
 }
 

@@ -1,8 +1,8 @@
 /**
  * A lab has no registry to reach, and must not try: every docker command a test sends through the lab is made
  * pull-free here. `run`/`create` never pull (a missing image fails with "No such image" instead of a registry
- * lookup), swarm services never resolve their image at a registry, and commands whose only job is to download
- * are refused with a clear message. Pure argv rewriting; the daemons also run with
+ * lookup), swarm services and stacks never resolve their image at a registry, and commands whose only job is
+ * to download are refused with a clear message. Pure argv rewriting; the daemons also run with
  * DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 so that swarm tasks start from the local store.
  */
 export class LabPullRefused extends Error {}
@@ -15,6 +15,7 @@ const NO_PULL_FLAG: Record<string, string> = {
   'container create': '--pull=never',
   'service create': '--no-resolve-image',
   'service update': '--no-resolve-image',
+  'stack deploy': '--resolve-image=never',
 };
 
 export function guardNoPull(args: string[]): string[] {
@@ -28,11 +29,10 @@ export function guardNoPull(args: string[]): string[] {
   const flag = NO_PULL_FLAG[command]!;
   const words = command.split(' ').length;
   const rest = args.slice(words);
-  if (rest.some((a) => a === flag || a.startsWith('--pull'))) {
-    if (rest.some((a) => /^--pull(=|$)/.test(a) && a !== '--pull=never')) {
-      throw new LabPullRefused(`the lab never pulls: drop ${rest.find((a) => a.startsWith('--pull'))} from docker ${command}`);
-    }
-    return args;
-  }
+  if (rest.includes(flag)) return args;
+  // --pull (run/create) and --resolve-image (stack deploy) only in their never form, written as `flag`.
+  const option = flag.split('=')[0]!;
+  const other = rest.find((a) => a === option || a.startsWith(`${option}=`));
+  if (other !== undefined) throw new LabPullRefused(`the lab never pulls: docker ${command} takes ${flag}, not ${other}`);
   return [...args.slice(0, words), flag, ...rest];
 }

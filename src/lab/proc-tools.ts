@@ -1,4 +1,4 @@
-import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -134,4 +134,32 @@ export async function processesMentioning(needle: string): Promise<{ pid: number
     if (cmdline.includes(needle) || cgroup.includes(needle)) out.push({ pid, cmdline });
   }
   return out;
+}
+
+/** PIDs of live processes whose network namespace is the one bound at `netnsPath` (/run/netns/NAME). */
+export async function processesInNetns(netnsPath: string): Promise<number[]> {
+  const target = (await stat(netnsPath)).ino;
+  const out: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const ns = await stat(`/proc/${entry}/ns/net`).catch(() => undefined);
+    if (ns?.ino === target) out.push(Number(entry));
+  }
+  return out;
+}
+
+/**
+ * SIGKILLs every process of a lab host, as a power loss would: those in its network namespace (its daemons, and
+ * a host-network managed plugin, which runs outside the host's cgroup), then its cgroup (containers, shims).
+ */
+export async function killHost(netnsPath: string, cgroup: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = await processesInNetns(netnsPath);
+    if (pids.length === 0) break;
+    if (Date.now() > deadline) throw new Error(`processes ${pids.join(', ')} in ${netnsPath} would not die`);
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    await sleep(100);
+  }
+  await killCgroup(cgroup, timeoutMs);
 }

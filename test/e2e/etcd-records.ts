@@ -34,6 +34,12 @@ export async function etcdAssignments(lab: Lab, subnet?: string): Promise<Map<st
   return out;
 }
 
+/** Addresses with a released record in etcd (…/pool/<S>/rel/<ip>): cooling, or parked for a name. */
+export async function etcdReleased(lab: Lab): Promise<Set<string>> {
+  const all = await etcdGetPrefix(lab, POOLS);
+  return new Set([...all.keys()].flatMap((key) => /\/rel\/([^/]+)$/.exec(key)?.[1] ?? []));
+}
+
 const poolConfig = z
   .object({ claims: z.array(z.object({ hostId: z.string() }).passthrough()).optional() })
   .passthrough();

@@ -2,15 +2,17 @@ import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot } from '../../src/lab/docker-host.js';
+import { flatnetCli } from '../../src/lab/docker-host.js';
 import type { Lab, LabHost } from '../../src/lab/lab.js';
 
 const execFileP = promisify(execFile);
 
-/** Builds the managed plugin's directory (config.json + rootfs) from this machine into dir/plugin. */
-export async function buildPluginDir(dir: string): Promise<string> {
-  const pluginDir = join(dir, 'plugin');
-  await execFileP('bash', [join(repoRoot(), 'plugin-config', 'build-rootfs.sh'), pluginDir], { maxBuffer: 16 << 20 });
+/** Builds the managed plugin's directory (config.json + rootfs) from this machine into dir/<name>, as an operator would: `flatnet plugin build`. */
+export async function buildPluginDir(dir: string, name = 'plugin'): Promise<string> {
+  const pluginDir = join(dir, name);
+  const cli = flatnetCli();
+  if (cli === undefined) throw new Error('the flatnet CLI is not built (npx tsc -p .)');
+  await execFileP(process.execPath, [cli, 'plugin', 'build', pluginDir], { maxBuffer: 16 << 20 });
   return pluginDir;
 }
 

@@ -1,21 +1,18 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { startLab, type Lab } from '../../src/lab/lab.js';
 import { missing } from '../harness/requirements.js';
 import { labEngines } from '../e2e/engines.js';
+import { buildPluginDir } from '../e2e/managed-plugin-host.js';
 
-const execFileP = promisify(execFile);
-const repo = join(import.meta.dirname, '..', '..', '..');
 const PLUGIN = 'flatnet-test:latest';
 
 for (const { engine, skip: engineSkip } of labEngines()) describe(`managed plugin on ${engine.name}`, () => {
   /**
-   * The managed (v2) plugin end to end: built from this machine by plugin-config/build-rootfs.sh, created,
+   * The managed (v2) plugin end to end: built from this machine by `flatnet plugin build`, created,
    * configured and enabled in a lab dockerd of its own (own namespaces, data root, plugin directory), then used
    * as the IPAM driver of a bridge network.
    */
@@ -25,8 +22,7 @@ for (const { engine, skip: engineSkip } of labEngines()) describe(`managed plugi
     let lab: Lab | undefined;
     let created = false;
     try {
-      const pluginDir = join(work, 'plugin');
-      await execFileP('bash', [join(repo, 'plugin-config', 'build-rootfs.sh'), pluginDir], { maxBuffer: 16 << 20 });
+      const pluginDir = await buildPluginDir(work);
       const config = JSON.parse(await readFile(join(pluginDir, 'config.json'), 'utf8')) as { interface: { types: string[] } };
       assert.deepEqual(config.interface.types, ['docker.networkdriver/1.0', 'docker.ipamdriver/1.0']);
 

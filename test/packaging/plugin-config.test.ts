@@ -31,6 +31,20 @@ test('the managed plugin config declares both drivers, host networking and setta
   assert.deepEqual(c.mounts.map((m) => m.destination).sort(), ['/etc/flatnet', '/etc/machine-id', '/var/lib/flatnet']);
 });
 
+test('every flatnet setting can be given to the managed plugin: docker plugin set VAR=..., a mount, or fixed by the plugin', () => {
+  const c = pluginConfigSchema.parse(JSON.parse(read('config.json')));
+  const env = new Set(c.env.map((e) => e.name));
+  // socket: the entrypoint's --socket (Docker fixes the plugin's socket); stateDir: the "state" mount's source;
+  // dockerSocket: the plugin has no view of dockerd's API (the reconcile then trusts the state dir alone)
+  const notEnv: Record<string, string> = { socket: '--socket', stateDir: 'state mount', dockerSocket: 'not reachable' };
+  for (const key of SETTING_KEYS) {
+    if (notEnv[key] !== undefined) continue;
+    assert.ok(env.has(envName(key)), `${envName(key)} is settable with docker plugin set`);
+  }
+  assert.ok(c.mounts.some((m) => m.name === 'state' && m.destination === '/var/lib/flatnet' && m.settable.includes('source')));
+  assert.ok(c.mounts.some((m) => m.name === 'config' && m.destination === '/etc/flatnet' && m.settable.includes('source')));
+});
+
 test('flatnet.conf documents every setting, and each line parses once uncommented', () => {
   const text = read('flatnet.conf');
   for (const key of SETTING_KEYS) assert.match(text, new RegExp(`^#${envName(key)}=`, 'm'), `${envName(key)} is documented`);

@@ -25,6 +25,8 @@ test('rpmbuild makes a noarch rpm with launcher, app, unit and a noreplace confi
       '/usr/lib/flatnet/dist/src/server/run.js',
       '/usr/lib/flatnet/src/lab/host-launcher.sh',
       '/usr/lib/flatnet/src/lab/host-dockerd.sh',
+      '/usr/lib/flatnet/plugin-config/build-rootfs.sh',
+      '/usr/lib/flatnet/plugin-config/config.json',
       '/usr/lib/flatnet/node_modules/commander/package.json',
       '/usr/lib/flatnet/node_modules/etcd3/package.json',
       '/usr/lib/systemd/system/flatnet.service',
