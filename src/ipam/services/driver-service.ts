@@ -56,7 +56,7 @@ export class IpamDriverService implements IpamDriver {
     this.journal = options.journal;
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger, cooling);
-    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling);
+    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling, Math.random, logger);
     const batching = { maxBatch: MAX_BATCH, gatherMs: GATHER_MS };
     this.allocations = new GroupCommit((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), batching);
     // Releases are batched per block: one read and one commit free every address of the block that queued up.
