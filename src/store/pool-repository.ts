@@ -4,6 +4,7 @@ import { bitmapFrom } from '../ipam/model/block.js';
 import type { AssignmentRead } from '../ipam/model/records.js';
 import type { PoolDecision, PoolRecord, PoolRepository, PoolTxn } from '../ipam/ports.js';
 import { formatSubnet, parseSubnet, type Subnet } from '../net/address.js';
+import type { Interval } from '../net/intervals.js';
 import type { EtcdIo, Expect, Snapshot, Write } from './etcd-io.js';
 import { blockOfKey, type IpamKeys, prefixEnd } from './keys.js';
 import { decodeAssignment, decodeConfig, poolIndexSchema, safeJson } from './records.js';
@@ -46,6 +47,14 @@ export class EtcdPoolRepository implements PoolRepository {
     return out;
   }
 
+  /**
+   * The block keys holding part of an interval of offsets: block keys are fixed-width hex, so they sort like their
+   * indexes and the blocks of an interval are one key range (its end just past the last block's key).
+   */
+  private blockKeyRange(subnet: Subnet, within: Interval): { start: string; end: string } {
+    return { start: this.keys.block(subnet, within.start >> 8n), end: `${this.keys.block(subnet, within.end >> 8n)}\0` };
+  }
+
   update<T>(
     what: string,
     subnet: Subnet,
@@ -63,7 +72,7 @@ export class EtcdPoolRepository implements PoolRepository {
         const current = kv ? decodeConfig(kv.value, configKey) : undefined;
         // The read set: every key (and the block range) the decision looked at, with the revision it saw.
         const addrReads = new Map<string, string | undefined>();
-        let blocksRead: { start: string; end: string; revision: string } | undefined;
+        const blocksRead: { start: string; end: string; revision: string }[] = [];
         const tx: PoolTxn = {
           current,
           index,
@@ -73,12 +82,13 @@ export class EtcdPoolRepository implements PoolRepository {
             if (!addrReads.has(key)) addrReads.set(key, held?.modRevision);
             return held ? decodeAssignment(held.value) : undefined;
           },
-          blocks: async (): Promise<Map<bigint, Bitmap>> => {
-            const start = this.keys.blockPrefix(subnet);
-            const snap = await this.io.readRange(start, prefixEnd(start));
-            blocksRead ??= { start, end: prefixEnd(start), revision: snap.revision };
+          blocks: async (within?: Interval): Promise<Map<bigint, Bitmap>> => {
+            const prefix = this.keys.blockPrefix(subnet);
+            const { start, end } = within ? this.blockKeyRange(subnet, within) : { start: prefix, end: prefixEnd(prefix) };
+            const snap = await this.io.readRange(start, end);
+            blocksRead.push({ start, end, revision: snap.revision });
             const blocks = new Map<bigint, Bitmap>();
-            for (const b of snap.kvs.values()) blocks.set(blockOfKey(start, b.key), bitmapFrom(b.value));
+            for (const b of snap.kvs.values()) blocks.set(blockOfKey(prefix, b.key), bitmapFrom(b.value));
             return blocks;
           },
         };
@@ -86,7 +96,7 @@ export class EtcdPoolRepository implements PoolRepository {
         if (d.next === undefined) return { value: d.result };
         const expect: Expect[] = [{ key: configKey, modRevision: kv?.modRevision }];
         for (const [key, modRevision] of addrReads) expect.push({ key, modRevision });
-        const w: Write = { expect, puts: [], ...(blocksRead ? { unchangedSince: [blocksRead] } : {}) };
+        const w: Write = { expect, puts: [], ...(blocksRead.length > 0 ? { unchangedSince: blocksRead } : {}) };
         const others = index.filter((s) => formatSubnet(s) !== formatSubnet(subnet));
         const indexRev = snapshot.kvs.get(indexKey)?.modRevision;
         if (d.next === 'delete') {

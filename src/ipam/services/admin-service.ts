@@ -37,9 +37,12 @@ export class IpamAdminService implements IpamAdmin {
     return { subnet, range: { start: p.start - subnet.network, end: p.end - subnet.network } };
   }
 
-  /** Refuses when a container address inside the span is assigned; the commit fails if one gets assigned. */
+  /**
+   * Refuses when a container address inside the span is assigned; the commit fails if one gets assigned. Only the
+   * span's blocks are compared: allocations elsewhere in the pool do not hold the change up.
+   */
   private async assertIdle(tx: PoolTxn, range: Interval, what: string): Promise<void> {
-    if (anyAssigned(await tx.blocks(), range)) throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
+    if (anyAssigned(await tx.blocks(range), range)) throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
   }
 
   async addIpRange(spec: IpRangeSpec): Promise<IpRangeInfo> {
