@@ -5,7 +5,7 @@ import type { AssignmentRead } from '../ipam/model/records.js';
 import type { PoolDecision, PoolRecord, PoolRepository, PoolTxn } from '../ipam/ports.js';
 import { formatSubnet, parseSubnet, type Subnet } from '../net/address.js';
 import type { Interval } from '../net/intervals.js';
-import type { EtcdIo, Expect, Snapshot, Write } from './etcd-io.js';
+import { DEFAULT_PAGE_SIZE, type EtcdIo, type Expect, type Snapshot, type Write } from './etcd-io.js';
 import { blockOfKey, type IpamKeys, prefixEnd } from './keys.js';
 import { decodeAssignment, decodeConfig, poolIndexSchema, safeJson } from './records.js';
 
@@ -18,6 +18,7 @@ export class EtcdPoolRepository implements PoolRepository {
   constructor(
     private readonly io: EtcdIo,
     private readonly keys: IpamKeys,
+    private readonly pageSize = DEFAULT_PAGE_SIZE,
   ) {}
 
   async listSubnets(): Promise<Subnet[]> {
@@ -85,7 +86,7 @@ export class EtcdPoolRepository implements PoolRepository {
           blocks: async (within?: Interval): Promise<Map<bigint, Bitmap>> => {
             const prefix = this.keys.blockPrefix(subnet);
             const { start, end } = within ? this.blockKeyRange(subnet, within) : { start: prefix, end: prefixEnd(prefix) };
-            const snap = await this.io.readRange(start, end);
+            const snap = await this.io.readPaged(start, end, this.pageSize);
             blocksRead.push({ start, end, revision: snap.revision });
             const blocks = new Map<bigint, Bitmap>();
             for (const b of snap.kvs.values()) blocks.set(blockOfKey(prefix, b.key), bitmapFrom(b.value));
