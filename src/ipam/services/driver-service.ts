@@ -97,7 +97,7 @@ export class IpamDriverService implements IpamDriver {
       this.requesting.set(subnet, (this.requesting.get(subnet) ?? 0) + 1);
       let address: string;
       if (input.kind !== 'container') {
-        address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address);
+        address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address, input.kind === 'gateway' || input.declared === true);
       } else {
         const meta: AssignmentMeta = {};
         if (input.macAddress) meta.macAddress = input.macAddress;
@@ -121,6 +121,11 @@ export class IpamDriverService implements IpamDriver {
         else this.requesting.delete(subnet);
       }
     }
+  }
+
+  async declareAux(pool: string, addresses: readonly string[]): Promise<void> {
+    if (addresses.length === 0) return;
+    await this.addresses.declareAux(parsePoolId(pool), addresses);
   }
 
   /**
