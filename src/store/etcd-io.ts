@@ -219,11 +219,13 @@ export class EtcdIo {
     }
   }
 
-  /** Reads several keys at one revision in one round trip. */
-  async read(keys: string[]): Promise<Snapshot> {
-    const res = await this.resending('read', (options) =>
-      this.etcd.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: b(k) } })), failure: [] }, options),
-    );
+  /** Reads several keys (and small key ranges [start, end)) at one revision in one round trip. */
+  async read(keys: string[], ranges: { start: string; end: string }[] = []): Promise<Snapshot> {
+    const ops: IRequestOp[] = [
+      ...keys.map((k) => ({ request_range: { key: b(k) } })),
+      ...ranges.map((r) => ({ request_range: { key: b(r.start), range_end: b(r.end) } })),
+    ];
+    const res = await this.resending('read', (options) => this.etcd.kv.txn({ compare: [], success: ops, failure: [] }, options));
     const kvs = new Map<string, Kv>();
     for (const r of res.responses) {
       for (const kv of r.response_range?.kvs ?? []) {

@@ -6,6 +6,7 @@ import { FlatnetError } from '../../src/errors.js';
 import { getBit, withBit } from '../../src/ipam/core/bitmap.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
+import { PoolService } from '../../src/ipam/services/pool-service.js';
 import { emptyBitmap } from '../../src/ipam/model/block.js';
 import type { PoolConfig } from '../../src/ipam/model/records.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
@@ -21,6 +22,7 @@ const skip = missing('etcd');
 let cluster: EtcdCluster | undefined;
 let etcd: Etcd3;
 const subnet = parseSubnet('10.44.0.0/24');
+const v4 = (pool: string) => ({ addressSpace: 'FlatLocal', pool, subPool: '', options: {}, v6: false });
 const fresh = (): string => `/repo-${randomBytes(4).toString('hex')}`;
 const config: PoolConfig = {
   subnet: '10.44.0.0/24',
@@ -170,4 +172,38 @@ test('listings page through a pool whose records would not fit in one reply (gRP
   const held = (await small.ipam.addresses.list(subnet)).map((a) => a.address);
   assert.equal(held.length, 8);
   assert.equal(new Set(held).size, 8, 'each once');
+});
+
+test('claims live in one key per host: a network create or rm on another host does not fail an allocation; embedded claims move out', { skip }, async () => {
+  const prefix = fresh();
+  await seed(prefix);
+  const root = `${prefix}/ipam/v1/pool/10.44.0.0_24`;
+  // as older versions wrote it: the claims inside the config
+  const old = { hostId: 'old', poolId: '10.44.0.0/24', subPool: '', since: '2026-01-01T00:00:00.000Z' };
+  await etcd.put(`${root}/config`).value(JSON.stringify({ ...config, claims: [old] }));
+  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  assert.deepEqual((await ipam.pools.read(subnet))?.config.claims, [old], 'embedded claims still read');
+
+  // the next claim write moves them to the claim keys
+  await new PoolService(ipam.pools, 'h2', silentLogger()).requestPool(v4('10.44.0.0/24'));
+  assert.deepEqual(JSON.parse((await etcd.get(`${root}/config`).string()) ?? '').claims, []);
+  assert.deepEqual(JSON.parse((await etcd.get(`${root}/claim/old`).string()) ?? ''), [old]);
+  assert.deepEqual(JSON.parse((await etcd.get(`${root}/claim/h2`).string()) ?? '').map((c: { hostId: string }) => c.hostId), ['h2']);
+  assert.deepEqual((await ipam.pools.read(subnet))?.config.claims.map((c) => c.hostId).sort(), ['h2', 'old']);
+
+  // h1 read its block; h3 creates and removes a network on the pool; h1's allocation still commits
+  const view = await ipam.blocks.read(subnet, 0n, ['10.44.0.13']);
+  assert.ok(view);
+  const configRev = (await etcd.get(`${root}/config`).exec()).kvs[0]?.mod_revision;
+  const h3 = new PoolService(ipam.pools, 'h3', silentLogger());
+  await h3.requestPool(v4('10.44.0.0/24'));
+  await h3.releasePool('10.44.0.0/24');
+  assert.equal((await etcd.get(`${root}/config`).exec()).kvs[0]?.mod_revision, configRev, 'the config key was not written');
+  assert.equal(await etcd.get(`${root}/claim/h3`).string(), null, 'the last claim of a host drops its key');
+  const assignment = { hostId: 'h1', since: 'now', poolId: '10.44.0.0/24' };
+  assert.ok(await ipam.blocks.commit(view, { bits: withBit(view.bits, 13, true), nodes: [], create: [{ address: '10.44.0.13', assignment }] }));
+  // the pool goes with its claim keys once nothing holds it
+  await new PoolService(ipam.pools, 'old', silentLogger()).releasePool('10.44.0.0/24');
+  await new PoolService(ipam.pools, 'h2', silentLogger()).releasePool('10.44.0.0/24');
+  assert.deepEqual((await etcd.getAll().prefix(`${root}/claim/`).keys()), []);
 });
