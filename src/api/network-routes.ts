@@ -54,12 +54,13 @@ export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindo
     bodyRoute('NetworkDriver.CreateNetwork', createNetworkBody, async (input, fields) => {
       fields.network_id = input.networkId;
       fields.pool = [...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool).join(',') || undefined;
-      await network.createNetwork(input);
-      windows.networkCreated([...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool));
       // The operator's --aux-address, seen here only after Docker asked for it: other hosts may now share it.
+      // First, so that a failure leaves no network behind (Docker then releases the addresses and the pool).
       for (const d of [...input.ipv4Data, ...input.ipv6Data]) {
         await ipam.declareAux(d.pool, Object.values(d.auxAddresses).map((a) => bareAddress(a)));
       }
+      await network.createNetwork(input);
+      windows.networkCreated([...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool));
       return {};
     }),
     bodyRoute('NetworkDriver.DeleteNetwork', networkRef, async (input, fields) => {
