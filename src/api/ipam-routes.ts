@@ -1,5 +1,5 @@
 import { GLOBAL_ADDRESS_SPACE, IPAM_CAPABILITIES, LOCAL_ADDRESS_SPACE, type IpamDriver } from '../ipam/contract.js';
-import { addressKind, ENDPOINT_NAME_OPTION, MAC_ADDRESS_OPTION, PoolCreationWindows } from './address-kind.js';
+import { addressKind, declaredAux, ENDPOINT_NAME_OPTION, MAC_ADDRESS_OPTION, PoolCreationWindows } from './address-kind.js';
 import { bodyRoute, constantRoute, type PluginRoute } from './plugin-route.js';
 import { releaseAddressBody, releasePoolBody, requestAddressBody, requestPoolBody } from './schemas/ipam.js';
 
@@ -14,10 +14,11 @@ export function ipamRoutes(ipam: IpamDriver, windows: PoolCreationWindows): Plug
       fields.pool = input.pool || undefined;
       fields.sub_pool = input.subPool || undefined;
       fields.v6 = input.v6;
+      const declared = declaredAux(input.options);
       const result = await ipam.requestPool(input);
       fields.pool_id = result.poolId;
       fields.pool = result.pool;
-      windows.opened(result.poolId, result.pool);
+      windows.opened(result.poolId, result.pool, declared);
       return { PoolID: result.poolId, Pool: result.pool, Data: result.data };
     }),
     bodyRoute('IpamDriver.ReleasePool', releasePoolBody, async (input, fields) => {
@@ -27,10 +28,12 @@ export function ipamRoutes(ipam: IpamDriver, windows: PoolCreationWindows): Plug
       return {};
     }),
     bodyRoute('IpamDriver.RequestAddress', requestAddressBody, async (input, fields) => {
+      const declared = windows.declaredFor(input.poolId);
       const kind = addressKind({
         address: input.address,
         options: input.options,
         poolInCreation: windows.isOpen(input.poolId),
+        declared,
       });
       const macAddress = input.options[MAC_ADDRESS_OPTION];
       const endpointName = input.options[ENDPOINT_NAME_OPTION];
@@ -44,6 +47,7 @@ export function ipamRoutes(ipam: IpamDriver, windows: PoolCreationWindows): Plug
         kind,
         ...(macAddress !== undefined && macAddress !== '' ? { macAddress } : {}),
         ...(endpointName !== undefined && endpointName !== '' ? { endpointName } : {}),
+        ...(kind === 'aux' && declared !== undefined ? { declared: true } : {}),
       });
       fields.address = result.address;
       if (kind !== 'container') windows.touched(input.poolId);

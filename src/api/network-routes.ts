@@ -1,4 +1,6 @@
 import { FlatnetError } from '../errors.js';
+import type { IpamDriver } from '../ipam/contract.js';
+import { bareAddress } from '../net/address.js';
 import type { JoinResult, NetworkDriver } from '../netdriver/network-driver.js';
 import type { PoolCreationWindows } from './address-kind.js';
 import { bodyRoute, constantRoute, type PluginRoute } from './plugin-route.js';
@@ -39,7 +41,7 @@ function endpointCall(
   });
 }
 
-export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindows): PluginRoute[] {
+export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindows, ipam: IpamDriver): PluginRoute[] {
   const refuseSwarm = async (): Promise<never> => {
     throw new FlatnetError('invalid', SWARM_REFUSAL);
   };
@@ -52,6 +54,11 @@ export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindo
     bodyRoute('NetworkDriver.CreateNetwork', createNetworkBody, async (input, fields) => {
       fields.network_id = input.networkId;
       fields.pool = [...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool).join(',') || undefined;
+      // The operator's --aux-address, seen here only after Docker asked for it: other hosts may now share it.
+      // First, so that a failure leaves no network behind (Docker then releases the addresses and the pool).
+      for (const d of [...input.ipv4Data, ...input.ipv6Data]) {
+        await ipam.declareAux(d.pool, Object.values(d.auxAddresses).map((a) => bareAddress(a)));
+      }
       await network.createNetwork(input);
       windows.networkCreated([...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool));
       return {};

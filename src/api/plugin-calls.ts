@@ -122,7 +122,7 @@ export function createPluginCalls(deps: PluginAppDeps): PluginCalls {
   const routes: PluginRoute[] = [
     constantRoute('Plugin.Activate', { Implements: ['IpamDriver', 'NetworkDriver'] }),
     ...ipamRoutes(deps.ipam, windows),
-    ...networkRoutes(deps.network, windows),
+    ...networkRoutes(deps.network, windows, deps.ipam),
   ];
   const byMethod = new Map(routes.map((r) => [r.method, r]));
 

@@ -41,6 +41,11 @@ export interface RequestAddressInput {
   macAddress?: string;
   /** Container name when Docker sends it (com.docker.network.endpoint.name, v29+). */
   endpointName?: string;
+  /**
+   * For aux: the operator declared the address as aux (--ipam-opt aux-addresses), so other hosts may share it.
+   * Undeclared, it is held by this host only until the flatnet driver's CreateNetwork declares it (declareAux).
+   */
+  declared?: boolean;
 }
 
 export interface RequestAddressResult {
@@ -53,6 +58,11 @@ export interface IpamDriver {
   releasePool(poolId: string): Promise<void>;
   requestAddress(input: RequestAddressInput): Promise<RequestAddressResult>;
   releaseAddress(poolId: string, address: string): Promise<void>;
+  /**
+   * The flatnet network driver's CreateNetwork names the network's aux addresses (--aux-address): this host's
+   * undeclared aux reservations among them become shared. `pool` is the CIDR, `addresses` plain IPs.
+   */
+  declareAux(pool: string, addresses: readonly string[]): Promise<void>;
 }
 
 /*

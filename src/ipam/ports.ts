@@ -1,4 +1,5 @@
 import type { Subnet } from '../net/address.js';
+import type { Interval } from '../net/intervals.js';
 import type { Bitmap, NodeRef } from './model/block.js';
 import type { Cooling, ReleasedRecord } from './model/cooling.js';
 import type { Assignment, AssignmentRead, PoolConfig } from './model/records.js';
@@ -24,8 +25,12 @@ export interface PoolTxn {
   readonly index: readonly Subnet[];
   /** The container assignment of one address of this pool (undefined = none). */
   assignment(address: string): Promise<AssignmentRead | undefined>;
-  /** Every stored block bitmap of this pool (a block not in the map is all free). */
-  blocks(): Promise<Map<bigint, Bitmap>>;
+  /**
+   * The stored block bitmaps of this pool (a block not in the map is all free); the commit fails when one of them
+   * changed since. With `within`, only the blocks holding part of that interval are read and compared, so that
+   * allocations elsewhere in the pool do not fail an idle check of one range.
+   */
+  blocks(within?: Interval): Promise<Map<bigint, Bitmap>>;
 }
 
 export interface PoolDecision<T> {

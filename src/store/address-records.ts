@@ -2,7 +2,7 @@ import type { ReleasedRecord } from '../ipam/model/cooling.js';
 import type { Assignment, AssignmentRead } from '../ipam/model/records.js';
 import type { AddressRecords } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';
-import type { EtcdIo } from './etcd-io.js';
+import { DEFAULT_PAGE_SIZE, type EtcdIo } from './etcd-io.js';
 import { addressOfKey, type IpamKeys, prefixEnd } from './keys.js';
 import { decodeAssignment, decodeReleased } from './records.js';
 
@@ -11,11 +11,13 @@ export class EtcdAddressRecords implements AddressRecords {
   constructor(
     private readonly io: EtcdIo,
     private readonly keys: IpamKeys,
+    private readonly pageSize = DEFAULT_PAGE_SIZE,
   ) {}
 
+  /** Paged (see EtcdIo.readPaged): a pool of any size lists without one reply over gRPC's message cap. */
   async list(subnet: Subnet): Promise<{ address: string; read: AssignmentRead }[]> {
     const prefix = this.keys.addrPrefix(subnet);
-    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const snap = await this.io.readPaged(prefix, prefixEnd(prefix), this.pageSize);
     return [...snap.kvs.values()].map((kv) => ({ address: addressOfKey(prefix, kv.key), read: decodeAssignment(kv.value) }));
   }
 
@@ -26,7 +28,7 @@ export class EtcdAddressRecords implements AddressRecords {
 
   async listReleased(subnet: Subnet): Promise<{ address: string; record: ReleasedRecord }[]> {
     const prefix = this.keys.releasedPrefix(subnet);
-    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const snap = await this.io.readPaged(prefix, prefixEnd(prefix), this.pageSize);
     const out: { address: string; record: ReleasedRecord }[] = [];
     for (const kv of snap.kvs.values()) {
       const record = decodeReleased(kv.value);

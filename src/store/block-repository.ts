@@ -3,7 +3,7 @@ import { type Cooling, decodeCooling, encodeCooling, type ReleasedRecord } from 
 import type { AssignmentRead } from '../ipam/model/records.js';
 import type { BlockCommit, BlockRepository, BlockSnapshot } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';
-import type { EtcdIo, Expect, Write } from './etcd-io.js';
+import { DEFAULT_PAGE_SIZE, type EtcdIo, type Expect, type Write } from './etcd-io.js';
 import { blockOfKey, type IpamKeys, prefixEnd } from './keys.js';
 import { decodeAssignment, decodeConfig, decodeNameIndex, decodeReleased } from './records.js';
 
@@ -33,6 +33,7 @@ export class EtcdBlockRepository implements BlockRepository {
   constructor(
     private readonly io: EtcdIo,
     private readonly keys: IpamKeys,
+    private readonly pageSize = DEFAULT_PAGE_SIZE,
   ) {}
 
   takeCached(subnet: Subnet, block: bigint): BlockSnapshot | undefined {
@@ -115,7 +116,7 @@ export class EtcdBlockRepository implements BlockRepository {
 
   async readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>> {
     const prefix = this.keys.blockPrefix(subnet);
-    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const snap = await this.io.readPaged(prefix, prefixEnd(prefix), this.pageSize);
     const blocks = new Map<bigint, Bitmap>();
     for (const kv of snap.kvs.values()) blocks.set(blockOfKey(prefix, kv.key), bitmapFrom(kv.value));
     return blocks;
@@ -123,7 +124,7 @@ export class EtcdBlockRepository implements BlockRepository {
 
   async readCooling(subnet: Subnet): Promise<Map<bigint, Cooling>> {
     const prefix = this.keys.coolPrefix(subnet);
-    const snap = await this.io.readRange(prefix, prefixEnd(prefix));
+    const snap = await this.io.readPaged(prefix, prefixEnd(prefix), this.pageSize);
     const out = new Map<bigint, Cooling>();
     for (const kv of snap.kvs.values()) {
       const c = decodeCooling(kv.value);

@@ -59,6 +59,8 @@ export interface EtcdIoOptions {
 }
 
 export const MAX_ATTEMPTS = 20;
+/** Keys per page of a paged range read (readPaged): an address record is ~150 bytes, so a page is ~150 kB. */
+export const DEFAULT_PAGE_SIZE = 1000;
 /*
  * Marker lease: granted lazily, used for new markers for LEASE_USE_MS (+ LEASE_GRACE_MS while its successor is
  * granted), then replaced by a fresh one (the old one simply expires). So every marker lives at least
@@ -83,6 +85,9 @@ const sleep = (ms: number, unref = false): Promise<void> =>
 
 /** Transport trouble worth another send; anything else is etcd's definite answer (bad request, no permission). */
 function isTransient(err: unknown): boolean {
+  // gRPC's own "Received message larger than max" is RESOURCE_EXHAUSTED like etcd's "too many requests", but no
+  // re-send can ever fit it: say so at once.
+  if (err instanceof Error && /larger than max/.test(err.message)) return false;
   return err instanceof EtcdHostCoolingDown || (err instanceof Error && isRecoverableError(err));
 }
 
@@ -214,11 +219,13 @@ export class EtcdIo {
     }
   }
 
-  /** Reads several keys at one revision in one round trip. */
-  async read(keys: string[]): Promise<Snapshot> {
-    const res = await this.resending('read', (options) =>
-      this.etcd.kv.txn({ compare: [], success: keys.map((k) => ({ request_range: { key: b(k) } })), failure: [] }, options),
-    );
+  /** Reads several keys (and small key ranges [start, end)) at one revision in one round trip. */
+  async read(keys: string[], ranges: { start: string; end: string }[] = []): Promise<Snapshot> {
+    const ops: IRequestOp[] = [
+      ...keys.map((k) => ({ request_range: { key: b(k) } })),
+      ...ranges.map((r) => ({ request_range: { key: b(r.start), range_end: b(r.end) } })),
+    ];
+    const res = await this.resending('read', (options) => this.etcd.kv.txn({ compare: [], success: ops, failure: [] }, options));
     const kvs = new Map<string, Kv>();
     for (const r of res.responses) {
       for (const kv of r.response_range?.kvs ?? []) {
@@ -240,6 +247,44 @@ export class EtcdIo {
       kvs.set(key, { key, value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision });
     }
     return { revision: res.header.revision, kvs, count: Number(res.count) };
+  }
+
+  /**
+   * All keys in [start, end) like readRange, read in pages of `pageSize` keys (each page one range read, continued
+   * just after the last key read), every page at the revision of the first: one consistent snapshot, and no reply
+   * near gRPC's 4 MiB message cap however large the range (25k address records come close). A compaction of that
+   * revision meanwhile starts the listing over (bounded).
+   */
+  async readPaged(start: string, end: string, pageSize: number): Promise<Snapshot> {
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new Error(`readPaged: page size ${pageSize}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.readPagesOnce(start, end, pageSize);
+      } catch (err) {
+        const compacted = err instanceof FlatnetError && err.cause instanceof Error && /compacted/.test(err.cause.message);
+        if (!compacted || attempt >= 2) throw err;
+      }
+    }
+  }
+
+  private async readPagesOnce(start: string, end: string, pageSize: number): Promise<Snapshot> {
+    const kvs = new Map<string, Kv>();
+    let from = b(start);
+    let revision: string | undefined;
+    for (;;) {
+      const at = revision;
+      const res = await this.resending('range read', (options) =>
+        this.etcd.kv.range({ key: from, range_end: b(end), limit: pageSize, ...(at === undefined ? {} : { revision: at }) }, options),
+      );
+      revision ??= res.header.revision;
+      for (const kv of res.kvs) {
+        const key = kv.key.toString();
+        kvs.set(key, { key, value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision });
+      }
+      const last = res.kvs.at(-1);
+      if (!res.more || last === undefined) return { revision, kvs };
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
   }
 
   /** One txn attempt: true when every expectation held and the writes happened. */

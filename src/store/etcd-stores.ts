@@ -20,18 +20,20 @@ export class EtcdStores {
   readonly ipam: IpamStores & { blocks: EtcdBlockRepository };
   readonly hosts: HostRegistry;
 
+  /** `pageSize`: keys per page of the paged range reads (listings, block scans); tests make it small. */
   constructor(
     private readonly etcd: Etcd3,
     private readonly prefix: string,
     logger: Logger,
+    options: { pageSize?: number } = {},
   ) {
     this.io = new EtcdIo(etcd, logger, { prefix });
     this.keys = new IpamKeys(prefix);
     const retry: ConflictRetry = { retrying: (what, attempt) => this.io.retrying(what, attempt) };
     this.ipam = {
-      pools: new EtcdPoolRepository(this.io, this.keys),
-      blocks: new EtcdBlockRepository(this.io, this.keys),
-      addresses: new EtcdAddressRecords(this.io, this.keys),
+      pools: new EtcdPoolRepository(this.io, this.keys, options.pageSize),
+      blocks: new EtcdBlockRepository(this.io, this.keys, options.pageSize),
+      addresses: new EtcdAddressRecords(this.io, this.keys, options.pageSize),
       retry,
     };
     this.hosts = new HostRegistry(etcd, this.io, prefix);

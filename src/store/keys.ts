@@ -8,8 +8,12 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                cross-pool overlap check transactional.
  *   P/ipam/v1/pool/<S>/config                    pool config JSON: subnet, gateway, ranges [{start,end,origin,
  *                                                createdAt}], hostRanges, reservations [{address,kind,holders:
- *                                                {hostId:refs}}], claims [{hostId,poolId,subPool,since}].
- *                                                Ranges are intervals: adding a /8 writes this one key only.
+ *                                                {hostId:refs},tentative?}], claims [] (older versions kept every
+ *                                                host's claims here: still read, moved to the claim keys on the
+ *                                                next write). Ranges are intervals: adding a /8 writes this one key.
+ *   P/ipam/v1/pool/<S>/claim/<hostId>            that host's claims JSON [{hostId,poolId,subPool,since}] (one entry
+ *                                                per network). Apart from the config, so that a network create or
+ *                                                rm changes no key an allocation compares. <hostId> URI-encoded.
  *   P/ipam/v1/pool/<S>/block/<hex>               32-byte bitmap of the container addresses assigned in block
  *                                                <hex> (offset >> 8, fixed-width hex); absent = all free.
  *   P/ipam/v1/pool/<S>/sum/<LL>/<hex>            32-byte summary node at level LL (offset >> 8*(LL+1)): bit c
@@ -92,6 +96,15 @@ export class IpamKeys {
 
   released(subnet: Subnet, address: string): string {
     return `${this.releasedPrefix(subnet)}${address}`;
+  }
+
+  claimPrefix(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}claim/`;
+  }
+
+  /** One host's claims on the pool (its networks on it). */
+  claim(subnet: Subnet, hostId: string): string {
+    return `${this.claimPrefix(subnet)}${encodeURIComponent(hostId)}`;
   }
 
   name(subnet: Subnet, name: string): string {

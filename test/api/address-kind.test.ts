@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addressKind, PoolCreationWindows } from '../../src/api/address-kind.js';
+import { addressKind, declaredAux, PoolCreationWindows } from '../../src/api/address-kind.js';
+import { FlatnetError } from '../../src/errors.js';
 
 const gw = { RequestAddressType: 'com.docker.network.gateway' };
 
@@ -41,4 +42,21 @@ test('abandoned windows are bounded: the oldest is dropped first', () => {
   w.opened('p2', '10.2.0.0/24');
   w.opened('p3', '10.3.0.0/24');
   assert.deepEqual([w.isOpen('p1'), w.isOpen('p2'), w.isOpen('p3')], [false, true, true]);
+});
+
+test('a RequestPool that declares aux addresses makes exactly those aux inside its window', () => {
+  const declared = declaredAux({ 'aux-addresses': '10.20.0.5, fd00::05' });
+  assert.deepEqual(declared, ['10.20.0.5', 'fd00::5']);
+  assert.equal(declaredAux({}), undefined);
+  assert.throws(() => declaredAux({ 'aux-addresses': '10.20.0.5,router' }), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid');
+  assert.equal(addressKind({ address: '10.20.0.5', options: {}, poolInCreation: true, declared }), 'aux');
+  assert.equal(addressKind({ address: 'fd00:0::5', options: {}, poolInCreation: true, declared }), 'aux');
+  assert.equal(addressKind({ address: '10.20.0.6', options: {}, poolInCreation: true, declared }), 'container', 'a --ip right after network create');
+  assert.equal(addressKind({ address: '10.20.0.5', options: {}, poolInCreation: false, declared }), 'container');
+  const w = new PoolCreationWindows();
+  w.opened('p1', '10.20.0.0/24', declared);
+  w.opened('p2', '10.30.0.0/24');
+  assert.deepEqual([w.declaredFor('p1'), w.declaredFor('p2')], [declared, undefined]);
+  w.networkCreated(['10.20.0.0/24']);
+  assert.equal(w.declaredFor('p1'), undefined);
 });

@@ -171,6 +171,58 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
     assert.equal(new Set(ips).size, 50);
   });
 
+  test('aux or container: under another network driver a --ip right after network create is never shared; declared aux addresses are', async () => {
+    const other = appWith(new EtcdIpamDriver({ etcd: client, prefix: `/flatnet-apitest-${run}`, hostId: `api2-${run}`, logger }), new RecordingNetwork(), logger);
+    const on = (a: RequestListener) => ({
+      pool: async (pool: string, options: Record<string, string> | null = null) =>
+        String((await dockerCall(a, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: pool, SubPool: '', Options: options, V6: false }).expect(200)).body.PoolID),
+      address: (poolId: string, address = '', options: Record<string, string> | null = null) => dockerCall(a, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: address, Options: options }),
+    });
+    const [a, b] = [on(app), on(other)];
+
+    // flatnet as IPAM only (macvlan, ipvlan, bridge): no CreateNetwork; each host's first container asks for one --ip
+    const ipamOnly = await configured(`10.${octet}.10.`);
+    const [pa, pb] = [await a.pool(ipamOnly), await b.pool(ipamOnly)];
+    await a.address(pa, '', GATEWAY).expect(200);
+    await b.address(pb, '', GATEWAY).expect(200);
+    const ip = `10.${octet}.10.40`;
+    await a.address(pa, ip).expect(200);
+    const second = await b.address(pb, ip);
+    assert.notEqual(second.status, 200, 'the other host does not get the same address');
+    assert.match(String(second.body.Err), /held by another host and not declared as an aux address.*--ipam-opt aux-addresses=/);
+    await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: pa, Address: ip }).expect(200);
+    await b.address(pb, ip).expect(200);
+
+    // the flatnet driver: CreateNetwork names the --aux-address, and then other hosts share it
+    const flat = await configured(`10.${octet}.11.`);
+    const aux = `10.${octet}.11.5`;
+    const fa = await a.pool(flat);
+    await a.address(fa, aux).expect(200);
+    await dockerCall(app, 'NetworkDriver.CreateNetwork', {
+      NetworkID: NET_ID, Options: null, IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: flat, AuxAddresses: { router: `${aux}/24` } }], IPv6Data: [],
+    }).expect(200);
+    const fb = await b.pool(flat);
+    await b.address(fb, aux).expect(200);
+    const shared = (await admin.poolSummaries()).find((p) => p.subnet === flat)?.reservations.find((r) => r.address === aux);
+    assert.deepEqual(shared?.hostIds.sort(), [`api-${run}`, `api2-${run}`].sort());
+
+    // declared on RequestPool (--ipam-opt aux-addresses): exactly those are aux, any other bare address is a container's
+    const declared = await configured(`10.${octet}.12.`);
+    const opt = { 'aux-addresses': `10.${octet}.12.5,10.${octet}.12.6` };
+    const [da, db] = [await a.pool(declared, opt), await b.pool(declared, opt)];
+    await a.address(da, `10.${octet}.12.5`).expect(200);
+    await b.address(db, `10.${octet}.12.5`).expect(200);
+    await a.address(da, `10.${octet}.12.44`).expect(200);
+    const held = await admin.listAssignments({ subnet: declared });
+    assert.deepEqual(held.map((h) => [h.address, h.hostId]), [[`10.${octet}.12.44`, `api-${run}`]], 'the undeclared one is a container address');
+    const taken = await b.address(db, `10.${octet}.12.44`);
+    assert.notEqual(taken.status, 200);
+    assert.match(String(taken.body.Err), /already in use/);
+    const bad = await dockerCall(app, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: declared, SubPool: '', Options: { 'aux-addresses': '10.1.2.x' }, V6: false });
+    assert.notEqual(bad.status, 200);
+    assert.match(String(bad.body.Err), /aux-addresses: "10\.1\.2\.x" is not an IP address/);
+  });
+
   test('31: malformed requests change nothing: an address stays taken, a bad PoolID format is a 400', async () => {
     const p = await requestPool({ Pool: await configured(`10.${octet}.9.`) }).expect(200);
     const poolId = String(p.body.PoolID);

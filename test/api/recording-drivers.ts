@@ -47,6 +47,9 @@ export class RecordingIpam implements IpamDriver {
   async releaseAddress(poolId: string, address: string): Promise<void> {
     this.record('releaseAddress', poolId, address);
   }
+  async declareAux(pool: string, addresses: readonly string[]): Promise<void> {
+    this.record('declareAux', pool, addresses);
+  }
 }
 
 export class RecordingNetwork implements NetworkDriver {

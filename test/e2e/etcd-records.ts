@@ -43,13 +43,20 @@ export async function etcdReleased(lab: Lab): Promise<Set<string>> {
 const poolConfig = z
   .object({ claims: z.array(z.object({ hostId: z.string() }).passthrough()).optional() })
   .passthrough();
+const claimKey = z.array(z.object({ hostId: z.string() }).passthrough());
 
-/** The claims on a pool (undefined when the pool's config is gone). */
+/**
+ * The hosts claiming a pool, one entry per claim (undefined when the pool's config is gone): the claim/<hostId>
+ * keys, and claims still embedded in the config as older versions wrote them.
+ */
 export async function etcdPoolClaims(lab: Lab, subnet: string): Promise<string[] | undefined> {
-  const all = await etcdGetPrefix(lab, `${POOLS}${subnet.replace('/', '_')}/config`);
-  const value = [...all.values()][0];
-  if (value === undefined) return undefined;
-  return (poolConfig.parse(JSON.parse(value)).claims ?? []).map((c) => c.hostId);
+  const pool = `${POOLS}${subnet.replace('/', '_')}/`;
+  const all = await etcdGetPrefix(lab, pool);
+  const config = all.get(`${pool}config`);
+  if (config === undefined) return undefined;
+  const claims = (poolConfig.parse(JSON.parse(config)).claims ?? []).map((c) => c.hostId);
+  for (const [key, value] of all) if (key.startsWith(`${pool}claim/`)) claims.push(...claimKey.parse(JSON.parse(value)).map((c) => c.hostId));
+  return claims;
 }
 
 const listedAssignment = z.object({ address: z.string(), subnet: z.string(), hostId: z.string() }).passthrough();

@@ -28,7 +28,15 @@ interface Entry {
   rev: number;
 }
 
-type Compare = { key: string; rev: number | undefined } | { prefix: string; notAfter: number };
+/** A key as read, or no key under a prefix (optionally only the block keys of [from, to]) changed after a revision. */
+type Compare = { key: string; rev: number | undefined } | { prefix: string; notAfter: number; blocks?: { from: bigint; to: bigint } };
+
+function inScope(c: { prefix: string; blocks?: { from: bigint; to: bigint } }, key: string): boolean {
+  if (!key.startsWith(c.prefix)) return false;
+  if (!c.blocks) return true;
+  const b = BigInt(`0x${key.slice(c.prefix.length)}`);
+  return b >= c.blocks.from && b <= c.blocks.to;
+}
 
 const MAX_ATTEMPTS = 20;
 
@@ -129,7 +137,7 @@ export class MemoryStores implements IpamStores {
       return undefined;
     }
     const holds = compares.every((c) =>
-      'key' in c ? this.data.get(c.key)?.rev === c.rev : [...this.data].every(([k, e]) => !k.startsWith(c.prefix) || e.rev <= c.notAfter),
+      'key' in c ? this.data.get(c.key)?.rev === c.rev : [...this.data].every(([k, e]) => !inScope(c, k) || e.rev <= c.notAfter),
     );
     if (!holds) {
       this.stats.conflicts++;
@@ -203,11 +211,12 @@ class MemoryPoolRepository implements PoolRepository {
             compares.push({ key: keys.addr(subnet, address), rev: e?.rev });
             return e?.value as AssignmentRead | undefined;
           },
-          blocks: async () => {
+          blocks: async (within) => {
             const out = new Map<bigint, Bitmap>();
             const prefix = keys.blockPrefix(subnet);
-            compares.push({ prefix, notAfter: this.m.revision });
-            for (const [k, e] of this.m.entries(prefix)) out.set(BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap));
+            const scope = { prefix, notAfter: this.m.revision, ...(within ? { blocks: { from: within.start >> 8n, to: within.end >> 8n } } : {}) };
+            compares.push(scope);
+            for (const [k, e] of this.m.entries(prefix)) if (inScope(scope, k)) out.set(BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap));
             return out;
           },
         };

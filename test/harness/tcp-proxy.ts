@@ -7,7 +7,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  *  - stallReplies(): on the connections open now, client→etcd bytes still flow but etcd→client bytes are
  *    swallowed: a request sent next reaches etcd and is applied, its reply is lost;
  *  - refuse: every connection (open or new) is reset at once, like a stopped member;
- *  - blackhole: connections are accepted and nothing is forwarded either way, like a host that vanished.
+ *  - blackhole: connections are accepted and nothing is forwarded either way, like a host that vanished;
+ *  - delayReplies(ms): etcd→client bytes arrive ms later (a slow link): a read-decide-write then spans that time.
  */
 export type ProxyMode = 'pass' | 'refuse' | 'blackhole';
 
@@ -25,6 +26,7 @@ export class TcpProxy {
   private readonly pairs = new Set<Pair>();
   private readonly held = new Set<Socket>();
   private forwardedWhileStalled: (() => void)[] = [];
+  private replyDelayMs = 0;
 
   private constructor(
     private readonly server: Server,
@@ -76,7 +78,10 @@ export class TcpProxy {
       }
     });
     upstream.on('data', (chunk: Buffer) => {
-      if (!pair.stalled) client.write(chunk);
+      if (pair.stalled) return;
+      // Equal delays keep the chunks in order.
+      if (this.replyDelayMs > 0) setTimeout(() => client.write(chunk), this.replyDelayMs);
+      else client.write(chunk);
     });
     const close = (): void => {
       this.pairs.delete(pair);
@@ -95,6 +100,11 @@ export class TcpProxy {
     if (this.pairs.size === 0) throw new Error('stallReplies: no open connection to stall');
     for (const p of this.pairs) p.stalled = true;
     return new Promise<void>((resolve) => this.forwardedWhileStalled.push(resolve));
+  }
+
+  /** Every reply (on open and new connections) reaches the client `ms` later; 0 = at once. */
+  delayReplies(ms: number): void {
+    this.replyDelayMs = ms;
   }
 
   /** Open connections that are stalled. */

@@ -9,6 +9,7 @@ import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.j
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
 import { missing } from '../harness/requirements.js';
+import { TcpProxy } from '../harness/tcp-proxy.js';
 
 const skip = missing('etcd');
 let cluster: EtcdCluster;
@@ -77,4 +78,55 @@ test('ip ranges, host ranges, gateway data, listing and release', { skip }, asyn
   await h2.releasePool(p2.poolId);
   assert.deepEqual(await admin.poolSummaries(), []);
   await h1.requestPool(v4('192.168.0.0/16', '192.168.7.0/24'));
+});
+
+test('idle checks finish while other hosts allocate and release in another range of the pool', { skip }, async () => {
+  const prefix = `/t${randomBytes(4).toString('hex')}`;
+  // the checks go over a slow link (40 ms per reply): every read-decide-write spans several of the others' commits
+  const proxy = await TcpProxy.start(cluster.endpoints[0] as string);
+  proxy.delayReplies(40);
+  const slow = testEtcdClient([proxy.url]);
+  const admin = new EtcdIpamAdmin({ etcd: slow, prefix, logger: silentLogger() });
+  const h1 = new EtcdIpamDriver({ etcd: slow, prefix, hostId: 'h1', logger: silentLogger() });
+  await admin.addIpRange({ start: '10.61.255.1/16', end: '10.61.255.254' });
+  await admin.addIpRange({ start: '10.61.16.1/16', end: '10.61.31.254' });
+  // four other hosts, each in a /22 of the other range, two callers each: allocate, release, again
+  let churning = true;
+  let churned = 0;
+  const loops = [16, 20, 24, 28].flatMap((third) => {
+    const host = new EtcdIpamDriver({ etcd, prefix, hostId: `busy${third}`, logger: silentLogger() });
+    const pool = host.requestPool(v4('10.61.0.0/16', `10.61.${third}.0/22`));
+    return [0, 1].map(async () => {
+      const { poolId } = await pool;
+      while (churning) {
+        const { address } = await host.requestAddress({ poolId, address: '', kind: 'container' });
+        await host.releaseAddress(poolId, address.split('/')[0] as string);
+        churned++;
+      }
+    });
+  });
+  let idleOps = 0;
+  try {
+    while (churned < 4) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 3; i++) {
+      if (i > 0) await admin.addIpRange({ start: '10.61.255.1/16', end: '10.61.255.254' });
+      await admin.removeIpRange({ start: '10.61.255.1', end: '10.61.255.254' });
+      const mine = await h1.requestPool(v4('10.61.0.0/16', '10.61.254.0/24'));
+      await h1.releasePool(mine.poolId);
+      idleOps += 2;
+    }
+    await admin.addHostRange({ start: '10.61.255.1/16', end: '10.61.255.50', gateway: '10.61.255.1' });
+    idleOps++;
+  } finally {
+    churning = false;
+    await Promise.all(loops);
+    slow.close();
+    await proxy.close();
+  }
+  const direct = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
+  const ranges = (await direct.listIpRanges()).map((r) => [r.start, r.end]);
+  assert.deepEqual(ranges, [['10.61.16.1', '10.61.31.254']], 'the removed range and the --ip-range are gone');
+  assert.equal((await direct.listHostRanges()).length, 1);
+  assert.equal(idleOps, 7);
+  assert.ok(churned > 4, `h2 kept allocating meanwhile (${churned} rounds)`);
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
-import { blockOf } from '../../src/ipam/core/bitmap.js';
+import { blockOf, getBit } from '../../src/ipam/core/bitmap.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
@@ -123,4 +123,20 @@ test('the driver group-commits concurrent requests: many callers, few commits, d
   const addr = (got[0] as { address: string }).address.split('/')[0] as string;
   await Promise.all([driver.releaseAddress(poolId, addr), driver.releaseAddress(poolId, addr)]);
   assert.equal(stores.assignment(ref.subnet, addr), undefined);
+});
+
+test('a record for an address its block calls free is taken as the truth: the bit is set and the allocation goes on', async () => {
+  const { stores } = await poolWithRange();
+  const small = parsePoolId('10.1.0.0/22|10.1.0.0/26');
+  // 10.1.0.1 is the first address the allocator would pick; its record exists, its bit does not
+  const held = { assignment: { hostId: 'h9', since: '2026-01-01T00:00:00.000Z', poolId: POOL } };
+  stores.putAssignment(ref.subnet, '10.1.0.1', held);
+  const got = await allocator(stores).allocate(small, POOL, [{}, {}]);
+  assert.deepEqual(got, ['10.1.0.2', '10.1.0.3'], 'the recorded address was not handed out again');
+  assert.deepEqual(stores.assignment(ref.subnet, '10.1.0.1'), held, 'the record stays as it was');
+  const view = await stores.blocks.read(ref.subnet, 0n);
+  assert.ok(view && getBit(view.bits, 1), 'the block now marks 10.1.0.1 used');
+  const before = stores.stats.conflicts;
+  assert.deepEqual(await allocator(stores, 'h2').allocate(small, POOL, [{}]), ['10.1.0.4'], 'another host allocates without tripping over it');
+  assert.equal(stores.stats.conflicts, before, 'and without a failed commit');
 });

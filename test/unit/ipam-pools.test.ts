@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { AddressService } from '../../src/ipam/services/address-service.js';
+import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { PoolService } from '../../src/ipam/services/pool-service.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryStores } from '../fakes/memory-stores.js';
@@ -88,4 +89,31 @@ test('admin: ranges, host ranges and listing over the same repositories', async 
   await assert.rejects(admin.removeIpRange({ start: '192.168.7.100', end: '192.168.7.103' }), kind('conflict'));
   assert.equal((await admin.releaseAddress('192.168.7.101'))?.hostId, 'h1');
   await assert.rejects(admin.removeHostRange({ start: '10.0.0.1/24', end: '10.0.0.9' }), kind('not-found'));
+});
+
+test('idle checks compare only their range: ip-range remove, host-range add and ReleasePool finish under churn elsewhere in the pool', async () => {
+  const { stores, admin } = await poolWithRange('10.1.0.1/22', '10.1.0.254');
+  await admin.addIpRange({ start: '10.1.2.1/22', end: '10.1.3.254' });
+  // another host allocates in 10.1.2.0/23 between every read and commit of the operations below
+  const other = new AllocationService(stores.blocks, stores.retry, 'h2');
+  const busy = parsePoolId('10.1.0.0/22|10.1.2.0/23');
+  let churned = 0;
+  let armed = true;
+  const arm = (): void =>
+    stores.beforeNextCommit(async () => {
+      await other.allocate(busy, '10.1.0.0/22', [{}]);
+      churned++;
+      if (armed) arm();
+    });
+  arm();
+  await admin.removeIpRange({ start: '10.1.0.1', end: '10.1.0.254' });
+  await admin.addHostRange({ start: '10.1.0.1/22', end: '10.1.0.50', gateway: '10.1.0.1' });
+  const h1 = new PoolService(stores.pools, 'h1', silentLogger());
+  const { poolId } = await h1.requestPool(v4('10.1.0.0/22', '10.1.1.0/24'));
+  await h1.releasePool(poolId);
+  armed = false;
+  const [pool] = await stores.pools.readAll();
+  assert.deepEqual(pool?.config.ranges.map((r) => [r.start, r.end]), [['10.1.2.1', '10.1.3.254']], 'range A and the --ip-range are gone');
+  assert.equal(pool?.config.hostRanges.length, 1);
+  assert.ok(churned >= 4, `allocations went on meanwhile (${churned})`);
 });

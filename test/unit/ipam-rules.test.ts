@@ -4,7 +4,7 @@ import { parseSubnet } from '../../src/net/address.js';
 import { emptyPoolConfig, type PoolConfig } from '../../src/ipam/model/records.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { allocatable, allowedFor, claimPool, dropRanges, poolData, releaseClaim } from '../../src/ipam/core/pool-rules.js';
-import { reservationAddress, reserve, unreserve } from '../../src/ipam/core/reservations.js';
+import { declareAux, reservationAddress, reserve, unreserve } from '../../src/ipam/core/reservations.js';
 import { FlatnetError } from '../../src/errors.js';
 
 const now = '2026-01-01T00:00:00.000Z';
@@ -88,4 +88,21 @@ test('an aux reservation is shared across hosts but never twice on one host (a -
   // the gateway stays idempotent per host: Docker may ask again after a failed create it cleaned up
   const gw = reserve(reserve(c, 'h1', 'gateway', '10.20.0.1'), 'h1', 'gateway', '10.20.0.1');
   assert.equal(gw.reservations.find((r) => r.address === '10.20.0.1')?.holders.h1, 2);
+});
+
+test('an undeclared aux address is held by its first host alone until it is declared; a declared one is shared', () => {
+  const c = reserve(withRange(), 'h1', 'aux', '10.20.0.200', false);
+  assert.equal(c.reservations[0]?.tentative, true);
+  assert.throws(() => reserve(c, 'h2', 'aux', '10.20.0.200', false), (e: unknown) => kind('conflict')(e) && /not declared as an aux address/.test((e as Error).message));
+  // a declaration on the RequestPool joins at once and makes it shared
+  const joined = reserve(c, 'h2', 'aux', '10.20.0.200', true);
+  assert.deepEqual([joined.reservations[0]?.tentative, Object.keys(joined.reservations[0]?.holders ?? {}).sort()], [undefined, ['h1', 'h2']]);
+  // or the flatnet driver's CreateNetwork on the holder's host declares it
+  assert.equal(declareAux(c, 'h2', ['10.20.0.200']), undefined, 'only a holder declares');
+  const declared = declareAux(c, 'h1', ['10.20.0.200']);
+  assert.ok(declared);
+  assert.equal(declared.reservations[0]?.tentative, undefined);
+  assert.deepEqual(Object.keys(reserve(declared, 'h2', 'aux', '10.20.0.200', false).reservations[0]?.holders ?? {}).sort(), ['h1', 'h2']);
+  // released by its host, it is gone as before
+  assert.deepEqual(unreserve(c, 'h1', '10.20.0.200')?.reservations, []);
 });

@@ -14,7 +14,12 @@ export function reservationAddress(c: PoolConfig, subnet: Subnet, kind: 'gateway
   return addressAt(subnet, 1n);
 }
 
-export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', address: string): PoolConfig {
+/**
+ * `declared`: for aux, whether the operator declared the address as aux (see the reservation record's `tentative`).
+ * An undeclared one is held by its first host only, so that two hosts' `--ip` containers, each taken for an aux
+ * address right after `network create`, never share it.
+ */
+export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', address: string, declared = true): PoolConfig {
   const reservations = c.reservations.map((r) => ({ ...r, holders: { ...r.holders } }));
   const existing = reservations.find((r) => r.address === address);
   if (existing) {
@@ -23,11 +28,30 @@ export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', 
     if (kind === 'aux' && existing.holders[hostId] !== undefined) {
       throw new FlatnetError('conflict', `${address} is already reserved on this host.`);
     }
+    if (existing.tentative && !(kind === 'aux' && declared)) {
+      throw new FlatnetError(
+        'conflict',
+        `${address} is held by another host and not declared as an aux address. If it is one, declare it on every host: --ipam-opt aux-addresses=${address} (a flatnet network declares its --aux-address itself).`,
+      );
+    }
+    if (kind === 'aux' && declared) delete existing.tentative;
     existing.holders[hostId] = (existing.holders[hostId] ?? 0) + 1;
   } else {
-    reservations.push({ address, kind, holders: { [hostId]: 1 } });
+    reservations.push({ address, kind, holders: { [hostId]: 1 }, ...(kind === 'aux' && !declared ? { tentative: true as const } : {}) });
   }
   return { ...c, reservations };
+}
+
+/** The operator declared these aux addresses (held by this host): other hosts may join them. undefined = no change. */
+export function declareAux(c: PoolConfig, hostId: string, addresses: readonly string[]): PoolConfig | undefined {
+  let changed = false;
+  const reservations = c.reservations.map((r) => {
+    if (!r.tentative || r.holders[hostId] === undefined || !addresses.includes(r.address)) return r;
+    changed = true;
+    const { tentative: _tentative, ...shared } = r;
+    return shared;
+  });
+  return changed ? { ...c, reservations } : undefined;
 }
 
 /** Drops one of this host's references; undefined when the host held none (nothing to change). */

@@ -21,6 +21,13 @@ export const reservationRecord = z.object({
   kind: z.enum(['gateway', 'aux']),
   /** Reference count per host: each host's Docker reserves the same gateway once per network. */
   holders: z.record(hostIdText, z.number().int().positive()),
+  /**
+   * An aux address nobody declared yet: a bare address asked for while the pool's network was being created, which
+   * may as well be a container's --ip (flatnet as IPAM only never sees the CreateNetwork that tells them apart).
+   * Only its first host holds it; another host may join once it is declared (the flatnet driver's CreateNetwork
+   * lists it, or --ipam-opt aux-addresses). Absent = shared (as every reservation written before).
+   */
+  tentative: z.literal(true).optional(),
 });
 
 export const claimRecord = z.object({

@@ -6,7 +6,7 @@ import { assignOffset, type BlockEdit, type ContainerRelease, releaseInBlock, ty
 import { isConflict } from '../core/conflicts.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
-import { reservationAddress, reserve, unreserve } from '../core/reservations.js';
+import { declareAux, reservationAddress, reserve, unreserve } from '../core/reservations.js';
 import type { BlockCommit, BlockSnapshot, IpamStores } from '../ports.js';
 import { type AssignmentMeta, blockState, COOLING_OFF, editCommit, type CoolingOptions, namesOf } from './allocation-service.js';
 import { updatePool } from './pool-update.js';
@@ -24,7 +24,8 @@ export class AddressService {
     private readonly cooling: CoolingOptions = COOLING_OFF,
   ) {}
 
-  async reserve(ref: PoolRef, poolId: string, kind: 'gateway' | 'aux', wanted: string): Promise<string> {
+  /** `declared`: see reserve() in core/reservations.ts. */
+  async reserve(ref: PoolRef, poolId: string, kind: 'gateway' | 'aux', wanted: string, declared = true): Promise<string> {
     const { pools } = this.stores;
     const before = await pools.read(ref.subnet);
     if (!before) throw poolNotFound(poolId);
@@ -33,9 +34,18 @@ export class AddressService {
       if (!tx.current) throw poolNotFound(poolId);
       const chosen = reservationAddress(tx.current, ref.subnet, kind, wanted);
       if (await tx.assignment(chosen)) throw new FlatnetError('conflict', `${chosen} is assigned to a container; it cannot be the ${kind} address.`);
-      return { result: chosen, next: reserve(tx.current, this.hostId, kind, chosen) };
+      return { result: chosen, next: reserve(tx.current, this.hostId, kind, chosen, declared) };
     }, { addresses: [guess] });
     return cidrAt(ref.subnet, offsetIn(ref.subnet, address));
+  }
+
+  /** This host's undeclared aux reservations among `addresses` become shared (see declareAux in core). */
+  async declareAux(ref: PoolRef, addresses: readonly string[]): Promise<void> {
+    const canonical = addresses.map((a) => addressAt(ref.subnet, offsetIn(ref.subnet, a)));
+    await updatePool(this.stores.pools, 'declare aux addresses', ref.subnet, (tx) => {
+      const next = tx.current ? declareAux(tx.current, this.hostId, canonical) : undefined;
+      return next ? { result: undefined, next } : { result: undefined };
+    });
   }
 
   /** A container asking for one address (--ip): granted only if free and inside what the pool hands out. */

@@ -1,5 +1,5 @@
 import { FlatnetError, noSuchPool } from '../../errors.js';
-import { formatSubnet, parseAddress, type Subnet, subnetContains } from '../../net/address.js';
+import { formatSubnet, parseSubnet, type Subnet, subnetContains } from '../../net/address.js';
 import { count, type Interval } from '../../net/intervals.js';
 import type { Logger } from '../../observability/logger.js';
 import { anyAssigned } from '../core/block-ops.js';
@@ -12,6 +12,7 @@ import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
 import { isConflict } from '../core/conflicts.js';
 import { AddressService } from './address-service.js';
 import { ConflictService } from './conflict-service.js';
+import { readAssignment } from './host-forget.js';
 import { updatePool } from './pool-update.js';
 import type { CoolingOptions } from './allocation-service.js';
 
@@ -41,9 +42,12 @@ export class IpamAdminService implements IpamAdmin {
     return { subnet, range: { start: p.start - subnet.network, end: p.end - subnet.network } };
   }
 
-  /** Refuses when a container address inside the span is assigned; the commit fails if one gets assigned. */
+  /**
+   * Refuses when a container address inside the span is assigned; the commit fails if one gets assigned. Only the
+   * span's blocks are compared: allocations elsewhere in the pool do not hold the change up.
+   */
   private async assertIdle(tx: PoolTxn, range: Interval, what: string): Promise<void> {
-    if (anyAssigned(await tx.blocks(), range)) throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
+    if (anyAssigned(await tx.blocks(range), range)) throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
   }
 
   async addIpRange(spec: IpRangeSpec): Promise<IpRangeInfo> {
@@ -129,14 +133,13 @@ export class IpamAdminService implements IpamAdmin {
     return out.sort((a, b) => a.releasedAt.localeCompare(b.releasedAt));
   }
 
+  /** Reads the one record (never the pool's listing); an unreadable record is left to `flatnet ip release`. */
   async releaseAddress(address: string): Promise<AssignmentInfo | undefined> {
-    const a = parseAddress(address);
-    const subnet = (await this.stores.pools.listSubnets()).find((s) => subnetContains(s, a.family, a.value));
-    if (!subnet) return undefined;
-    const held = (await this.listAssignments({ subnet: formatSubnet(subnet) })).find((x) => parseAddress(x.address).value === a.value);
-    if (!held) return undefined;
-    const freed = await this.addressService.release({ subnet }, formatSubnet(subnet), address, true);
-    return freed === 'container' ? held : undefined;
+    const found = await readAssignment(this.stores, address);
+    if (!found || found.read === 'unreadable') return undefined;
+    const { poolId: _poolId, ...rest } = found.read.assignment;
+    const freed = await this.addressService.release({ subnet: parseSubnet(found.subnet) }, found.subnet, found.address, true);
+    return freed === 'container' ? { address: found.address, subnet: found.subnet, kind: 'container', ...rest } : undefined;
   }
 
   listConflicts(filter: { subnet?: string } = {}): Promise<ConflictInfo[]> {

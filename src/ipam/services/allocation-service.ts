@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { poolExhausted, poolNotFound } from '../../errors.js';
 import { addressAt, formatSubnet, offsetIn } from '../../net/address.js';
 import { type Interval, nthMember } from '../../net/intervals.js';
-import { blockFull, blockOf, freeOffsets } from '../core/bitmap.js';
+import type { Logger } from '../../observability/logger.js';
+import { bitOf, blockFull, blockOf, freeOffsets, getBit, withBit } from '../core/bitmap.js';
 import { assignOffset, autoAssign, type BlockEdit, type BlockState, occupiedOf, type OpsBudget, summaryEdit } from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
 import { occupied, oldestCooled } from '../core/cooling.js';
@@ -70,6 +71,7 @@ export class AllocationService {
     private readonly hostId: string,
     private readonly cooling: CoolingOptions = COOLING_OFF,
     private readonly random: () => number = Math.random,
+    private readonly logger?: Logger,
   ) {}
 
   /** Allocates up to metas.length addresses from one block in one commit; returns the addresses (at least one). */
@@ -112,7 +114,9 @@ export class AllocationService {
       if (written === undefined) {
         // A stale cached view is not contention: re-read at once instead of backing off.
         if (view === cached) continue;
-        await this.moveAwayFrom(view, ref, allowed);
+        const settled = await this.settleDisagreement(view, ref, poolId, all, create.map((c) => c.address));
+        if (settled === 'repaired') continue;
+        if (settled === 'none') await this.moveAwayFrom(view, ref, allowed);
         return undefined;
       }
       return create.map((c) => c.address);
@@ -192,6 +196,41 @@ export class AllocationService {
       const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
       return ok ? { address } : undefined;
     }).then((r) => r.address);
+  }
+
+  /**
+   * A fresh view's commit failed: was it another writer, or does the block disagree with its records? Every
+   * flatnet writer changes a block's bits and its addr keys in one txn, so a consistent read (one revision) that
+   * shows an addr record for an offset the bits call free is damage, not a race (a hand edit, a restore from an old
+   * backup, a bug): the allocation would pick that offset and fail its "record absent" compare on every attempt.
+   *
+   * The record is treated as the truth and the bit is set (logged once per address), rather than the offset being
+   * skipped: the record names a holder, and handing its address out again could put two containers on one address,
+   * the one failure flatnet must never have. Setting the bit also makes the block agree for every host (skipping
+   * would help only this process, and each of the others would pay a failed commit and a read for it), and the
+   * address is then freed by the ordinary paths when its holder is gone (ReleaseAddress, the holder host's
+   * reconcile, `flatnet ip release`); `flatnet fsck --repair` makes the same repair, it is just not needed for
+   * progress. 'none' = no disagreement (a lost race); 'conflict' = the repair itself lost a race (retry).
+   */
+  private async settleDisagreement(view: BlockSnapshot, ref: PoolRef, poolId: string, all: Interval[], addresses: string[]): Promise<'none' | 'repaired' | 'conflict'> {
+    const now = await this.blocks.read(ref.subnet, view.block, addresses);
+    if (!now) throw poolNotFound(poolId);
+    const stray = addresses.filter((a) => now.assignments.has(a) && !getBit(now.bits, bitOf(offsetIn(ref.subnet, a))));
+    if (stray.length === 0) return 'none';
+    let bits = now.bits;
+    const cooling = new Map(now.cooling);
+    for (const a of stray) {
+      const bit = bitOf(offsetIn(ref.subnet, a));
+      bits = withBit(bits, bit, true);
+      cooling.delete(bit);
+    }
+    const state = blockState(now, this.cooling);
+    const ok = await this.blocks.commit(now, editCommit(ref, summaryEdit(state, bits, all, cooling)));
+    if (!ok) return 'conflict';
+    for (const address of stray) {
+      this.logger?.warn({ address, pool: poolId }, 'an address record existed for an address its block called free: the block now marks it used (flatnet fsck lists such damage)');
+    }
+    return 'repaired';
   }
 
   /**

@@ -60,7 +60,7 @@ export class IpamDriverService implements IpamDriver {
     this.onAllocated = options.onAllocated;
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger, cooling);
-    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling);
+    this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling, Math.random, logger);
     const batching = { maxBatch: MAX_BATCH, gatherMs: GATHER_MS };
     this.allocations = new GroupCommit((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), batching);
     // Releases are batched per block: one read and one commit free every address of the block that queued up.
@@ -106,7 +106,7 @@ export class IpamDriverService implements IpamDriver {
       this.requesting.set(subnet, (this.requesting.get(subnet) ?? 0) + 1);
       let address: string;
       if (input.kind !== 'container') {
-        address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address);
+        address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address, input.kind === 'gateway' || input.declared === true);
       } else {
         const meta: AssignmentMeta = {};
         if (input.macAddress) meta.macAddress = input.macAddress;
@@ -131,6 +131,11 @@ export class IpamDriverService implements IpamDriver {
         else this.requesting.delete(subnet);
       }
     }
+  }
+
+  async declareAux(pool: string, addresses: readonly string[]): Promise<void> {
+    if (addresses.length === 0) return;
+    await this.addresses.declareAux(parsePoolId(pool), addresses);
   }
 
   /**

@@ -58,8 +58,9 @@ export async function forgetHost(stores: IpamStores, hostId: string, cooling?: C
       const { config, droppable } = forgetHostInPool(tx.current, hostId);
       let next = config;
       if (droppable.length > 0) {
-        const blocks = await tx.blocks();
-        next = dropRanges(config, s, droppable.filter((r) => !anyAssigned(blocks, r)));
+        const idle: typeof droppable = [];
+        for (const r of droppable) if (!anyAssigned(await tx.blocks(r), r)) idle.push(r);
+        next = dropRanges(config, s, idle);
       }
       return { result: undefined, next: poolIsUnused(next) ? 'delete' : next };
     });

@@ -65,8 +65,9 @@ export class PoolService {
       let next = config;
       if (droppable.length > 0) {
         // Reading the blocks makes the commit fail if an address in them is assigned meanwhile.
-        const blocks = await tx.blocks();
-        next = dropRanges(config, ref.subnet, droppable.filter((r) => !anyAssigned(blocks, r)));
+        const idle: typeof droppable = [];
+        for (const r of droppable) if (!anyAssigned(await tx.blocks(r), r)) idle.push(r);
+        next = dropRanges(config, ref.subnet, idle);
       }
       return { result: undefined, next: poolIsUnused(next) ? 'delete' : next };
     });
