@@ -136,7 +136,8 @@ export class IpamAdminService implements IpamAdmin {
   /** Reads the one record (never the pool's listing); an unreadable record is left to `flatnet ip release`. */
   async releaseAddress(address: string): Promise<AssignmentInfo | undefined> {
     const found = await readAssignment(this.stores, address);
-    if (!found || found.read === 'unreadable') return undefined;
+    // A conflict is no container's: only `ip clear-conflict` frees it.
+    if (!found || found.read === 'unreadable' || isConflict(found.read)) return undefined;
     const { poolId: _poolId, ...rest } = found.read.assignment;
     const freed = await this.addressService.release({ subnet: parseSubnet(found.subnet) }, found.subnet, found.address, true);
     return freed === 'container' ? { address: found.address, subnet: found.subnet, kind: 'container', ...rest } : undefined;
