@@ -8,9 +8,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { docker28, IMAGE, LAN, type LabHost, startLab } from '../src/lab/lab.js';
+import { docker28, IMAGE, type LabHost, startLab } from '../src/lab/lab.js';
 import { waitFor } from '../src/lab/processes.js';
-import { buildPluginDir, installPlugin, removePlugin } from '../test/e2e/managed-plugin-host.js';
+import { buildPluginDir, formFlatSwarm, installPlugin, removePlugin } from '../test/e2e/managed-plugin-host.js';
 
 const PLUGIN = 'flatnet:latest';
 const REPLICAS = 20;
@@ -33,20 +33,11 @@ const work = await mkdtemp(join(tmpdir(), 'flatnet-swarm-bench-'));
 const building = buildPluginDir(work);
 building.catch(() => undefined);
 const lab = await startLab({ hosts: 3, plugin: false, etcdMembers: 1, engine, name: 'bench swarm-converge' });
-const [manager, ...workers] = lab.hosts as [LabHost, ...LabHost[]];
+const [manager] = lab.hosts as [LabHost, ...LabHost[]];
 try {
   const pluginDir = await building;
   await Promise.all(lab.hosts.map((h) => installPlugin(lab, h, PLUGIN, pluginDir, work)));
-  await manager.docker(['swarm', 'init', '--advertise-addr', manager.lanAddress, '--listen-addr', `${manager.lanAddress}:2377`]);
-  const token = (await manager.docker(['swarm', 'join-token', '-q', 'worker'])).trim();
-  for (const w of workers) await w.docker(['swarm', 'join', '--token', token, '--advertise-addr', w.lanAddress, `${manager.lanAddress}:2377`]);
-  for (const h of lab.hosts) {
-    await h.docker([
-      'network', 'create', '--config-only', '--ipam-driver', PLUGIN, '--subnet', LAN.subnet, '--gateway', LAN.gateway,
-      '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'lanconf',
-    ]);
-  }
-  await manager.docker(['network', 'create', '-d', PLUGIN, '--scope', 'swarm', '--config-from', 'lanconf', 'flat']);
+  await formFlatSwarm(lab, PLUGIN, 'flat');
   await manager.docker(['network', 'create', '-d', 'overlay', '--subnet', '10.95.0.0/16', 'ovl']);
   const nets = ['flat', 'ovl'] as const;
   const times: Record<(typeof nets)[number], number[]> = { flat: [], ovl: [] };

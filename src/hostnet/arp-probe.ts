@@ -19,7 +19,12 @@ export interface ProbeOptions {
 export type ProgramRunner = (file: string, args: readonly string[]) => Promise<ExecResult>;
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const REPLY = /^Unicast reply from (\S+) \[([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})\]/m;
+/*
+ * A reply for the address, or a request whose sender is the address (a machine announcing it, e.g. a gratuitous
+ * ARP): RFC 5227 counts both as a conflict, and so does `arping -D` (exit 1). Seen here: a container that got the
+ * address while it was probed announced it ("Broadcast request from ... for ...").
+ */
+const REPLY = /^(?:Unicast|Broadcast) (?:reply|request) from (\S+) \[([0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5})\]/m;
 
 /** The answering machine's MAC in arping's output (lower case), or undefined when nobody answered. */
 export function answeringMac(arpingOutput: string, address: string): string | undefined {

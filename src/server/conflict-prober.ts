@@ -45,7 +45,7 @@ export interface ConflictProberOptions {
   watchMs: number;
 }
 
-export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 6, staleMs: 60_000, tickMs: 10_000, topUpDelayMs: 50, watchMs: 1000 };
+export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 16, staleMs: 60_000, tickMs: 10_000, topUpDelayMs: 50, watchMs: 1000 };
 
 interface PoolProbes {
   known: Map<string, CandidateState>;

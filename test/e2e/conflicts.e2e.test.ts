@@ -46,7 +46,7 @@ function suite(engine: Engine, engineSkip: string | false): void {
       const created = Date.now();
       await host.docker(['network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet', '--subnet', LAN.subnet, '--gateway', LAN.gateway, '-o', 'parent=eth0', NETWORK]);
 
-      // The first candidates (the six lowest free addresses) are probed in the background once the network exists;
+      // The first candidates (the 16 lowest free addresses) are probed in the background once the network exists;
       // the conflicts below them are recorded on the way. Probing off: none ever appears, and the checks below fail.
       const first = await waitFor('the first conflicts recorded', async () => {
         const c = await conflicts();

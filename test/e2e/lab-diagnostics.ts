@@ -9,7 +9,10 @@ export async function withLabLogs<T>(lab: Lab, body: () => Promise<T>): Promise<
     return await body();
   } catch (err) {
     const e = err instanceof Error ? err : new Error(String(err));
-    e.message = `${e.message}\n\n${await lab.diagnostics().catch((d: Error) => `(no logs: ${d.message})`)}`;
+    const logs = await lab.diagnostics().catch((d: Error) => `(no logs: ${d.message})`);
+    e.message = `${e.message}\n\n${logs}`;
+    // The test reporter prints the stack, which was made with the first message.
+    if (e.stack !== undefined) e.stack = `${e.stack}\n\n${logs}`;
     throw e;
   }
 }

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { flatnetCli } from '../../src/lab/docker-host.js';
-import type { Lab, LabHost } from '../../src/lab/lab.js';
+import { LAN, type Lab, type LabHost } from '../../src/lab/lab.js';
 
 const execFileP = promisify(execFile);
 
@@ -41,4 +41,23 @@ export async function installPlugin(lab: Lab, host: LabHost, name: string, plugi
 export async function removePlugin(host: LabHost, name: string): Promise<void> {
   await host.docker(['plugin', 'disable', '-f', name]).catch(() => undefined);
   await host.docker(['plugin', 'rm', '-f', name]).catch(() => undefined);
+}
+
+/**
+ * The documented L2 swarm model on the lab's hosts (each with the managed plugin `plugin` enabled): the first host
+ * inits the swarm and the others join as workers; every host gets the --config-only network `lanconf`; the manager
+ * makes the swarm-scoped flatnet network `network` from it.
+ */
+export async function formFlatSwarm(lab: Lab, plugin: string, network: string): Promise<void> {
+  const [manager, ...workers] = lab.hosts as [LabHost, ...LabHost[]];
+  await manager.docker(['swarm', 'init', '--advertise-addr', manager.lanAddress, '--listen-addr', `${manager.lanAddress}:2377`]);
+  const token = (await manager.docker(['swarm', 'join-token', '-q', 'worker'])).trim();
+  for (const w of workers) await w.docker(['swarm', 'join', '--token', token, '--advertise-addr', w.lanAddress, `${manager.lanAddress}:2377`]);
+  for (const h of lab.hosts) {
+    await h.docker([
+      'network', 'create', '--config-only', '--ipam-driver', plugin, '--subnet', LAN.subnet, '--gateway', LAN.gateway,
+      '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'lanconf',
+    ]);
+  }
+  await manager.docker(['network', 'create', '-d', plugin, '--scope', 'swarm', '--config-from', 'lanconf', network]);
 }

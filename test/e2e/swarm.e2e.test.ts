@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { z } from 'zod';
-import { docker28, IMAGE, LAN, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
+import { docker28, IMAGE, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { missing } from '../harness/requirements.js';
 import { containerAddress, etcdAssignments, etcdReleased } from './etcd-records.js';
 import { labEngines } from './engines.js';
 import { withLabLogs } from './lab-diagnostics.js';
-import { buildPluginDir, installPlugin, removePlugin } from './managed-plugin-host.js';
+import { buildPluginDir, formFlatSwarm, installPlugin, removePlugin } from './managed-plugin-host.js';
 
 // Issue 11: swarm services on the flat LAN, the documented L2 model: a --config-only network per node, a
 // swarm-scoped network made from it, the managed plugin on every node. Docker 28 only (the swarm engine of
@@ -38,17 +38,7 @@ before(async () => {
   lab = await startLab({ hosts: 3, plugin: false, etcdMembers: 1, engine: docker28()!, name: 'swarm e2e' });
   pluginDir = await building;
   await Promise.all(lab.hosts.map((h) => installPlugin(lab, h, PLUGIN, pluginDir, work)));
-  const [manager, ...workers] = lab.hosts as [LabHost, ...LabHost[]];
-  await manager.docker(['swarm', 'init', '--advertise-addr', manager.lanAddress, '--listen-addr', `${manager.lanAddress}:2377`]);
-  const token = (await manager.docker(['swarm', 'join-token', '-q', 'worker'])).trim();
-  for (const w of workers) await w.docker(['swarm', 'join', '--token', token, '--advertise-addr', w.lanAddress, `${manager.lanAddress}:2377`]);
-  for (const h of lab.hosts) {
-    await h.docker([
-      'network', 'create', '--config-only', '--ipam-driver', PLUGIN, '--subnet', LAN.subnet, '--gateway', LAN.gateway,
-      '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'lanconf',
-    ]);
-  }
-  await manager.docker(['network', 'create', '-d', PLUGIN, '--scope', 'swarm', '--config-from', 'lanconf', NETWORK]);
+  await formFlatSwarm(lab, PLUGIN, NETWORK);
 });
 
 after(async () => {

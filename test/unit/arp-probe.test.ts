@@ -10,6 +10,13 @@ test('the answering MAC is read from the reply line for that address only', () =
   assert.equal(answeringMac('Sent 2 probes (2 broadcast(s))\nReceived 0 response(s)\n', '10.77.0.5'), undefined);
 });
 
+test('a machine announcing the address (an ARP request from it, as arping -D prints it) is a conflict too', () => {
+  // captured: a gratuitous ARP (arping -U) of the probed address arriving during `arping -D -c 2 -w 2`, exit 1
+  const announced = 'ARPING 10.5.0.17 from 0.0.0.0 br0\nBroadcast request from 10.5.0.17 [E2:7E:C3:8C:B9:9B] for 10.5.0.17 [FF:FF:FF:FF:FF:FF] 305.328ms\nSent 1 probes (1 broadcast(s))\nReceived 1 response(s) (1 request(s), 1 broadcast(s))\n';
+  assert.equal(answeringMac(announced, '10.5.0.17'), 'e2:7e:c3:8c:b9:9b');
+  assert.equal(answeringMac(announced, '10.5.0.1'), undefined);
+});
+
 test('probe argv is DAD mode from the given interface, and bad input is refused', () => {
   assert.deepEqual(probeArgs('br0', '10.0.0.9'), ['-D', '-I', 'br0', '-c', '2', '-w', '2', '10.0.0.9']);
   assert.throws(() => probeArgs('br0', 'fd00::1'), /not an IPv4 address/);
