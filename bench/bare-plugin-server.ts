@@ -6,7 +6,7 @@
  */
 import { createServer, type RequestListener } from 'node:http';
 import { createPluginApp, httpOptionsFor } from '../src/api/plugin-app.js';
-import { createPluginCalls, PluginCallError, readBody, replyJson } from '../src/api/plugin-calls.js';
+import { createPluginCalls, PluginCallError, replyJson } from '../src/api/plugin-calls.js';
 import { settingsSchema } from '../src/config/settings.js';
 import { createLogger } from '../src/observability/logger.js';
 import { createDrivers } from '../src/server/production-drivers.js';
@@ -35,17 +35,10 @@ async function main(): Promise<void> {
       answerErr(res, calls.unknownMethod(req.method, req.url), '');
       return;
     }
-    readBody(req)
-      .then(
-        (body) => calls.call(route, body),
-        (err: unknown) => {
-          throw calls.unreadableBody(route.method, err);
-        },
-      )
-      .then(
-        (answer) => replyJson(res, 200, answer),
-        (err: unknown) => answerErr(res, err, route.method),
-      );
+    calls.answer(route, req).then(
+      (answer) => replyJson(res, 200, answer),
+      (err: unknown) => answerErr(res, err, route.method),
+    );
   };
   const deps = { ipam: drivers.ipam, network: drivers.network, logger, hostId: settings.hostId };
   const app = mode === 'express-classes' ? createPluginApp(deps) : undefined;

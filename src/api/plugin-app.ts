@@ -1,7 +1,7 @@
 import { IncomingMessage, ServerResponse, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { createPluginCalls, methodOf, PluginCallError, readBody, replyJson, type PluginAppDeps } from './plugin-calls.js';
+import { createPluginCalls, methodOf, PluginCallError, replyJson, type PluginAppDeps } from './plugin-calls.js';
 
 export type { PluginAppDeps } from './plugin-calls.js';
 
@@ -32,14 +32,7 @@ export function createPluginApp(deps: PluginAppDeps): Express {
       next(calls.unknownMethod(req.method, req.url));
       return;
     }
-    readBody(req)
-      .then(
-        (body) => calls.call(route, body),
-        (err: unknown) => {
-          throw calls.unreadableBody(route.method, err);
-        },
-      )
-      .then((answer) => replyJson(res, 200, answer), next);
+    calls.answer(route, req).then((answer) => replyJson(res, 200, answer), next);
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

@@ -108,6 +108,8 @@ export interface PluginCalls {
   routeFor(httpMethod: string | undefined, url: string | undefined): PluginRoute | undefined;
   /** Runs the route on the raw body; resolves the 200 reply or rejects with a PluginCallError. */
   call(route: PluginRoute, body: Buffer): Promise<Record<string, unknown>>;
+  /** Reads the request's body and runs the route on it (call); an unreadable body rejects as unreadableBody. */
+  answer(route: PluginRoute, req: IncomingMessage): Promise<Record<string, unknown>>;
   /** 404 for a method flatnet does not implement (or not POSTed). */
   unknownMethod(httpMethod: string | undefined, url: string | undefined): PluginCallError;
   /** The body could not be read (too large, aborted): no route ran. */
@@ -152,9 +154,16 @@ export function createPluginCalls(deps: PluginAppDeps): PluginCalls {
     return answer;
   }
 
-  return {
+  const calls: PluginCalls = {
     routeFor: (httpMethod, url) => (httpMethod === 'POST' ? byMethod.get(methodOf(url)) : undefined),
     call,
+    answer: (route, req) =>
+      readBody(req).then(
+        (body) => call(route, body),
+        (err: unknown) => {
+          throw calls.unreadableBody(route.method, err);
+        },
+      ),
     unknownMethod(httpMethod, url) {
       const method = methodOf(url);
       const what = httpMethod === 'POST' ? method : `${httpMethod ?? '?'} /${method}`;
@@ -175,4 +184,5 @@ export function createPluginCalls(deps: PluginAppDeps): PluginCalls {
       return new PluginCallError(500, `${method}: internal error in flatnet; the plugin log has the details`);
     },
   };
+  return calls;
 }

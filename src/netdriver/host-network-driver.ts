@@ -72,6 +72,11 @@ function checkCidr(cidr: string, v6: boolean, what: string): void {
  * NetworkDriver over a host bridge that holds the LAN NIC: networks are records pointing at the bridge,
  * endpoints are veth pairs with one end in the bridge. All state is host-local and written before replying.
  */
+/** Resolves once the reply being written now has gone out (work that spawns a process waits for it). */
+function afterReply(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export class HostNetworkDriver implements NetworkDriver {
   private readonly state: DriverState;
   private readonly ip: IpRunner;
@@ -297,12 +302,13 @@ export class HostNetworkDriver implements NetworkDriver {
     this.tellOwners(() => this.owners?.joined(ep.networkId, input.endpointId));
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && input.sandboxKey !== '' && (ep.address !== '' || ep.addressIPv6 !== '')) {
-      this.track(
-        this.announcer.announce(input.sandboxKey, {
-          ...(ep.address !== '' ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
-          ...(ep.addressIPv6 !== '' ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
-        }),
-      );
+      const announcer = this.announcer;
+      const target = {
+        ...(ep.address !== '' ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
+        ...(ep.addressIPv6 !== '' ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
+      };
+      // Its first step spawns a process (a fork of the server): not before the reply to Docker has gone out.
+      this.track(afterReply().then(() => announcer.announce(input.sandboxKey, target)));
     }
     return {
       srcName: names.container,
@@ -320,7 +326,7 @@ export class HostNetworkDriver implements NetworkDriver {
    * is only logged: Join then makes the pair itself and reports what goes wrong.
    */
   private prepareVeth(endpointId: string, spec: VethSpec): void {
-    const made = new Promise<void>((resolve) => setImmediate(resolve))
+    const made = afterReply()
       .then(() => createVeth(this.ip, spec))
       .then(
         () => true,
@@ -363,8 +369,8 @@ export class HostNetworkDriver implements NetworkDriver {
     // A pair still being made ahead is removed once it exists, or it would outlive its endpoint.
     const ahead = this.prepared.get(endpointId);
     this.prepared.delete(endpointId);
-    // Spawning `ip` costs milliseconds of this thread: let the reply to Docker go out first.
-    const removal = Promise.all([ahead, new Promise<void>((resolve) => setImmediate(resolve))])
+    // After the reply to Docker: the removal waits on the kernel, and a spawn (no session) forks the server.
+    const removal = Promise.all([ahead, afterReply()])
       .then(() => deleteVeth(this.ip, vethNames(endpointId)))
       .catch((err: unknown) => this.logger.warn({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not remove the veth'))
       .finally(() => this.removals.delete(endpointId));
