@@ -302,13 +302,15 @@ export class HostNetworkDriver implements NetworkDriver {
     this.tellOwners(() => this.owners?.joined(ep.networkId, input.endpointId));
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && input.sandboxKey !== '' && (ep.address !== '' || ep.addressIPv6 !== '')) {
-      const announcer = this.announcer;
-      const target = {
-        ...(ep.address !== '' ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
-        ...(ep.addressIPv6 !== '' ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
-      };
-      // Its first step spawns a process (a fork of the server): not before the reply to Docker has gone out.
-      this.track(afterReply().then(() => announcer.announce(input.sandboxKey, target)));
+      // Started before the reply, not after it: deferred with afterReply(), Join's own time fell (7.9 -> 6.6 ms
+      // median) but `docker run` got slower (1.17-1.18 vs 1.14 against the bridge, same machine): its spawns then
+      // compete with Docker's sandbox setup.
+      this.track(
+        this.announcer.announce(input.sandboxKey, {
+          ...(ep.address !== '' ? { ipv4: bareIp(ep.address, false, 'endpoint address') } : {}),
+          ...(ep.addressIPv6 !== '' ? { ipv6: bareIp(ep.addressIPv6, true, 'endpoint IPv6 address') } : {}),
+        }),
+      );
     }
     return {
       srcName: names.container,
