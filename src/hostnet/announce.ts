@@ -27,9 +27,16 @@ export function ifnameHolding(addrJson: unknown, address: string): string | unde
 }
 
 export interface AnnounceOptions {
-  /** How long to wait for Docker to move and configure the interface. */
+  /** How long to wait for Docker to move and configure the interface (after settleMs). */
   timeoutMs?: number;
   intervalMs?: number;
+  /**
+   * The wait before the first look into the sandbox (default 1000 ms). The looks and arping are process spawns;
+   * made while Docker starts the container, they slowed `docker run` (measured), and a container gone by then
+   * needs no announcement. The cooldown keeps a released address unused for minutes, so a neighbour's stale
+   * entry for it is long gone: a second later costs nobody anything.
+   */
+  settleMs?: number;
 }
 
 /** What to announce for one container: its IPv4 address with gratuitous ARP, its IPv6 one with an unsolicited NA. */
@@ -128,18 +135,24 @@ export class Announcer {
    * Polls with a growing interval (each poll is a process spawn, competing with the container's own start) and
    * gives up at once when the sandbox is gone: short-lived containers must not leave a poller behind.
    * Docker 20.10 makes the sandbox file only after Join (runc's prestart hook binds the container's netns to
-   * the key and moves the interface in then), so a sandbox not there yet is waited for, without a spawn.
+   * the key and moves the interface in then), so a sandbox not there yet is waited for, without a spawn; once
+   * settleMs has passed, a sandbox not there means a container already gone, on either engine.
    */
   private async waitForAddress(sandboxKey: string, address: string): Promise<string | undefined> {
-    const deadline = Date.now() + (this.options.timeoutMs ?? 5000);
-    let interval = this.options.intervalMs ?? 100;
+    const base = this.options.intervalMs ?? 100;
+    const settle = this.options.settleMs ?? 1000;
+    const deadline = Date.now() + settle + (this.options.timeoutMs ?? 5000);
+    let wait = Math.max(settle, base);
+    let interval = base;
     let seen = false;
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, interval));
+      await new Promise((r) => setTimeout(r, wait));
       interval = Math.min(interval * 2, 1000);
+      wait = interval;
       if (!existsSync(sandboxKey)) {
-        if (seen) return undefined;
-        interval = this.options.intervalMs ?? 100;
+        if (seen || settle > 0) return undefined;
+        interval = base;
+        wait = base;
         continue;
       }
       seen = true;

@@ -49,6 +49,8 @@ export interface HostNetworkDriverOptions {
 export interface EndpointOwnerHook {
   created(e: { networkId: string; endpointId: string; addresses: string[] }): void;
   joined(networkId: string, endpointId: string): void;
+  /** DeleteEndpoint: the endpoint's address is no longer held through it. */
+  removed(endpointId: string): void;
 }
 
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
@@ -278,6 +280,7 @@ export class HostNetworkDriver implements NetworkDriver {
     await this.dirs();
     // Docker calls Leave first for a joined endpoint; without a Leave seen (a restart between), remove anyway.
     if (!this.left.delete(endpointId)) this.removeVethInBackground(endpointId);
+    this.tellOwners(() => this.owners?.removed(endpointId));
     await this.state.deleteEndpoint(endpointId);
   }
 

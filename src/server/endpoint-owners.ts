@@ -9,13 +9,16 @@ import type { Logger } from '../observability/logger.js';
  * network hold the address; after Join, Docker's own API tells the container id and name (Docker registers the
  * endpoint in the network only after Join returns, hence a few delayed attempts). Everything here runs in the
  * background, is safe to repeat and may be lost: an owner is information, never a condition for anything.
+ * The first attempts wait about a second: an etcd write and a Docker API call made while the container starts
+ * compete with its start (measured: `docker run` slower), and a container gone by then (`docker run --rm` of a
+ * short job) needs neither, so its pending attempts are dropped when its endpoint is deleted.
  */
 export interface EndpointOwnersOptions {
-  owners: OwnerService;
+  owners: Pick<OwnerService, 'record'>;
   /** undefined = no Docker API (container ids and names stay unknown). */
   docker: DockerEngineApi | undefined;
   logger: Logger;
-  /** Delays (ms) of the attempts to learn the container after Join. */
+  /** Delays (ms) of the attempts to learn the container after Join (each after the one before). */
   joinDelaysMs?: number[];
   /** Delays (ms) of the attempts to write the endpoint after CreateEndpoint (etcd unavailable, say). */
   createDelaysMs?: number[];
@@ -30,15 +33,16 @@ const MAX_KNOWN = 10_000;
 
 export class EndpointOwners implements EndpointOwnerHook {
   private readonly known = new Map<string, Known>();
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Pending attempts' timers per endpoint: a deleted endpoint's are cleared. */
+  private readonly timers = new Map<string, Set<NodeJS.Timeout>>();
   private readonly running = new Set<Promise<void>>();
   private closed = false;
   private readonly joinDelays: number[];
   private readonly createDelays: number[];
 
   constructor(private readonly o: EndpointOwnersOptions) {
-    this.joinDelays = o.joinDelaysMs ?? [250, 1000, 3000, 10_000];
-    this.createDelays = o.createDelaysMs ?? [0, 1000, 5000];
+    this.joinDelays = o.joinDelaysMs ?? [1000, 2000, 5000, 10_000];
+    this.createDelays = o.createDelaysMs ?? [1000, 2000, 5000];
   }
 
   created(e: { networkId: string; endpointId: string; addresses: string[] }): void {
@@ -72,12 +76,28 @@ export class EndpointOwners implements EndpointOwnerHook {
     }, { endpointId, what: 'container owner' });
   }
 
+  /** The endpoint is gone (DeleteEndpoint): its attempts not yet started are dropped. */
+  removed(endpointId: string): void {
+    this.known.delete(endpointId);
+    const timers = this.timers.get(endpointId);
+    if (timers === undefined) return;
+    for (const t of timers) clearTimeout(t);
+    this.timers.delete(endpointId);
+  }
+
   /** Runs `attempt` after each delay until it returns true; failures are logged at debug and retried. */
   private attempts(delays: number[], attempt: () => Promise<boolean>, ctx: { endpointId: string; what: string }): void {
     const next = (i: number): void => {
       if (this.closed || i >= delays.length) return;
+      let mine = this.timers.get(ctx.endpointId);
+      if (mine === undefined) {
+        mine = new Set();
+        this.timers.set(ctx.endpointId, mine);
+      }
+      const timers = mine;
       const timer = setTimeout(() => {
-        this.timers.delete(timer);
+        timers.delete(timer);
+        if (timers.size === 0 && this.timers.get(ctx.endpointId) === timers) this.timers.delete(ctx.endpointId);
         const run = attempt().then(
           (done) => (done ? undefined : next(i + 1)),
           (err: unknown) => {
@@ -89,7 +109,7 @@ export class EndpointOwners implements EndpointOwnerHook {
         this.running.add(tracked);
       }, delays[i]);
       timer.unref();
-      this.timers.add(timer);
+      timers.add(timer);
     };
     next(0);
   }
@@ -97,7 +117,7 @@ export class EndpointOwners implements EndpointOwnerHook {
   /** Stops pending attempts and waits for running ones (before etcd closes). */
   async close(): Promise<void> {
     this.closed = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const timers of this.timers.values()) for (const t of timers) clearTimeout(t);
     this.timers.clear();
     await Promise.allSettled([...this.running]);
   }

@@ -16,7 +16,9 @@ export function releaseJournalPath(stateDir: string): string {
 }
 
 export function openReleaseJournal(stateDir: string, logger: Logger): ReleaseJournal {
-  return new ReleaseJournal(new AtomicTextFile(releaseJournalPath(stateDir)), logger.child({ component: 'release-journal' }));
+  // Written on the path of every ReleaseAddress, without fsync: the page cache outlives a killed plugin, and a
+  // host that loses power loses its containers too, which the reconcile after the reboot frees.
+  return new ReleaseJournal(new AtomicTextFile(releaseJournalPath(stateDir), { durable: false }), logger.child({ component: 'release-journal' }));
 }
 
 export function hostReconciler(stores: IpamStores, settings: Settings, logger: Logger, inFlight?: () => ReadonlySet<string>): Reconciler {

@@ -27,7 +27,7 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
   const cooling = coolingFrom(settings);
   const journal = openReleaseJournal(settings.stateDir, logger);
   let prober: ConflictProber | undefined;
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, cooling, onAllocated: (poolId) => prober?.allocated(poolId) });
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, releaseAfterReply: true, cooling, onAllocated: (poolId) => prober?.allocated(poolId) });
   if (settings.conflictProbe) prober = hostConflictProber(stores.ipam, settings, (poolId, n) => driver.upcoming(poolId, n), logger);
   else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
   return {
@@ -43,6 +43,7 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
       await prober?.stop();
       await network.close();
       await owners.close();
+      await driver.settleReleases();
     },
   };
 };

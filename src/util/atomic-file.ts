@@ -57,7 +57,10 @@ export async function readFileIfExists(path: string): Promise<string | undefined
 
 /** One text file replaced atomically on every save (the release journal's storage). */
 export class AtomicTextFile {
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly options: { durable?: boolean } = {},
+  ) {}
 
   load(): Promise<string | undefined> {
     return readFileIfExists(this.path);
@@ -65,6 +68,6 @@ export class AtomicTextFile {
 
   async save(text: string): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(this.path, text);
+    await writeFileAtomic(this.path, text, this.options);
   }
 }

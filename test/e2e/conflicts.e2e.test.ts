@@ -46,7 +46,7 @@ function suite(engine: Engine, engineSkip: string | false): void {
       const created = Date.now();
       await host.docker(['network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet', '--subnet', LAN.subnet, '--gateway', LAN.gateway, '-o', 'parent=eth0', NETWORK]);
 
-      // The first candidates (the 16 lowest free addresses) are probed in the background once the network exists;
+      // The first candidates (the 24 lowest free addresses) are probed in the background once the network exists;
       // the conflicts below them are recorded on the way. Probing off: none ever appears, and the checks below fail.
       const first = await waitFor('the first conflicts recorded', async () => {
         const c = await conflicts();
@@ -86,6 +86,8 @@ function suite(engine: Engine, engineSkip: string | false): void {
       console.log(`# ${engine.name}: a cleared conflict that still answers recorded again after ${((Date.now() - cleared) / 1000).toFixed(1)} s`);
 
       await host.docker(['rm', '-f', ...CONTAINERS]);
+      // dockerd may still be releasing the last endpoints when rm returns (a network with endpoints is refused).
+      await waitFor('the network without endpoints', async () => ((await host.docker(['network', 'inspect', '-f', '{{len .Containers}}', NETWORK])).trim() === '0' ? true : undefined), 30_000, 200);
       await host.docker(['network', 'rm', NETWORK]);
     });
   });

@@ -198,7 +198,11 @@ function suite(engine: Engine, engineSkip: string | false): void {
         const mine = PLACEMENT.filter(([, at]) => at === i).map(([n]) => n);
         if (mine.length > 0) await h.docker(['rm', '-f', ...mine]);
       }));
-      const records = await etcdAssignments(lab);
+      // ReleaseAddress answers before its etcd txn lands (milliseconds later).
+      const records = await waitFor('the released addresses gone from etcd', async () => {
+        const r = await etcdAssignments(lab);
+        return [...addressOf.values()].every((a) => !r.has(a)) ? r : undefined;
+      }, 5000, 50).catch(() => etcdAssignments(lab));
       for (const [name, a] of addressOf) assert.ok(!records.has(a), `${name}'s address ${a} must be released by docker rm`);
       for (const h of lab.hosts) assert.equal(await settledVeths(h, 0), 0, `${h.name} keeps no flatnet veth`);
 

@@ -72,7 +72,12 @@ function suite(engine: Engine, engineSkip: string | false): void {
 
       await h1.docker(['stop', '-t', '1', 'web1']);
       await h1.docker(['rm', 'web1']);
-      const cooling = z.array(released).parse(JSON.parse(await h1.flatnet(['ip', 'list', '--released', '--json'])));
+      // ReleaseAddress answers before its etcd txn lands (milliseconds later).
+      const listReleased = async () => z.array(released).parse(JSON.parse(await h1.flatnet(['ip', 'list', '--released', '--json'])));
+      const cooling = await waitFor('web1 listed as released', async () => {
+        const r = await listReleased();
+        return r.some((x) => x.address === web1) ? r : undefined;
+      }, 5000, 100).catch(listReleased);
       assert.ok(cooling.some((r) => r.address === web1 && r.containerName === 'web1' && r.hostId === h1.name), `${web1} listed as released by web1`);
       const next: string[] = [];
       for (let i = 1; i <= 6; i++) next.push(await runOn(h1, `t${i}`));

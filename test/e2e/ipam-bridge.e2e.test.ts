@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type Engine, IMAGE, type Lab, labLeftovers, startLab } from '../../src/lab/lab.js';
 import { labEngines } from './engines.js';
+import { waitFor } from '../../src/lab/processes.js';
 import { missing } from '../harness/requirements.js';
 import { withLabLogs } from './lab-diagnostics.js';
 import { containerAddress, etcdAssignments, etcdPoolClaims, flatnetIpList } from './etcd-records.js';
@@ -61,7 +62,11 @@ function suite(engine: Engine, engineSkip: string | false): void {
       assert.match(pong, /1 packets received/);
 
       await host.docker(['rm', '-f', 'c1', 'c2']);
-      const afterRm = await etcdAssignments(lab);
+      // ReleaseAddress answers before its etcd txn lands (milliseconds later).
+      const afterRm = await waitFor('the released addresses gone from etcd', async () => {
+        const r = await etcdAssignments(lab);
+        return !r.has(addresses.get('c1')!) && !r.has(addresses.get('c2')!) ? r : undefined;
+      }, 5000, 50).catch(() => etcdAssignments(lab));
       assert.ok(!afterRm.has(addresses.get('c1')!) && !afterRm.has(addresses.get('c2')!), 'removed containers\' addresses are released');
       assert.ok(afterRm.has(addresses.get('c3')!), 'the others stay assigned');
 

@@ -21,6 +21,7 @@ import { IpamKeys } from '../../src/store/keys.js';
 import { parseSubnet } from '../../src/net/address.js';
 import { RecordingNetwork } from '../api/recording-drivers.js';
 import { assertOk, runFlatnet } from '../harness/cli-runner.js';
+import { startFlatnetServer } from '../harness/flatnet-server.js';
 import { pluginCall } from '../harness/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 
@@ -88,6 +89,12 @@ function settingsFor(name: string, o: Partial<Record<string, string>>): Settings
     ...o,
   });
 }
+
+/** The production IPAM (releases answered before their txn), journal and healer; the network side is a recording double. */
+const ipamReleasingAfterReply: DriverFactory = (stores, settings, logger) => {
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal: openReleaseJournal(settings.stateDir, logger), releaseAfterReply: true });
+  return { ipam: driver, admin, network: new RecordingNetwork(), heal: ipamHealer(driver, stores.ipam, settings, logger), close: () => driver.settleReleases() };
+};
 
 /** The production IPAM, journal and healer over the server's stores; the network side is a recording double. */
 const realIpam: DriverFactory = (stores, settings, logger) => {
@@ -258,5 +265,85 @@ test('a stale claim never blocks RequestPool; host forget is refused for a live 
     assert.match(status.stdout, /10\.64\.0\.0\/24\s+h1\s+10\.64\.0\.0\/24\|10\.64\.0\.0\/28\s+2/);
   } finally {
     await live.stop();
+  }
+});
+
+const journalEntries = async (settings: Settings): Promise<{ op: string; address?: string }[]> =>
+  (JSON.parse(await readFile(releaseJournalPath(settings.stateDir), 'utf8')) as { entries: { op: string; address?: string }[] }).entries;
+
+test('ReleaseAddress answered before its txn: the txn lands right after, a request for that address waits for it, an outage leaves it journaled', { skip }, async (t) => {
+  const relay = await etcdRelay(cluster.endpoints[0] as string);
+  const settings = settingsFor('after-reply', { etcdEndpoints: relay.url, releaseRetryMs: '500', reconcileIntervalMs: '0', reconcileGraceMs: '86400000' });
+  const running = await startServer(settings, silentLogger(), { createDrivers: ipamReleasingAfterReply });
+  const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
+  try {
+    const pool = await pluginCall(settings.socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.62.0.0/24', SubPool: '10.62.0.0/28', Options: {}, V6: false });
+    const PoolID = pool.json.PoolID as string;
+    const first = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
+    const address = (first.json.Address as string).split('/')[0] as string;
+
+    // Released, then asked for again at once (docker rm; docker run --ip): the second call waits for the first's txn.
+    const rel = await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: address });
+    // (a MAC option marks a container's request: a bare one this soon after RequestPool would be an aux address)
+    const again = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: address, Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:3e:00:01' } });
+    assert.deepEqual([rel.status, again.status, again.json.Address], [200, 200, `${address}/24`], JSON.stringify(again.json));
+    const held = await admin.listAssignments();
+    assert.deepEqual(held.map((a) => a.address), [address], 'held once, by the second request');
+
+    const released = Date.now();
+    await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: address });
+    await until('the release to land in etcd', async () => ((await admin.listAssignments()).length === 0 ? true : undefined), 5000);
+    const landedMs = Date.now() - released;
+    await until('the journal entry to go once it landed', async () => ((await journalEntries(settings)).length === 0 ? true : undefined), 5000);
+
+    // etcd unreachable: the answer still comes at once, and the entry waits in the journal until etcd is back.
+    const second = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
+    const other = (second.json.Address as string).split('/')[0] as string;
+    await relay.cut();
+    const asked = Date.now();
+    const cutRel = await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: other });
+    const answeredMs = Date.now() - asked;
+    assert.equal(cutRel.status, 200);
+    assert.ok(answeredMs < 500, `answered in ${answeredMs} ms, not after the etcd budget`);
+    assert.deepEqual((await journalEntries(settings)).map((e) => e.address), [other]);
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual((await admin.listAssignments()).map((a) => a.address), [other], 'nothing reached etcd during the outage');
+    await relay.restore();
+    await until('the journaled release to land', async () => ((await admin.listAssignments()).length === 0 ? true : undefined), 10_000);
+    t.diagnostic(`release landed ${landedMs} ms after its answer; answered in ${answeredMs} ms with etcd cut`);
+  } finally {
+    await running.close();
+    await relay.close();
+  }
+});
+
+test('a server SIGKILLed between the release answer and its txn: the next start lands the release from the journal', { skip: skip || missing('root') }, async () => {
+  const relay = await etcdRelay(cluster.endpoints[0] as string);
+  const settings = settingsFor('killed', { etcdEndpoints: relay.url });
+  const args = [
+    '--etcd-endpoints', relay.url, '--etcd-prefix', settings.etcdPrefix, '--etcd-timeout-ms', '1000', '--host-id', settings.hostId,
+    '--state-dir', settings.stateDir, '--docker-socket', settings.dockerSocket, '--release-retry-ms', '500',
+    '--reconcile-interval-ms', '0', '--conflict-probe', 'off', '--log-level', 'warn',
+  ];
+  let server = await startFlatnetServer({ socket: settings.socket, args });
+  const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
+  try {
+    const pool = await pluginCall(settings.socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.63.0.0/24', SubPool: '10.63.0.0/28', Options: {}, V6: false });
+    const PoolID = pool.json.PoolID as string;
+    const got = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
+    const address = (got.json.Address as string).split('/')[0] as string;
+    // The txn cannot land (etcd unreachable) when the kill comes: the window between answer and txn, held open.
+    await relay.cut();
+    const rel = await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: address });
+    assert.equal(rel.status, 200);
+    await server.stop('SIGKILL');
+    await relay.restore();
+    assert.deepEqual((await admin.listAssignments()).map((a) => a.address), [address], 'the release never reached etcd');
+    assert.deepEqual((await journalEntries(settings)).map((e) => e.address), [address], 'but its journal entry survived the kill');
+    server = await startFlatnetServer({ socket: settings.socket, args });
+    await until('the restarted server to land the release', async () => ((await admin.listAssignments()).length === 0 ? true : undefined), 10_000);
+  } finally {
+    await server.stop();
+    await relay.close();
   }
 });

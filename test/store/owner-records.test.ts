@@ -99,6 +99,7 @@ test('endpoint after CreateEndpoint, container after Join once Docker lists it; 
     docker: new DockerEngineApi({ socketPath, timeoutMs: 500 }),
     logger: silentLogger(),
     joinDelaysMs: [10, 100, 200],
+    createDelaysMs: [10],
   });
   owners.created({ networkId: NET, endpointId: EP, addresses: [cidr, ''] });
   const withEndpoint = await until('the endpoint in the record', async () => (await admin.listAssignments()).find((a) => a.endpointId === EP));

@@ -26,7 +26,7 @@ function capture() {
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function rig(o: { answering?: Set<string>; bridge?: string | undefined; probeFails?: boolean; range?: [string, string]; gate?: Promise<void> } = {}) {
+async function rig(o: { answering?: Set<string>; bridge?: string | undefined; probeFails?: boolean; range?: [string, string]; gate?: Promise<void>; topUpAfter?: number } = {}) {
   const { stores, admin } = await poolWithRange(...(o.range ?? ['10.1.0.1/22', '10.1.0.30']));
   const clock = { t: 1_000_000 };
   const probes: string[] = [];
@@ -50,7 +50,7 @@ async function rig(o: { answering?: Set<string>; bridge?: string | undefined; pr
     logger,
     now: () => clock.t,
   };
-  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpDelayMs: 1 });
+  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpAfter: o.topUpAfter ?? 1, topUpDelayMs: 1 });
   const settle = async (): Promise<void> => {
     await prober?.round();
     await prober?.settle();
@@ -85,6 +85,20 @@ test('each allocation tops the set up in the background; fresh candidates are no
   r.clock.t += 60_000;
   await r.settle();
   assert.deepEqual(r.probes.slice(5).sort(), ['br0 10.1.0.2', 'br0 10.1.0.3', 'br0 10.1.0.4', 'br0 10.1.0.5'], 'stale ones re-probed');
+});
+
+test('top-ups come in batches: nothing until topUpAfter allocations, then all the missing candidates at once', async () => {
+  const r = await rig({ topUpAfter: 3 });
+  await r.settle();
+  assert.equal(r.probes.length, 4);
+  for (let i = 0; i < 2; i++) await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
+  await new Promise((res) => setTimeout(res, 20));
+  await r.prober.settle();
+  assert.equal(r.probes.length, 4, 'two allocations: no probe yet (two candidates still probed ahead)');
+  await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
+  await new Promise((res) => setTimeout(res, 20));
+  await r.prober.settle();
+  assert.deepEqual(r.probes.slice(4).sort(), ['br0 10.1.0.5', 'br0 10.1.0.6', 'br0 10.1.0.7'], 'the third: the three missing ones together');
 });
 
 test('where probing cannot run it says so once and never fails an allocation', async () => {

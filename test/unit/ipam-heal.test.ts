@@ -129,6 +129,20 @@ test('journal: bounded, ordered, kept while etcd is away, each entry applied onc
   assert.deepEqual(await new ReleaseJournal(memoryStorage('{not json'), silentLogger()).pending(), []);
 });
 
+test('journal: an entry whose release landed is removed alone; a drain leaves entries it is told are landing', async () => {
+  const a = (n: number): JournalEntry => ({ op: 'address', poolId: '10.9.0.0/24', address: `10.9.0.${n}`, at: '2026-01-01T00:00:00Z' });
+  const j = new ReleaseJournal(memoryStorage(), silentLogger());
+  for (const n of [1, 2, 3]) await j.add(a(n));
+  await j.remove(a(2));
+  await j.remove({ ...a(3), at: '2026-01-02T00:00:00Z' });
+  assert.deepEqual((await j.pending()).map((x) => x.op === 'address' && x.address), ['10.9.0.1', '10.9.0.3'], 'only the equal entry goes');
+  const applied: string[] = [];
+  const result = await j.drain(async (x) => void applied.push(x.op === 'address' ? x.address : ''), (x) => x.op === 'address' && x.address === '10.9.0.1');
+  assert.deepEqual(applied, ['10.9.0.3']);
+  assert.deepEqual(result, { landed: 1, discarded: 0, left: 1 });
+  assert.deepEqual((await j.pending()).map((x) => x.op === 'address' && x.address), ['10.9.0.1']);
+});
+
 test('a release during an etcd outage answers at once, is journaled, and lands when etcd is back', async () => {
   const { stores: inner } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
   const { stores, down } = outage(inner);

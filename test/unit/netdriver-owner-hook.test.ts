@@ -23,13 +23,15 @@ test('CreateEndpoint reports endpoint, network and addresses to the owner hook; 
     const seen: unknown[] = [];
     const driver = new HostNetworkDriver({
       stateDir: dir, logger: silentLogger(), announce: false,
-      owners: { created: (e) => seen.push(e), joined: () => undefined },
+      owners: { created: (e) => seen.push(e), joined: () => undefined, removed: (id) => seen.push(`removed ${id}`) },
     });
     await driver.createEndpoint({ networkId: NET, endpointId: EP, interface: { address: '10.1.0.5/24', addressIPv6: '', macAddress: '' }, options: {} });
     assert.deepEqual(seen, [{ networkId: NET, endpointId: EP, addresses: ['10.1.0.5/24', ''] }]);
+    await driver.deleteEndpoint(NET, EP);
+    assert.deepEqual(seen.slice(1), [`removed ${EP}`], 'DeleteEndpoint tells the hook, so that its pending work is dropped');
     const throwing = new HostNetworkDriver({
       stateDir: dir, logger: silentLogger(), announce: false,
-      owners: { created: () => { throw new Error('boom'); }, joined: () => undefined },
+      owners: { created: () => { throw new Error('boom'); }, joined: () => undefined, removed: () => undefined },
     });
     const reply = await throwing.createEndpoint({ networkId: NET, endpointId: '3'.repeat(64), interface: { address: '10.1.0.6/24', addressIPv6: '', macAddress: '' }, options: {} });
     assert.ok(reply.interface?.macAddress);

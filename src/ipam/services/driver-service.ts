@@ -1,5 +1,5 @@
 import { errorMessage, FlatnetError } from '../../errors.js';
-import { addressAt, formatSubnet } from '../../net/address.js';
+import { addressAt, formatSubnet, subnetContains, tryParseAddress } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { allocationFailures, allocations, releases } from '../../observability/metrics.js';
 import { GroupCommit } from '../../util/group-commit.js';
@@ -23,6 +23,12 @@ const GATHER_MS = 2;
 export interface IpamDriverOptions {
   /** Where releases that cannot reach etcd wait (none: they fail back to Docker). */
   journal?: ReleaseJournal;
+  /**
+   * With a journal: ReleaseAddress answers once its journal entry is written, and its etcd txn runs after the
+   * reply (Docker waits for the release before `docker rm` and `docker run --rm` return, and a release cannot
+   * be refused anyway: the container is gone). Default false: the release answers after its txn.
+   */
+  releaseAfterReply?: boolean;
   /** Cooldown and sticky names (default: off). */
   cooling?: CoolingOptions;
   /** Told after each container address handed out (the conflict probe tops its candidates up); must not block. */
@@ -45,6 +51,12 @@ export class IpamDriverService implements IpamDriver {
   /** Address requests under way per subnet: the reconcile leaves those pools alone meanwhile. */
   private readonly requesting = new Map<string, number>();
   private readonly journal: ReleaseJournal | undefined;
+  private readonly releaseAfterReply: boolean;
+  /**
+   * Releases answered whose txn still runs, per pool and address: a request that could want that address back
+   * (a given address, a name's parked one) and a ReleasePool wait for them; nothing else does.
+   */
+  private readonly pendingReleases = new Map<string, Map<string, Promise<void>>>();
   private readonly cooling: CoolingOptions;
   private readonly onAllocated: ((poolId: string) => void) | undefined;
 
@@ -57,6 +69,7 @@ export class IpamDriverService implements IpamDriver {
     const cooling = options.cooling ?? COOLING_OFF;
     this.cooling = cooling;
     this.journal = options.journal;
+    this.releaseAfterReply = options.releaseAfterReply === true && options.journal !== undefined;
     this.onAllocated = options.onAllocated;
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger, cooling);
@@ -80,6 +93,7 @@ export class IpamDriverService implements IpamDriver {
   async releasePool(poolId: string): Promise<void> {
     const at = new Date().toISOString();
     parsePoolId(poolId);
+    await this.releasesLanded(poolId);
     try {
       await this.pools.releasePool(poolId);
     } catch (err) {
@@ -104,6 +118,8 @@ export class IpamDriverService implements IpamDriver {
       const ref = parsePoolId(input.poolId);
       subnet = formatSubnet(ref.subnet);
       this.requesting.set(subnet, (this.requesting.get(subnet) ?? 0) + 1);
+      // The address asked for, or the one this name parked, may be in a release still landing.
+      if (input.address !== '' || input.endpointName) await this.releasesLanded(input.poolId, input.address !== '' ? input.address : undefined);
       let address: string;
       if (input.kind !== 'container') {
         address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address, input.kind === 'gateway' || input.declared === true);
@@ -140,21 +156,80 @@ export class IpamDriverService implements IpamDriver {
 
   /**
    * Frees the address, or journals the release when etcd cannot be reached (Docker's container is gone either
-   * way; the journal lands it later, see release-journal.ts).
+   * way; the journal lands it later, see release-journal.ts). With releaseAfterReply, the journal entry comes
+   * first and the txn after the reply; the entry goes once the txn landed, and stays for the journal's replay
+   * when it could not (etcd away, or this process killed meanwhile).
    */
   async releaseAddress(poolId: string, address: string): Promise<void> {
     const at = new Date().toISOString();
     const ref = parsePoolId(poolId);
     const offset = offsetInPool(ref, address);
     if (offset === undefined) return;
-    try {
-      let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, { ref, poolId, offset });
-      if (outcome === 'not-assigned') outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
-      if (outcome !== 'none') releases.inc();
-    } catch (err) {
-      if (!this.journal || !isUnavailable(err)) throw err;
-      await this.journalOrThrow({ op: 'address', poolId, address: addressAt(ref.subnet, offset), at }, err);
+    if (!this.releaseAfterReply || !this.journal) {
+      try {
+        await this.commitRelease(ref, poolId, offset);
+      } catch (err) {
+        if (!this.journal || !isUnavailable(err)) throw err;
+        await this.journalOrThrow({ op: 'address', poolId, address: addressAt(ref.subnet, offset), at }, err);
+      }
+      return;
     }
+    const journal = this.journal;
+    const entry: JournalEntry = { op: 'address', poolId, address: addressAt(ref.subnet, offset), at };
+    await journal.add(entry);
+    const byAddress = this.pendingReleases.get(poolId) ?? new Map<string, Promise<void>>();
+    this.pendingReleases.set(poolId, byAddress);
+    const before = byAddress.get(entry.address);
+    const landing = (async () => {
+      await before;
+      try {
+        await this.commitRelease(ref, poolId, offset);
+        await journal.remove(entry);
+      } catch (err) {
+        if (isUnavailable(err)) {
+          this.logger.warn({ entry, error: errorMessage(err) }, 'etcd unreachable: release journaled, retried in the background');
+          return;
+        }
+        this.logger.error({ entry, error: errorMessage(err) }, 'release refused after its reply; dropped from the journal');
+        await journal.remove(entry).catch(() => undefined);
+      }
+    })();
+    byAddress.set(entry.address, landing);
+    void landing.finally(() => {
+      if (byAddress.get(entry.address) === landing) byAddress.delete(entry.address);
+      if (byAddress.size === 0 && this.pendingReleases.get(poolId) === byAddress) this.pendingReleases.delete(poolId);
+    });
+  }
+
+  private async commitRelease(ref: PoolRef, poolId: string, offset: bigint): Promise<void> {
+    let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, { ref, poolId, offset });
+    if (outcome === 'not-assigned') outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
+    if (outcome !== 'none') releases.inc();
+  }
+
+  /** Waits for the pool's releases still landing (of one address, when given); never throws. */
+  private async releasesLanded(poolId: string, address?: string): Promise<void> {
+    const byAddress = this.pendingReleases.get(poolId);
+    if (byAddress === undefined) return;
+    if (address === undefined) {
+      await Promise.all(byAddress.values());
+      return;
+    }
+    // Keys are canonical addresses (an IPv6 address may come written another way).
+    const ref = parsePoolId(poolId);
+    const parsed = tryParseAddress(address);
+    if (parsed === undefined || !subnetContains(ref.subnet, parsed.family, parsed.value)) return;
+    await byAddress.get(addressAt(ref.subnet, parsed.value - ref.subnet.network));
+  }
+
+  /** A journal entry whose release is landing right now (the journal's replay leaves it to that). */
+  private isLanding(entry: JournalEntry): boolean {
+    return entry.op === 'address' && this.pendingReleases.get(entry.poolId)?.has(entry.address) === true;
+  }
+
+  /** Every release answered and still landing (shutdown: before etcd closes). */
+  async settleReleases(): Promise<void> {
+    while (this.pendingReleases.size > 0) await Promise.all([...this.pendingReleases.values()].flatMap((m) => [...m.values()]));
   }
 
   private async journalOrThrow(entry: JournalEntry, cause: unknown): Promise<void> {
@@ -201,7 +276,7 @@ export class IpamDriverService implements IpamDriver {
 
   /** Replays the journal (at start and periodically, see server.ts). */
   drainJournal(): Promise<{ landed: number; left: number }> | undefined {
-    return this.journal?.drain((e) => this.replay(e));
+    return this.journal?.drain((e) => this.replay(e), (e) => this.isLanding(e));
   }
 }
 

@@ -87,6 +87,17 @@ export class ReleaseJournal {
     });
   }
 
+  /** Drops the first entry equal to `entry` (its release landed). */
+  remove(entry: JournalEntry): Promise<void> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      const i = this.entries.findIndex((e) => sameEntry(e, entry));
+      if (i < 0) return;
+      this.entries = [...this.entries.slice(0, i), ...this.entries.slice(i + 1)];
+      await this.save();
+    });
+  }
+
   pending(): Promise<JournalEntry[]> {
     return this.serial(async () => {
       await this.ensureLoaded();
@@ -96,15 +107,21 @@ export class ReleaseJournal {
 
   /**
    * Applies the entries in order, removing each that lands; stops at the first that cannot reach etcd (the rest
-   * would fail alike, and order matters: an address before its pool).
+   * would fail alike, and order matters: an address before its pool). Entries `skip` names (a release landing
+   * right now by other means) stay, untouched.
    */
-  drain(apply: (entry: JournalEntry) => Promise<void>): Promise<DrainResult> {
+  drain(apply: (entry: JournalEntry) => Promise<void>, skip: (entry: JournalEntry) => boolean = () => false): Promise<DrainResult> {
     return this.serial(async () => {
       await this.ensureLoaded();
       let landed = 0;
       let discarded = 0;
-      while (this.entries.length > 0) {
-        const entry = this.entries[0] as JournalEntry;
+      let i = 0;
+      while (i < this.entries.length) {
+        const entry = this.entries[i] as JournalEntry;
+        if (skip(entry)) {
+          i++;
+          continue;
+        }
         try {
           await apply(entry);
           landed++;
@@ -113,13 +130,17 @@ export class ReleaseJournal {
           discarded++;
           this.logger.error({ entry, error: errorMessage(err) }, 'journaled release refused; dropped');
         }
-        this.entries = this.entries.slice(1);
+        this.entries = [...this.entries.slice(0, i), ...this.entries.slice(i + 1)];
         await this.save();
       }
       if (landed > 0) this.logger.info({ landed, left: this.entries.length }, 'journaled releases landed');
       return { landed, discarded, left: this.entries.length };
     });
   }
+}
+
+function sameEntry(a: JournalEntry, b: JournalEntry): boolean {
+  return a.op === b.op && a.poolId === b.poolId && a.at === b.at && (a.op === 'pool' || (b.op === 'address' && a.address === b.address));
 }
 
 export function isUnavailable(err: unknown): boolean {
