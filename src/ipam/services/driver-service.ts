@@ -165,18 +165,25 @@ export class IpamDriverService implements IpamDriver {
     const ref = parsePoolId(poolId);
     const offset = offsetInPool(ref, address);
     if (offset === undefined) return;
-    if (!this.releaseAfterReply || !this.journal) {
+    const entry: JournalEntry = { op: 'address', poolId, address: addressAt(ref.subnet, offset), at };
+    const journal = this.journal;
+    // No journal entry, no answer before the txn: a failed write (disk full) releases the old way.
+    const journaled = this.releaseAfterReply && journal !== undefined && (await journal.add(entry).then(
+      () => true,
+      (err: unknown) => {
+        this.logger.warn({ entry, error: errorMessage(err) }, 'could not journal a release; releasing before the reply');
+        return false;
+      },
+    ));
+    if (!journaled || journal === undefined) {
       try {
         await this.commitRelease(ref, poolId, offset);
       } catch (err) {
-        if (!this.journal || !isUnavailable(err)) throw err;
-        await this.journalOrThrow({ op: 'address', poolId, address: addressAt(ref.subnet, offset), at }, err);
+        if (!journal || !isUnavailable(err)) throw err;
+        await this.journalOrThrow(entry, err);
       }
       return;
     }
-    const journal = this.journal;
-    const entry: JournalEntry = { op: 'address', poolId, address: addressAt(ref.subnet, offset), at };
-    await journal.add(entry);
     const byAddress = this.pendingReleases.get(poolId) ?? new Map<string, Promise<void>>();
     this.pendingReleases.set(poolId, byAddress);
     const before = byAddress.get(entry.address);
