@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { setTimeout } from 'node:timers/promises';
 import { z } from 'zod';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -67,6 +68,8 @@ export class Announcer {
   private arping: Promise<string[] | undefined> | undefined;
   private na6: Promise<boolean> | undefined;
   private readonly warnedMissing = new Set<string>();
+  /** Aborted by stop(): a pending wait ends at once (shutdown does not sit out a settle delay). */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly ip: IpRunner,
@@ -93,6 +96,11 @@ export class Announcer {
     if (this.warnedMissing.has(tool)) return;
     this.warnedMissing.add(tool);
     this.logger.warn(`${tool} is not installed; containers are not announced with ${what}`);
+  }
+
+  /** No new look or announcement; waits under way end now. */
+  stop(): void {
+    this.stopping.abort();
   }
 
   async announce(sandboxKey: string, target: AnnounceTarget): Promise<void> {
@@ -135,8 +143,8 @@ export class Announcer {
    * Polls with a growing interval (each poll is a process spawn, competing with the container's own start) and
    * gives up at once when the sandbox is gone: short-lived containers must not leave a poller behind.
    * Docker 20.10 makes the sandbox file only after Join (runc's prestart hook binds the container's netns to
-   * the key and moves the interface in then), so a sandbox not there yet is waited for, without a spawn; once
-   * settleMs has passed, a sandbox not there means a container already gone, on either engine.
+   * the key and moves the interface in then, later than settleMs on a loaded host), so a sandbox not there yet
+   * is waited for, without a spawn.
    */
   private async waitForAddress(sandboxKey: string, address: string): Promise<string | undefined> {
     const base = this.options.intervalMs ?? 100;
@@ -146,11 +154,11 @@ export class Announcer {
     let interval = base;
     let seen = false;
     while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, wait));
+      if (!(await this.sleep(wait))) return undefined;
       interval = Math.min(interval * 2, 1000);
       wait = interval;
       if (!existsSync(sandboxKey)) {
-        if (seen || settle > 0) return undefined;
+        if (seen) return undefined;
         interval = base;
         wait = base;
         continue;
@@ -167,5 +175,16 @@ export class Announcer {
       }
     }
     return undefined;
+  }
+
+  /** false when stop() came first. */
+  private async sleep(ms: number): Promise<boolean> {
+    if (this.stopping.signal.aborted) return false;
+    try {
+      await setTimeout(ms, undefined, { signal: this.stopping.signal });
+      return true;
+    } catch {
+      return false;
+    }
   }
 }

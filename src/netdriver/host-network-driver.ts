@@ -95,6 +95,8 @@ export class HostNetworkDriver implements NetworkDriver {
   private readonly prepared = new Map<string, Promise<boolean>>();
   /** Endpoints whose veth Leave already removes: their DeleteEndpoint has nothing to delete. */
   private readonly left = new Set<string>();
+  /** Bridges whose FORWARD rule this process already made sure of (checked again after the reply, not before). */
+  private readonly forwardEnsured = new Set<string>();
   private readonly owners: EndpointOwnerHook | undefined;
 
   constructor(options: HostNetworkDriverOptions) {
@@ -163,6 +165,7 @@ export class HostNetworkDriver implements NetworkDriver {
 
   /** Server shutdown: lets background announcements and veth removals finish, then ends the ip session. */
   async close(): Promise<void> {
+    this.announcer?.stop();
     await this.idle();
     this.ip.close();
   }
@@ -212,8 +215,19 @@ export class HostNetworkDriver implements NetworkDriver {
       if (opts.mtu !== undefined && opts.mtu > parentMtu) {
         throw new FlatnetError('invalid', `-o mtu=${opts.mtu} is larger than the MTU of ${parent} (${parentMtu}).`);
       }
-      await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links, intentDir: this.state.stateDir });
-      await ensureForwardAccept(this.ip, opts.bridge, this.logger);
+      const tookOver = await ensureBridge(this.ip, { bridge: opts.bridge, parent, logger: this.logger, links, intentDir: this.state.stateDir });
+      // Two iptables spawns: on a swarm node the network comes back with every first task, which waits for it
+      // (CreateNetwork took 350-600 ms there under load). Once made here for a bridge that stayed, the rule is
+      // only checked again after the reply.
+      if (!tookOver && this.forwardEnsured.has(opts.bridge)) {
+        this.track(afterReply().then(() => ensureForwardAccept(this.ip, opts.bridge, this.logger)).catch((err: unknown) => {
+          this.forwardEnsured.delete(opts.bridge);
+          this.logger.warn({ bridge: opts.bridge, err: errorMessage(err) }, 'FORWARD rule check after CreateNetwork failed; the next CreateNetwork checks before its reply');
+        }));
+      } else {
+        await ensureForwardAccept(this.ip, opts.bridge, this.logger);
+        this.forwardEnsured.add(opts.bridge);
+      }
       const record: NetworkRecord = {
         networkId: input.networkId,
         bridge: opts.bridge,

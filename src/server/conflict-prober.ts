@@ -62,6 +62,8 @@ interface PoolProbes {
   pausedUntil: number;
   /** Allocations since the last refresh began. */
   allocatedSince: number;
+  /** When the pool left this host's claims (its last network here went); undefined while claimed. */
+  leftAt: number | undefined;
 }
 
 export class ConflictProber {
@@ -138,7 +140,14 @@ export class ConflictProber {
       return;
     }
     this.said.delete('*|pools');
-    for (const id of this.pools.keys()) if (!poolIds.includes(id)) this.pools.delete(id);
+    // A pool whose network went keeps its probe results until they go stale: a network made again soon (a swarm
+    // node's network comes and goes with its tasks) then needs no burst of probes while its containers start.
+    const now = this.now();
+    for (const [id, s] of this.pools) {
+      if (poolIds.includes(id)) s.leftAt = undefined;
+      else if (s.leftAt === undefined) s.leftAt = now;
+      else if (now - s.leftAt > this.o.staleMs) this.pools.delete(id);
+    }
     await Promise.all(poolIds.map((id) => this.refresh(id)));
   }
 
@@ -173,7 +182,7 @@ export class ConflictProber {
   private poolState(poolId: string): PoolProbes {
     let s = this.pools.get(poolId);
     if (!s) {
-      s = { known: new Map(), refreshing: false, again: false, pausedUntil: 0, allocatedSince: 0 };
+      s = { known: new Map(), refreshing: false, again: false, pausedUntil: 0, allocatedSince: 0, leftAt: undefined };
       this.pools.set(poolId, s);
     }
     return s;

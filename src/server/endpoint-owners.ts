@@ -33,6 +33,8 @@ const MAX_KNOWN = 10_000;
 
 export class EndpointOwners implements EndpointOwnerHook {
   private readonly known = new Map<string, Known>();
+  /** Endpoints deleted (bounded, oldest forgotten first): an attempt already running for one stops there. */
+  private readonly gone = new Set<string>();
   /** Pending attempts' timers per endpoint: a deleted endpoint's are cleared. */
   private readonly timers = new Map<string, Set<NodeJS.Timeout>>();
   private readonly running = new Set<Promise<void>>();
@@ -54,8 +56,12 @@ export class EndpointOwners implements EndpointOwnerHook {
       if (oldest === undefined) break;
       this.known.delete(oldest);
     }
+    this.gone.delete(e.endpointId);
     this.attempts(this.createDelays, async () => {
-      for (const a of addresses) await this.o.owners.record(a, { endpointId: e.endpointId, networkId: e.networkId });
+      for (const a of addresses) {
+        if (this.gone.has(e.endpointId)) return true;
+        await this.o.owners.record(a, { endpointId: e.endpointId, networkId: e.networkId });
+      }
       return true;
     }, { endpointId: e.endpointId, what: 'endpoint owner' });
   }
@@ -69,6 +75,7 @@ export class EndpointOwners implements EndpointOwnerHook {
       if (!holder) return false;
       const addresses = this.known.get(endpointId)?.addresses ?? [holder.ipv4Address, holder.ipv6Address].filter((a) => a !== '');
       for (const a of addresses) {
+        if (this.gone.has(endpointId)) return true;
         await this.o.owners.record(a, { endpointId, networkId, containerId: holder.containerId, containerName: holder.containerName });
       }
       this.known.delete(endpointId);
@@ -79,6 +86,12 @@ export class EndpointOwners implements EndpointOwnerHook {
   /** The endpoint is gone (DeleteEndpoint): its attempts not yet started are dropped. */
   removed(endpointId: string): void {
     this.known.delete(endpointId);
+    this.gone.add(endpointId);
+    while (this.gone.size > MAX_KNOWN) {
+      const oldest = this.gone.values().next().value;
+      if (oldest === undefined) break;
+      this.gone.delete(oldest);
+    }
     const timers = this.timers.get(endpointId);
     if (timers === undefined) return;
     for (const t of timers) clearTimeout(t);
@@ -88,7 +101,7 @@ export class EndpointOwners implements EndpointOwnerHook {
   /** Runs `attempt` after each delay until it returns true; failures are logged at debug and retried. */
   private attempts(delays: number[], attempt: () => Promise<boolean>, ctx: { endpointId: string; what: string }): void {
     const next = (i: number): void => {
-      if (this.closed || i >= delays.length) return;
+      if (this.closed || this.gone.has(ctx.endpointId) || i >= delays.length) return;
       let mine = this.timers.get(ctx.endpointId);
       if (mine === undefined) {
         mine = new Set();

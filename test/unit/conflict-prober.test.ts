@@ -160,3 +160,49 @@ test('a network created on the host is probed at once, not at the next tick', as
   await prober.stop();
   assert.deepEqual(probes, ['10.1.0.1', '10.1.0.2']);
 });
+
+test("a pool whose network went and came back keeps its fresh probe results: no new burst of probes, until they are stale", async () => {
+  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.30');
+  const driver = new IpamDriverService(stores, 'h1', pino({ level: 'silent' }));
+  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
+  const claimed = { yes: true };
+  const clock = { t: 1_000_000 };
+  const probes: string[] = [];
+  const prober = new ConflictProber(
+    {
+      hostId: 'h1',
+      pools: async () => (claimed.yes ? [poolId] : []),
+      bridgeFor: async () => 'br0',
+      upcoming: (id, n) => driver.upcoming(id, n),
+      probe: async (_i, address) => {
+        probes.push(address);
+        return { address, answered: false };
+      },
+      record: async () => 'recorded',
+      logger: pino({ level: 'silent' }),
+      now: () => clock.t,
+    },
+    { candidates: 3, staleMs: 60_000, tickMs: 3_600_000 },
+  );
+  const round = async (): Promise<void> => {
+    await prober.round();
+    await prober.settle();
+  };
+  await round();
+  assert.equal(probes.length, 3);
+  claimed.yes = false; // the host's last network on the pool went (a swarm node's tasks all left)
+  clock.t += 10_000;
+  await round();
+  claimed.yes = true; // and came back 20 s later
+  clock.t += 10_000;
+  await round();
+  assert.equal(probes.length, 3, 'the results of 20 s ago still hold');
+  claimed.yes = false;
+  await round();
+  clock.t += 61_000;
+  await round();
+  claimed.yes = true;
+  await round();
+  assert.equal(probes.length, 6, 'gone longer than staleMs: probed again');
+  await prober.stop();
+});

@@ -107,9 +107,14 @@ export class IpamDriverService implements IpamDriver {
     return this.allocator.upcoming(parsePoolId(poolId), poolId, n);
   }
 
-  /** Subnets with an address request in flight here. */
+  /**
+   * Subnets with an address request or an answered release in flight here. The reconcile leaves them alone: a
+   * release landing after the reconcile freed its address (and a new container got it) would free it again.
+   */
   inFlightSubnets(): ReadonlySet<string> {
-    return new Set(this.requesting.keys());
+    const subnets = new Set(this.requesting.keys());
+    for (const poolId of this.pendingReleases.keys()) subnets.add(formatSubnet(parsePoolId(poolId).subnet));
+    return subnets;
   }
 
   async requestAddress(input: RequestAddressInput): Promise<RequestAddressResult> {
@@ -167,43 +172,52 @@ export class IpamDriverService implements IpamDriver {
     if (offset === undefined) return;
     const entry: JournalEntry = { op: 'address', poolId, address: addressAt(ref.subnet, offset), at };
     const journal = this.journal;
-    // No journal entry, no answer before the txn: a failed write (disk full) releases the old way.
-    const journaled = this.releaseAfterReply && journal !== undefined && (await journal.add(entry).then(
-      () => true,
-      (err: unknown) => {
-        this.logger.warn({ entry, error: errorMessage(err) }, 'could not journal a release; releasing before the reply');
-        return false;
-      },
-    ));
-    if (!journaled || journal === undefined) {
-      try {
-        await this.commitRelease(ref, poolId, offset);
-      } catch (err) {
-        if (!journal || !isUnavailable(err)) throw err;
-        await this.journalOrThrow(entry, err);
-      }
+    if (this.releaseAfterReply && journal !== undefined) {
+      const added = journal.add(entry).then(
+        () => true,
+        (err: unknown) => {
+          this.logger.warn({ entry, error: errorMessage(err) }, 'could not journal a release; releasing before the reply');
+          return false;
+        },
+      );
+      // Registered before the entry is written, so that no journal replay takes it for a forgotten one.
+      this.trackLanding(poolId, entry.address, (before) => this.land(entry, ref, offset, journal, added, before));
+      if (await added) return;
+    }
+    // No journal entry, no answer before the txn: without a journal or a written entry, the release comes first.
+    try {
+      await this.commitRelease(ref, poolId, offset);
+    } catch (err) {
+      if (!journal || !isUnavailable(err)) throw err;
+      await this.journalOrThrow(entry, err);
+    }
+  }
+
+  /**
+   * The txn of a release already answered. A request waiting for it resumes once the txn landed; the journal
+   * entry goes after that. Any failure keeps the entry for the journal's replay (which frees the address only
+   * if this host still holds it from before the release).
+   */
+  private async land(entry: JournalEntry & { op: 'address' }, ref: PoolRef, offset: bigint, journal: ReleaseJournal, added: Promise<boolean>, before: Promise<void> | undefined): Promise<void> {
+    if (!(await added)) return;
+    await before;
+    try {
+      await this.commitRelease(ref, entry.poolId, offset);
+    } catch (err) {
+      this.logger.warn({ entry, error: errorMessage(err) }, isUnavailable(err) ? 'etcd unreachable: release journaled, retried in the background' : 'release failed after its reply; kept in the journal for its replay');
       return;
     }
+    void journal.remove(entry).catch((err: unknown) => this.logger.warn({ entry, error: errorMessage(err) }, 'could not drop a landed release from the journal (its replay changes nothing)'));
+  }
+
+  /** Runs one landing per address at a time, in order, and keeps it findable until it is done. */
+  private trackLanding(poolId: string, address: string, run: (before: Promise<void> | undefined) => Promise<void>): void {
     const byAddress = this.pendingReleases.get(poolId) ?? new Map<string, Promise<void>>();
     this.pendingReleases.set(poolId, byAddress);
-    const before = byAddress.get(entry.address);
-    const landing = (async () => {
-      await before;
-      try {
-        await this.commitRelease(ref, poolId, offset);
-        await journal.remove(entry);
-      } catch (err) {
-        if (isUnavailable(err)) {
-          this.logger.warn({ entry, error: errorMessage(err) }, 'etcd unreachable: release journaled, retried in the background');
-          return;
-        }
-        this.logger.error({ entry, error: errorMessage(err) }, 'release refused after its reply; dropped from the journal');
-        await journal.remove(entry).catch(() => undefined);
-      }
-    })();
-    byAddress.set(entry.address, landing);
+    const landing = run(byAddress.get(address));
+    byAddress.set(address, landing);
     void landing.finally(() => {
-      if (byAddress.get(entry.address) === landing) byAddress.delete(entry.address);
+      if (byAddress.get(address) === landing) byAddress.delete(address);
       if (byAddress.size === 0 && this.pendingReleases.get(poolId) === byAddress) this.pendingReleases.delete(poolId);
     });
   }
@@ -234,7 +248,7 @@ export class IpamDriverService implements IpamDriver {
     return entry.op === 'address' && this.pendingReleases.get(entry.poolId)?.has(entry.address) === true;
   }
 
-  /** Every release answered and still landing (shutdown: before etcd closes). */
+  /** Waits for every release answered and still landing (shutdown); one that cannot reach etcd stays journaled. */
   async settleReleases(): Promise<void> {
     while (this.pendingReleases.size > 0) await Promise.all([...this.pendingReleases.values()].flatMap((m) => [...m.values()]));
   }

@@ -73,17 +73,18 @@ export class ReleaseJournal {
     this.loaded = true;
   }
 
-  private save(): Promise<void> {
-    return this.storage.save(`${JSON.stringify({ entries: this.entries })}\n`);
+  /** Stores `entries`, and only then takes them as the journal (a failed write changes nothing). */
+  private async replace(entries: JournalEntry[]): Promise<void> {
+    await this.storage.save(`${JSON.stringify({ entries })}\n`);
+    this.entries = entries;
   }
 
   add(entry: JournalEntry): Promise<void> {
     return this.serial(async () => {
       await this.ensureLoaded();
       const next = appendBounded(this.entries, entry, this.maxEntries);
+      await this.replace(next.entries);
       for (const d of next.dropped) this.logger.error({ entry: d }, 'release journal full: oldest entry dropped');
-      this.entries = next.entries;
-      await this.save();
     });
   }
 
@@ -93,8 +94,7 @@ export class ReleaseJournal {
       await this.ensureLoaded();
       const i = this.entries.findIndex((e) => sameEntry(e, entry));
       if (i < 0) return;
-      this.entries = [...this.entries.slice(0, i), ...this.entries.slice(i + 1)];
-      await this.save();
+      await this.replace([...this.entries.slice(0, i), ...this.entries.slice(i + 1)]);
     });
   }
 
@@ -106,36 +106,30 @@ export class ReleaseJournal {
   }
 
   /**
-   * Applies the entries in order, removing each that lands; stops at the first that cannot reach etcd (the rest
-   * would fail alike, and order matters: an address before its pool). Entries `skip` names (a release landing
-   * right now by other means) stay, untouched.
+   * Applies the entries present when it starts, in order, removing each that lands; stops at the first that
+   * cannot reach etcd (the rest would fail alike, and order matters: an address before its pool). Entries `skip`
+   * names (a release landing right now by other means) stay, untouched. The journal is not held while an entry
+   * is applied: adding an entry (every ReleaseAddress) never waits for etcd. One drain at a time (the heal loop's).
    */
-  drain(apply: (entry: JournalEntry) => Promise<void>, skip: (entry: JournalEntry) => boolean = () => false): Promise<DrainResult> {
-    return this.serial(async () => {
-      await this.ensureLoaded();
-      let landed = 0;
-      let discarded = 0;
-      let i = 0;
-      while (i < this.entries.length) {
-        const entry = this.entries[i] as JournalEntry;
-        if (skip(entry)) {
-          i++;
-          continue;
-        }
-        try {
-          await apply(entry);
-          landed++;
-        } catch (err) {
-          if (err instanceof FlatnetError && err.kind === 'unavailable') break;
-          discarded++;
-          this.logger.error({ entry, error: errorMessage(err) }, 'journaled release refused; dropped');
-        }
-        this.entries = [...this.entries.slice(0, i), ...this.entries.slice(i + 1)];
-        await this.save();
+  async drain(apply: (entry: JournalEntry) => Promise<void>, skip: (entry: JournalEntry) => boolean = () => false): Promise<DrainResult> {
+    const todo = await this.pending();
+    let landed = 0;
+    let discarded = 0;
+    for (const entry of todo) {
+      if (skip(entry)) continue;
+      try {
+        await apply(entry);
+        landed++;
+      } catch (err) {
+        if (err instanceof FlatnetError && err.kind === 'unavailable') break;
+        discarded++;
+        this.logger.error({ entry, error: errorMessage(err) }, 'journaled release refused; dropped');
       }
-      if (landed > 0) this.logger.info({ landed, left: this.entries.length }, 'journaled releases landed');
-      return { landed, discarded, left: this.entries.length };
-    });
+      await this.remove(entry);
+    }
+    const left = (await this.pending()).length;
+    if (landed > 0) this.logger.info({ landed, left }, 'journaled releases landed');
+    return { landed, discarded, left };
   }
 }
 
