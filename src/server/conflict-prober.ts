@@ -49,7 +49,7 @@ export interface ConflictProberOptions {
 
 /**
  * Probes are process spawns (arping), and each made while Docker starts a container slowed `docker run`
- * (measured): so the top-up comes in batches of 8 (24 candidates, never fewer than 16 probed ahead), a second
+ * (measured): so the top-up comes in batches of 8 (24 candidates: normally 16 or more probed ahead), a second
  * after the allocation that called for it, mostly between container starts rather than in every one.
  */
 export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 24, staleMs: 60_000, tickMs: 10_000, topUpAfter: 8, topUpDelayMs: 1000, watchMs: 1000 };
