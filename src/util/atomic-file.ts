@@ -57,6 +57,9 @@ export async function readFileIfExists(path: string): Promise<string | undefined
 
 /** One text file replaced atomically on every save (the release journal's storage). */
 export class AtomicTextFile {
+  /** The directory is made at the first save: the release journal is saved on the path of every ReleaseAddress. */
+  private dirMade = false;
+
   constructor(
     readonly path: string,
     private readonly options: { durable?: boolean } = {},
@@ -67,7 +70,10 @@ export class AtomicTextFile {
   }
 
   async save(text: string): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+    if (!this.dirMade) {
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
+      this.dirMade = true;
+    }
     await writeFileAtomic(this.path, text, this.options);
   }
 }

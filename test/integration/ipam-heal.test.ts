@@ -112,17 +112,23 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>, timeo
   }
 }
 
+/** A pool (with its sub-pool) and one container address from it, through the plugin socket. */
+async function poolWithAddress(socket: string, pool: string, subPool: string): Promise<{ PoolID: string; address: string }> {
+  const res = await pluginCall(socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: pool, SubPool: subPool, Options: {}, V6: false });
+  assert.equal(res.status, 200, JSON.stringify(res.json));
+  const PoolID = res.json.PoolID as string;
+  const addr = await pluginCall(socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
+  assert.equal(addr.status, 200, JSON.stringify(addr.json));
+  return { PoolID, address: (addr.json.Address as string).split('/')[0] as string };
+}
+
 test('releases during an etcd outage answer at once, are journaled, and land after etcd returns', { skip }, async (t) => {
   const relay = await etcdRelay(cluster.endpoints[0] as string);
   const settings = settingsFor('outage', { etcdEndpoints: relay.url, releaseRetryMs: '500', reconcileIntervalMs: '0', reconcileGraceMs: '86400000' });
   const running = await startServer(settings, silentLogger(), { createDrivers: realIpam });
   const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
   try {
-    const pool = await pluginCall(settings.socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.61.0.0/24', SubPool: '10.61.0.0/28', Options: {}, V6: false });
-    assert.equal(pool.status, 200, JSON.stringify(pool.json));
-    const PoolID = pool.json.PoolID as string;
-    const addr = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
-    const address = (addr.json.Address as string).split('/')[0] as string;
+    const { PoolID, address } = await poolWithAddress(settings.socket, '10.61.0.0/24', '10.61.0.0/28');
     assert.equal((await admin.listAssignments()).length, 1);
 
     await relay.cut();
@@ -277,10 +283,7 @@ test('ReleaseAddress answered before its txn: the txn lands right after, a reque
   const running = await startServer(settings, silentLogger(), { createDrivers: ipamReleasingAfterReply });
   const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
   try {
-    const pool = await pluginCall(settings.socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.62.0.0/24', SubPool: '10.62.0.0/28', Options: {}, V6: false });
-    const PoolID = pool.json.PoolID as string;
-    const first = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
-    const address = (first.json.Address as string).split('/')[0] as string;
+    const { PoolID, address } = await poolWithAddress(settings.socket, '10.62.0.0/24', '10.62.0.0/28');
 
     // Released, then asked for again at once (docker rm; docker run --ip): the second call waits for the first's txn.
     const rel = await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: address });
@@ -328,10 +331,7 @@ test('a server SIGKILLed between the release answer and its txn: the next start 
   let server = await startFlatnetServer({ socket: settings.socket, args });
   const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
   try {
-    const pool = await pluginCall(settings.socket, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.63.0.0/24', SubPool: '10.63.0.0/28', Options: {}, V6: false });
-    const PoolID = pool.json.PoolID as string;
-    const got = await pluginCall(settings.socket, 'IpamDriver.RequestAddress', { PoolID, Address: '', Options: {} });
-    const address = (got.json.Address as string).split('/')[0] as string;
+    const { PoolID, address } = await poolWithAddress(settings.socket, '10.63.0.0/24', '10.63.0.0/28');
     // The txn cannot land (etcd unreachable) when the kill comes: the window between answer and txn, held open.
     await relay.cut();
     const asked = Date.now();

@@ -7,7 +7,7 @@ import type { ProbeResult } from '../../src/hostnet/arp-probe.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
-import { ConflictProber, type ConflictProberDeps } from '../../src/server/conflict-prober.js';
+import { ConflictProber, type ConflictProberDeps, type ConflictProberOptions } from '../../src/server/conflict-prober.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { poolWithRange } from '../fakes/pools.js';
 
@@ -130,17 +130,18 @@ test('an allocation never waits for a probe', async () => {
   await r.prober.stop();
 });
 
-test('a network created on the host is probed at once, not at the next tick', async () => {
+/** A prober over a fresh pool whose probes all come back unanswered (and are recorded in `probes`). */
+async function silentLan(
+  deps: (poolId: string) => Pick<ConflictProberDeps, 'pools' | 'bridgeFor'> & Partial<ConflictProberDeps>,
+  options: Partial<ConflictProberOptions>,
+): Promise<{ prober: ConflictProber; probes: string[] }> {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.30');
   const driver = new IpamDriverService(stores, 'h1', pino({ level: 'silent' }));
   const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
-  const local = { networks: '' };
   const probes: string[] = [];
   const prober = new ConflictProber(
     {
       hostId: 'h1',
-      pools: async () => [poolId],
-      bridgeFor: async () => (local.networks === '' ? undefined : 'br0'),
       upcoming: (id, n) => driver.upcoming(id, n),
       probe: async (_i, address) => {
         probes.push(address);
@@ -148,10 +149,20 @@ test('a network created on the host is probed at once, not at the next tick', as
       },
       record: async () => 'recorded',
       logger: pino({ level: 'silent' }),
-      localNetworks: async () => local.networks,
+      ...deps(poolId),
     },
-    { candidates: 2, tickMs: 3_600_000, watchMs: 5 },
+    options,
   );
+  return { prober, probes };
+}
+
+test('a network created on the host is probed at once, not at the next tick', async () => {
+  const local = { networks: '' };
+  const { prober, probes } = await silentLan((poolId) => ({
+    pools: async () => [poolId],
+    bridgeFor: async () => (local.networks === '' ? undefined : 'br0'),
+    localNetworks: async () => local.networks,
+  }), { candidates: 2, tickMs: 3_600_000, watchMs: 5 });
   prober.start();
   await new Promise((res) => setTimeout(res, 30));
   assert.deepEqual(probes, [], 'no bridge yet: nothing probed');
@@ -162,28 +173,13 @@ test('a network created on the host is probed at once, not at the next tick', as
 });
 
 test("a pool whose network went and came back keeps its fresh probe results: no new burst of probes, until they are stale", async () => {
-  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.30');
-  const driver = new IpamDriverService(stores, 'h1', pino({ level: 'silent' }));
-  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
   const claimed = { yes: true };
   const clock = { t: 1_000_000 };
-  const probes: string[] = [];
-  const prober = new ConflictProber(
-    {
-      hostId: 'h1',
-      pools: async () => (claimed.yes ? [poolId] : []),
-      bridgeFor: async () => 'br0',
-      upcoming: (id, n) => driver.upcoming(id, n),
-      probe: async (_i, address) => {
-        probes.push(address);
-        return { address, answered: false };
-      },
-      record: async () => 'recorded',
-      logger: pino({ level: 'silent' }),
-      now: () => clock.t,
-    },
-    { candidates: 3, staleMs: 60_000, tickMs: 3_600_000 },
-  );
+  const { prober, probes } = await silentLan((poolId) => ({
+    pools: async () => (claimed.yes ? [poolId] : []),
+    bridgeFor: async () => 'br0',
+    now: () => clock.t,
+  }), { candidates: 3, staleMs: 60_000, tickMs: 3_600_000 });
   const round = async (): Promise<void> => {
     await prober.round();
     await prober.settle();
