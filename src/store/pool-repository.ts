@@ -108,9 +108,11 @@ export class EtcdPoolRepository implements PoolRepository {
 
   /**
    * The config key is written only when more than the claims changed (or it still embeds claims to move out);
-   * each host's claim key only when that host's claims changed.
+   * each host's claim key only when that host's claims changed. A claim key written holds the whole list decided
+   * from what was read, so the write expects that key as read: a release that deleted it meanwhile (the range
+   * check cannot see a key that is gone) fails the commit instead of being undone by the old list.
    */
-  private addConfigWrites(subnet: Subnet, pool: StoredPool | undefined, next: PoolConfig, w: Write): void {
+  private addConfigWrites(subnet: Subnet, pool: StoredPool | undefined, read: Snapshot, next: PoolConfig, w: Write): void {
     const config: PoolConfig = { ...next, claims: [] };
     if (!pool || canonical(config) !== canonical(pool.stored)) w.puts.push({ key: this.keys.config(subnet), value: JSON.stringify(config) });
     const before = byHost(pool?.config.claims ?? []);
@@ -120,6 +122,7 @@ export class EtcdPoolRepository implements PoolRepository {
       const migrating = !pool?.keyed.has(hostId) && (before.get(hostId)?.length ?? 0) > 0;
       if (!migrating && canonical(mine) === canonical(before.get(hostId) ?? [])) continue;
       const key = this.keys.claim(subnet, hostId);
+      w.expect.push({ key, modRevision: read.kvs.get(key)?.modRevision });
       if (mine.length > 0) w.puts.push({ key, value: JSON.stringify(mine) });
       else if (pool?.keyed.has(hostId)) w.deletes?.push(key);
     }
@@ -183,7 +186,7 @@ export class EtcdPoolRepository implements PoolRepository {
             w.puts.push({ key: indexKey, value: JSON.stringify({ subnets: [...others, subnet].map(formatSubnet).sort() }) });
             expect.push({ key: indexKey, modRevision: indexRev });
           }
-          this.addConfigWrites(subnet, pool, d.next, w);
+          this.addConfigWrites(subnet, pool, snapshot, d.next, w);
         }
         return (await this.io.write(w)) ? { value: d.result } : undefined;
       })

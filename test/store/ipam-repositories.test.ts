@@ -5,6 +5,7 @@ import type { Etcd3 } from 'etcd3';
 import { FlatnetError } from '../../src/errors.js';
 import { getBit, withBit } from '../../src/ipam/core/bitmap.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
+import { claimPool } from '../../src/ipam/core/pool-rules.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { PoolService } from '../../src/ipam/services/pool-service.js';
 import { emptyBitmap } from '../../src/ipam/model/block.js';
@@ -206,4 +207,25 @@ test('claims live in one key per host: a network create or rm on another host do
   await new PoolService(ipam.pools, 'old', silentLogger()).releasePool('10.44.0.0/24');
   await new PoolService(ipam.pools, 'h2', silentLogger()).releasePool('10.44.0.0/24');
   assert.deepEqual((await etcd.getAll().prefix(`${root}/claim/`).keys()), []);
+});
+
+test('a claim write fails when its host\'s claim key was deleted after the read: a release meanwhile is not undone', { skip }, async () => {
+  const prefix = fresh();
+  await seed(prefix);
+  const root = `${prefix}/ipam/v1/pool/10.44.0.0_24`;
+  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  const h2 = new PoolService(ipam.pools, 'h2', silentLogger());
+  await h2.requestPool(v4('10.44.0.0/24'));
+  const ref = parsePoolId('10.44.0.0/24');
+  let attempts = 0;
+  // h2 re-creates its network while its journaled release of the old one lands: the release deletes the
+  // claim key between the create's read and its commit.
+  await ipam.pools.update('create the pool', subnet, async (tx) => {
+    attempts++;
+    if (attempts === 1) await h2.releasePool('10.44.0.0/24');
+    return { result: undefined, next: claimPool(tx.current ?? config, ref, 'h2', '10.44.0.0/24', `new-${attempts}`) };
+  });
+  assert.equal(attempts, 2, 'the first commit failed: the claim key it read was gone');
+  const claims = JSON.parse((await etcd.get(`${root}/claim/h2`).string()) ?? '[]') as { since: string }[];
+  assert.deepEqual(claims.map((c) => c.since), ['new-2'], 'one claim: the new network\'s');
 });
