@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { FlatnetError } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { syncFile, writeFileAtomic } from '../util/atomic-file.js';
 
 export const networkRecordSchema = z.object({
   networkId: z.string(),
@@ -87,8 +87,18 @@ export class DriverState {
     return this.read(this.endpointsDir, assertId(id, 'endpoint id'), endpointRecordSchema, 'endpoint');
   }
 
-  async putNetwork(rec: NetworkRecord): Promise<void> {
-    await writeFileAtomic(join(this.networksDir, `${assertId(rec.networkId, 'network id')}.json`), `${JSON.stringify(rec, null, 2)}\n`);
+  /** `durable: false`: on disk (atomically) but not fsynced; syncNetwork makes it durable. */
+  async putNetwork(rec: NetworkRecord, options: { durable?: boolean } = {}): Promise<void> {
+    await writeFileAtomic(join(this.networksDir, `${assertId(rec.networkId, 'network id')}.json`), `${JSON.stringify(rec, null, 2)}\n`, options);
+  }
+
+  /** Nothing to do for a record deleted meanwhile (DeleteNetwork right after CreateNetwork). */
+  async syncNetwork(id: string): Promise<void> {
+    try {
+      await syncFile(join(this.networksDir, `${assertId(id, 'network id')}.json`));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
   }
 
   /** Not fsynced (two fsyncs on the path of every container start): after a power loss its container is gone too. */

@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
 import type { ProbeResult } from '../hostnet/arp-probe.js';
 import { type CandidateState, planProbes } from '../ipam/core/conflicts.js';
@@ -45,14 +47,30 @@ export interface ConflictProberOptions {
   topUpDelayMs: number;
   /** How often the local networks' fingerprint is looked at. */
   watchMs: number;
+  /**
+   * Probes wait until no address was handed out and no network created here for this long: a host starting a
+   * burst of containers (a swarm node taking its tasks) is not slowed by probe spawns between them.
+   */
+  quietMs: number;
+  /** A host that never goes quiet still gets its probes after this long. */
+  maxDeferMs: number;
 }
 
 /**
  * Probes are process spawns (arping), and each made while Docker starts a container slowed `docker run`
  * (measured): so the top-up comes in batches of 8 (24 candidates: normally 16 or more probed ahead), a second
- * after the allocation that called for it, mostly between container starts rather than in every one.
+ * after the allocation that called for it, and probes wait for a pause in container starts (3 s, at most 15 s).
  */
-export const PROBE_DEFAULTS: ConflictProberOptions = { candidates: 24, staleMs: 60_000, tickMs: 10_000, topUpAfter: 8, topUpDelayMs: 1000, watchMs: 1000 };
+export const PROBE_DEFAULTS: ConflictProberOptions = {
+  candidates: 24,
+  staleMs: 60_000,
+  tickMs: 10_000,
+  topUpAfter: 8,
+  topUpDelayMs: 1000,
+  watchMs: 1000,
+  quietMs: 3000,
+  maxDeferMs: 15_000,
+};
 
 interface PoolProbes {
   known: Map<string, CandidateState>;
@@ -79,6 +97,9 @@ export class ConflictProber {
   private ticker: NodeJS.Timeout | undefined;
   private watcher: NodeJS.Timeout | undefined;
   private lastNetworks: string | undefined;
+  /** performance.now() of the last allocation or new local network (the quiet gate's own clock, not `now`). */
+  private lastBusy = Number.NEGATIVE_INFINITY;
+  private readonly stopping = new AbortController();
   private stopped = false;
 
   constructor(
@@ -104,6 +125,7 @@ export class ConflictProber {
           local()
             .then((sig) => {
               const changed = sig !== this.lastNetworks;
+              if (changed && this.lastNetworks !== undefined) this.lastBusy = performance.now();
               this.lastNetworks = sig;
               return changed ? this.round() : undefined;
             })
@@ -116,6 +138,7 @@ export class ConflictProber {
 
   /** An address of the pool was handed out: once topUpAfter of them were, top its candidates up soon. Never blocks, never throws. */
   allocated(poolId: string): void {
+    this.lastBusy = performance.now();
     const s = this.pools.get(poolId);
     if (this.stopped || s === undefined) return;
     s.allocatedSince++;
@@ -158,12 +181,28 @@ export class ConflictProber {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     if (this.ticker) clearInterval(this.ticker);
     if (this.watcher) clearInterval(this.watcher);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.topUps.clear();
     await this.settle();
+  }
+
+  /** Until quietMs passed without an allocation or a new network (maxDeferMs at most, or stop()). */
+  private async whenQuiet(): Promise<void> {
+    const deadline = performance.now() + this.o.maxDeferMs;
+    for (;;) {
+      const t = performance.now();
+      const wait = Math.min(this.lastBusy + this.o.quietMs, deadline) - t;
+      if (wait <= 0 || this.stopped) return;
+      try {
+        await sleep(wait, undefined, { signal: this.stopping.signal });
+      } catch {
+        return;
+      }
+    }
   }
 
   private track(p: Promise<unknown>): void {
@@ -209,6 +248,8 @@ export class ConflictProber {
 
   private async refreshOnce(poolId: string, s: PoolProbes): Promise<void> {
     if (this.now() < s.pausedUntil) return;
+    await this.whenQuiet();
+    if (this.stopped) return;
     s.allocatedSince = 0;
     let subnet;
     try {

@@ -12,8 +12,10 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                host's claims here: still read, moved to the claim keys on the
  *                                                next write). Ranges are intervals: adding a /8 writes this one key.
  *   P/ipam/v1/pool/<S>/claim/<hostId>            that host's claims JSON [{hostId,poolId,subPool,since}] (one entry
- *                                                per network). Apart from the config, so that a network create or
- *                                                rm changes no key an allocation compares. <hostId> URI-encoded.
+ *                                                per network; [] once its last network went: never deleted alone,
+ *                                                so that a pool update's range compare sees every release). Apart
+ *                                                from the config, so that a network create or rm changes no key an
+ *                                                allocation compares. <hostId> URI-encoded.
  *   P/ipam/v1/pool/<S>/block/<hex>               32-byte bitmap of the container addresses assigned in block
  *                                                <hex> (offset >> 8, fixed-width hex); absent = all free.
  *   P/ipam/v1/pool/<S>/sum/<LL>/<hex>            32-byte summary node at level LL (offset >> 8*(LL+1)): bit c

@@ -108,11 +108,13 @@ export class EtcdPoolRepository implements PoolRepository {
 
   /**
    * The config key is written only when more than the claims changed (or it still embeds claims to move out);
-   * each host's claim key only when that host's claims changed. A claim key written holds the whole list decided
-   * from what was read, so the write expects that key as read: a release that deleted it meanwhile (the range
-   * check cannot see a key that is gone) fails the commit instead of being undone by the old list.
+   * each host's claim key only when that host's claims changed. A host's last claim leaves its key as [] rather
+   * than deleting it: the decisions read the claim keys and are committed under a range compare ("nothing in the
+   * range modified since the read"), which cannot see a key that is gone. Deleted, a release beside another
+   * update would be undone by the old list that update writes back, or two hosts' releases would each keep a
+   * range for the other's claim and leave the pool with no claim and the range for good. The keys go with the pool.
    */
-  private addConfigWrites(subnet: Subnet, pool: StoredPool | undefined, read: Snapshot, next: PoolConfig, w: Write): void {
+  private addConfigWrites(subnet: Subnet, pool: StoredPool | undefined, next: PoolConfig, w: Write): void {
     const config: PoolConfig = { ...next, claims: [] };
     if (!pool || canonical(config) !== canonical(pool.stored)) w.puts.push({ key: this.keys.config(subnet), value: JSON.stringify(config) });
     const before = byHost(pool?.config.claims ?? []);
@@ -121,10 +123,7 @@ export class EtcdPoolRepository implements PoolRepository {
       const mine = after.get(hostId) ?? [];
       const migrating = !pool?.keyed.has(hostId) && (before.get(hostId)?.length ?? 0) > 0;
       if (!migrating && canonical(mine) === canonical(before.get(hostId) ?? [])) continue;
-      const key = this.keys.claim(subnet, hostId);
-      w.expect.push({ key, modRevision: read.kvs.get(key)?.modRevision });
-      if (mine.length > 0) w.puts.push({ key, value: JSON.stringify(mine) });
-      else if (pool?.keyed.has(hostId)) w.deletes?.push(key);
+      w.puts.push({ key: this.keys.claim(subnet, hostId), value: JSON.stringify(mine) });
     }
   }
 
@@ -170,7 +169,7 @@ export class EtcdPoolRepository implements PoolRepository {
         if (d.next === undefined) return { value: d.result };
         const expect: Expect[] = [{ key: configKey, modRevision: pool?.modRevision }];
         for (const [key, modRevision] of addrReads) expect.push({ key, modRevision });
-        // No claim key was created or changed since the read (a deleted one only makes this decision more careful).
+        // No claim key was created or changed since the read (claim keys are never deleted alone, see addConfigWrites).
         const w: Write = { expect, puts: [], deletes: [], unchangedSince: [...blocksRead, { ...claimRange, revision: snapshot.revision }] };
         const others = index.filter((s) => formatSubnet(s) !== formatSubnet(subnet));
         const indexRev = snapshot.kvs.get(indexKey)?.modRevision;
@@ -186,7 +185,7 @@ export class EtcdPoolRepository implements PoolRepository {
             w.puts.push({ key: indexKey, value: JSON.stringify({ subnets: [...others, subnet].map(formatSubnet).sort() }) });
             expect.push({ key: indexKey, modRevision: indexRev });
           }
-          this.addConfigWrites(subnet, pool, snapshot, d.next, w);
+          this.addConfigWrites(subnet, pool, d.next, w);
         }
         return (await this.io.write(w)) ? { value: d.result } : undefined;
       })

@@ -45,6 +45,12 @@ export async function writeFileAtomic(path: string, content: string, options: At
   if (durable) await fsyncPath(dir);
 }
 
+/** Makes a file written with `durable: false` durable: its data, then its name in the directory. */
+export async function syncFile(path: string): Promise<void> {
+  await fsyncPath(path);
+  await fsyncPath(dirname(path));
+}
+
 /** The file's text, or undefined when it does not exist. */
 export async function readFileIfExists(path: string): Promise<string | undefined> {
   try {

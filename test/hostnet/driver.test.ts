@@ -15,6 +15,7 @@ import { HostNetworkDriver } from '../../src/netdriver/host-network-driver.js';
 import type { CreateNetworkInput } from '../../src/netdriver/network-driver.js';
 import { DriverState } from '../../src/netdriver/state.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { waitFor } from '../../src/lab/processes.js';
 import { missing } from '../harness/requirements.js';
 import { FailingIpRunner } from './failing-ip-runner.js';
 import { makeLan, pings, sh, snapshot, type Lan } from './lan-fixture.js';
@@ -114,6 +115,30 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     await driver.deleteNetwork(second);
     await driver.deleteNetwork(hexId());
     assert.equal(await new DriverState(stateDir).getNetwork(second), undefined);
+  });
+
+  test('a network on a bridge the driver holds answers without looking at the host; the check after the reply puts a NIC that left the bridge back', async () => {
+    let listings = 0;
+    const counting = new (class extends IpRunner {
+      override json(args: Parameters<IpRunner['json']>[0]): Promise<unknown> {
+        listings++;
+        return super.json(args);
+      }
+    })({ netns: lan.host });
+    const d = newDriver({ ip: counting });
+    const [first, second] = [hexId(), hexId()];
+    await d.createNetwork(networkInput(first));
+    assert.ok(listings > 0, 'the first network on the bridge looks at the host');
+    // the NIC leaves the bridge behind flatnet's back
+    await sh('ip', ['-n', lan.host, 'link', 'set', 'eth0', 'nomaster']);
+    listings = 0;
+    await d.createNetwork(networkInput(second));
+    assert.equal(listings, 0, 'no ip listing before the reply');
+    await waitFor('the NIC back in the bridge', async () => ((await links()).get('eth0')?.master === 'br0' ? true : undefined), 10_000, 20);
+    assert.ok(listings > 0, 'looked at after the reply');
+    assert.equal(await pings(lan.host, '10.66.0.1'), true);
+    for (const id of [first, second]) await d.deleteNetwork(id);
+    await d.close();
   });
 
   test('CreateEndpoint derives the MAC only when Docker sent none, and refuses unknown networks', async () => {

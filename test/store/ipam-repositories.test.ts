@@ -10,6 +10,7 @@ import { AllocationService } from '../../src/ipam/services/allocation-service.js
 import { PoolService } from '../../src/ipam/services/pool-service.js';
 import { emptyBitmap } from '../../src/ipam/model/block.js';
 import type { PoolConfig } from '../../src/ipam/model/records.js';
+import type { PoolRepository } from '../../src/ipam/ports.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -200,16 +201,17 @@ test('claims live in one key per host: a network create or rm on another host do
   await h3.requestPool(v4('10.44.0.0/24'));
   await h3.releasePool('10.44.0.0/24');
   assert.equal((await etcd.get(`${root}/config`).exec()).kvs[0]?.mod_revision, configRev, 'the config key was not written');
-  assert.equal(await etcd.get(`${root}/claim/h3`).string(), null, 'the last claim of a host drops its key');
+  assert.equal(await etcd.get(`${root}/claim/h3`).string(), '[]', 'the last claim of a host leaves its key empty (never deleted alone)');
   const assignment = { hostId: 'h1', since: 'now', poolId: '10.44.0.0/24' };
   assert.ok(await ipam.blocks.commit(view, { bits: withBit(view.bits, 13, true), nodes: [], create: [{ address: '10.44.0.13', assignment }] }));
-  // the pool goes with its claim keys once nothing holds it
+  // nothing holds it: every claim key is empty (the operator's range keeps the pool; the keys go with it)
   await new PoolService(ipam.pools, 'old', silentLogger()).releasePool('10.44.0.0/24');
   await new PoolService(ipam.pools, 'h2', silentLogger()).releasePool('10.44.0.0/24');
-  assert.deepEqual((await etcd.getAll().prefix(`${root}/claim/`).keys()), []);
+  assert.deepEqual(Object.values(await etcd.getAll().prefix(`${root}/claim/`).strings()), ['[]', '[]', '[]']);
+  assert.deepEqual((await ipam.pools.read(subnet))?.config.claims, []);
 });
 
-test('a claim write fails when its host\'s claim key was deleted after the read: a release meanwhile is not undone', { skip }, async () => {
+test('a claim write fails when its host released its claim after the read: the release is not undone', { skip }, async () => {
   const prefix = fresh();
   await seed(prefix);
   const root = `${prefix}/ipam/v1/pool/10.44.0.0_24`;
@@ -225,7 +227,33 @@ test('a claim write fails when its host\'s claim key was deleted after the read:
     if (attempts === 1) await h2.releasePool('10.44.0.0/24');
     return { result: undefined, next: claimPool(tx.current ?? config, ref, 'h2', '10.44.0.0/24', `new-${attempts}`) };
   });
-  assert.equal(attempts, 2, 'the first commit failed: the claim key it read was gone');
+  assert.equal(attempts, 2, 'the first commit failed: the claim key it read had changed');
   const claims = JSON.parse((await etcd.get(`${root}/claim/h2`).string()) ?? '[]') as { since: string }[];
   assert.deepEqual(claims.map((c) => c.since), ['new-2'], 'one claim: the new network\'s');
+});
+
+test('two hosts releasing their --ip-range networks at once: neither keeps the range for the other, the pool goes', { skip }, async () => {
+  const prefix = fresh();
+  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  const withRange = { ...v4('10.44.0.0/24'), subPool: '10.44.0.128/25' };
+  for (const h of ['a', 'b']) await new PoolService(ipam.pools, h, silentLogger()).requestPool(withRange);
+  // Both releases read the claims {a, b} before either commits: each alone would keep the range for the other.
+  let arrived = 0;
+  let bothRead: () => void = () => undefined;
+  const gate = new Promise<void>((res) => (bothRead = res));
+  const racing: PoolRepository = {
+    listSubnets: () => ipam.pools.listSubnets(),
+    read: (s) => ipam.pools.read(s),
+    readAll: () => ipam.pools.readAll(),
+    update: (what, s, decide, prefetch) =>
+      ipam.pools.update(what, s, async (tx) => {
+        const d = await decide(tx);
+        if (++arrived === 2) bothRead();
+        await Promise.race([gate, new Promise((res) => setTimeout(res, 2000))]);
+        return d;
+      }, prefetch),
+  };
+  await Promise.all(['a', 'b'].map((h) => new PoolService(racing, h, silentLogger()).releasePool('10.44.0.0/24|10.44.0.128/25')));
+  assert.ok(arrived >= 3, `one of the two commits failed and decided again (${arrived} decisions)`);
+  assert.equal(await ipam.pools.read(subnet), undefined, 'no claim left: the pool and its Docker range are gone');
 });

@@ -26,7 +26,7 @@ function capture() {
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function rig(o: { answering?: Set<string>; bridge?: string | undefined; probeFails?: boolean; range?: [string, string]; gate?: Promise<void>; topUpAfter?: number } = {}) {
+async function rig(o: { answering?: Set<string>; bridge?: string | undefined; probeFails?: boolean; range?: [string, string]; gate?: Promise<void>; topUpAfter?: number; quietMs?: number; maxDeferMs?: number } = {}) {
   const { stores, admin } = await poolWithRange(...(o.range ?? ['10.1.0.1/22', '10.1.0.30']));
   const clock = { t: 1_000_000 };
   const probes: string[] = [];
@@ -50,7 +50,7 @@ async function rig(o: { answering?: Set<string>; bridge?: string | undefined; pr
     logger,
     now: () => clock.t,
   };
-  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpAfter: o.topUpAfter ?? 1, topUpDelayMs: 1 });
+  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpAfter: o.topUpAfter ?? 1, topUpDelayMs: 1, quietMs: o.quietMs ?? 0, maxDeferMs: o.maxDeferMs ?? 0 });
   const settle = async (): Promise<void> => {
     await prober?.round();
     await prober?.settle();
@@ -151,7 +151,7 @@ async function silentLan(
       logger: pino({ level: 'silent' }),
       ...deps(poolId),
     },
-    options,
+    { quietMs: 0, ...options },
   );
   return { prober, probes };
 }
@@ -201,4 +201,35 @@ test("a pool whose network went and came back keeps its fresh probe results: no 
   await round();
   assert.equal(probes.length, 6, 'gone longer than staleMs: probed again');
   await prober.stop();
+});
+
+test('probes wait for a pause in allocations (quietMs), and a host that never pauses gets them after maxDeferMs', async () => {
+  const r = await rig({ range: ['10.1.0.1/22', '10.1.0.200'], quietMs: 150, maxDeferMs: 60_000 });
+  await r.settle();
+  assert.equal(r.probes.length, 4, 'the first round: nothing handed out before it, no wait');
+  const probedAt: number[] = [];
+  const seen = r.probes.length;
+  let lastAllocation = 0;
+  for (let i = 0; i < 4; i++) {
+    await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
+    lastAllocation = performance.now();
+    await new Promise((res) => setTimeout(res, 40));
+  }
+  await waitFor('the top-up after the burst', async () => (r.probes.length > seen ? true : undefined), 5000, 5);
+  probedAt.push(performance.now());
+  assert.ok((probedAt[0] as number) - lastAllocation >= 140, 'no probe until the burst paused');
+  await r.prober.stop();
+
+  const busy = await rig({ range: ['10.1.0.1/22', '10.1.0.200'], quietMs: 60_000, maxDeferMs: 200 });
+  await busy.settle();
+  const before = busy.probes.length;
+  let probedWhileBusy = false;
+  const until = performance.now() + 3000;
+  while (performance.now() < until && !probedWhileBusy) {
+    await busy.driver.requestAddress({ poolId: busy.poolId, address: '', kind: 'container' });
+    await new Promise((res) => setTimeout(res, 20));
+    probedWhileBusy = busy.probes.length > before;
+  }
+  assert.ok(probedWhileBusy, 'probed while allocations went on, once maxDeferMs had passed');
+  await busy.prober.stop();
 });

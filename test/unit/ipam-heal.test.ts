@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FlatnetError } from '../../src/errors.js';
+import { FlatnetError, UnansweredWrite } from '../../src/errors.js';
 import type { BlockRepository, IpamStores, PoolRepository } from '../../src/ipam/ports.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { withBit } from '../../src/ipam/core/bitmap.js';
@@ -244,4 +244,62 @@ test('a replayed ReleasePool never drops the claim of a network created after th
   assert.equal(await claims(), 1, 'the claim is newer than the release: kept');
   await h1.replay({ op: 'pool', poolId, at: new Date(Date.now() + 1000).toISOString() });
   assert.equal(await claims(), 0);
+});
+
+test('a replay never drops a gateway reference (not safe to repeat): it stays reserved until the host\'s last claim goes', async () => {
+  const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()) });
+  // two networks of this host on the pool, one gateway: two references
+  const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
+  await h1.requestPool(v4('10.1.0.0/22'));
+  const gw = (await h1.requestAddress({ poolId, address: '10.1.0.5', kind: 'gateway' })).address.split('/')[0] as string;
+  await h1.requestAddress({ poolId, address: gw, kind: 'gateway' });
+  const config = async () => (await stores.pools.read(parseSubnet('10.1.0.0/22')))?.config;
+  const refs = async () => (await config())?.reservations.find((r) => r.address === gw)?.holders.h1 ?? 0;
+  // one network went during an outage; its entries replayed (twice: the first landing's answer was lost)
+  const at = new Date(Date.now() + 1000).toISOString();
+  for (let i = 0; i < 2; i++) await h1.replay({ op: 'address', poolId, address: gw, at });
+  await h1.replay({ op: 'pool', poolId, at });
+  assert.equal((await config())?.claims.length, 1, 'one network left');
+  assert.equal(await refs(), 2, 'the gateway is still reserved for the network left (one reference too many, never one too few)');
+  await assert.rejects(h1.requestAddress(container(poolId, gw)), 'the gateway is not handed to a container');
+  await h1.releasePool(poolId);
+  assert.equal(await refs(), 0, 'the last claim took the references with it');
+});
+
+test('a ReleasePool whose answer was lost is journaled, left alone while its fate is learned, and replayed only if it never applied', async () => {
+  for (const applied of [true, false]) {
+    const inner = new MemoryStores();
+    let verdict: (v: boolean) => void = () => undefined;
+    let lose = false;
+    // etcd got the release (and committed it, or not) but its answer was lost: EtcdIo throws UnansweredWrite
+    // and learns the write's fate in the background
+    const pools: PoolRepository = {
+      listSubnets: () => inner.pools.listSubnets(),
+      read: (s) => inner.pools.read(s),
+      readAll: () => inner.pools.readAll(),
+      update: async (what, s, decide, prefetch) => {
+        if (!lose) return inner.pools.update(what, s, decide, prefetch);
+        lose = false;
+        if (applied) await inner.pools.update(what, s, decide, prefetch);
+        throw new UnansweredWrite('etcd did not answer (test)', new Promise((res) => (verdict = res)));
+      },
+    };
+    const journal = new ReleaseJournal(memoryStorage(), silentLogger());
+    const h1 = new IpamDriverService({ ...inner, pools, blocks: inner.blocks, addresses: inner.addresses, retry: inner.retry }, 'h1', silentLogger(), { journal });
+    // two networks of this host on one pool
+    const { poolId } = await h1.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
+    await h1.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
+    const claims = async () => (await inner.pools.read(parseSubnet('10.9.0.0/24')))?.config.claims.length ?? 0;
+    lose = true;
+    await h1.releasePool(poolId);
+    assert.equal(await claims(), applied ? 1 : 2);
+    assert.deepEqual((await journal.pending()).map((e) => e.op), ['pool'], 'journaled (Docker was told it worked)');
+    assert.deepEqual(await h1.drainJournal(), { landed: 0, discarded: 0, left: 1 }, 'not replayed while its fate is unknown');
+    verdict(applied);
+    await new Promise((res) => setTimeout(res, 10));
+    await h1.drainJournal();
+    assert.equal((await journal.pending()).length, 0);
+    assert.equal(await claims(), 1, applied ? 'it had applied: not replayed, the other network keeps its claim' : 'it never applied: replayed');
+  }
 });

@@ -1,4 +1,4 @@
-import { errorMessage, FlatnetError } from '../../errors.js';
+import { errorMessage, FlatnetError, UnansweredWrite } from '../../errors.js';
 import { addressAt, formatSubnet, subnetContains, tryParseAddress } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { allocationFailures, allocations, releases } from '../../observability/metrics.js';
@@ -13,7 +13,7 @@ import { AllocationService, type AssignmentMeta, COOLING_OFF, type CoolingOption
 import { IpamAdminService } from './admin-service.js';
 import { PoolService } from './pool-service.js';
 import { releaseWhere } from './reconcile-release.js';
-import { isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
+import { entryKey, isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
 
 /** Below etcd's default limit of 128 operations per txn (one put per address plus block and summaries). */
 const MAX_BATCH = 100;
@@ -57,6 +57,12 @@ export class IpamDriverService implements IpamDriver {
    * (a given address, a name's parked one) and a ReleasePool wait for them; nothing else does.
    */
   private readonly pendingReleases = new Map<string, Map<string, Promise<void>>>();
+  /**
+   * Journal entries whose own write may have reached etcd unanswered, by entryKey, until the write's fate is
+   * known: the replay leaves them alone meanwhile, and one that had applied leaves the journal unreplayed (a pool
+   * entry replayed after its release applied would drop another network's claim).
+   */
+  private readonly settling = new Map<string, Promise<void>>();
   private readonly cooling: CoolingOptions;
   private readonly onAllocated: ((poolId: string) => void) | undefined;
 
@@ -205,6 +211,7 @@ export class IpamDriverService implements IpamDriver {
       await this.commitRelease(ref, entry.poolId, offset);
     } catch (err) {
       this.logger.warn({ entry, error: errorMessage(err) }, isUnavailable(err) ? 'etcd unreachable: release journaled, retried in the background' : 'release failed after its reply; kept in the journal for its replay');
+      this.settleLater(entry, err, journal);
       return;
     }
     void journal.remove(entry).catch((err: unknown) => this.logger.warn({ entry, error: errorMessage(err) }, 'could not drop a landed release from the journal (its replay changes nothing)'));
@@ -243,9 +250,25 @@ export class IpamDriverService implements IpamDriver {
     await byAddress.get(addressAt(ref.subnet, parsed.value - ref.subnet.network));
   }
 
-  /** A journal entry whose release is landing right now (the journal's replay leaves it to that). */
+  /** A journal entry whose release is landing or being settled right now (the journal's replay leaves it to that). */
   private isLanding(entry: JournalEntry): boolean {
+    if (this.settling.has(entryKey(entry))) return true;
     return entry.op === 'address' && this.pendingReleases.get(entry.poolId)?.has(entry.address) === true;
+  }
+
+  /** For an entry journaled after a write that may have applied unanswered: see `settling`. */
+  private settleLater(entry: JournalEntry, err: unknown, journal: ReleaseJournal): void {
+    if (!(err instanceof UnansweredWrite)) return;
+    const key = entryKey(entry);
+    const settled = err.applied
+      .then(async (applied) => {
+        if (applied !== true) return;
+        await journal.remove(entry);
+        this.logger.info({ entry }, 'a journaled release had applied after all (its answer was lost): not replayed');
+      })
+      .catch((e: unknown) => this.logger.warn({ entry, error: errorMessage(e) }, 'could not drop a journaled release that had applied; its replay runs'))
+      .finally(() => this.settling.delete(key));
+    this.settling.set(key, settled);
   }
 
   /** Waits for every release answered and still landing (shutdown); one that cannot reach etcd stays journaled. */
@@ -254,22 +277,30 @@ export class IpamDriverService implements IpamDriver {
   }
 
   private async journalOrThrow(entry: JournalEntry, cause: unknown): Promise<void> {
+    const journal = this.journal as ReleaseJournal;
     try {
-      await (this.journal as ReleaseJournal).add(entry);
+      await journal.add(entry);
     } catch (err) {
       this.logger.error({ entry, error: errorMessage(err) }, 'could not journal a release');
       throw cause;
     }
+    this.settleLater(entry, cause, journal);
     this.logger.warn({ entry, error: errorMessage(cause) }, 'etcd unreachable: release journaled, retried in the background');
   }
 
   /**
    * Lands one journaled release. An address is freed only if this host still holds it with an assignment made
-   * before the release was asked for; absent, it may have been this host's gateway/aux reservation. A pool claim
-   * goes only if it was made before the release was asked for.
+   * before the release was asked for. A pool claim goes only if it was made before the release was asked for,
+   * once this host's releases in the pool landed (as a live ReleasePool waits for them).
+   *
+   * An address with no assignment was a gateway/aux reference, or was freed already: a replay never drops a
+   * reference. Dropping one is not safe to repeat (the entry may have landed already: its commit's answer lost,
+   * or the process killed before the entry went), and a second drop would free the LAN's gateway while another
+   * network of this host still uses it. A reference left behind goes with this host's last claim on the pool.
    */
   async replay(entry: JournalEntry): Promise<void> {
     if (entry.op === 'pool') {
+      await this.releasesLanded(entry.poolId);
       await this.pools.releasePool(entry.poolId, entry.at);
       return;
     }
@@ -277,11 +308,7 @@ export class IpamDriverService implements IpamDriver {
     const offset = offsetInPool(ref, entry.address);
     if (offset === undefined) return;
     const view = await this.stores.blocks.read(ref.subnet, blockOf(offset), [entry.address]);
-    const held = view?.assignments.get(entry.address);
-    if (held === undefined) {
-      if (view) await this.addresses.releaseReservation(ref, entry.address);
-      return;
-    }
+    if (view?.assignments.get(entry.address) === undefined) return;
     await releaseWhere(
       this.stores,
       [

@@ -98,6 +98,13 @@ export class ReleaseJournal {
     });
   }
 
+  has(entry: JournalEntry): Promise<boolean> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      return this.entries.some((e) => sameEntry(e, entry));
+    });
+  }
+
   pending(): Promise<JournalEntry[]> {
     return this.serial(async () => {
       await this.ensureLoaded();
@@ -116,7 +123,8 @@ export class ReleaseJournal {
     let landed = 0;
     let discarded = 0;
     for (const entry of todo) {
-      if (skip(entry)) continue;
+      // Gone since the drain began (its release landed by other means) or being settled: not applied again.
+      if (skip(entry) || !(await this.has(entry))) continue;
       try {
         await apply(entry);
         landed++;
@@ -135,6 +143,11 @@ export class ReleaseJournal {
 
 function sameEntry(a: JournalEntry, b: JournalEntry): boolean {
   return a.op === b.op && a.poolId === b.poolId && a.at === b.at && (a.op === 'pool' || (b.op === 'address' && a.address === b.address));
+}
+
+/** One key per entry (entries equal as sameEntry says have the same key). */
+export function entryKey(e: JournalEntry): string {
+  return e.op === 'pool' ? `pool|${e.poolId}|${e.at}` : `address|${e.poolId}|${e.at}|${e.address}`;
 }
 
 export function isUnavailable(err: unknown): boolean {
