@@ -21,21 +21,6 @@ export class FlatnetError extends Error {
   }
 }
 
-/**
- * etcd did not answer a write that may have reached it. `applied` settles once the write's fate is known: true when
- * it committed after all, false when it is sure never to apply, undefined when etcd stayed away too long to tell.
- */
-export class UnansweredWrite extends FlatnetError {
-  constructor(
-    message: string,
-    readonly applied: Promise<boolean | undefined>,
-    options?: { cause?: unknown },
-  ) {
-    super('unavailable', message, options);
-    this.name = 'UnansweredWrite';
-  }
-}
-
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

@@ -102,6 +102,8 @@ export class HostNetworkDriver implements NetworkDriver {
    * of it under that load (measured).
    */
   private readonly bridgesHeld = new Map<string, { parent: string; parentMtu: number }>();
+  /** Bridges with a check after the reply still to come: a burst of CreateNetworks costs one. */
+  private readonly recheckDue = new Set<string>();
   private readonly owners: EndpointOwnerHook | undefined;
 
   constructor(options: HostNetworkDriverOptions) {
@@ -231,8 +233,8 @@ export class HostNetworkDriver implements NetworkDriver {
         createdAt: new Date().toISOString(),
       };
       // On disk before the reply (a killed plugin finds it at its start), durable right after it: the fsyncs took
-      // 50-500 ms on a swarm node starting its tasks (measured); a power loss in between loses a network whose
-      // `docker network create` had just returned.
+      // 50-500 ms on a swarm node starting its tasks (measured). A power loss in between can lose the record, or
+      // leave it empty (read as damaged), of a network whose `docker network create` had just returned.
       await this.state.putNetwork(record, { durable: false });
       this.track(afterReply().then(() => this.state.syncNetwork(record.networkId)).catch((err: unknown) => {
         this.logger.warn({ networkId: record.networkId, err: errorMessage(err) }, 'could not fsync a network record; it is on disk but may not survive a power loss');
@@ -241,7 +243,10 @@ export class HostNetworkDriver implements NetworkDriver {
       return known ? parent : undefined;
     });
     // Scheduled once the lock is free and the reply on its way: a spawn blocks the event loop for its fork.
-    if (recheck !== undefined) this.track(afterReply().then(() => this.recheckBridge(opts.bridge, recheck)));
+    if (recheck !== undefined && !this.recheckDue.has(opts.bridge)) {
+      this.recheckDue.add(opts.bridge);
+      this.track(afterReply().then(() => this.recheckBridge(opts.bridge, recheck)));
+    }
   }
 
   /**
@@ -263,6 +268,7 @@ export class HostNetworkDriver implements NetworkDriver {
   /** After a CreateNetwork's reply: the bridge still holds its NIC, the rule is there (else both are made again). */
   private recheckBridge(bridge: string, parent: string): Promise<void> {
     return this.withBridgeLock(async () => {
+      this.recheckDue.delete(bridge);
       this.bridgesHeld.delete(bridge);
       await this.holdBridge(bridge, parent, undefined);
     }).catch((err: unknown) => {

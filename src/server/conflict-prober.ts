@@ -127,7 +127,8 @@ export class ConflictProber {
               const changed = sig !== this.lastNetworks;
               if (changed && this.lastNetworks !== undefined) this.lastBusy = performance.now();
               this.lastNetworks = sig;
-              return changed ? this.round() : undefined;
+              // Not waited for here: a round may wait for quiet, and the next network must still be seen.
+              if (changed) this.track(this.round());
             })
             .finally(() => (looking = false)),
         );

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Etcd3, EtcdLeaseInvalidError, type ICompare, type IRequestOp, type ITxnResponse, isRecoverableError } from 'etcd3';
-import { FlatnetError, UnansweredWrite, errorMessage } from '../errors.js';
+import { FlatnetError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { etcdTxnRetries, etcdTxnSeconds } from '../observability/metrics.js';
 import { EtcdHostCoolingDown, etcdClientProfile, isProvablyUnsent } from './etcd-client.js';
@@ -186,13 +186,15 @@ export class EtcdIo {
     this.closed = true;
   }
 
-  /** `applied`: for a write that may have reached etcd, its fate as the fence learns it (see fenceLater). */
-  private unanswered(what: string, err: unknown, applied?: Promise<boolean | undefined>): FlatnetError {
-    this.logger.warn({ err: errorMessage(err), what, may_have_applied: applied !== undefined }, 'etcd did not answer');
+  private unanswered(what: string, err: unknown, mayHaveApplied: boolean): FlatnetError {
+    this.logger.warn({ err: errorMessage(err), what, may_have_applied: mayHaveApplied }, 'etcd did not answer');
     const seconds = (this.budgetMs / 1000).toFixed(1);
-    const message = `etcd did not answer (${what}) within ${seconds} s: ${errorMessage(err)}; check that the etcd endpoints are reachable.`;
-    if (applied === undefined) return new FlatnetError('unavailable', message, { cause: err });
-    return new UnansweredWrite(`${message} The change may have reached etcd; flatnet makes sure it never applies, or logs that it did.`, applied, { cause: err });
+    return new FlatnetError(
+      'unavailable',
+      `etcd did not answer (${what}) within ${seconds} s: ${errorMessage(err)}; check that the etcd endpoints are reachable.` +
+        (mayHaveApplied ? ' The change may have reached etcd; flatnet makes sure it never applies, or logs that it did.' : ''),
+      { cause: err },
+    );
   }
 
   private refused(what: string, err: unknown): FlatnetError {
@@ -211,7 +213,7 @@ export class EtcdIo {
         if (!isTransient(err)) throw this.refused(what, err);
         telling = mostTelling(telling, err);
         const wait = pause(n);
-        if ((this.closed && n > 0) || Date.now() + wait >= end) throw this.unanswered(what, telling);
+        if ((this.closed && n > 0) || Date.now() + wait >= end) throw this.unanswered(what, telling, false);
         await sleep(wait);
       }
     }
@@ -355,8 +357,8 @@ export class EtcdIo {
           const wait = pause(n);
           if ((this.closed && n > 0) || Date.now() + wait >= end) {
             // The caller hears "failed"; make that true (or log that it is not) as soon as etcd is back.
-            const applied = unsure && !this.closed ? this.fenceLater(marker, w) : undefined;
-            throw this.unanswered('txn', telling, applied);
+            if (unsure && !this.closed) this.fenceLater(marker, w);
+            throw this.unanswered('txn', telling, unsure);
           }
           await sleep(wait);
         }
@@ -383,13 +385,12 @@ export class EtcdIo {
   /**
    * After giving up on an unanswered write, keeps trying (in the background, for a minute) to fence its
    * marker: then the write can never apply, as its caller was told. If instead an earlier send had
-   * committed, says so loudly, with the keys, for an operator to undo (e.g. `flatnet ip release`). Resolves to
-   * the verdict (true: it had applied; false: it never will; undefined: etcd stayed away); never rejects.
+   * committed, says so loudly, with the keys, for an operator to undo (e.g. `flatnet ip release`).
    */
-  private fenceLater(marker: Buffer, w: Write): Promise<boolean | undefined> {
+  private fenceLater(marker: Buffer, w: Write): void {
     const keys = [...w.puts.map((p) => p.key), ...(w.deletes ?? [])].slice(0, 8);
     const end = Date.now() + FENCE_WINDOW_MS;
-    return (async (): Promise<boolean | undefined> => {
+    void (async () => {
       for (let n = 0; Date.now() < end && !this.closed; n++) {
         try {
           const deadline = Date.now() + this.sendMs;
@@ -405,21 +406,20 @@ export class EtcdIo {
           const kv = res.responses[0]?.response_range?.kvs[0];
           if (!res.succeeded && kv?.value.toString() === COMMITTED) {
             this.logger.warn({ keys, revision: kv.create_revision }, 'a write reported to its caller as failed had been applied in etcd');
-            return true;
+          } else {
+            this.logger.info({ keys }, 'a write reported as failed is now sure never to apply');
           }
-          this.logger.info({ keys }, 'a write reported as failed is now sure never to apply');
-          return false;
+          return;
         } catch (err) {
           if (!isTransient(err) && !(err instanceof EtcdLeaseInvalidError)) {
             this.logger.warn({ keys, err: errorMessage(err) }, 'could not learn whether a failed write was applied');
-            return undefined;
+            return;
           }
           await sleep(Math.min(2000, 100 * 2 ** n), true);
         }
       }
       this.logger.warn({ keys }, 'could not learn whether a failed write was applied (etcd stayed away)');
-      return undefined;
-    })().catch(() => undefined);
+    })();
   }
 
   /**

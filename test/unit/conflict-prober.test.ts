@@ -204,7 +204,7 @@ test("a pool whose network went and came back keeps its fresh probe results: no 
 });
 
 test('probes wait for a pause in allocations (quietMs), and a host that never pauses gets them after maxDeferMs', async () => {
-  const r = await rig({ range: ['10.1.0.1/22', '10.1.0.200'], quietMs: 150, maxDeferMs: 60_000 });
+  const r = await rig({ range: ['10.1.0.1/22', '10.1.0.200'], quietMs: 500, maxDeferMs: 60_000 });
   await r.settle();
   assert.equal(r.probes.length, 4, 'the first round: nothing handed out before it, no wait');
   const probedAt: number[] = [];
@@ -213,11 +213,11 @@ test('probes wait for a pause in allocations (quietMs), and a host that never pa
   for (let i = 0; i < 4; i++) {
     await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
     lastAllocation = performance.now();
-    await new Promise((res) => setTimeout(res, 40));
+    await new Promise((res) => setTimeout(res, 20));
   }
   await waitFor('the top-up after the burst', async () => (r.probes.length > seen ? true : undefined), 5000, 5);
   probedAt.push(performance.now());
-  assert.ok((probedAt[0] as number) - lastAllocation >= 140, 'no probe until the burst paused');
+  assert.ok((probedAt[0] as number) - lastAllocation >= 450, 'no probe until the burst paused');
   await r.prober.stop();
 
   const busy = await rig({ range: ['10.1.0.1/22', '10.1.0.200'], quietMs: 60_000, maxDeferMs: 200 });

@@ -100,12 +100,22 @@ function unusedDockerRanges(c: PoolConfig, claims: PoolConfig['claims']): Interv
  * Drops one of the host's claims on the pool. `notAfter` (ISO time): only a claim made by then may go (a replayed
  * release must not take the claim of a network created after it was asked for).
  */
-export function releaseClaim(c: PoolConfig, hostId: string, poolId: string, notAfter?: string): { config: PoolConfig; droppable: Interval[] } {
-  // The newest entry goes: the oldest "since" keeps saying how long the host has held the pool.
+/**
+ * The index of the claim of `hostId` on `poolId` a release drops, or -1: the newest (the oldest "since" keeps
+ * saying how long the host has held the pool), of those made by `notAfter`, or the one made at `exactly`.
+ */
+export function claimToRelease(c: PoolConfig, hostId: string, poolId: string, which: { notAfter?: string | undefined; exactly?: string | undefined } = {}): number {
   let at = -1;
   c.claims.forEach((k, i) => {
-    if (k.hostId === hostId && k.poolId === poolId && (notAfter === undefined || k.since <= notAfter)) at = i;
+    if (k.hostId !== hostId || k.poolId !== poolId) return;
+    if (which.exactly !== undefined ? k.since === which.exactly : which.notAfter === undefined || k.since <= which.notAfter) at = i;
   });
+  return at;
+}
+
+/** Drops the claim claimToRelease picks (none when it picks none). */
+export function releaseClaim(c: PoolConfig, hostId: string, poolId: string, which: { notAfter?: string | undefined; exactly?: string | undefined } = {}): { config: PoolConfig; droppable: Interval[] } {
+  const at = claimToRelease(c, hostId, poolId, which);
   const claims = at < 0 ? c.claims : c.claims.filter((_, i) => i !== at);
   const stillHolds = claims.some((k) => k.hostId === hostId);
   const reservations = stillHolds ? c.reservations : withoutHolder(c.reservations, hostId);

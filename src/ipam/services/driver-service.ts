@@ -1,4 +1,4 @@
-import { errorMessage, FlatnetError, UnansweredWrite } from '../../errors.js';
+import { errorMessage, FlatnetError } from '../../errors.js';
 import { addressAt, formatSubnet, subnetContains, tryParseAddress } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { allocationFailures, allocations, releases } from '../../observability/metrics.js';
@@ -13,7 +13,7 @@ import { AllocationService, type AssignmentMeta, COOLING_OFF, type CoolingOption
 import { IpamAdminService } from './admin-service.js';
 import { PoolService } from './pool-service.js';
 import { releaseWhere } from './reconcile-release.js';
-import { entryKey, isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
+import { isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
 
 /** Below etcd's default limit of 128 operations per txn (one put per address plus block and summaries). */
 const MAX_BATCH = 100;
@@ -57,12 +57,6 @@ export class IpamDriverService implements IpamDriver {
    * (a given address, a name's parked one) and a ReleasePool wait for them; nothing else does.
    */
   private readonly pendingReleases = new Map<string, Map<string, Promise<void>>>();
-  /**
-   * Journal entries whose own write may have reached etcd unanswered, by entryKey, until the write's fate is
-   * known: the replay leaves them alone meanwhile, and one that had applied leaves the journal unreplayed (a pool
-   * entry replayed after its release applied would drop another network's claim).
-   */
-  private readonly settling = new Map<string, Promise<void>>();
   private readonly cooling: CoolingOptions;
   private readonly onAllocated: ((poolId: string) => void) | undefined;
 
@@ -100,11 +94,14 @@ export class IpamDriverService implements IpamDriver {
     const at = new Date().toISOString();
     parsePoolId(poolId);
     await this.releasesLanded(poolId);
+    // The claim the release chose: its journal entry names it, so that a replay after a write that applied with
+    // its answer lost drops nothing more (a host with two networks on the pool would lose the other one's claim).
+    let chosen: string | undefined;
     try {
-      await this.pools.releasePool(poolId);
+      await this.pools.releasePool(poolId, { chose: (since) => (chosen = since) });
     } catch (err) {
       if (!this.journal || !isUnavailable(err)) throw err;
-      await this.journalOrThrow({ op: 'pool', poolId, at }, err);
+      await this.journalOrThrow({ op: 'pool', poolId, at, ...(chosen !== undefined ? { claimSince: chosen } : {}) }, err);
     }
   }
 
@@ -211,7 +208,6 @@ export class IpamDriverService implements IpamDriver {
       await this.commitRelease(ref, entry.poolId, offset);
     } catch (err) {
       this.logger.warn({ entry, error: errorMessage(err) }, isUnavailable(err) ? 'etcd unreachable: release journaled, retried in the background' : 'release failed after its reply; kept in the journal for its replay');
-      this.settleLater(entry, err, journal);
       return;
     }
     void journal.remove(entry).catch((err: unknown) => this.logger.warn({ entry, error: errorMessage(err) }, 'could not drop a landed release from the journal (its replay changes nothing)'));
@@ -250,25 +246,9 @@ export class IpamDriverService implements IpamDriver {
     await byAddress.get(addressAt(ref.subnet, parsed.value - ref.subnet.network));
   }
 
-  /** A journal entry whose release is landing or being settled right now (the journal's replay leaves it to that). */
+  /** A journal entry whose release is landing right now (the journal's replay leaves it to that). */
   private isLanding(entry: JournalEntry): boolean {
-    if (this.settling.has(entryKey(entry))) return true;
     return entry.op === 'address' && this.pendingReleases.get(entry.poolId)?.has(entry.address) === true;
-  }
-
-  /** For an entry journaled after a write that may have applied unanswered: see `settling`. */
-  private settleLater(entry: JournalEntry, err: unknown, journal: ReleaseJournal): void {
-    if (!(err instanceof UnansweredWrite)) return;
-    const key = entryKey(entry);
-    const settled = err.applied
-      .then(async (applied) => {
-        if (applied !== true) return;
-        await journal.remove(entry);
-        this.logger.info({ entry }, 'a journaled release had applied after all (its answer was lost): not replayed');
-      })
-      .catch((e: unknown) => this.logger.warn({ entry, error: errorMessage(e) }, 'could not drop a journaled release that had applied; its replay runs'))
-      .finally(() => this.settling.delete(key));
-    this.settling.set(key, settled);
   }
 
   /** Waits for every release answered and still landing (shutdown); one that cannot reach etcd stays journaled. */
@@ -277,21 +257,20 @@ export class IpamDriverService implements IpamDriver {
   }
 
   private async journalOrThrow(entry: JournalEntry, cause: unknown): Promise<void> {
-    const journal = this.journal as ReleaseJournal;
     try {
-      await journal.add(entry);
+      await (this.journal as ReleaseJournal).add(entry);
     } catch (err) {
       this.logger.error({ entry, error: errorMessage(err) }, 'could not journal a release');
       throw cause;
     }
-    this.settleLater(entry, cause, journal);
     this.logger.warn({ entry, error: errorMessage(cause) }, 'etcd unreachable: release journaled, retried in the background');
   }
 
   /**
    * Lands one journaled release. An address is freed only if this host still holds it with an assignment made
-   * before the release was asked for. A pool claim goes only if it was made before the release was asked for,
-   * once this host's releases in the pool landed (as a live ReleasePool waits for them).
+   * before the release was asked for. A pool entry drops the very claim its release had chosen when it got that far
+   * (its write may have applied with the answer lost: then nothing is left to drop), else the newest claim made
+   * before the release was asked for; once this host's releases in the pool landed, as a live ReleasePool waits.
    *
    * An address with no assignment was a gateway/aux reference, or was freed already: a replay never drops a
    * reference. Dropping one is not safe to repeat (the entry may have landed already: its commit's answer lost,
@@ -301,7 +280,7 @@ export class IpamDriverService implements IpamDriver {
   async replay(entry: JournalEntry): Promise<void> {
     if (entry.op === 'pool') {
       await this.releasesLanded(entry.poolId);
-      await this.pools.releasePool(entry.poolId, entry.at);
+      await this.pools.releasePool(entry.poolId, entry.claimSince !== undefined ? { exactly: entry.claimSince } : { notAfter: entry.at });
       return;
     }
     const ref = parsePoolId(entry.poolId);

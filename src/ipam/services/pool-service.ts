@@ -3,7 +3,7 @@ import { formatSubnet, parseSubnet, type Subnet } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { anyAssigned } from '../core/block-ops.js';
 import { formatPoolId, parsePoolId, type PoolRef } from '../core/pool-id.js';
-import { claimPool, dropRanges, poolData, poolIsUnused, releaseClaim } from '../core/pool-rules.js';
+import { claimPool, claimToRelease, dropRanges, poolData, poolIsUnused, releaseClaim } from '../core/pool-rules.js';
 import type { RequestPoolInput, RequestPoolResult } from '../contract.js';
 import { emptyPoolConfig } from '../model/records.js';
 import type { PoolRepository } from '../ports.js';
@@ -52,16 +52,20 @@ export class PoolService {
     throw noConfiguredPool(family);
   }
 
-  /** Drops this host's claim; Docker ranges no claim uses any more go when nothing in them is assigned. */
-  /** `notAfter`: only a claim made by then may go (see releaseClaim). */
-  async releasePool(poolId: string, notAfter?: string): Promise<void> {
+  /**
+   * Drops one claim of this host (the newest); Docker ranges no claim uses any more go when nothing in them is
+   * assigned. `notAfter`: only a claim made by then may go. `exactly`: only the claim made at that time (a replay
+   * of a release that may have applied). `chose` hears the claim each attempt decided to drop.
+   */
+  async releasePool(poolId: string, o: { notAfter?: string; exactly?: string; chose?: (since: string) => void } = {}): Promise<void> {
     const ref = parsePoolId(poolId);
+    const which = { notAfter: o.notAfter, exactly: o.exactly };
     await updatePool(this.pools, 'release the pool', ref.subnet, async (tx) => {
       const current = tx.current;
-      const mine = (c: { hostId: string; poolId: string; since: string }): boolean =>
-        c.hostId === this.hostId && c.poolId === poolId && (notAfter === undefined || c.since <= notAfter);
-      if (!current || !current.claims.some(mine)) return { result: undefined };
-      const { config, droppable } = releaseClaim(current, this.hostId, poolId, notAfter);
+      const at = current ? claimToRelease(current, this.hostId, poolId, which) : -1;
+      if (!current || at < 0) return { result: undefined };
+      o.chose?.(current.claims[at]?.since ?? '');
+      const { config, droppable } = releaseClaim(current, this.hostId, poolId, which);
       let next = config;
       if (droppable.length > 0) {
         // Reading the blocks makes the commit fail if an address in them is assigned meanwhile.

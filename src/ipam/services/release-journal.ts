@@ -11,7 +11,8 @@ import type { Logger } from '../../observability/logger.js';
 
 const entrySchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('address'), poolId: z.string(), address: z.string(), at: z.string() }),
-  z.object({ op: z.literal('pool'), poolId: z.string(), at: z.string() }),
+  // claimSince: the claim the release had chosen when etcd stopped answering (absent: it never read the pool).
+  z.object({ op: z.literal('pool'), poolId: z.string(), at: z.string(), claimSince: z.string().optional() }),
 ]);
 const journalSchema = z.object({ entries: z.array(entrySchema) });
 
@@ -124,7 +125,7 @@ export class ReleaseJournal {
     let discarded = 0;
     for (const entry of todo) {
       // Gone since the drain began (its release landed by other means) or being settled: not applied again.
-      if (skip(entry) || !(await this.has(entry))) continue;
+      if (!(await this.has(entry)) || skip(entry)) continue;
       try {
         await apply(entry);
         landed++;
@@ -143,11 +144,6 @@ export class ReleaseJournal {
 
 function sameEntry(a: JournalEntry, b: JournalEntry): boolean {
   return a.op === b.op && a.poolId === b.poolId && a.at === b.at && (a.op === 'pool' || (b.op === 'address' && a.address === b.address));
-}
-
-/** One key per entry (entries equal as sameEntry says have the same key). */
-export function entryKey(e: JournalEntry): string {
-  return e.op === 'pool' ? `pool|${e.poolId}|${e.at}` : `address|${e.poolId}|${e.at}|${e.address}`;
 }
 
 export function isUnavailable(err: unknown): boolean {
