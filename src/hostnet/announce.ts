@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { setTimeout } from 'node:timers/promises';
 import { z } from 'zod';
 import { errorMessage } from '../errors.js';
+import { sleepUnlessAborted } from '../util/abortable-sleep.js';
 import type { Logger } from '../observability/logger.js';
 import { onPath } from './exec.js';
 import type { IpRunner } from './ip-runner.js';
@@ -154,7 +154,7 @@ export class Announcer {
     let interval = base;
     let seen = false;
     while (Date.now() < deadline) {
-      if (!(await this.sleep(wait))) return undefined;
+      if (!(await sleepUnlessAborted(wait, this.stopping.signal))) return undefined;
       interval = Math.min(interval * 2, 1000);
       wait = interval;
       if (!existsSync(sandboxKey)) {
@@ -175,16 +175,5 @@ export class Announcer {
       }
     }
     return undefined;
-  }
-
-  /** false when stop() came first. */
-  private async sleep(ms: number): Promise<boolean> {
-    if (this.stopping.signal.aborted) return false;
-    try {
-      await setTimeout(ms, undefined, { signal: this.stopping.signal });
-      return true;
-    } catch {
-      return false;
-    }
   }
 }

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage } from '../errors.js';
+import { sleepUnlessAborted } from '../util/abortable-sleep.js';
 import type { ProbeResult } from '../hostnet/arp-probe.js';
 import { type CandidateState, planProbes } from '../ipam/core/conflicts.js';
 import { parsePoolId } from '../ipam/core/pool-id.js';
@@ -43,13 +43,12 @@ export interface ConflictProberOptions {
   tickMs: number;
   /** Allocations from a pool since its last refresh that call for a top-up (the candidates run that low). */
   topUpAfter: number;
-  /** Then the wait before topping up (allocations in a burst are served by one refresh). */
-  topUpDelayMs: number;
   /** How often the local networks' fingerprint is looked at. */
   watchMs: number;
   /**
    * Probes wait until no address was handed out and no network created here for this long: a host starting a
-   * burst of containers (a swarm node taking its tasks) is not slowed by probe spawns between them.
+   * burst of containers (a swarm node taking its tasks) is not slowed by probe spawns between them, and the burst
+   * is served by one refresh.
    */
   quietMs: number;
   /** A host that never goes quiet still gets its probes after this long. */
@@ -58,15 +57,14 @@ export interface ConflictProberOptions {
 
 /**
  * Probes are process spawns (arping), and each made while Docker starts a container slowed `docker run`
- * (measured): so the top-up comes in batches of 8 (24 candidates: normally 16 or more probed ahead), a second
- * after the allocation that called for it, and probes wait for a pause in container starts (3 s, at most 15 s).
+ * (measured): so the top-up comes in batches of 8 (24 candidates: normally 16 or more probed ahead), and probes
+ * wait for a pause in container starts (3 s, at most 15 s).
  */
 export const PROBE_DEFAULTS: ConflictProberOptions = {
   candidates: 24,
   staleMs: 60_000,
   tickMs: 10_000,
   topUpAfter: 8,
-  topUpDelayMs: 1000,
   watchMs: 1000,
   quietMs: 3000,
   maxDeferMs: 15_000,
@@ -89,9 +87,6 @@ export class ConflictProber {
   private readonly now: () => number;
   private readonly pools = new Map<string, PoolProbes>();
   private readonly inFlight = new Set<Promise<unknown>>();
-  private readonly timers = new Set<NodeJS.Timeout>();
-  /** Pools with a top-up already scheduled: a burst of allocations costs one refresh. */
-  private readonly topUps = new Set<string>();
   /** "<poolId>|<reason>" said once in the log; cleared when probing works there again. */
   private readonly said = new Set<string>();
   private ticker: NodeJS.Timeout | undefined;
@@ -137,21 +132,16 @@ export class ConflictProber {
     }
   }
 
-  /** An address of the pool was handed out: once topUpAfter of them were, top its candidates up soon. Never blocks, never throws. */
+  /**
+   * An address of the pool was handed out: once topUpAfter of them were, its candidates are topped up at the next
+   * pause (see whenQuiet; the allocations meanwhile join that one refresh). Never blocks, never throws.
+   */
   allocated(poolId: string): void {
     this.lastBusy = performance.now();
     const s = this.pools.get(poolId);
     if (this.stopped || s === undefined) return;
     s.allocatedSince++;
-    if (s.allocatedSince < this.o.topUpAfter || this.topUps.has(poolId)) return;
-    this.topUps.add(poolId);
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      this.topUps.delete(poolId);
-      this.track(this.refresh(poolId));
-    }, this.o.topUpDelayMs);
-    t.unref();
-    this.timers.add(t);
+    if (s.allocatedSince >= this.o.topUpAfter) this.track(this.refresh(poolId));
   }
 
   /** One look at every pool of this host: plans each pool's candidates and starts their probes (settle() waits for those). */
@@ -185,9 +175,6 @@ export class ConflictProber {
     this.stopping.abort();
     if (this.ticker) clearInterval(this.ticker);
     if (this.watcher) clearInterval(this.watcher);
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.topUps.clear();
     await this.settle();
   }
 
@@ -198,11 +185,7 @@ export class ConflictProber {
       const t = performance.now();
       const wait = Math.min(this.lastBusy + this.o.quietMs, deadline) - t;
       if (wait <= 0 || this.stopped) return;
-      try {
-        await sleep(wait, undefined, { signal: this.stopping.signal });
-      } catch {
-        return;
-      }
+      if (!(await sleepUnlessAborted(wait, this.stopping.signal))) return;
     }
   }
 

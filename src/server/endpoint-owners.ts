@@ -31,6 +31,14 @@ interface Known {
 
 const MAX_KNOWN = 10_000;
 
+/** Keeps a set or map of endpoints bounded: the oldest entries (first inserted) go past MAX_KNOWN. */
+function forgetOldest(entries: Set<string> | Map<string, unknown>): void {
+  for (const oldest of entries.keys()) {
+    if (entries.size <= MAX_KNOWN) return;
+    entries.delete(oldest);
+  }
+}
+
 export class EndpointOwners implements EndpointOwnerHook {
   private readonly known = new Map<string, Known>();
   /** Endpoints deleted (bounded, oldest forgotten first): an attempt already running for one stops there. */
@@ -51,11 +59,7 @@ export class EndpointOwners implements EndpointOwnerHook {
     const addresses = e.addresses.filter((a) => a !== '');
     if (addresses.length === 0) return;
     this.known.set(e.endpointId, { networkId: e.networkId, addresses });
-    while (this.known.size > MAX_KNOWN) {
-      const oldest = this.known.keys().next().value;
-      if (oldest === undefined) break;
-      this.known.delete(oldest);
-    }
+    forgetOldest(this.known);
     this.gone.delete(e.endpointId);
     this.attempts(this.createDelays, async () => {
       for (const a of addresses) {
@@ -87,11 +91,7 @@ export class EndpointOwners implements EndpointOwnerHook {
   removed(endpointId: string): void {
     this.known.delete(endpointId);
     this.gone.add(endpointId);
-    while (this.gone.size > MAX_KNOWN) {
-      const oldest = this.gone.values().next().value;
-      if (oldest === undefined) break;
-      this.gone.delete(oldest);
-    }
+    forgetOldest(this.gone);
     const timers = this.timers.get(endpointId);
     if (timers === undefined) return;
     for (const t of timers) clearTimeout(t);

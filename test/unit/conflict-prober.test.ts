@@ -50,7 +50,7 @@ async function rig(o: { answering?: Set<string>; bridge?: string | undefined; pr
     logger,
     now: () => clock.t,
   };
-  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpAfter: o.topUpAfter ?? 1, topUpDelayMs: 1, quietMs: o.quietMs ?? 0, maxDeferMs: o.maxDeferMs ?? 0 });
+  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpAfter: o.topUpAfter ?? 1, quietMs: o.quietMs ?? 0, maxDeferMs: o.maxDeferMs ?? 0 });
   const settle = async (): Promise<void> => {
     await prober?.round();
     await prober?.settle();

@@ -1,7 +1,7 @@
 import { FlatnetError, poolsOverlap } from '../../errors.js';
 import { addressAt, formatSubnet, offsetIn, parseSubnet, type Subnet, subnetsOverlap } from '../../net/address.js';
 import { type Interval, intersect, overlaps, subtract, union } from '../../net/intervals.js';
-import type { PoolConfig } from '../model/records.js';
+import type { ClaimRecord, PoolConfig } from '../model/records.js';
 import type { PoolRef } from './pool-id.js';
 
 /** The rules of one pool as plain functions over its config: which offsets may go to containers, claims, reservations. */
@@ -92,34 +92,29 @@ function unusedDockerRanges(c: PoolConfig, claims: PoolConfig['claims']): Interv
     .filter((r) => !used.some((u) => overlaps(u, r)));
 }
 
+/** Which claim a release may drop: made by `notAfter` (ISO time), or exactly the one made at `exactly`. */
+export interface ClaimChoice {
+  notAfter?: string | undefined;
+  exactly?: string | undefined;
+}
+
 /**
- * Removes one of host H's claim entries on the PoolID (nothing when it has none). Returns the Docker-origin ranges
- * no remaining claim uses. A host left without claims also gives up its gateway/aux references.
+ * Removes one of the host's claim entries on the PoolID: the newest (the oldest "since" keeps saying how long the
+ * host has held the pool) of those `which` allows, and says which (`released`, undefined when none). A replayed
+ * release must not take the claim of a network created after it was asked for (`notAfter`), nor a second one
+ * after its first write applied unanswered (`exactly`). Returns the Docker-origin ranges no remaining claim uses;
+ * a host left without claims also gives up its gateway/aux references.
  */
-/**
- * Drops one of the host's claims on the pool. `notAfter` (ISO time): only a claim made by then may go (a replayed
- * release must not take the claim of a network created after it was asked for).
- */
-/**
- * The index of the claim of `hostId` on `poolId` a release drops, or -1: the newest (the oldest "since" keeps
- * saying how long the host has held the pool), of those made by `notAfter`, or the one made at `exactly`.
- */
-export function claimToRelease(c: PoolConfig, hostId: string, poolId: string, which: { notAfter?: string | undefined; exactly?: string | undefined } = {}): number {
+export function releaseClaim(c: PoolConfig, hostId: string, poolId: string, which: ClaimChoice = {}): { config: PoolConfig; droppable: Interval[]; released: ClaimRecord | undefined } {
   let at = -1;
   c.claims.forEach((k, i) => {
     if (k.hostId !== hostId || k.poolId !== poolId) return;
     if (which.exactly !== undefined ? k.since === which.exactly : which.notAfter === undefined || k.since <= which.notAfter) at = i;
   });
-  return at;
-}
-
-/** Drops the claim claimToRelease picks (none when it picks none). */
-export function releaseClaim(c: PoolConfig, hostId: string, poolId: string, which: { notAfter?: string | undefined; exactly?: string | undefined } = {}): { config: PoolConfig; droppable: Interval[] } {
-  const at = claimToRelease(c, hostId, poolId, which);
   const claims = at < 0 ? c.claims : c.claims.filter((_, i) => i !== at);
   const stillHolds = claims.some((k) => k.hostId === hostId);
   const reservations = stillHolds ? c.reservations : withoutHolder(c.reservations, hostId);
-  return { config: { ...c, claims, reservations }, droppable: unusedDockerRanges(c, claims) };
+  return { config: { ...c, claims, reservations }, droppable: unusedDockerRanges(c, claims), released: c.claims[at] };
 }
 
 function withoutHolder(reservations: PoolConfig['reservations'], hostId: string): PoolConfig['reservations'] {

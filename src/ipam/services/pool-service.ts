@@ -3,7 +3,7 @@ import { formatSubnet, parseSubnet, type Subnet } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { anyAssigned } from '../core/block-ops.js';
 import { formatPoolId, parsePoolId, type PoolRef } from '../core/pool-id.js';
-import { claimPool, claimToRelease, dropRanges, poolData, poolIsUnused, releaseClaim } from '../core/pool-rules.js';
+import { claimPool, dropRanges, poolData, poolIsUnused, releaseClaim } from '../core/pool-rules.js';
 import type { RequestPoolInput, RequestPoolResult } from '../contract.js';
 import { emptyPoolConfig } from '../model/records.js';
 import type { PoolRepository } from '../ports.js';
@@ -59,13 +59,11 @@ export class PoolService {
    */
   async releasePool(poolId: string, o: { notAfter?: string; exactly?: string; chose?: (since: string) => void } = {}): Promise<void> {
     const ref = parsePoolId(poolId);
-    const which = { notAfter: o.notAfter, exactly: o.exactly };
     await updatePool(this.pools, 'release the pool', ref.subnet, async (tx) => {
-      const current = tx.current;
-      const at = current ? claimToRelease(current, this.hostId, poolId, which) : -1;
-      if (!current || at < 0) return { result: undefined };
-      o.chose?.(current.claims[at]?.since ?? '');
-      const { config, droppable } = releaseClaim(current, this.hostId, poolId, which);
+      if (!tx.current) return { result: undefined };
+      const { config, droppable, released } = releaseClaim(tx.current, this.hostId, poolId, o);
+      if (released === undefined) return { result: undefined };
+      o.chose?.(released.since);
       let next = config;
       if (droppable.length > 0) {
         // Reading the blocks makes the commit fail if an address in them is assigned meanwhile.

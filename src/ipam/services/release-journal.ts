@@ -124,7 +124,7 @@ export class ReleaseJournal {
     let landed = 0;
     let discarded = 0;
     for (const entry of todo) {
-      // Gone since the drain began (its release landed by other means) or being settled: not applied again.
+      // Gone since the drain began (its release landed by other means) or landing right now: not applied again.
       if (!(await this.has(entry)) || skip(entry)) continue;
       try {
         await apply(entry);
