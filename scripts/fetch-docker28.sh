@@ -22,6 +22,7 @@ fi
 step="finding the machine's Debian mirror"
 mirror=$(bash "$here/debian-mirror.sh") || exit 1
 echo "flatnet: fetching Docker 28 (docker.io, docker-cli, containerd from $mirror sid) into $d" >&2
+step="preparing $d"
 rm -rf "$d/pkgs" "$d/root.new"
 mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/pkgs" "$d/root.new"
 echo "deb $mirror sid main" >"$d/sources.list"
