@@ -61,7 +61,11 @@ async function drive(clients: number, durationMs: number, op: (client: number) =
       }
     }),
   );
-  return { ops: latenciesMs.length, seconds: (performance.now() - started) / 1000, latenciesMs: latenciesMs.sort((a, b) => a - b) };
+  return {
+    ops: latenciesMs.length,
+    seconds: (performance.now() - started) / 1000,
+    latenciesMs: latenciesMs.sort((a, b) => a - b),
+  };
 }
 
 const rate = (p: Point): number => p.ops / p.seconds;
@@ -114,19 +118,42 @@ async function main(): Promise<void> {
   servers.push({
     kind: 'express',
     socket: expressSocket,
-    process: startProcess(process.execPath, [
-      CLI, 'server', '--config', config, '--socket', expressSocket, '--etcd-endpoints', etcd.endpoints.join(','),
-      '--etcd-prefix', `${prefix}-express`, '--host-id', 'bench-host', '--state-dir', join(dir, 'state-express'), '--log-level', 'info',
-    ], { stdio: [...stdio], env }),
+    process: startProcess(
+      process.execPath,
+      [
+        CLI,
+        'server',
+        '--config',
+        config,
+        '--socket',
+        expressSocket,
+        '--etcd-endpoints',
+        etcd.endpoints.join(','),
+        '--etcd-prefix',
+        `${prefix}-express`,
+        '--host-id',
+        'bench-host',
+        '--state-dir',
+        join(dir, 'state-express'),
+        '--log-level',
+        'info',
+      ],
+      { stdio: [...stdio], env },
+    ),
   });
-  for (const [kind, mode] of [['classes', 'express-classes'], ['bare', 'bare']] as const) {
+  for (const [kind, mode] of [
+    ['classes', 'express-classes'],
+    ['bare', 'bare'],
+  ] as const) {
     const socket = join(dir, 'plugins', `${kind}.sock`);
     servers.push({
       kind,
       socket,
-      process: startProcess(process.execPath, [
-        BARE, mode, socket, etcd.endpoints.join(','), `${prefix}-${kind}`, 'bench-host', join(dir, `state-${kind}`),
-      ], { stdio: [...stdio], env }),
+      process: startProcess(
+        process.execPath,
+        [BARE, mode, socket, etcd.endpoints.join(','), `${prefix}-${kind}`, 'bench-host', join(dir, `state-${kind}`)],
+        { stdio: [...stdio], env },
+      ),
     });
   }
   const client = new Etcd3({ hosts: etcd.endpoints });
@@ -135,13 +162,17 @@ async function main(): Promise<void> {
   try {
     for (const s of servers) {
       const probe = new Agent({ keepAlive: true });
-      await waitFor(`the ${s.kind} plugin socket`, async () => {
-        try {
-          return (await call(probe, s.socket, 'Plugin.Activate', {})).status === 200 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      }, 15_000);
+      await waitFor(
+        `the ${s.kind} plugin socket`,
+        async () => {
+          try {
+            return (await call(probe, s.socket, 'Plugin.Activate', {})).status === 200 ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        15_000,
+      );
       probe.destroy();
     }
     const stealBefore = await stealCounter();
@@ -157,7 +188,11 @@ async function main(): Promise<void> {
           const agent = new Agent({ keepAlive: true, maxSockets: clients });
           const subnet = `10.${clients + 100 * i}.0.0/16`;
           const pool = await call(agent, s.socket, 'IpamDriver.RequestPool', {
-            AddressSpace: 'FlatLocal', Pool: subnet, SubPool: subnet, Options: null, V6: false,
+            AddressSpace: 'FlatLocal',
+            Pool: subnet,
+            SubPool: subnet,
+            Options: null,
+            V6: false,
           });
           if (pool.status !== 200) throw new Error(`RequestPool on ${s.kind} failed: ${JSON.stringify(pool.json)}`);
           return { ...s, agent, poolId: String(pool.json.PoolID) };
@@ -167,7 +202,11 @@ async function main(): Promise<void> {
       const allocate = async (side: Side, held: string[]): Promise<void> => {
         const cpu0 = await cpuSeconds(side.process.pid, ticksPerSecond);
         const point = await drive(clients, POINT_MS, async () => {
-          const r = await call(side.agent, side.socket, 'IpamDriver.RequestAddress', { PoolID: side.poolId, Address: '', Options: null });
+          const r = await call(side.agent, side.socket, 'IpamDriver.RequestAddress', {
+            PoolID: side.poolId,
+            Address: '',
+            Options: null,
+          });
           if (r.status !== 200) {
             failures++;
             return failures < 10;
@@ -184,7 +223,10 @@ async function main(): Promise<void> {
           await drive(clients, 60_000, async () => {
             const address = held.pop();
             if (address === undefined) return false;
-            const r = await call(side.agent, side.socket, 'IpamDriver.ReleaseAddress', { PoolID: side.poolId, Address: address });
+            const r = await call(side.agent, side.socket, 'IpamDriver.ReleaseAddress', {
+              PoolID: side.poolId,
+              Address: address,
+            });
             if (r.status !== 200) failures++;
             return true;
           }),
@@ -201,10 +243,7 @@ async function main(): Promise<void> {
       };
       for (let round = 0; round < ROUNDS; round++) {
         const held: Record<Kind, string[]> = { express: [], classes: [], bare: [] };
-        const steps: (() => Promise<void>)[] = [
-          ...sides.map((side) => () => allocate(side, held[side.kind])),
-          raw,
-        ];
+        const steps: (() => Promise<void>)[] = [...sides.map((side) => () => allocate(side, held[side.kind])), raw];
         // Each round starts with another of the three measurements, so a drift of the machine hits all alike.
         for (let i = 0; i < steps.length; i++) await (steps[(round + i) % steps.length] as () => Promise<void>)();
         for (const side of sides) await release(side, held[side.kind]);
@@ -219,11 +258,23 @@ async function main(): Promise<void> {
       const e = latencies(raws);
       const ex = ratios('express');
       rows.push([
-        String(clients), median(allocs.express.map(rate)).toFixed(0), a.p50, a.p99, median(releases.express.map(rate)).toFixed(0),
-        median(allocs.bare.map(rate)).toFixed(0), median(raws.map(rate)).toFixed(0), e.p50, e.p99,
-        median(ex).toFixed(2), `${Math.min(...ex).toFixed(2)}–${Math.max(...ex).toFixed(2)}`, median(ratios('classes')).toFixed(2),
-        median(ratios('bare')).toFixed(2), median(cpuPerCall.express).toFixed(0), median(cpuPerCall.classes).toFixed(0),
-        median(cpuPerCall.bare).toFixed(0), String(failures),
+        String(clients),
+        median(allocs.express.map(rate)).toFixed(0),
+        a.p50,
+        a.p99,
+        median(releases.express.map(rate)).toFixed(0),
+        median(allocs.bare.map(rate)).toFixed(0),
+        median(raws.map(rate)).toFixed(0),
+        e.p50,
+        e.p99,
+        median(ex).toFixed(2),
+        `${Math.min(...ex).toFixed(2)}–${Math.max(...ex).toFixed(2)}`,
+        median(ratios('classes')).toFixed(2),
+        median(ratios('bare')).toFixed(2),
+        median(cpuPerCall.express).toFixed(0),
+        median(cpuPerCall.classes).toFixed(0),
+        median(cpuPerCall.bare).toFixed(0),
+        String(failures),
       ]);
     }
     const stealAfter = await stealCounter();
@@ -235,8 +286,23 @@ async function main(): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   const head = [
-    'clients', 'alloc/s', 'p50 ms', 'p99 ms', 'release/s', 'bare alloc/s', 'etcd txn/s', 'p50 ms', 'p99 ms',
-    'ratio', 'per round', 'classes ratio', 'bare ratio', 'server µs/call', 'classes µs/call', 'bare µs/call', 'errors',
+    'clients',
+    'alloc/s',
+    'p50 ms',
+    'p99 ms',
+    'release/s',
+    'bare alloc/s',
+    'etcd txn/s',
+    'p50 ms',
+    'p99 ms',
+    'ratio',
+    'per round',
+    'classes ratio',
+    'bare ratio',
+    'server µs/call',
+    'classes µs/call',
+    'bare µs/call',
+    'errors',
   ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;

@@ -16,7 +16,13 @@ import { EtcdStores } from '../src/store/etcd-stores.js';
 async function main(): Promise<void> {
   const [mode, socket, etcdEndpoints, etcdPrefix, hostId, stateDir] = process.argv.slice(2);
   const settings = settingsSchema.parse({
-    socket, etcdEndpoints, etcdPrefix, hostId, stateDir, etcdTimeoutMs: 5000, logLevel: 'info',
+    socket,
+    etcdEndpoints,
+    etcdPrefix,
+    hostId,
+    stateDir,
+    etcdTimeoutMs: 5000,
+    logLevel: 'info',
   });
   const logger = createLogger(settings.logLevel);
   const stores = EtcdStores.open(settings, logger);

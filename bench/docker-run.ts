@@ -37,14 +37,33 @@ function median(xs: number[]): number {
 
 const { runs, engine } = parseArgs(process.argv.slice(2));
 // The plugin at its shipped log level (the lab's default is debug, for the tests' diagnostics).
-const lab = await startLab({ hosts: 1, etcdMembers: 1, engine, name: `bench docker-run ${engine.name}`, pluginEnv: { FLATNET_LOG_LEVEL: 'info' } });
+const lab = await startLab({
+  hosts: 1,
+  etcdMembers: 1,
+  engine,
+  name: `bench docker-run ${engine.name}`,
+  pluginEnv: { FLATNET_LOG_LEVEL: 'info' },
+});
 let minimal: ChildProcess | undefined;
 try {
   const host = lab.hosts[0]!;
   const version = (await host.docker(['version', '--format', '{{.Server.Version}}'])).trim();
   await host.docker([
-    'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet', '--subnet', LAN.subnet,
-    '--gateway', LAN.gateway, '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'flat',
+    'network',
+    'create',
+    '-d',
+    'flatnet',
+    '--ipam-driver',
+    'flatnet',
+    '--subnet',
+    LAN.subnet,
+    '--gateway',
+    LAN.gateway,
+    '--ip-range',
+    LAN.containerRange,
+    '-o',
+    'parent=eth0',
+    'flat',
   ]);
   await host.docker(['network', 'create', '-d', 'bridge', '--subnet', '10.97.0.0/24', 'builtin']);
   // eth0 is a port of flatnet's br0 now (a bridge port cannot also be a macvlan parent): macvlan hangs off br0.
@@ -54,9 +73,25 @@ try {
   await host.exec('ip', ['link', 'set', 'fnmin0', 'up']);
   const socket = `${host.pluginSocketDir}/fnminimal.sock`;
   const script = fileURLToPath(new URL('./minimal-remote-driver.js', import.meta.url));
-  minimal = spawn('nsenter', [`--net=${host.netnsPath}`, '--', process.execPath, script, socket, 'fnmin0', '10.95.0.0/24'], { stdio: 'inherit' });
+  minimal = spawn(
+    'nsenter',
+    [`--net=${host.netnsPath}`, '--', process.execPath, script, socket, 'fnmin0', '10.95.0.0/24'],
+    { stdio: 'inherit' },
+  );
   await waitFor('the minimal remote driver socket', async () => (existsSync(socket) ? true : undefined), 10_000, 50);
-  await host.docker(['network', 'create', '-d', 'fnminimal', '--ipam-driver', 'fnminimal', '--subnet', '10.95.0.0/24', '--gateway', '10.95.0.1', 'minimal']);
+  await host.docker([
+    'network',
+    'create',
+    '-d',
+    'fnminimal',
+    '--ipam-driver',
+    'fnminimal',
+    '--subnet',
+    '10.95.0.0/24',
+    '--gateway',
+    '10.95.0.1',
+    'minimal',
+  ]);
   const nets = ['flat', 'builtin', 'mvlan', 'minimal'] as const;
   const times: Record<(typeof nets)[number], number[]> = { flat: [], builtin: [], mvlan: [], minimal: [] };
   for (const net of nets) await host.docker(['run', '--rm', '--net', net, IMAGE, 'true']); // warm-up

@@ -16,11 +16,27 @@ const cluster = await startEtcdCluster({ members: 1 });
 const etcd = testEtcdClient(cluster.endpoints);
 const logger = silentLogger();
 
-async function p50(prefix: string, subnet: string, first: string, last: string, n: number, fill?: (p: string) => Promise<void>): Promise<number> {
-  await new EtcdIpamAdmin({ etcd, prefix, logger }).addIpRange({ start: `${first}/${subnet.split('/')[1]}`, end: last });
+async function p50(
+  prefix: string,
+  subnet: string,
+  first: string,
+  last: string,
+  n: number,
+  fill?: (p: string) => Promise<void>,
+): Promise<number> {
+  await new EtcdIpamAdmin({ etcd, prefix, logger }).addIpRange({
+    start: `${first}/${subnet.split('/')[1]}`,
+    end: last,
+  });
   if (fill) await fill(prefix);
   const d = new EtcdIpamDriver({ etcd, prefix, hostId: 'bench', logger });
-  const { poolId } = await d.requestPool({ addressSpace: 'FlatLocal', pool: subnet, subPool: '', options: {}, v6: false });
+  const { poolId } = await d.requestPool({
+    addressSpace: 'FlatLocal',
+    pool: subnet,
+    subPool: '',
+    options: {},
+    v6: false,
+  });
   await d.requestAddress({ poolId, address: '', kind: 'container' }); // warm the cursor
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -56,7 +72,9 @@ try {
   process.stdout.write(`allocation p50: /24 ${r(a24)} ms, /8 ${r(a8)} ms, ratio ${(a8 / a24).toFixed(2)}\n`);
   const empty = await p50('/bench-e16', '10.77.0.0/16', '10.77.0.1', '10.77.255.254', 60);
   const full = await p50('/bench-f16', '10.77.0.0/16', '10.77.0.1', '10.77.255.254', 60, fill16);
-  process.stdout.write(`allocation p50: /16 empty ${r(empty)} ms, /16 99.9% full ${r(full)} ms, ratio ${(full / empty).toFixed(2)}\n`);
+  process.stdout.write(
+    `allocation p50: /16 empty ${r(empty)} ms, /16 99.9% full ${r(full)} ms, ratio ${(full / empty).toFixed(2)}\n`,
+  );
 } finally {
   etcd.close();
   await cluster.stop();

@@ -24,12 +24,17 @@ let poolId = '';
 async function freshDriver(prefix: string, claim: boolean): Promise<IpamDriverService> {
   const d = new IpamDriverService(new EtcdStores(etcd, prefix, logger).ipam, 'bench', logger, { cooling });
   // The host claims the pool once (Docker's network create); a restarted server finds the claim in etcd.
-  if (claim) poolId = (await d.requestPool({ addressSpace: 'FlatLocal', pool: subnet, subPool: '', options: {}, v6: false })).poolId;
+  if (claim)
+    poolId = (await d.requestPool({ addressSpace: 'FlatLocal', pool: subnet, subPool: '', options: {}, v6: false }))
+      .poolId;
   return d;
 }
 
 /** The pool set up (ip range, the host's claim, `prepare`), then a fresh driver and its first allocation's time. */
-async function pool(prefix: string, prepare?: (d: IpamDriverService) => Promise<void>): Promise<{ d: IpamDriverService; first: number }> {
+async function pool(
+  prefix: string,
+  prepare?: (d: IpamDriverService) => Promise<void>,
+): Promise<{ d: IpamDriverService; first: number }> {
   await new EtcdIpamAdmin({ etcd, prefix, logger }).addIpRange({ start: '10.77.0.1/16', end: '10.77.255.254' });
   const claimer = await freshDriver(prefix, true);
   if (prepare) await prepare(claimer);
@@ -51,10 +56,15 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 async function coolTenThousand(d: IpamDriverService): Promise<void> {
   const got: string[] = [];
   for (let i = 0; i < COOLING; i += 1000) {
-    const wave = await Promise.all(Array.from({ length: Math.min(1000, COOLING - i) }, () => d.requestAddress({ poolId, address: '', kind: 'container' })));
+    const wave = await Promise.all(
+      Array.from({ length: Math.min(1000, COOLING - i) }, () =>
+        d.requestAddress({ poolId, address: '', kind: 'container' }),
+      ),
+    );
     got.push(...wave.map((w) => w.address.split('/')[0] as string));
   }
-  for (let i = 0; i < got.length; i += 1000) await Promise.all(got.slice(i, i + 1000).map((a) => d.releaseAddress(poolId, a)));
+  for (let i = 0; i < got.length; i += 1000)
+    await Promise.all(got.slice(i, i + 1000).map((a) => d.releaseAddress(poolId, a)));
 }
 
 try {

@@ -11,7 +11,10 @@ const cluster = await startEtcdCluster({ members: 1 });
 const etcd = testEtcdClient(cluster.endpoints);
 try {
   const io = new EtcdIo(etcd, silentLogger());
-  for (const [name, start, end] of [['/8', '10.0.0.1/8', '10.255.255.254'], ['/16', '172.16.0.1/16', '172.16.255.254']] as const) {
+  for (const [name, start, end] of [
+    ['/8', '10.0.0.1/8', '10.255.255.254'],
+    ['/16', '172.16.0.1/16', '172.16.255.254'],
+  ] as const) {
     const prefix = `/bench-range-${name.slice(1)}`;
     const admin = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
     const t0 = performance.now();
@@ -20,7 +23,9 @@ try {
     const snap = await io.readRange(prefix, prefixEnd(prefix));
     let bytes = 0;
     for (const kv of snap.kvs.values()) bytes += kv.key.length + kv.value.length;
-    process.stdout.write(`ip-range add ${name}: ${ms.toFixed(1)} ms, ${snap.kvs.size} keys, ${bytes} bytes under ${prefix}\n`);
+    process.stdout.write(
+      `ip-range add ${name}: ${ms.toFixed(1)} ms, ${snap.kvs.size} keys, ${bytes} bytes under ${prefix}\n`,
+    );
   }
 } finally {
   etcd.close();

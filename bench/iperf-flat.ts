@@ -24,10 +24,15 @@ async function iperf(serverNetns: string, clientNetns: string, address: string):
   server.child.stderr?.resume();
   try {
     // The client may only start once the server listens, or it fails at once (iperf3 buffers its own output).
-    await waitFor('the iperf3 server', async () => {
-      const listening = await run('nsenter', [`--net=${serverNetns}`, 'ss', '-Hltn', 'sport', '= :5201']);
-      return listening.trim() === '' ? undefined : true;
-    }, 10_000, 50);
+    await waitFor(
+      'the iperf3 server',
+      async () => {
+        const listening = await run('nsenter', [`--net=${serverNetns}`, 'ss', '-Hltn', 'sport', '= :5201']);
+        return listening.trim() === '' ? undefined : true;
+      },
+      10_000,
+      50,
+    );
     const out = await run('nsenter', [`--net=${clientNetns}`, 'iperf3', '-c', address, '-t', String(seconds), '-J']);
     const parsed = iperfResult.safeParse(JSON.parse(out));
     if (!parsed.success) throw new Error(`iperf3 gave no result: ${out.slice(0, 500)}`);
@@ -47,13 +52,28 @@ try {
 
   for (const h of [h1, h2]) {
     await h.docker([
-      'network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet', '--subnet', LAN.subnet,
-      '--gateway', LAN.gateway, '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'lan',
+      'network',
+      'create',
+      '-d',
+      'flatnet',
+      '--ipam-driver',
+      'flatnet',
+      '--subnet',
+      LAN.subnet,
+      '--gateway',
+      LAN.gateway,
+      '--ip-range',
+      LAN.containerRange,
+      '-o',
+      'parent=eth0',
+      'lan',
     ]);
   }
   await h1.docker(['run', '-d', '--name', 'client', '--net', 'lan', IMAGE, 'sleep', '3600']);
   await h2.docker(['run', '-d', '--name', 'server', '--net', 'lan', IMAGE, 'sleep', '3600']);
-  const serverAddress = (await h2.docker(['inspect', '--format', '{{(index .NetworkSettings.Networks "lan").IPAddress}}', 'server'])).trim();
+  const serverAddress = (
+    await h2.docker(['inspect', '--format', '{{(index .NetworkSettings.Networks "lan").IPAddress}}', 'server'])
+  ).trim();
   const [clientNs, serverNs] = [await containerNetns(h1, 'client'), await containerNetns(h2, 'server')];
 
   const br0: number[] = [];
@@ -63,9 +83,15 @@ try {
     c2c.push(await iperf(serverNs, clientNs, serverAddress));
   }
   console.log(`iperf3 TCP, ${seconds} s x ${rounds} rounds (interleaved), MTU 1500, veth LAN in namespaces`);
-  console.log(`  host to host over eth0 (before flatnet)   ${avg(eth0).toFixed(1)} Gbit/s  [${eth0.map((x) => x.toFixed(1)).join(', ')}]`);
-  console.log(`  host to host over br0                     ${avg(br0).toFixed(1)} Gbit/s  [${br0.map((x) => x.toFixed(1)).join(', ')}]`);
-  console.log(`  container to container across hosts       ${avg(c2c).toFixed(1)} Gbit/s  [${c2c.map((x) => x.toFixed(1)).join(', ')}]`);
+  console.log(
+    `  host to host over eth0 (before flatnet)   ${avg(eth0).toFixed(1)} Gbit/s  [${eth0.map((x) => x.toFixed(1)).join(', ')}]`,
+  );
+  console.log(
+    `  host to host over br0                     ${avg(br0).toFixed(1)} Gbit/s  [${br0.map((x) => x.toFixed(1)).join(', ')}]`,
+  );
+  console.log(
+    `  container to container across hosts       ${avg(c2c).toFixed(1)} Gbit/s  [${c2c.map((x) => x.toFixed(1)).join(', ')}]`,
+  );
   console.log(`  ratio container/host (br0)                ${(avg(c2c) / avg(br0)).toFixed(2)}   (target >= 0.95)`);
   console.log(`  ratio container/host (eth0)               ${(avg(c2c) / avg(eth0)).toFixed(2)}`);
 } finally {

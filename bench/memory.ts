@@ -50,23 +50,37 @@ async function snapshot(server: Started, dir: string, label: string): Promise<vo
   if (SNAPSHOT_DIR === undefined) return;
   const before = new Set(await readdir(dir));
   server.child.kill('SIGUSR2');
-  const file = await waitFor('the heap snapshot', async () => {
-    const fresh = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
-    return fresh;
-  }, 60_000);
+  const file = await waitFor(
+    'the heap snapshot',
+    async () => {
+      const fresh = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+      return fresh;
+    },
+    60_000,
+  );
   // node writes the file in one go after the snapshot; wait for the size to stop changing.
   await new Promise((r) => setTimeout(r, 2000));
   await rename(join(dir, file), join(SNAPSHOT_DIR, `${label}.heapsnapshot`));
 }
 
-async function allocate(agent: Agent, socket: string, poolId: string, count: number, held: string[] = []): Promise<number> {
+async function allocate(
+  agent: Agent,
+  socket: string,
+  poolId: string,
+  count: number,
+  held: string[] = [],
+): Promise<number> {
   let left = count;
   let failures = 0;
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
       while (left > 0) {
         left--;
-        const r = await call(agent, socket, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: '', Options: null });
+        const r = await call(agent, socket, 'IpamDriver.RequestAddress', {
+          PoolID: poolId,
+          Address: '',
+          Options: null,
+        });
         if (r.status === 200) held.push(String(r.json.Address).split('/')[0] as string);
         else if (++failures > 10) throw new Error(`RequestAddress failed: ${JSON.stringify(r.json)}`);
       }
@@ -91,25 +105,53 @@ async function measure(endpoints: string[], dir: string, flags: string, index: n
   const config = join(dir, 'empty.conf');
   const tokens = flags === '' ? [] : flags.split(/\s+/);
   // NAME=VALUE tokens are environment variables for the server (e.g. MALLOC_ARENA_MAX=2), the rest node flags.
-  const envVars = Object.fromEntries(tokens.filter((t) => /^[A-Z_]+=/.test(t)).map((t) => t.split('=', 2) as [string, string]));
+  const envVars = Object.fromEntries(
+    tokens.filter((t) => /^[A-Z_]+=/.test(t)).map((t) => t.split('=', 2) as [string, string]),
+  );
   const nodeFlags = tokens.filter((t) => !/^[A-Z_]+=/.test(t));
   if (SNAPSHOT_DIR !== undefined) nodeFlags.push('--heapsnapshot-signal=SIGUSR2');
-  const server = startProcess(process.execPath, [
-    ...nodeFlags, CLI, 'server', '--config', config, '--socket', socket, '--etcd-endpoints', endpoints.join(','),
-    '--etcd-prefix', `/flatnet-membench-${process.pid}-${index}`, '--host-id', 'bench-host', '--state-dir', join(dir, `v${index}`, 'state'),
-    '--log-level', 'info',
-  ], { stdio: ['ignore', 'ignore', 'ignore'], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...envVars } });
+  const server = startProcess(
+    process.execPath,
+    [
+      ...nodeFlags,
+      CLI,
+      'server',
+      '--config',
+      config,
+      '--socket',
+      socket,
+      '--etcd-endpoints',
+      endpoints.join(','),
+      '--etcd-prefix',
+      `/flatnet-membench-${process.pid}-${index}`,
+      '--host-id',
+      'bench-host',
+      '--state-dir',
+      join(dir, `v${index}`, 'state'),
+      '--log-level',
+      'info',
+    ],
+    { stdio: ['ignore', 'ignore', 'ignore'], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...envVars } },
+  );
   const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
   try {
-    await waitFor('the plugin socket', async () => {
-      try {
-        return (await call(agent, socket, 'Plugin.Activate', {})).status === 200 ? true : undefined;
-      } catch {
-        return undefined;
-      }
-    }, 15_000);
+    await waitFor(
+      'the plugin socket',
+      async () => {
+        try {
+          return (await call(agent, socket, 'Plugin.Activate', {})).status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      15_000,
+    );
     const pool = await call(agent, socket, 'IpamDriver.RequestPool', {
-      AddressSpace: 'FlatLocal', Pool: '10.77.0.0/16', SubPool: '10.77.0.0/16', Options: null, V6: false,
+      AddressSpace: 'FlatLocal',
+      Pool: '10.77.0.0/16',
+      SubPool: '10.77.0.0/16',
+      Options: null,
+      V6: false,
     });
     if (pool.status !== 200) throw new Error(`RequestPool failed: ${JSON.stringify(pool.json)}`);
     const poolId = String(pool.json.PoolID);
@@ -132,9 +174,16 @@ async function measure(endpoints: string[], dir: string, flags: string, index: n
     await snapshot(server, dir, `v${index}-2`);
     const perStep = (second.rssMiB - start.rssMiB) / 2;
     return [
-      flags === '' ? '(none)' : flags, cold.rssMiB.toFixed(1), start.rssMiB.toFixed(1), first.rssMiB.toFixed(1), second.rssMiB.toFixed(1),
-      perStep.toFixed(1), (first.rssMiB - start.rssMiB).toFixed(1), (second.rssMiB / start.rssMiB).toFixed(2),
-      `${start.anonMiB.toFixed(0)}/${first.anonMiB.toFixed(0)}/${second.anonMiB.toFixed(0)}`, String(failures),
+      flags === '' ? '(none)' : flags,
+      cold.rssMiB.toFixed(1),
+      start.rssMiB.toFixed(1),
+      first.rssMiB.toFixed(1),
+      second.rssMiB.toFixed(1),
+      perStep.toFixed(1),
+      (first.rssMiB - start.rssMiB).toFixed(1),
+      (second.rssMiB / start.rssMiB).toFixed(2),
+      `${start.anonMiB.toFixed(0)}/${first.anonMiB.toFixed(0)}/${second.anonMiB.toFixed(0)}`,
+      String(failures),
     ];
   } finally {
     agent.destroy();
@@ -155,12 +204,22 @@ async function main(): Promise<void> {
   }
   const k = `${STEP / 1000}k`;
   const head = [
-    'node flags', 'RSS cold MiB', `start (warm)`, `after ${k}`, `after ${(2 * STEP) / 1000}k`, `growth/${k} MiB`, `first ${k}`,
-    `ratio ${(2 * STEP) / 1000}k/start`, 'RssAnon start/1/2', 'errors',
+    'node flags',
+    'RSS cold MiB',
+    `start (warm)`,
+    `after ${k}`,
+    `after ${(2 * STEP) / 1000}k`,
+    `growth/${k} MiB`,
+    `first ${k}`,
+    `ratio ${(2 * STEP) / 1000}k/start`,
+    'RssAnon start/1/2',
+    'errors',
   ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padStart(widths[i] ?? 0)).join(' | ')} |`;
-  process.stdout.write(`flatnet server VmRSS (/proc) while holding addresses (RequestAddress over the socket, ${CLIENTS} clients, /16 pool, 3-member etcd; growth/${k} = (after ${(2 * STEP) / 1000}k - start) / 2)\n`);
+  process.stdout.write(
+    `flatnet server VmRSS (/proc) while holding addresses (RequestAddress over the socket, ${CLIENTS} clients, /16 pool, 3-member etcd; growth/${k} = (after ${(2 * STEP) / 1000}k - start) / 2)\n`,
+  );
   process.stdout.write(`${line(head)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }

@@ -16,7 +16,15 @@ if (socket === undefined || bridge === undefined || subnet === undefined || !/^\
   throw new Error('usage: minimal-remote-driver SOCKET BRIDGE A.B.C.0/24');
 }
 const prefix = subnet.slice(0, subnet.lastIndexOf('.') + 1);
-const body = z.object({ EndpointID: z.string().regex(/^[0-9a-f]{12,64}$/).optional(), Address: z.string().optional() }).passthrough();
+const body = z
+  .object({
+    EndpointID: z
+      .string()
+      .regex(/^[0-9a-f]{12,64}$/)
+      .optional(),
+    Address: z.string().optional(),
+  })
+  .passthrough();
 type Body = z.infer<typeof body>;
 
 let next = 2;
@@ -63,7 +71,10 @@ const calls: Record<string, (b: Body) => unknown> = {
   'NetworkDriver.DiscoverNew': () => ({}),
   'NetworkDriver.DiscoverDelete': () => ({}),
   'IpamDriver.GetCapabilities': () => ({ RequiresMACAddress: false }),
-  'IpamDriver.GetDefaultAddressSpaces': () => ({ LocalDefaultAddressSpace: 'local', GlobalDefaultAddressSpace: 'global' }),
+  'IpamDriver.GetDefaultAddressSpaces': () => ({
+    LocalDefaultAddressSpace: 'local',
+    GlobalDefaultAddressSpace: 'global',
+  }),
   'IpamDriver.RequestPool': () => ({ PoolID: subnet, Pool: subnet, Data: {} }),
   'IpamDriver.ReleasePool': () => ({}),
   'IpamDriver.RequestAddress': (b) => {
@@ -89,7 +100,8 @@ createServer((req, res) => {
       return call(body.parse(text === '' ? {} : JSON.parse(text)));
     };
     answer().then(
-      (out) => res.writeHead(200, { 'Content-Type': 'application/vnd.docker.plugins.v1+json' }).end(JSON.stringify(out)),
+      (out) =>
+        res.writeHead(200, { 'Content-Type': 'application/vnd.docker.plugins.v1+json' }).end(JSON.stringify(out)),
       (err: unknown) => res.writeHead(500).end(JSON.stringify({ Err: String(err) })),
     );
   });

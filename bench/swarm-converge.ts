@@ -48,16 +48,41 @@ try {
   const converge = async (net: (typeof nets)[number], name: string): Promise<number> => {
     const t = process.hrtime.bigint();
     await manager.docker([
-      'service', 'create', '--detach', '--name', name, '--replicas', String(REPLICAS), '--endpoint-mode', 'dnsrr',
-      '--network', net, IMAGE, 'sleep', '3600',
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      name,
+      '--replicas',
+      String(REPLICAS),
+      '--endpoint-mode',
+      'dnsrr',
+      '--network',
+      net,
+      IMAGE,
+      'sleep',
+      '3600',
     ]);
-    await waitFor(`${name} converged`, async () => {
-      const replicas = (await manager.docker(['service', 'ls', '--filter', `name=${name}`, '--format', '{{.Replicas}}'])).trim();
-      return replicas === `${REPLICAS}/${REPLICAS}` ? true : undefined;
-    }, 180_000, 100);
+    await waitFor(
+      `${name} converged`,
+      async () => {
+        const replicas = (
+          await manager.docker(['service', 'ls', '--filter', `name=${name}`, '--format', '{{.Replicas}}'])
+        ).trim();
+        return replicas === `${REPLICAS}/${REPLICAS}` ? true : undefined;
+      },
+      180_000,
+      100,
+    );
     const ms = Number(process.hrtime.bigint() - t) / 1e6;
     await manager.docker(['service', 'rm', name]);
-    await waitFor(`${name} gone`, async () => ((await Promise.all(lab.hosts.map((h) => tasksOn(h, name)))).every((n) => n === 0) ? true : undefined), 120_000, 200);
+    await waitFor(
+      `${name} gone`,
+      async () =>
+        (await Promise.all(lab.hosts.map((h) => tasksOn(h, name)))).every((n) => n === 0) ? true : undefined,
+      120_000,
+      200,
+    );
     // containerd's and the network drivers' cleanup goes on after the containers are gone from dockerd's list.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     return ms;
@@ -70,9 +95,15 @@ try {
   }
   const flat = median(times.flat);
   const ovl = median(times.ovl);
-  console.log(`${REPLICAS}-replica dnsrr service on 3 nodes (Docker ${(await manager.docker(['version', '--format', '{{.Server.Version}}'])).trim()}), ${rounds} rounds each, interleaved`);
-  console.log(`  flatnet (managed plugin) median ${flat.toFixed(0)} ms   [${times.flat.map((x) => x.toFixed(0)).join(', ')}]`);
-  console.log(`  overlay                  median ${ovl.toFixed(0)} ms   [${times.ovl.map((x) => x.toFixed(0)).join(', ')}]`);
+  console.log(
+    `${REPLICAS}-replica dnsrr service on 3 nodes (Docker ${(await manager.docker(['version', '--format', '{{.Server.Version}}'])).trim()}), ${rounds} rounds each, interleaved`,
+  );
+  console.log(
+    `  flatnet (managed plugin) median ${flat.toFixed(0)} ms   [${times.flat.map((x) => x.toFixed(0)).join(', ')}]`,
+  );
+  console.log(
+    `  overlay                  median ${ovl.toFixed(0)} ms   [${times.ovl.map((x) => x.toFixed(0)).join(', ')}]`,
+  );
   console.log(`  ratio flatnet/overlay    ${(flat / ovl).toFixed(2)}   (target <= 1.00)`);
 } finally {
   await manager.docker(['network', 'rm', 'flat', 'ovl']).catch(() => undefined);

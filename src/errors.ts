@@ -61,7 +61,10 @@ export function addressNotAllocatable(address: string, poolId: string): FlatnetE
 }
 
 export function poolsOverlap(subnet: string, existing: string): FlatnetError {
-  return new FlatnetError('conflict', `${subnet} overlaps the existing pool ${existing}; use that subnet or one apart from it.`);
+  return new FlatnetError(
+    'conflict',
+    `${subnet} overlaps the existing pool ${existing}; use that subnet or one apart from it.`,
+  );
 }
 
 export function noSuchPool(subnet: string): FlatnetError {

@@ -19,11 +19,18 @@ export function canonicalAddress(text: string): string | undefined {
 export function declaredAux(options: Record<string, string>): string[] | undefined {
   const raw = options[AUX_ADDRESSES_OPTION];
   if (raw === undefined) return undefined;
-  return raw.split(',').filter((s) => s.trim() !== '').map((s) => {
-    const a = canonicalAddress(s.trim());
-    if (a === undefined) throw new FlatnetError('invalid', `--ipam-opt ${AUX_ADDRESSES_OPTION}: "${s}" is not an IP address (give plain addresses, comma-separated).`);
-    return a;
-  });
+  return raw
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((s) => {
+      const a = canonicalAddress(s.trim());
+      if (a === undefined)
+        throw new FlatnetError(
+          'invalid',
+          `--ipam-opt ${AUX_ADDRESSES_OPTION}: "${s}" is not an IP address (give plain addresses, comma-separated).`,
+        );
+      return a;
+    });
 }
 
 /**
@@ -67,7 +74,10 @@ export function addressKind(req: {
  * CreateNetwork reaches it, and a later `docker run --ip` must still get an exclusive container address.
  */
 export class PoolCreationWindows {
-  private readonly open = new Map<string, { pool: string; openedAt: number; declared: readonly string[] | undefined }>();
+  private readonly open = new Map<
+    string,
+    { pool: string; openedAt: number; declared: readonly string[] | undefined }
+  >();
 
   constructor(
     private readonly limit = 1024,

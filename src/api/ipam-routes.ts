@@ -1,5 +1,11 @@
 import { GLOBAL_ADDRESS_SPACE, IPAM_CAPABILITIES, LOCAL_ADDRESS_SPACE, type IpamDriver } from '../ipam/contract.js';
-import { addressKind, declaredAux, ENDPOINT_NAME_OPTION, MAC_ADDRESS_OPTION, PoolCreationWindows } from './address-kind.js';
+import {
+  addressKind,
+  declaredAux,
+  ENDPOINT_NAME_OPTION,
+  MAC_ADDRESS_OPTION,
+  PoolCreationWindows,
+} from './address-kind.js';
 import { bodyRoute, constantRoute, type PluginRoute } from './plugin-route.js';
 import { releaseAddressBody, releasePoolBody, requestAddressBody, requestPoolBody } from './schemas/ipam.js';
 

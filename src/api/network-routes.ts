@@ -4,7 +4,14 @@ import { bareAddress } from '../net/address.js';
 import type { JoinResult, NetworkDriver } from '../netdriver/network-driver.js';
 import type { PoolCreationWindows } from './address-kind.js';
 import { bodyRoute, constantRoute, type PluginRoute } from './plugin-route.js';
-import { createEndpointBody, createNetworkBody, discoveryBody, endpointRef, joinBody, networkRef } from './schemas/network.js';
+import {
+  createEndpointBody,
+  createNetworkBody,
+  discoveryBody,
+  endpointRef,
+  joinBody,
+  networkRef,
+} from './schemas/network.js';
 
 /** Docker parses Join's Gateway as a bare IP; a driver handing back a CIDR must not fail the container start. */
 function bareIp(address: string): string {
@@ -57,7 +64,10 @@ export function networkRoutes(network: NetworkDriver, windows: PoolCreationWindo
       // The operator's --aux-address, seen here only after Docker asked for it: other hosts may now share it.
       // First, so that a failure leaves no network behind (Docker then releases the addresses and the pool).
       for (const d of [...input.ipv4Data, ...input.ipv6Data]) {
-        await ipam.declareAux(d.pool, Object.values(d.auxAddresses).map((a) => bareAddress(a)));
+        await ipam.declareAux(
+          d.pool,
+          Object.values(d.auxAddresses).map((a) => bareAddress(a)),
+        );
       }
       await network.createNetwork(input);
       windows.networkCreated([...input.ipv4Data, ...input.ipv6Data].map((d) => d.pool));

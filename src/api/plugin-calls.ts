@@ -141,7 +141,10 @@ export function createPluginCalls(deps: PluginAppDeps): PluginCalls {
       pluginCallSeconds.observe({ method: route.method }, seconds);
       const line = { method: route.method, status: f.status, duration_ms: Math.round(seconds * 1e6) / 1e3, ...fields };
       if (err instanceof FlatnetError) {
-        log[f.status === 400 ? 'warn' : 'error']({ ...line, error: err.message, error_kind: err.kind }, 'plugin call failed');
+        log[f.status === 400 ? 'warn' : 'error'](
+          { ...line, error: err.message, error_kind: err.kind },
+          'plugin call failed',
+        );
       } else {
         log.error({ ...line, error: f.message, err }, 'plugin call failed');
       }
@@ -150,7 +153,10 @@ export function createPluginCalls(deps: PluginAppDeps): PluginCalls {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     pluginCalls.inc({ method: route.method, outcome: 'ok' });
     pluginCallSeconds.observe({ method: route.method }, seconds);
-    log.info({ method: route.method, status: 200, duration_ms: Math.round(seconds * 1e6) / 1e3, ...fields }, 'plugin call');
+    log.info(
+      { method: route.method, status: 200, duration_ms: Math.round(seconds * 1e6) / 1e3, ...fields },
+      'plugin call',
+    );
     return answer;
   }
 

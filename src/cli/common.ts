@@ -20,7 +20,7 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   etcdUsername: 'etcd user',
   etcdPassword: `etcd password (visible in ps: prefer ${envName('etcdPassword')})`,
   etcdTimeoutMs: 'ms one etcd read or write may take, re-sends included',
-  hostId: 'this host\'s id (default: /etc/machine-id)',
+  hostId: "this host's id (default: /etc/machine-id)",
   logLevel: 'fatal|error|warn|info|debug|trace|silent',
   stateDir: 'local state directory',
   metricsListen: 'HOST:PORT for Prometheus metrics',
@@ -28,13 +28,16 @@ const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   reconcileGraceMs: 'ms an address is left alone after its allocation',
   releaseRetryMs: 'ms between retries of journaled releases',
   dockerSocket: 'the local dockerd API socket (read only: engine version, endpoint holders)',
-  conflictProbe: 'probe the next addresses with ARP from the bridge and record those a machine outside flatnet answers for: on|off (default on)',
+  conflictProbe:
+    'probe the next addresses with ARP from the bridge and record those a machine outside flatnet answers for: on|off (default on)',
   releaseCooldown: 'seconds (or 5m, 1h) before a released address is handed out again; 0 = off',
-  stickyFor: 'how long a named container\'s released address is kept for that name (24h); 0 = off',
+  stickyFor: "how long a named container's released address is kept for that name (24h); 0 = off",
 };
 
 /** What the top-level error handler needs to word a failure: where etcd was, and which strings must not show. */
-export const failureContext: { etcdEndpoints?: string[]; secrets: string[]; explicitLogLevel?: boolean } = { secrets: [] };
+export const failureContext: { etcdEndpoints?: string[]; secrets: string[]; explicitLogLevel?: boolean } = {
+  secrets: [],
+};
 
 /** Adds --config and one flag per setting; every command takes them. */
 export function withSettingsFlags(cmd: Command): Command {
@@ -77,7 +80,10 @@ export function cliLogger(settings: Settings): Logger {
  * Runs `fn` with the IPAM admin and the stores it is built on (host registry), over one etcd client that is
  * always closed afterwards so the process can exit. Loaded lazily: commands that need no etcd don't load it.
  */
-export async function withAdmin<T>(settings: Settings, fn: (admin: IpamAdmin, stores: EtcdStores) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(
+  settings: Settings,
+  fn: (admin: IpamAdmin, stores: EtcdStores) => Promise<T>,
+): Promise<T> {
   const [{ EtcdStores }, { IpamAdminService }] = await Promise.all([
     import('../store/etcd-stores.js'),
     import('../ipam/services/admin-service.js'),
@@ -107,7 +113,11 @@ export function subnetFlag(flag: string, value: string): string {
 
 /** --host: a host id as the server's --host-id accepts it. */
 export function hostIdFlag(flag: string, value: string): string {
-  if (!isHostId(value)) throw new FlatnetError('invalid', `${flag} "${value}" is not a host id (1-64 of [A-Za-z0-9._-], starting with a letter or digit)`);
+  if (!isHostId(value))
+    throw new FlatnetError(
+      'invalid',
+      `${flag} "${value}" is not a host id (1-64 of [A-Za-z0-9._-], starting with a letter or digit)`,
+    );
   return value;
 }
 

@@ -45,7 +45,10 @@ export function shortEtcdReason(err: unknown): string {
  * they are named by what went wrong (unreachable, refused credentials) with the endpoints to check.
  * `secrets` are cut out of every message, whatever produced it.
  */
-export function describeFailure(err: unknown, context: { etcdEndpoints?: string[]; secrets?: string[] } = {}): CliFailure {
+export function describeFailure(
+  err: unknown,
+  context: { etcdEndpoints?: string[]; secrets?: string[] } = {},
+): CliFailure {
   const where = context.etcdEndpoints?.length ? ` at ${context.etcdEndpoints.join(',')}` : '';
   let failure: CliFailure;
   // the store wraps etcd3 errors; the wrapped one says best what went wrong (refused, unreachable)

@@ -12,7 +12,10 @@ async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     // --help, --version and a group called without a subcommand end here too, already printed
-    if (err instanceof CommanderError && ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)) {
+    if (
+      err instanceof CommanderError &&
+      ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code)
+    ) {
       process.exitCode = err.code === 'commander.help' ? 2 : 0;
       return;
     }

@@ -49,17 +49,28 @@ const PREDEFINED = new Set(['bridge', 'host', 'none', 'default']);
  */
 export function checkRequest(req: CreateNetworkRequest): CheckedRequest {
   if (!NETWORK_NAME.test(req.name)) {
-    throw new FlatnetError('invalid', `"${req.name}" is not a valid Docker network name (letters, digits, '_', '.', '-'; a letter or digit first)`);
+    throw new FlatnetError(
+      'invalid',
+      `"${req.name}" is not a valid Docker network name (letters, digits, '_', '.', '-'; a letter or digit first)`,
+    );
   }
-  if (PREDEFINED.has(req.name)) throw new FlatnetError('invalid', `"${req.name}" is the name of a network Docker predefines; choose another --name`);
+  if (PREDEFINED.has(req.name))
+    throw new FlatnetError(
+      'invalid',
+      `"${req.name}" is the name of a network Docker predefines; choose another --name`,
+    );
   if (req.dockerHost !== undefined && !/^(unix|tcp|ssh|npipe|fd):\/\//.test(req.dockerHost)) {
-    throw new FlatnetError('invalid', `--docker-host "${req.dockerHost}" is not a Docker host URL such as unix:///var/run/docker.sock`);
+    throw new FlatnetError(
+      'invalid',
+      `--docker-host "${req.dockerHost}" is not a Docker host URL such as unix:///var/run/docker.sock`,
+    );
   }
   const given = { parent: req.parent, bridge: req.bridge, mtu: req.mtu };
   const generic = Object.fromEntries(Object.entries(given).filter((e): e is [string, string] => e[1] !== undefined));
   const parsed = parseNetworkOptions(generic, CLI_FLAG_NAMING);
   const driverOptions: CheckedRequest['driverOptions'] = [];
-  if (req.parent !== undefined && parsed.parent !== undefined) driverOptions.push({ key: 'parent', value: parsed.parent });
+  if (req.parent !== undefined && parsed.parent !== undefined)
+    driverOptions.push({ key: 'parent', value: parsed.parent });
   if (req.bridge !== undefined) driverOptions.push({ key: 'bridge', value: parsed.bridge });
   if (parsed.mtu !== undefined) driverOptions.push({ key: 'mtu', value: String(parsed.mtu) });
   const flagged = <T>(flag: string, parse: () => T): T => {
@@ -79,13 +90,20 @@ export function checkRequest(req: CreateNetworkRequest): CheckedRequest {
 }
 
 /** With --subnet, that pool and its gateway; without, the pool of the host's own NIC (see nic-subnet.ts). */
-function choosePool(checked: CheckedRequest, pools: PoolSummary[], nic: NicFacts | undefined): { pool: PoolSummary; gateway?: string; from?: string } {
+function choosePool(
+  checked: CheckedRequest,
+  pools: PoolSummary[],
+  nic: NicFacts | undefined,
+): { pool: PoolSummary; gateway?: string; from?: string } {
   if (checked.subnet !== undefined) {
     const wanted = formatSubnet(checked.subnet);
     const pool = pools.find((p) => p.subnet === wanted);
     if (pool === undefined) {
       const known = pools.map((p) => p.subnet).join(', ') || 'none';
-      throw new FlatnetError('invalid', `no flatnet pool ${wanted} (pools: ${known}); add one with \`flatnet ip-range add\``);
+      throw new FlatnetError(
+        'invalid',
+        `no flatnet pool ${wanted} (pools: ${known}); add one with \`flatnet ip-range add\``,
+      );
     }
     return { pool, ...(pool.gateway !== undefined ? { gateway: pool.gateway } : {}) };
   }
@@ -93,7 +111,11 @@ function choosePool(checked: CheckedRequest, pools: PoolSummary[], nic: NicFacts
   const choice = poolFromNic(nic, pools);
   // An explicit --gateway needs no agreement between the pool and the host's route.
   const gateway = checked.req.gateway !== undefined ? undefined : gatewayFromNic(choice);
-  return { pool: choice.pool, ...(gateway !== undefined ? { gateway } : {}), from: `${choice.nic}'s ${choice.address}` };
+  return {
+    pool: choice.pool,
+    ...(gateway !== undefined ? { gateway } : {}),
+    from: `${choice.nic}'s ${choice.address}`,
+  };
 }
 
 /**
@@ -114,7 +136,17 @@ export function planNetwork(checked: CheckedRequest, pools: PoolSummary[], nic?:
   }
   const gateway = req.gateway ?? chosen.gateway;
   const hostArgs = req.dockerHost !== undefined ? ['-H', req.dockerHost] : [];
-  const createArgs = [...hostArgs, 'network', 'create', '-d', req.driver, '--ipam-driver', req.driver, '--subnet', pool.subnet];
+  const createArgs = [
+    ...hostArgs,
+    'network',
+    'create',
+    '-d',
+    req.driver,
+    '--ipam-driver',
+    req.driver,
+    '--subnet',
+    pool.subnet,
+  ];
   if (gateway !== undefined) createArgs.push('--gateway', gateway);
   if (range !== undefined) createArgs.push('--ip-range', formatSubnet(range));
   for (const o of checked.driverOptions) createArgs.push('-o', `${o.key}=${o.value}`);

@@ -19,7 +19,10 @@ export interface NicChoice {
  */
 export function poolFromNic(facts: NicFacts, pools: PoolSummary[]): NicChoice {
   if (pools.length === 0) {
-    throw new FlatnetError('invalid', 'no flatnet pool exists yet; add a range first with `flatnet ip-range add --ip-start A/len --ip-end B/len`');
+    throw new FlatnetError(
+      'invalid',
+      'no flatnet pool exists yet; add a range first with `flatnet ip-range add --ip-start A/len --ip-end B/len`',
+    );
   }
   if (!facts.found) {
     throw new FlatnetError(
@@ -31,7 +34,10 @@ export function poolFromNic(facts: NicFacts, pools: PoolSummary[]): NicChoice {
   }
   const where = facts.holder === facts.nic ? facts.nic : `${facts.nic} (addresses on ${facts.holder})`;
   if (facts.addresses.length === 0) {
-    throw new FlatnetError('invalid', `${where} has no global address to take the subnet from; give --subnet (pools: ${pools.map((p) => p.subnet).join(', ')})`);
+    throw new FlatnetError(
+      'invalid',
+      `${where} has no global address to take the subnet from; give --subnet (pools: ${pools.map((p) => p.subnet).join(', ')})`,
+    );
   }
   const matches = new Map<string, { pool: PoolSummary; address: string }>();
   for (const address of facts.addresses) {
@@ -46,7 +52,9 @@ export function poolFromNic(facts: NicFacts, pools: PoolSummary[]): NicChoice {
   const found = [...matches.values()];
   const [only, ...more] = found;
   if (only === undefined) {
-    const subnets = [...new Set(facts.addresses.flatMap((a) => (tryParseCidr(a) ? [formatSubnet(parseSubnet(a))] : [])))];
+    const subnets = [
+      ...new Set(facts.addresses.flatMap((a) => (tryParseCidr(a) ? [formatSubnet(parseSubnet(a))] : []))),
+    ];
     throw new FlatnetError(
       'invalid',
       `no flatnet pool is ${where}'s subnet ${subnets.join(', ')} (pools: ${pools.map((p) => p.subnet).join(', ')}); add this segment's range with \`flatnet ip-range add\`, or give --subnet`,
@@ -63,7 +71,12 @@ export function poolFromNic(facts: NicFacts, pools: PoolSummary[]): NicChoice {
     const a = parseAddress(g);
     return subnetContains(subnet, a.family, a.value);
   });
-  return { pool: only.pool, ...(routeGateway !== undefined ? { routeGateway } : {}), nic: facts.nic, address: only.address };
+  return {
+    pool: only.pool,
+    ...(routeGateway !== undefined ? { routeGateway } : {}),
+    nic: facts.nic,
+    address: only.address,
+  };
 }
 
 /**
@@ -72,7 +85,11 @@ export function poolFromNic(facts: NicFacts, pools: PoolSummary[]): NicChoice {
  */
 export function gatewayFromNic(choice: NicChoice): string | undefined {
   const { pool, routeGateway } = choice;
-  if (pool.gateway !== undefined && routeGateway !== undefined && parseAddress(pool.gateway).value !== parseAddress(routeGateway).value) {
+  if (
+    pool.gateway !== undefined &&
+    routeGateway !== undefined &&
+    parseAddress(pool.gateway).value !== parseAddress(routeGateway).value
+  ) {
     throw new FlatnetError(
       'invalid',
       `pool ${pool.subnet} names gateway ${pool.gateway} but ${choice.nic}'s default route goes via ${routeGateway}; give --gateway`,

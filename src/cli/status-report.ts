@@ -21,7 +21,12 @@ export interface StatusReport {
 }
 
 /** Joins pools, registry and assignments. Liveness is reported only: nothing is freed for a down host. */
-export function buildStatus(pools: PoolSummary[], hosts: HostInfo[], assignments: AssignmentInfo[], conflicts: readonly ConflictInfo[] = []): StatusReport {
+export function buildStatus(
+  pools: PoolSummary[],
+  hosts: HostInfo[],
+  assignments: AssignmentInfo[],
+  conflicts: readonly ConflictInfo[] = [],
+): StatusReport {
   const perPool = new Map<string, number>();
   for (const c of conflicts) perPool.set(c.subnet, (perPool.get(c.subnet) ?? 0) + 1);
   // A conflict record takes an address like a container does (the pool's count includes it): shown apart.
@@ -65,7 +70,14 @@ export function formatStatus(report: StatusReport): string {
   const hosts = report.hosts.length
     ? formatTable(
         ['HOST', 'HOSTNAME', 'STATE', 'LAST SEEN', 'ADDRESSES', 'VERSION'],
-        report.hosts.map((h) => [h.hostId, h.hostname ?? '', h.state, h.lastSeen ?? '', String(h.addresses), h.version ?? '']),
+        report.hosts.map((h) => [
+          h.hostId,
+          h.hostname ?? '',
+          h.state,
+          h.lastSeen ?? '',
+          String(h.addresses),
+          h.version ?? '',
+        ]),
       )
     : 'no hosts have registered yet (a host registers when `flatnet server` starts)';
   return [pools, hosts, ...claimsAndHolds(report.pools)].join('\n\n');
@@ -88,7 +100,12 @@ function claimsAndHolds(pools: PoolSummary[]): string[] {
   const holds = pools.flatMap((p) => p.reservations.map((r) => [r.address, r.kind, p.subnet, r.hostIds.join(',')]));
   const out: string[] = [];
   if (claims.size > 0) {
-    out.push(formatTable(['CLAIM POOL', 'HOST', 'POOL ID', 'NETWORKS', 'SINCE'], [...claims.values()].map((c) => [c.subnet, c.hostId, c.poolId, String(c.networks), c.since])));
+    out.push(
+      formatTable(
+        ['CLAIM POOL', 'HOST', 'POOL ID', 'NETWORKS', 'SINCE'],
+        [...claims.values()].map((c) => [c.subnet, c.hostId, c.poolId, String(c.networks), c.since]),
+      ),
+    );
   }
   if (holds.length > 0) out.push(formatTable(['HELD ADDRESS', 'KIND', 'POOL', 'HOSTS'], holds));
   return out;

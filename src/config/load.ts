@@ -33,7 +33,10 @@ export function parseConfigFile(text: string, path: string): RawSettings {
     const rawKey = trimmed.slice(0, eq).trim();
     let value = trimmed.slice(eq + 1).trim();
     if (value.length >= 2 && /^(["']).*\1$/.test(value)) value = value.slice(1, -1);
-    const normalized = rawKey.replace(/-/g, '_').toUpperCase().replace(/^FLATNET_/, '');
+    const normalized = rawKey
+      .replace(/-/g, '_')
+      .toUpperCase()
+      .replace(/^FLATNET_/, '');
     const key = KEY_BY_NORMALIZED.get(normalized);
     if (key === undefined) throw new FlatnetError('invalid', `${path}:${i + 1}: unknown setting "${rawKey}"`);
     out[key] = value;
@@ -68,7 +71,9 @@ export function defaultHostId(): string {
   } catch {
     // no machine-id (containers, minimal images): the hostname is the next stable name
   }
-  return hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
+  return hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .slice(0, 64);
 }
 
 export interface LoadOptions {

@@ -43,7 +43,13 @@ const duration = z
   .trim()
   .regex(/^\d{1,9}[smhd]?$/, 'a duration is whole seconds or a number with s, m, h or d (300, 5m, 24h)')
   .transform((v) => Number(v.replace(/[smhd]$/, '')) * (UNIT_SECONDS[v.replace(/^\d+/, '')] ?? 1))
-  .pipe(z.number().int().min(0).max(10 * 365 * 86_400, 'a duration is at most 10 years'));
+  .pipe(
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(10 * 365 * 86_400, 'a duration is at most 10 years'),
+  );
 
 /** on/off (also true/false, yes/no, 1/0). */
 const onOff = z
@@ -62,7 +68,12 @@ export const settingsSchema = z
     socket: z.string().min(1).max(107, 'a Unix socket path is at most 107 bytes'),
     etcdEndpoints: z
       .string()
-      .transform((s) => s.split(',').map((e) => e.trim()).filter((e) => e.length > 0))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e.length > 0),
+      )
       .pipe(z.array(endpointUrl).min(1, 'at least one etcd endpoint is needed')),
     etcdPrefix: z
       .string()

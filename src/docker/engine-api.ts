@@ -17,7 +17,13 @@ const networkSchema = z.object({
   Containers: z
     .record(
       z.string(),
-      z.object({ Name: z.string(), EndpointID: z.string(), MacAddress: z.string().default(''), IPv4Address: z.string().default(''), IPv6Address: z.string().default('') }),
+      z.object({
+        Name: z.string(),
+        EndpointID: z.string(),
+        MacAddress: z.string().default(''),
+        IPv4Address: z.string().default(''),
+        IPv6Address: z.string().default(''),
+      }),
     )
     .nullish()
     .transform((c) => c ?? {}),
@@ -29,7 +35,10 @@ const networkListSchema = z.array(
     Name: z.string(),
     Driver: z.string().default(''),
     IPAM: z
-      .object({ Driver: z.string().default(''), Config: z.array(z.object({ Subnet: z.string().default('') })).nullish() })
+      .object({
+        Driver: z.string().default(''),
+        Config: z.array(z.object({ Subnet: z.string().default('') })).nullish(),
+      })
       .nullish(),
   }),
 );
@@ -89,7 +98,8 @@ export class DockerEngineApi {
 
   /** The containers attached to a network as dockerd sees them, keyed by endpoint id; undefined if no such network. */
   async endpointHolders(networkId: string): Promise<Map<string, EndpointHolder> | undefined> {
-    if (!/^[0-9a-f]{12,64}$/.test(networkId)) throw new FlatnetError('invalid', `"${networkId}" is not a Docker network id.`);
+    if (!/^[0-9a-f]{12,64}$/.test(networkId))
+      throw new FlatnetError('invalid', `"${networkId}" is not a Docker network id.`);
     const raw = await this.get(`/networks/${networkId}`);
     if (raw === undefined) return undefined;
     const net = networkSchema.parse(raw);
@@ -110,7 +120,8 @@ export class DockerEngineApi {
   /** Every network dockerd knows, with its IPAM driver and subnets (the list carries no endpoints). */
   async networks(): Promise<NetworkSummary[]> {
     const raw = await this.get('/networks');
-    if (raw === undefined) throw new FlatnetError('unavailable', `Docker's API at ${this.o.socketPath} has no network list`);
+    if (raw === undefined)
+      throw new FlatnetError('unavailable', `Docker's API at ${this.o.socketPath} has no network list`);
     return networkListSchema.parse(raw).map((n) => ({
       id: n.Id,
       name: n.Name,
@@ -124,31 +135,41 @@ export class DockerEngineApi {
   private get(path: string): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const fail = (why: string, cause?: unknown) =>
-        reject(new FlatnetError('unavailable', `Docker's API at ${this.o.socketPath} ${why}`, cause === undefined ? undefined : { cause }));
-      const req = request({ socketPath: this.o.socketPath, path, method: 'GET', headers: { host: 'docker' }, timeout: this.timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > this.maxBytes) {
-            req.destroy();
-            fail(`sent more than ${this.maxBytes} bytes for ${path}`);
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('error', (err) => fail(`broke off its reply to ${path}: ${errorMessage(err)}`, err));
-        res.on('end', () => {
-          if (res.statusCode === 404) return resolve(undefined);
-          const body = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) return fail(`answered ${res.statusCode} to ${path}: ${body.trim().slice(0, 200)}`);
-          try {
-            resolve(JSON.parse(body) as unknown);
-          } catch (err) {
-            fail(`sent a reply to ${path} that is not JSON`, err);
-          }
-        });
-      });
+        reject(
+          new FlatnetError(
+            'unavailable',
+            `Docker's API at ${this.o.socketPath} ${why}`,
+            cause === undefined ? undefined : { cause },
+          ),
+        );
+      const req = request(
+        { socketPath: this.o.socketPath, path, method: 'GET', headers: { host: 'docker' }, timeout: this.timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > this.maxBytes) {
+              req.destroy();
+              fail(`sent more than ${this.maxBytes} bytes for ${path}`);
+              return;
+            }
+            chunks.push(c);
+          });
+          res.on('error', (err) => fail(`broke off its reply to ${path}: ${errorMessage(err)}`, err));
+          res.on('end', () => {
+            if (res.statusCode === 404) return resolve(undefined);
+            const body = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200)
+              return fail(`answered ${res.statusCode} to ${path}: ${body.trim().slice(0, 200)}`);
+            try {
+              resolve(JSON.parse(body) as unknown);
+            } catch (err) {
+              fail(`sent a reply to ${path} that is not JSON`, err);
+            }
+          });
+        },
+      );
       req.on('timeout', () => {
         req.destroy();
         fail(`did not answer ${path} within ${this.timeoutMs} ms`);

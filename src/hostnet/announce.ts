@@ -11,9 +11,7 @@ const sandboxAddrSchema = z.array(
   z.object({
     ifname: z.string(),
     flags: z.array(z.string()).default([]),
-    addr_info: z
-      .array(z.object({ local: z.string(), tentative: z.boolean().optional() }))
-      .default([]),
+    addr_info: z.array(z.object({ local: z.string(), tentative: z.boolean().optional() })).default([]),
   }),
 );
 
@@ -115,7 +113,8 @@ export class Announcer {
       const ifname = await this.waitForAddress(sandboxKey, address);
       if (ifname === undefined) {
         // A container that already exited (its sandbox is gone) has nothing to announce.
-        if (existsSync(sandboxKey)) this.logger.warn({ sandboxKey, address }, 'address did not come up in the sandbox in time; not announced');
+        if (existsSync(sandboxKey))
+          this.logger.warn({ sandboxKey, address }, 'address did not come up in the sandbox in time; not announced');
         return;
       }
       if (arping !== undefined && target.ipv4 !== undefined) {

@@ -38,7 +38,8 @@ export function answeringMac(arpingOutput: string, address: string): string | un
 /** argv for one DAD probe of `address` out of `ifname`. */
 export function probeArgs(ifname: string, address: string, o: ProbeOptions = {}): string[] {
   assertIfName(ifname, 'probe interface');
-  if (!IPV4.test(address)) throw new FlatnetError('invalid', `${address} is not an IPv4 address; only IPv4 is probed with ARP.`);
+  if (!IPV4.test(address))
+    throw new FlatnetError('invalid', `${address} is not an IPv4 address; only IPv4 is probed with ARP.`);
   const count = o.count ?? 2;
   const wait = o.waitSeconds ?? 2;
   if (!Number.isInteger(count) || count < 1 || !Number.isInteger(wait) || wait < 1) {
@@ -62,11 +63,16 @@ export class ArpProber {
     try {
       res = await this.run('arping', args);
     } catch (err) {
-      throw new FlatnetError('unavailable', `Could not run arping to probe ${address}: ${errorMessage(err)}`, { cause: err });
+      throw new FlatnetError('unavailable', `Could not run arping to probe ${address}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
     if (res.code === 0) return { address, answered: false };
     const mac = answeringMac(res.stdout, address);
     if (res.code === 1 && mac !== undefined) return { address, answered: true, mac };
-    throw new FlatnetError('unavailable', `arping could not probe ${address} on ${ifname}: ${(res.stderr || res.stdout).trim().split('\n')[0] ?? `exit ${res.code}`}`);
+    throw new FlatnetError(
+      'unavailable',
+      `arping could not probe ${address} on ${ifname}: ${(res.stderr || res.stdout).trim().split('\n')[0] ?? `exit ${res.code}`}`,
+    );
   }
 }

@@ -17,7 +17,10 @@ export function renderBatch(commands: readonly IpCommand[]): string {
       if (cmd.length === 0) throw new FlatnetError('internal', 'An empty ip command was built.');
       for (const token of cmd) {
         if (!isSafeBatchToken(token)) {
-          throw new FlatnetError('invalid', `The value "${token}" cannot be passed to ip: it contains unsafe characters.`);
+          throw new FlatnetError(
+            'invalid',
+            `The value "${token}" cannot be passed to ip: it contains unsafe characters.`,
+          );
         }
       }
       return cmd.join(' ');

@@ -31,34 +31,59 @@ interface TakeoverPlan {
  * Reads the host as it is (or takes `links`, listed a moment ago) and returns the takeover steps, or [] when
  * the bridge already holds the NIC.
  */
-export async function planBridgeTakeover(ip: IpRunner, bridge: string, parent: string, links?: readonly LinkInfo[]): Promise<Step[]> {
+export async function planBridgeTakeover(
+  ip: IpRunner,
+  bridge: string,
+  parent: string,
+  links?: readonly LinkInfo[],
+): Promise<Step[]> {
   return (await planWithInput(ip, bridge, parent, links)).steps;
 }
 
-async function planWithInput(ip: IpRunner, bridge: string, parent: string, links?: readonly LinkInfo[]): Promise<TakeoverPlan> {
+async function planWithInput(
+  ip: IpRunner,
+  bridge: string,
+  parent: string,
+  links?: readonly LinkInfo[],
+): Promise<TakeoverPlan> {
   assertIfName(bridge, 'bridge name');
   assertIfName(parent, 'parent interface name');
   if (bridge === parent) throw new FlatnetError('invalid', `The bridge and the parent interface are both "${bridge}".`);
   links ??= await listLinks(ip);
   const nic = links.find((l) => l.ifname === parent);
   if (nic === undefined) {
-    throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist; pass an existing NIC with -o parent=NAME.`);
+    throw new FlatnetError(
+      'not-found',
+      `The parent interface "${parent}" does not exist; pass an existing NIC with -o parent=NAME.`,
+    );
   }
   if (nic.master === bridge) return { steps: [] };
   if (nic.master !== undefined) {
-    throw new FlatnetError('conflict', `The parent interface "${parent}" is already enslaved to "${nic.master}", not to "${bridge}".`);
+    throw new FlatnetError(
+      'conflict',
+      `The parent interface "${parent}" is already enslaved to "${nic.master}", not to "${bridge}".`,
+    );
   }
   if (nic.linkinfo?.info_kind === 'bridge') {
-    throw new FlatnetError('invalid', `The parent "${parent}" is itself a bridge; name the physical NIC it holds with -o parent=NAME.`);
+    throw new FlatnetError(
+      'invalid',
+      `The parent "${parent}" is itself a bridge; name the physical NIC it holds with -o parent=NAME.`,
+    );
   }
   const existing = links.find((l) => l.ifname === bridge);
   if (existing !== undefined && existing.linkinfo?.info_kind !== 'bridge') {
-    throw new FlatnetError('conflict', `"${bridge}" exists and is not a bridge; choose another name with -o bridge=NAME.`);
+    throw new FlatnetError(
+      'conflict',
+      `"${bridge}" exists and is not a bridge; choose another name with -o bridge=NAME.`,
+    );
   }
   // Two NICs in one bridge with STP off would join two LAN segments (and a loop, if they meet).
   const otherNic = nicPorts(portsOf(links, bridge)).find((p) => p !== parent);
   if (otherNic !== undefined) {
-    throw new FlatnetError('conflict', `"${bridge}" already holds "${otherNic}"; give "${parent}" a bridge of its own with -o bridge=NAME.`);
+    throw new FlatnetError(
+      'conflict',
+      `"${bridge}" already holds "${otherNic}"; give "${parent}" a bridge of its own with -o bridge=NAME.`,
+    );
   }
   const [nicAddrs, nicRoutes] = await Promise.all([linkAddrs(ip, parent), linkRoutes(ip, parent)]);
   const input: TakeoverInput = { bridge, nic, ...(existing ? { existingBridge: existing } : {}), nicAddrs, nicRoutes };
@@ -97,7 +122,10 @@ export async function ensureBridge(ip: IpRunner, options: TakeoverOptions): Prom
     throw err;
   }
   if (intent !== undefined) await removeIntent(intent);
-  options.logger?.info({ bridge: options.bridge, parent: options.parent, steps: steps.length }, 'bridge took over the NIC');
+  options.logger?.info(
+    { bridge: options.bridge, parent: options.parent, steps: steps.length },
+    'bridge took over the NIC',
+  );
   return true;
 }
 
@@ -132,7 +160,10 @@ export async function restoreBridge(options: RestoreOptions): Promise<RestoreRes
   if (br.linkinfo?.info_kind !== 'bridge') throw new FlatnetError('invalid', `"${bridge}" is not a bridge.`);
   const parent = options.parent ?? bridgeNic(portsOf(links, bridge));
   if (parent === undefined) {
-    throw new FlatnetError('invalid', `Cannot tell which NIC "${bridge}" holds (no port, or several, that is not a flatnet veth); name it with --parent.`);
+    throw new FlatnetError(
+      'invalid',
+      `Cannot tell which NIC "${bridge}" holds (no port, or several, that is not a flatnet veth); name it with --parent.`,
+    );
   }
   const nic = links.find((l) => l.ifname === parent);
   if (nic === undefined) throw new FlatnetError('not-found', `The parent interface "${parent}" does not exist.`);

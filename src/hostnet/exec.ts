@@ -30,9 +30,13 @@ export function execArgs(
   options: ExecOptions | string = {},
   env?: NodeJS.ProcessEnv,
 ): Promise<ExecResult> {
-  const o: ExecOptions = typeof options === 'string' ? { input: options, ...(env ? { env } : {}) } : { ...(env ? { env } : {}), ...options };
+  const o: ExecOptions =
+    typeof options === 'string' ? { input: options, ...(env ? { env } : {}) } : { ...(env ? { env } : {}), ...options };
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(o.env !== undefined ? { env: o.env } : {}) });
+    const child = spawn(file, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(o.env !== undefined ? { env: o.env } : {}),
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

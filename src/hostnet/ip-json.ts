@@ -97,7 +97,11 @@ export async function linkRoutes(ip: IpRunner, dev: string): Promise<{ v4: Route
 /** The device of the IPv4 (else IPv6) default route in the main table, if any. */
 export async function defaultRouteDev(ip: IpRunner): Promise<string | undefined> {
   for (const family of ['-4', '-6']) {
-    const routes = parse(z.array(routeSchema), await ip.json([family, 'route', 'show', 'table', 'main', 'default']), 'routes');
+    const routes = parse(
+      z.array(routeSchema),
+      await ip.json([family, 'route', 'show', 'table', 'main', 'default']),
+      'routes',
+    );
     const dev = routes.find((r) => r.dev !== undefined)?.dev;
     if (dev !== undefined) return dev;
   }

@@ -18,7 +18,6 @@ export interface IpRunnerOptions {
   session?: boolean;
 }
 
-
 export interface BatchOptions {
   /** Every command is tried, whatever fails (never through the session). */
   force?: boolean;
@@ -80,7 +79,9 @@ export class IpRunner {
     try {
       return JSON.parse(out) as unknown;
     } catch (err) {
-      throw new FlatnetError('unavailable', `ip -j ${args.join(' ')} printed something that is not JSON.`, { cause: err });
+      throw new FlatnetError('unavailable', `ip -j ${args.join(' ')} printed something that is not JSON.`, {
+        cause: err,
+      });
     }
   }
 
@@ -90,7 +91,8 @@ export class IpRunner {
    */
   async batch(commands: readonly IpCommand[], options: BatchOptions = {}): Promise<void> {
     if (commands.length === 0) return;
-    if (this.session === undefined || options.session !== true || options.force === true) return this.spawnBatch(commands, options);
+    if (this.session === undefined || options.session !== true || options.force === true)
+      return this.spawnBatch(commands, options);
     try {
       await this.session.run(commands);
     } catch (err) {

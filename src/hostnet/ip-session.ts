@@ -106,8 +106,12 @@ export class IpSession {
       this.current = undefined;
       c.settle({ error });
     };
-    child.on('error', (err) => gone(new FlatnetError('unavailable', `Could not run ${this.file}: is it installed and on PATH?`, { cause: err })));
-    child.on('exit', (code, signal) => gone(new FlatnetError('unavailable', `ip exited (${signal ?? `code ${code}`}) with a command pending.`)));
+    child.on('error', (err) =>
+      gone(new FlatnetError('unavailable', `Could not run ${this.file}: is it installed and on PATH?`, { cause: err })),
+    );
+    child.on('exit', (code, signal) =>
+      gone(new FlatnetError('unavailable', `ip exited (${signal ?? `code ${code}`}) with a command pending.`)),
+    );
     child.stdin.on('error', () => undefined);
     this.idle(child);
     return child;
@@ -130,7 +134,12 @@ export class IpSession {
       const timer = setTimeout(() => {
         this.current = undefined;
         this.retire();
-        reject(new FlatnetError('unavailable', `ip did not finish "${command.join(' ')}" within ${COMMAND_TIMEOUT_MS / 1000} s.`));
+        reject(
+          new FlatnetError(
+            'unavailable',
+            `ip did not finish "${command.join(' ')}" within ${COMMAND_TIMEOUT_MS / 1000} s.`,
+          ),
+        );
       }, COMMAND_TIMEOUT_MS);
       this.line += 2;
       this.current = {

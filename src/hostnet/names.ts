@@ -9,10 +9,7 @@ export function isValidIfName(name: string): boolean {
 
 export function assertIfName(name: string, what = 'interface name'): string {
   if (!isValidIfName(name)) {
-    throw new FlatnetError(
-      'invalid',
-      `The ${what} "${name}" is not valid: use 1-15 letters, digits, '_', '.' or '-'.`,
-    );
+    throw new FlatnetError('invalid', `The ${what} "${name}" is not valid: use 1-15 letters, digits, '_', '.' or '-'.`);
   }
   return name;
 }

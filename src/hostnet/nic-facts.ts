@@ -33,6 +33,8 @@ export async function readNicFacts(ip: IpRunner, parent?: string): Promise<NicFa
     nic,
     holder,
     addresses: addrs.filter((a) => a.scope === 'global').map((a) => `${a.local}/${a.prefixlen}`),
-    gateways: [...routes.v4, ...routes.v6].flatMap((r) => (r.dst === 'default' && r.gateway !== undefined ? [r.gateway] : [])),
+    gateways: [...routes.v4, ...routes.v6].flatMap((r) =>
+      r.dst === 'default' && r.gateway !== undefined ? [r.gateway] : [],
+    ),
   };
 }

@@ -60,7 +60,11 @@ export async function runSteps(ip: IpRunner, steps: readonly Step[], options: Ru
     );
   }
   options.logger?.warn({ failed, completed, err: errorMessage(cause) }, 'host network change rolled back');
-  throw new FlatnetError('unavailable', `Host network change failed at "${failed}" and was undone: ${errorMessage(cause)}`, {
-    cause,
-  });
+  throw new FlatnetError(
+    'unavailable',
+    `Host network change failed at "${failed}" and was undone: ${errorMessage(cause)}`,
+    {
+      cause,
+    },
+  );
 }

@@ -4,7 +4,16 @@ import { z } from 'zod';
 import { FlatnetError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { addrInfoSchema, linkAddrs, linkRoutes, linkSchema, listLinks, routeSchema, type AddrInfo, type RouteInfo } from './ip-json.js';
+import {
+  addrInfoSchema,
+  linkAddrs,
+  linkRoutes,
+  linkSchema,
+  listLinks,
+  routeSchema,
+  type AddrInfo,
+  type RouteInfo,
+} from './ip-json.js';
 import type { IpRunner } from './ip-runner.js';
 import { assertIfName } from './names.js';
 import { movableAddrs, movableRoutes } from './plan.js';
@@ -94,10 +103,14 @@ async function readIntent(path: string): Promise<TakeoverIntent> {
   try {
     data = JSON.parse(await readFile(path, 'utf8')) as unknown;
   } catch (err) {
-    throw new FlatnetError('internal', `The takeover intent ${path} cannot be read (${errorMessage(err)}); check the NIC and remove it.`);
+    throw new FlatnetError(
+      'internal',
+      `The takeover intent ${path} cannot be read (${errorMessage(err)}); check the NIC and remove it.`,
+    );
   }
   const parsed = intentSchema.safeParse(data);
-  if (!parsed.success) throw new FlatnetError('internal', `The takeover intent ${path} is damaged; check the NIC and remove it.`);
+  if (!parsed.success)
+    throw new FlatnetError('internal', `The takeover intent ${path} is damaged; check the NIC and remove it.`);
   return parsed.data;
 }
 
@@ -133,7 +146,10 @@ export async function recoverTakeovers(ip: IpRunner, dir: string, logger?: Logge
       ]);
       if (takeoverCompleted(intent, { nicMaster: nic.master, nicAddrs, bridgeAddrs, bridgeRoutes })) {
         await removeIntent(path);
-        logger?.warn({ bridge: intent.bridge, parent: intent.parent, pid: intent.pid }, 'a bridge takeover cut short had completed; kept');
+        logger?.warn(
+          { bridge: intent.bridge, parent: intent.parent, pid: intent.pid },
+          'a bridge takeover cut short had completed; kept',
+        );
         out.push({ bridge: intent.bridge, outcome: 'finished' });
         continue;
       }
@@ -146,10 +162,16 @@ export async function recoverTakeovers(ip: IpRunner, dir: string, logger?: Logge
     }
     const after = (await listLinks(ip)).find((l) => l.ifname === intent.parent);
     if (after?.master === intent.bridge) {
-      throw new FlatnetError('unavailable', `The takeover of ${intent.parent} by ${intent.bridge} cut short by a crash could not be rolled back (${path} kept); run flatnet bridge restore --force.`);
+      throw new FlatnetError(
+        'unavailable',
+        `The takeover of ${intent.parent} by ${intent.bridge} cut short by a crash could not be rolled back (${path} kept); run flatnet bridge restore --force.`,
+      );
     }
     await removeIntent(path);
-    logger?.warn({ bridge: intent.bridge, parent: intent.parent, pid: intent.pid, steps: intent.steps.length }, 'a bridge takeover cut short was rolled back');
+    logger?.warn(
+      { bridge: intent.bridge, parent: intent.parent, pid: intent.pid, steps: intent.steps.length },
+      'a bridge takeover cut short was rolled back',
+    );
     out.push({ bridge: intent.bridge, outcome: 'rolled-back' });
   }
   return out;

@@ -31,7 +31,6 @@ export function vethCreateCommands(spec: VethSpec): IpCommand[] {
   ];
 }
 
-
 /** Whether ip's complaints are all of the "that link is not there" kind. */
 export function onlyMissingLinkErrors(stderr: string): boolean {
   return stderr
@@ -67,7 +66,10 @@ export async function createVeth(ip: IpRunner, spec: VethSpec): Promise<void> {
     if (!(err instanceof IpBatchError)) throw err;
     if (err.completed > 0 || !/File exists/.test(err.stderr)) {
       await deleteVeth(ip, spec.names);
-      throw new FlatnetError('unavailable', `Could not create veth ${spec.names.host}: ${err.stderr.trim().split('\n')[0] ?? ''}`);
+      throw new FlatnetError(
+        'unavailable',
+        `Could not create veth ${spec.names.host}: ${err.stderr.trim().split('\n')[0] ?? ''}`,
+      );
     }
   }
   await deleteVeth(ip, spec.names);

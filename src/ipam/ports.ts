@@ -124,7 +124,11 @@ export interface AddressRecords {
    * One compare-and-swap on a held address's record: `decide` gets it as read (undefined = none) and returns
    * the record to write, or undefined to leave it. 'conflict' when it changed meanwhile.
    */
-  updateHeld(subnet: Subnet, address: string, decide: (read: AssignmentRead | undefined) => Assignment | undefined): Promise<'written' | 'unchanged' | 'conflict'>;
+  updateHeld(
+    subnet: Subnet,
+    address: string,
+    decide: (read: AssignmentRead | undefined) => Assignment | undefined,
+  ): Promise<'written' | 'unchanged' | 'conflict'>;
 }
 
 /** The bounded loop around one read-decide-write: runs attempts until one returns a value (undefined = conflict). */

@@ -15,7 +15,10 @@ export async function buildBusyboxTarball(outDir: string): Promise<string> {
     await mkdir(join(root, 'bin'), { recursive: true });
     await copyFile(BUSYBOX, join(root, 'bin/busybox'));
     const list = await run(BUSYBOX, ['--list-full']);
-    for (const applet of list.split('\n').map((l) => l.trim()).filter((l) => l !== '')) {
+    for (const applet of list
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '')) {
       if (applet === 'bin/busybox' || applet.includes('..')) continue;
       await mkdir(join(root, dirname(applet)), { recursive: true });
       await symlink('/bin/busybox', join(root, applet)).catch((err: NodeJS.ErrnoException) => {

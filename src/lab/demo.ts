@@ -20,16 +20,24 @@ const CONTAINERS: { name: string; host: number }[] = [
   { name: 'cache1', host: 0 },
 ];
 
-const listedAssignment = z.object({ address: z.string(), hostId: z.string(), macAddress: z.string().optional() }).passthrough();
+const listedAssignment = z
+  .object({ address: z.string(), hostId: z.string(), macAddress: z.string().optional() })
+  .passthrough();
 
 function table(headers: string[], rows: string[][]): string[] {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
 }
 
 async function inspect(host: LabHost, name: string, field: 'IPAddress' | 'MacAddress'): Promise<string> {
-  return (await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${NETWORK}").${field}}}`, name])).trim();
+  return (
+    await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${NETWORK}").${field}}}`, name])
+  ).trim();
 }
 
 /**
@@ -42,25 +50,44 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const total = 6;
   let n = 0;
   const step = (what: string) => log(`[${++n}/${total}] ${what}`);
-  const done = (detail = '') => log(`      done in ${((Date.now() - t0) / 1000).toFixed(1)} s${detail ? ` — ${detail}` : ''}`);
+  const done = (detail = '') =>
+    log(`      done in ${((Date.now() - t0) / 1000).toFixed(1)} s${detail ? ` — ${detail}` : ''}`);
 
-  step('Starting a lab: 3 hosts (network namespaces on one LAN 10.99.0.0/16), 3 etcd members, a dockerd and a flatnet plugin per host');
-  const lab: Lab = await startLab({ hosts: 3, name: 'demo', etcdMembers: 3, ...(opts.engine ? { engine: opts.engine } : {}) });
+  step(
+    'Starting a lab: 3 hosts (network namespaces on one LAN 10.99.0.0/16), 3 etcd members, a dockerd and a flatnet plugin per host',
+  );
+  const lab: Lab = await startLab({
+    hosts: 3,
+    name: 'demo',
+    etcdMembers: 3,
+    ...(opts.engine ? { engine: opts.engine } : {}),
+  });
   let kept = false;
   try {
     done(`lab ${lab.id}: ${lab.hosts.map((h) => `${h.name}=${h.lanAddress}`).join(', ')}, etcd on ${LAN.gateway}`);
     const h1 = lab.hosts[0]!;
 
     step(`Adding the container address range ${LAN.containerRange} to the pool ${LAN.subnet} (in etcd)`);
-    log(`      ${(await h1.flatnet(['ip-range', 'add', '--ip-start', '10.99.128.1/16', '--ip-end', '10.99.143.254/16'])).trim()}`);
+    log(
+      `      ${(await h1.flatnet(['ip-range', 'add', '--ip-start', '10.99.128.1/16', '--ip-end', '10.99.143.254/16'])).trim()}`,
+    );
     done();
 
     step('Creating the flat network "lan" on every host (flatnet create-network; eth0 moves into bridge br0)');
     for (const h of lab.hosts) {
       const out = await h.flatnet([
         // No --ip-range: the pool already holds the range added in step 2.
-        'create-network', '--name', NETWORK, '--subnet', LAN.subnet, '--gateway', LAN.gateway,
-        '--parent', 'eth0', '--docker-host', `unix://${h.dockerSocket}`,
+        'create-network',
+        '--name',
+        NETWORK,
+        '--subnet',
+        LAN.subnet,
+        '--gateway',
+        LAN.gateway,
+        '--parent',
+        'eth0',
+        '--docker-host',
+        `unix://${h.dockerSocket}`,
       ]);
       log(`      ${h.name}: ${out.trim().split('\n').pop() ?? ''}`);
     }
@@ -69,7 +96,19 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     step(`Starting ${CONTAINERS.length} containers on different hosts`);
     for (const c of CONTAINERS) {
       const host = lab.hosts[c.host]!;
-      await host.docker(['run', '-d', '--name', c.name, '--hostname', c.name, '--net', NETWORK, IMAGE, 'sleep', '3600']);
+      await host.docker([
+        'run',
+        '-d',
+        '--name',
+        c.name,
+        '--hostname',
+        c.name,
+        '--net',
+        NETWORK,
+        IMAGE,
+        'sleep',
+        '3600',
+      ]);
       log(`      ${c.name} on ${host.name}`);
     }
     done();
@@ -103,7 +142,13 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       const host = lab.hosts[c.host]!;
       const address = addresses.get(c.name) ?? '';
       const record = records.find((r) => r.address === address);
-      rows.push([c.name, host.name, address, record ? `held by ${record.hostId}` : 'MISSING', await inspect(host, c.name, 'MacAddress')]);
+      rows.push([
+        c.name,
+        host.name,
+        address,
+        record ? `held by ${record.hostId}` : 'MISSING',
+        await inspect(host, c.name, 'MacAddress'),
+      ]);
     }
     for (const line of table(['CONTAINER', 'HOST', 'ADDRESS', 'ETCD RECORD', 'MAC'], rows)) log(`      ${line}`);
     done();

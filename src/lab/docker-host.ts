@@ -104,11 +104,17 @@ export function pluginCommand(spec: Pick<HostSpec, 'hostDir' | 'etcdEndpoints' |
   const cli = flatnetCli();
   if (cli === undefined) throw new Error('the flatnet CLI is not built (dist/src/cli/main.js): run npx tsc -p .');
   return [
-    process.execPath, cli, 'server',
-    '--socket', '/run/docker/plugins/flatnet.sock',
-    '--etcd-endpoints', spec.etcdEndpoints.join(','),
-    '--host-id', spec.hostName,
-    '--state-dir', hostPaths(spec.hostDir).state,
+    process.execPath,
+    cli,
+    'server',
+    '--socket',
+    '/run/docker/plugins/flatnet.sock',
+    '--etcd-endpoints',
+    spec.etcdEndpoints.join(','),
+    '--host-id',
+    spec.hostName,
+    '--state-dir',
+    hostPaths(spec.hostDir).state,
   ];
 }
 
@@ -137,12 +143,23 @@ export function daemonsCgroupProcs(spec: Pick<HostSpec, 'trackingHierarchy' | 'c
 
 /** Waits until the host's dockerd answers; `exited` reports a launcher that died first. */
 export async function waitForDockerd(spec: HostSpec, exited: () => string | undefined): Promise<void> {
-  await waitFor(`dockerd of ${spec.hostName}`, async () => {
-    const gone = exited();
-    if (gone) throw new Error(`the daemons of ${spec.hostName} ${gone}:\n${await logTails(spec.hostDir)}`);
-    await run(spec.engine.cli, ['-H', `unix://${hostPaths(spec.hostDir).dockerSocket}`, 'version', '--format', '{{.Server.Version}}']);
-    return true;
-  }, 60_000, 200).catch(async (err: Error) => {
+  await waitFor(
+    `dockerd of ${spec.hostName}`,
+    async () => {
+      const gone = exited();
+      if (gone) throw new Error(`the daemons of ${spec.hostName} ${gone}:\n${await logTails(spec.hostDir)}`);
+      await run(spec.engine.cli, [
+        '-H',
+        `unix://${hostPaths(spec.hostDir).dockerSocket}`,
+        'version',
+        '--format',
+        '{{.Server.Version}}',
+      ]);
+      return true;
+    },
+    60_000,
+    200,
+  ).catch(async (err: Error) => {
     throw new Error(`${err.message}\n${await logTails(spec.hostDir)}`);
   });
 }
@@ -160,9 +177,20 @@ export async function startHostDaemons(spec: HostSpec): Promise<RecordedProcess>
   const started = startProcess(
     'nsenter',
     [
-      `--net=${spec.netnsPath}`, `--uts=${spec.utsPath}`, '--',
-      'unshare', '-m', '--propagation', 'private', '--',
-      'sh', launcherScript(), spec.hostDir, daemonsCgroupProcs(spec), `/${spec.cgroup}`, ...pluginArgv,
+      `--net=${spec.netnsPath}`,
+      `--uts=${spec.utsPath}`,
+      '--',
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      launcherScript(),
+      spec.hostDir,
+      daemonsCgroupProcs(spec),
+      `/${spec.cgroup}`,
+      ...pluginArgv,
     ],
     { stdio: ['ignore', log, log], detached: true, env: hostDaemonEnv(spec) },
   );
@@ -185,4 +213,3 @@ export async function logTails(hostDir: string, lines = 30): Promise<string> {
   }
   return out.join('\n');
 }
-

@@ -56,20 +56,38 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       const clientUrls = [`${scheme}://127.0.0.1:${s.clientPort}`];
       if (opts.extraClientHost) clientUrls.push(`${scheme}://${opts.extraClientHost}:${s.clientPort}`);
       const args = [
-        '--name', s.name,
-        '--data-dir', join(dir, s.name),
-        '--listen-peer-urls', `http://127.0.0.1:${s.peerPort}`,
-        '--initial-advertise-peer-urls', `http://127.0.0.1:${s.peerPort}`,
-        '--listen-client-urls', clientUrls.join(','),
-        '--advertise-client-urls', clientUrls.join(','),
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-state', 'new',
-        '--initial-cluster-token', token,
-        '--log-level', 'error',
-        '--logger', 'zap',
+        '--name',
+        s.name,
+        '--data-dir',
+        join(dir, s.name),
+        '--listen-peer-urls',
+        `http://127.0.0.1:${s.peerPort}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${s.peerPort}`,
+        '--listen-client-urls',
+        clientUrls.join(','),
+        '--advertise-client-urls',
+        clientUrls.join(','),
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        token,
+        '--log-level',
+        'error',
+        '--logger',
+        'zap',
       ];
       if (opts.tls) {
-        args.push('--cert-file', opts.tls.certFile, '--key-file', opts.tls.keyFile, '--trusted-ca-file', opts.tls.caFile);
+        args.push(
+          '--cert-file',
+          opts.tls.certFile,
+          '--key-file',
+          opts.tls.keyFile,
+          '--trusted-ca-file',
+          opts.tls.caFile,
+        );
         if (opts.tls.clientCertAuth) args.push('--client-cert-auth');
       }
       const cmd = opts.netnsPath ? 'nsenter' : 'etcd';
@@ -104,10 +122,15 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     const [ctlCmd, ctlArgv] = opts.netnsPath
       ? ['nsenter', [`--net=${opts.netnsPath}`, 'etcdctl', ...ctlArgs]]
       : ['etcdctl', ctlArgs];
-    await waitFor('etcd to become healthy', async () => {
-      await run(ctlCmd, ctlArgv, { env: { ...process.env, ETCDCTL_API: '3' } });
-      return true;
-    }, 30_000, 200);
+    await waitFor(
+      'etcd to become healthy',
+      async () => {
+        await run(ctlCmd, ctlArgv, { env: { ...process.env, ETCDCTL_API: '3' } });
+        return true;
+      },
+      30_000,
+      200,
+    );
   } catch (err) {
     await Promise.all(procs.map((p) => p.stop('SIGKILL')));
     if (ownsDir) await rm(dir, { recursive: true, force: true });

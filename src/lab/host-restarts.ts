@@ -55,7 +55,11 @@ async function containerdPid(spec: HostSpec): Promise<number> {
 }
 
 /** Starts a command in the host's net, uts and mount namespaces, output appended to a log, in the host's cgroup. */
-async function startInHost(spec: HostSpec, argv: string[], logName: string): Promise<RecordedProcess & { exited: () => string | undefined }> {
+async function startInHost(
+  spec: HostSpec,
+  argv: string[],
+  logName: string,
+): Promise<RecordedProcess & { exited: () => string | undefined }> {
   const target = await containerdPid(spec);
   const log = openSync(join(hostPaths(spec.hostDir).logs, logName), 'a');
   const started = startProcess('nsenter', ['-t', String(target), '-m', '-n', '-u', '--', ...argv], {
@@ -74,7 +78,11 @@ async function startInHost(spec: HostSpec, argv: string[], logName: string): Pro
 
 /** SIGKILLs the host's plugin server (the process the lab started for it); resolves with its PID once dead. */
 export async function killPlugin(spec: HostSpec): Promise<number> {
-  const own = await ownProcess(join(spec.hostDir, PLUGIN_PID), ['server', '--state-dir', hostPaths(spec.hostDir).state]);
+  const own = await ownProcess(join(spec.hostDir, PLUGIN_PID), [
+    'server',
+    '--state-dir',
+    hostPaths(spec.hostDir).state,
+  ]);
   if (!own) throw new Error(`${spec.hostName}: no plugin server of this lab is running`);
   signal(own.pid, 'SIGKILL');
   while (!(await dead(own.pid, own.startTime))) await sleep(20);
@@ -86,11 +94,16 @@ export async function startPlugin(spec: HostSpec): Promise<RecordedProcess> {
   const started = await startInHost(spec, pluginCommand(spec), 'flatnet.log');
   await writeFile(join(spec.hostDir, PLUGIN_PID), `${started.pid}\n`);
   const socket = join(hostPaths(spec.hostDir).pluginDir, 'flatnet.sock');
-  await waitFor(`the plugin of ${spec.hostName} to answer`, async () => {
-    const gone = started.exited();
-    if (gone) throw new Error(`the restarted plugin of ${spec.hostName} ${gone}`);
-    return (await postPlugin(socket, 'Plugin.Activate', '{}', { timeoutMs: 1000 })).status === 200 ? true : undefined;
-  }, 30_000, 50);
+  await waitFor(
+    `the plugin of ${spec.hostName} to answer`,
+    async () => {
+      const gone = started.exited();
+      if (gone) throw new Error(`the restarted plugin of ${spec.hostName} ${gone}`);
+      return (await postPlugin(socket, 'Plugin.Activate', '{}', { timeoutMs: 1000 })).status === 200 ? true : undefined;
+    },
+    30_000,
+    50,
+  );
   return { pid: started.pid, startTime: started.startTime, what: `flatnet ${spec.hostName}` };
 }
 
@@ -99,7 +112,10 @@ export async function startPlugin(spec: HostSpec): Promise<RecordedProcess> {
  * the plugin), then the same dockerd again in the host's namespaces. Resolves with the new process once it answers.
  */
 export async function restartDockerd(spec: HostSpec): Promise<RecordedProcess> {
-  const own = await ownProcess(join(hostPaths(spec.hostDir).runDocker, 'dockerd.pid'), ['--data-root', join(spec.hostDir, 'data/docker')]);
+  const own = await ownProcess(join(hostPaths(spec.hostDir).runDocker, 'dockerd.pid'), [
+    '--data-root',
+    join(spec.hostDir, 'data/docker'),
+  ]);
   if (!own) throw new Error(`${spec.hostName}: no dockerd of this lab is running`);
   await stopRecorded(own.pid, own.startTime, 30_000);
   const started = await startInHost(spec, ['sh', dockerdScript(), spec.hostDir, `/${spec.cgroup}`], 'dockerd.log');

@@ -1,14 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildBusyboxTarball, IMAGE, importImage } from './busybox-image.js';
-import {
-  flatnetCli,
-  hostPaths,
-  type HostSpec,
-  logTails,
-  prepareHostDirs,
-  startHostDaemons,
-} from './docker-host.js';
+import { flatnetCli, hostPaths, type HostSpec, logTails, prepareHostDirs, startHostDaemons } from './docker-host.js';
 import { killPlugin, restartDockerd, startPlugin } from './host-restarts.js';
 import { startEtcdCluster } from './etcd-cluster.js';
 import { DOCKER20, type Engine } from './engine.js';
@@ -156,11 +149,15 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       dataDir: join(names.dir, 'etcd'),
       logDir: names.dir,
     });
-    state.processes.push(...(await Promise.all(etcd.members.map(async (m) => ({
-      pid: m.pid,
-      startTime: (await processStartTime(m.pid)) ?? '',
-      what: `etcd ${m.name}`,
-    })))));
+    state.processes.push(
+      ...(await Promise.all(
+        etcd.members.map(async (m) => ({
+          pid: m.pid,
+          startTime: (await processStartTime(m.pid)) ?? '',
+          what: `etcd ${m.name}`,
+        })),
+      )),
+    );
     await save();
     const etcdEndpoints = etcd.lanEndpoints;
     const tarball = buildBusyboxTarball(names.dir);
@@ -205,11 +202,19 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       lanNetns: names.lanNetns,
       hosts,
       etcdEndpoints,
-      etcdMembers: etcd.members.map((m, i) => ({ name: m.name, pid: m.pid, clientUrl: etcdEndpoints[i] ?? m.clientUrl })),
+      etcdMembers: etcd.members.map((m, i) => ({
+        name: m.name,
+        pid: m.pid,
+        clientUrl: etcdEndpoints[i] ?? m.clientUrl,
+      })),
       etcdctl: (args) =>
-        run('nsenter', [`--net=/run/netns/${names.lanNetns}`, 'etcdctl', '--endpoints', etcdEndpoints.join(','), ...args], {
-          env: { ...process.env, ETCDCTL_API: '3' },
-        }),
+        run(
+          'nsenter',
+          [`--net=/run/netns/${names.lanNetns}`, 'etcdctl', '--endpoints', etcdEndpoints.join(','), ...args],
+          {
+            env: { ...process.env, ETCDCTL_API: '3' },
+          },
+        ),
       lanExec: (cmd, args) => inNetns(names.lanNetns, cmd, args),
       diagnostics: async () => (await Promise.all(hosts.map((h) => h.logTail()))).join('\n'),
       stop: () => teardownState(state),
@@ -254,7 +259,9 @@ function makeHost(
       } catch (err) {
         const message = (err as Error).message;
         if (!/No such image/i.test(message)) throw err;
-        throw new Error(`${message}\nthe lab never pulls: a test may only name images in ${name}'s store (the lab imports ${IMAGE})`);
+        throw new Error(
+          `${message}\nthe lab never pulls: a test may only name images in ${name}'s store (the lab imports ${IMAGE})`,
+        );
       }
     },
     exec: (cmd, args) => inNetns(netns, cmd, args),
@@ -277,4 +284,3 @@ function makeHost(
     crash: () => killHost(`/run/netns/${netns}`, names.hostCgroup(n)),
   };
 }
-

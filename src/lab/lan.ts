@@ -21,7 +21,11 @@ export async function createLan(lanNetns: string, segments: 1 | 2 = 1): Promise<
   await run('ip', ['netns', 'add', lanNetns]);
   const lines = ['link set lo up'];
   for (const [i, seg] of SEGMENTS.slice(0, segments).entries()) {
-    lines.push(`link add lan${i} type bridge`, `addr add ${seg.gateway}/${seg.prefixLength} dev lan${i}`, `link set lan${i} up`);
+    lines.push(
+      `link add lan${i} type bridge`,
+      `addr add ${seg.gateway}/${seg.prefixLength} dev lan${i}`,
+      `link set lan${i} up`,
+    );
   }
   await ipBatch(lanNetns, lines);
   await inNetns(lanNetns, 'sysctl', ['-qw', `net.ipv4.ip_forward=${segments === 2 ? 1 : 0}`]);

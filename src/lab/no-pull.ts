@@ -22,7 +22,9 @@ export function guardNoPull(args: string[]): string[] {
   const [first = '', second = ''] = args;
   const two = `${first} ${second}`;
   if (DOWNLOADS.has(first) || DOWNLOADS.has(two)) {
-    throw new LabPullRefused(`the lab never downloads (docker ${two.trim()}): use an image in the host's store (lab IMAGE)`);
+    throw new LabPullRefused(
+      `the lab never downloads (docker ${two.trim()}): use an image in the host's store (lab IMAGE)`,
+    );
   }
   const command = NO_PULL_FLAG[two] !== undefined ? two : NO_PULL_FLAG[first] !== undefined ? first : undefined;
   if (command === undefined) return args;
@@ -33,6 +35,7 @@ export function guardNoPull(args: string[]): string[] {
   // --pull (run/create) and --resolve-image (stack deploy) only in their never form, written as `flag`.
   const option = flag.split('=')[0]!;
   const other = rest.find((a) => a === option || a.startsWith(`${option}=`));
-  if (other !== undefined) throw new LabPullRefused(`the lab never pulls: docker ${command} takes ${flag}, not ${other}`);
+  if (other !== undefined)
+    throw new LabPullRefused(`the lab never pulls: docker ${command} takes ${flag}, not ${other}`);
   return [...args.slice(0, words), flag, ...rest];
 }

@@ -33,9 +33,14 @@ export function startProcess(cmd: string, args: string[], options: SpawnOptions 
 }
 
 /** Runs a command to completion; rejects with its stderr on a non-zero exit (the lab wants every step to work). */
-export async function run(cmd: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function run(
+  cmd: string,
+  args: string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const res = await execArgs(cmd, args, options.input, options.env);
-  if (res.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim() || res.stdout.trim()}`);
+  if (res.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim() || res.stdout.trim()}`);
   return res.stdout;
 }
 

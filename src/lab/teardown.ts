@@ -3,14 +3,7 @@ import { join } from 'node:path';
 import { deleteNetns, deleteUts } from './lan.js';
 import { isLabId, labNames } from './names.js';
 import { readLabState, type LabState } from './lab-state.js';
-import {
-  cgroupDirs,
-  killCgroup,
-  processesMentioning,
-  removeCgroup,
-  signal,
-  stopRecorded,
-} from './proc-tools.js';
+import { cgroupDirs, killCgroup, processesMentioning, removeCgroup, signal, stopRecorded } from './proc-tools.js';
 import { run } from './processes.js';
 import { DOCKER } from './docker-host.js';
 
@@ -99,4 +92,3 @@ export async function labLeftovers(id: string): Promise<string[]> {
   }
   return [...new Set(found)];
 }
-

@@ -72,8 +72,10 @@ export function isPlainIp(text: string): boolean {
 export function bareAddress(text: string, family?: Family): string {
   if (text === '') return '';
   const parsed = tryParseCidr(text) ?? tryParseAddress(text);
-  if (!parsed || text !== text.trim()) throw new FlatnetError('invalid', `"${text}" is not an IP address (optionally with /prefix).`);
-  if (family !== undefined && parsed.family !== family) throw new FlatnetError('invalid', `"${text}" is not an IPv${family} address.`);
+  if (!parsed || text !== text.trim())
+    throw new FlatnetError('invalid', `"${text}" is not an IP address (optionally with /prefix).`);
+  if (family !== undefined && parsed.family !== family)
+    throw new FlatnetError('invalid', `"${text}" is not an IPv${family} address.`);
   const slash = text.indexOf('/');
   return slash < 0 ? text : text.slice(0, slash);
 }

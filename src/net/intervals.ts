@@ -9,7 +9,9 @@ export interface Interval {
 export type IntervalSet = readonly Interval[];
 
 export function normalize(items: readonly Interval[]): Interval[] {
-  const sorted = items.filter((i) => i.start <= i.end).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const sorted = items
+    .filter((i) => i.start <= i.end)
+    .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   const out: Interval[] = [];
   for (const i of sorted) {
     const last = out[out.length - 1];

@@ -143,7 +143,8 @@ export class HostNetworkDriver implements NetworkDriver {
 
   private async restoreNetworks(): Promise<void> {
     const pairs = new Map<string, { bridge: string; parent: string }>();
-    for (const n of await this.state.listNetworks()) pairs.set(`${n.bridge}/${n.parent}`, { bridge: n.bridge, parent: n.parent });
+    for (const n of await this.state.listNetworks())
+      pairs.set(`${n.bridge}/${n.parent}`, { bridge: n.bridge, parent: n.parent });
     for (const { bridge, parent } of pairs.values()) {
       await this.withBridgeLock(async () => {
         try {
@@ -159,7 +160,10 @@ export class HostNetworkDriver implements NetworkDriver {
   private dirs(): Promise<void> {
     this.dirsReady ??= this.state.init().catch((err: unknown) => {
       this.dirsReady = undefined;
-      throw new FlatnetError('unavailable', `Cannot create the state directory ${this.state.stateDir}: ${errorMessage(err)}`);
+      throw new FlatnetError(
+        'unavailable',
+        `Cannot create the state directory ${this.state.stateDir}: ${errorMessage(err)}`,
+      );
     });
     return this.dirsReady;
   }
@@ -192,12 +196,18 @@ export class HostNetworkDriver implements NetworkDriver {
   private async defaultParent(bridge: string, links: readonly LinkInfo[]): Promise<string> {
     const dev = await defaultRouteDev(this.ip);
     if (dev === undefined) {
-      throw new FlatnetError('invalid', 'This host has no default route to find its LAN NIC by; name it with -o parent=NIC.');
+      throw new FlatnetError(
+        'invalid',
+        'This host has no default route to find its LAN NIC by; name it with -o parent=NIC.',
+      );
     }
     if (dev !== bridge) return dev;
     const nic = bridgeNic(portsOf(links, bridge));
     if (nic === undefined) {
-      throw new FlatnetError('invalid', `Could not tell which port of "${bridge}" is the LAN NIC; name it with -o parent=NIC.`);
+      throw new FlatnetError(
+        'invalid',
+        `Could not tell which port of "${bridge}" is the LAN NIC; name it with -o parent=NIC.`,
+      );
     }
     return nic;
   }
@@ -236,10 +246,20 @@ export class HostNetworkDriver implements NetworkDriver {
       // 50-500 ms on a swarm node starting its tasks (measured). A power loss in between can lose the record, or
       // leave it empty (read as damaged), of a network whose `docker network create` had just returned.
       await this.state.putNetwork(record, { durable: false });
-      this.track(afterReply().then(() => this.state.syncNetwork(record.networkId)).catch((err: unknown) => {
-        this.logger.warn({ networkId: record.networkId, err: errorMessage(err) }, 'could not fsync a network record; it is on disk but may not survive a power loss');
-      }));
-      this.logger.info({ networkId: input.networkId, bridge: record.bridge, parent, mtu: record.mtu }, 'network created');
+      this.track(
+        afterReply()
+          .then(() => this.state.syncNetwork(record.networkId))
+          .catch((err: unknown) => {
+            this.logger.warn(
+              { networkId: record.networkId, err: errorMessage(err) },
+              'could not fsync a network record; it is on disk but may not survive a power loss',
+            );
+          }),
+      );
+      this.logger.info(
+        { networkId: input.networkId, bridge: record.bridge, parent, mtu: record.mtu },
+        'network created',
+      );
       return known ? parent : undefined;
     });
     // Scheduled once the lock is free and the reply on its way: a spawn blocks the event loop for its fork.
@@ -253,7 +273,11 @@ export class HostNetworkDriver implements NetworkDriver {
    * Makes the bridge hold its NIC (the takeover, if needed) and the FORWARD rule; remembers both for the next
    * CreateNetwork. Run under the bridge lock. `mtu`: a refused MTU must leave the host as it was.
    */
-  private async holdBridge(bridge: string, requestedParent: string | undefined, mtu: number | undefined): Promise<{ parent: string; parentMtu: number }> {
+  private async holdBridge(
+    bridge: string,
+    requestedParent: string | undefined,
+    mtu: number | undefined,
+  ): Promise<{ parent: string; parentMtu: number }> {
     // Listed once: the default parent, the MTU check and the takeover plan all read this one listing.
     const links = await listLinks(this.ip);
     const parent = requestedParent ?? (await this.defaultParent(bridge, links));
@@ -272,7 +296,10 @@ export class HostNetworkDriver implements NetworkDriver {
       this.bridgesHeld.delete(bridge);
       await this.holdBridge(bridge, parent, undefined);
     }).catch((err: unknown) => {
-      this.logger.warn({ bridge, parent, err: errorMessage(err) }, 'bridge check after CreateNetwork failed; the next CreateNetwork makes sure of it before its reply');
+      this.logger.warn(
+        { bridge, parent, err: errorMessage(err) },
+        'bridge check after CreateNetwork failed; the next CreateNetwork makes sure of it before its reply',
+      );
     });
   }
 
@@ -286,7 +313,10 @@ export class HostNetworkDriver implements NetworkDriver {
   private async network(networkId: string): Promise<NetworkRecord> {
     const net = await this.state.getNetwork(assertId(networkId, 'network id'));
     if (net === undefined) {
-      throw new FlatnetError('not-found', `Network ${networkId.slice(0, 12)} is unknown to flatnet on this host; recreate it with docker network create.`);
+      throw new FlatnetError(
+        'not-found',
+        `Network ${networkId.slice(0, 12)} is unknown to flatnet on this host; recreate it with docker network create.`,
+      );
     }
     return net;
   }
@@ -301,7 +331,8 @@ export class HostNetworkDriver implements NetworkDriver {
     if (macAddress !== '' && !MAC.test(macAddress)) {
       throw new FlatnetError('invalid', `The MAC address "${macAddress}" is not in colon form.`);
     }
-    const mac = macAddress !== '' ? macAddress.toLowerCase() : deriveEndpointMac(address, addressIPv6, input.endpointId);
+    const mac =
+      macAddress !== '' ? macAddress.toLowerCase() : deriveEndpointMac(address, addressIPv6, input.endpointId);
     const names = vethNames(input.endpointId);
     await this.state.putEndpoint({
       endpointId: input.endpointId,
@@ -314,7 +345,13 @@ export class HostNetworkDriver implements NetworkDriver {
       createdAt: new Date().toISOString(),
     });
     this.prepareVeth(input.endpointId, { names, bridge: net.bridge, mtu: net.mtu, mac });
-    this.tellOwners(() => this.owners?.created({ networkId: input.networkId, endpointId: input.endpointId, addresses: [address, addressIPv6] }));
+    this.tellOwners(() =>
+      this.owners?.created({
+        networkId: input.networkId,
+        endpointId: input.endpointId,
+        addresses: [address, addressIPv6],
+      }),
+    );
     // Docker refuses a reply that repeats or changes a field it sent.
     return { interface: macAddress !== '' ? null : { macAddress: mac } };
   }
@@ -337,7 +374,10 @@ export class HostNetworkDriver implements NetworkDriver {
     await this.dirs();
     const ep = await this.state.getEndpoint(input.endpointId);
     if (ep === undefined) {
-      throw new FlatnetError('not-found', `Endpoint ${input.endpointId.slice(0, 12)} is unknown on this host; reconnect the container.`);
+      throw new FlatnetError(
+        'not-found',
+        `Endpoint ${input.endpointId.slice(0, 12)} is unknown on this host; reconnect the container.`,
+      );
     }
     const net = await this.network(ep.networkId);
     const names = vethNames(input.endpointId);
@@ -345,7 +385,8 @@ export class HostNetworkDriver implements NetworkDriver {
     this.left.delete(input.endpointId);
     const ahead = this.prepared.get(input.endpointId);
     this.prepared.delete(input.endpointId);
-    if (ahead === undefined || !(await ahead)) await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
+    if (ahead === undefined || !(await ahead))
+      await createVeth(this.ip, { names, bridge: net.bridge, mtu: net.mtu, mac: ep.macAddress });
     this.tellOwners(() => this.owners?.joined(ep.networkId, input.endpointId));
     const gatewayIPv6 = ep.addressIPv6 !== '' ? net.gatewayIPv6 : '';
     if (this.announcer !== undefined && input.sandboxKey !== '' && (ep.address !== '' || ep.addressIPv6 !== '')) {
@@ -380,7 +421,10 @@ export class HostNetworkDriver implements NetworkDriver {
       .then(
         () => true,
         (err: unknown) => {
-          this.logger.debug({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not make the veth ahead of Join');
+          this.logger.debug(
+            { endpoint: endpointId.slice(0, 12), err: errorMessage(err) },
+            'could not make the veth ahead of Join',
+          );
           return false;
         },
       );
@@ -421,7 +465,9 @@ export class HostNetworkDriver implements NetworkDriver {
     // After the reply to Docker: the removal waits on the kernel, and a spawn (no session) forks the server.
     const removal = Promise.all([ahead, afterReply()])
       .then(() => deleteVeth(this.ip, vethNames(endpointId)))
-      .catch((err: unknown) => this.logger.warn({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not remove the veth'))
+      .catch((err: unknown) =>
+        this.logger.warn({ endpoint: endpointId.slice(0, 12), err: errorMessage(err) }, 'could not remove the veth'),
+      )
       .finally(() => this.removals.delete(endpointId));
     this.removals.set(endpointId, removal);
     this.track(removal);

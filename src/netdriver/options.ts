@@ -24,7 +24,10 @@ export interface OptionNaming {
 export const DOCKER_OPTION_NAMING: OptionNaming = { name: (k) => `-o ${k}`, withValue: (k, v) => `-o ${k}=${v}` };
 export const CLI_FLAG_NAMING: OptionNaming = { name: (k) => `--${k}`, withValue: (k, v) => `--${k} ${v}` };
 
-export function parseNetworkOptions(generic: Record<string, string>, naming: OptionNaming = DOCKER_OPTION_NAMING): NetworkOptions {
+export function parseNetworkOptions(
+  generic: Record<string, string>,
+  naming: OptionNaming = DOCKER_OPTION_NAMING,
+): NetworkOptions {
   const unknown = Object.keys(generic).filter((k) => !(KNOWN as readonly string[]).includes(k));
   if (unknown.length > 0) {
     throw new FlatnetError(
@@ -33,22 +36,33 @@ export function parseNetworkOptions(generic: Record<string, string>, naming: Opt
     );
   }
   const out: NetworkOptions = { bridge: DEFAULT_BRIDGE };
-  if (generic.parent !== undefined) out.parent = assertIfName(generic.parent.trim(), `parent interface name (${naming.name('parent')})`);
-  if (generic.bridge !== undefined) out.bridge = assertIfName(generic.bridge.trim(), `bridge name (${naming.name('bridge')})`);
+  if (generic.parent !== undefined)
+    out.parent = assertIfName(generic.parent.trim(), `parent interface name (${naming.name('parent')})`);
+  if (generic.bridge !== undefined)
+    out.bridge = assertIfName(generic.bridge.trim(), `bridge name (${naming.name('bridge')})`);
   if (generic.mtu !== undefined) {
     const text = generic.mtu.trim();
     const mtu = Number(text);
     if (!/^\d+$/.test(text) || mtu < 68 || mtu > 65535) {
-      throw new FlatnetError('invalid', `${naming.withValue('mtu', generic.mtu)} is not valid: give a whole number from 68 to 65535.`);
+      throw new FlatnetError(
+        'invalid',
+        `${naming.withValue('mtu', generic.mtu)} is not valid: give a whole number from 68 to 65535.`,
+      );
     }
     out.mtu = mtu;
   }
   const nmsgs = generic[ADVERTISE_NMSGS_OPTION];
   if (nmsgs !== undefined && !/^\d{1,3}$/.test(nmsgs.trim())) {
-    throw new FlatnetError('invalid', `${naming.withValue(ADVERTISE_NMSGS_OPTION, nmsgs)} is not valid: give a whole number of messages.`);
+    throw new FlatnetError(
+      'invalid',
+      `${naming.withValue(ADVERTISE_NMSGS_OPTION, nmsgs)} is not valid: give a whole number of messages.`,
+    );
   }
   if (out.parent !== undefined && out.parent === out.bridge) {
-    throw new FlatnetError('invalid', `${naming.name('parent')} and ${naming.name('bridge')} are both "${out.bridge}": the bridge must be a new name.`);
+    throw new FlatnetError(
+      'invalid',
+      `${naming.name('parent')} and ${naming.name('bridge')} are both "${out.bridge}": the bridge must be a new name.`,
+    );
   }
   return out;
 }

@@ -15,7 +15,11 @@ export function orphanVeths(links: readonly string[], endpointIds: readonly stri
  * Deletes veths left by endpoints whose records are gone (Docker's teardown reached a dead plugin, or the
  * plugin crashed mid-Join). Returns the names removed.
  */
-export async function removeOrphanVeths(ip: IpRunner, endpointIds: readonly string[], logger: Logger): Promise<string[]> {
+export async function removeOrphanVeths(
+  ip: IpRunner,
+  endpointIds: readonly string[],
+  logger: Logger,
+): Promise<string[]> {
   const veths = (await listLinks(ip, ['type', 'veth'])).map((l) => l.ifname);
   const orphans = orphanVeths(veths, endpointIds);
   if (orphans.length === 0) return [];

@@ -36,7 +36,8 @@ export type EndpointRecord = z.infer<typeof endpointRecordSchema>;
 const ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 export function assertId(id: string, what: string): string {
-  if (!ID.test(id)) throw new FlatnetError('invalid', `The ${what} "${id}" is not a valid id (letters, digits, '_' or '-').`);
+  if (!ID.test(id))
+    throw new FlatnetError('invalid', `The ${what} "${id}" is not a valid id (letters, digits, '_' or '-').`);
   return id;
 }
 
@@ -74,7 +75,10 @@ export class DriverState {
     }
     const parsed = schema.safeParse(data);
     if (!parsed.success) {
-      throw new FlatnetError('internal', `The ${what} state file ${join(dir, `${id}.json`)} is damaged; remove it or restore it.`);
+      throw new FlatnetError(
+        'internal',
+        `The ${what} state file ${join(dir, `${id}.json`)} is damaged; remove it or restore it.`,
+      );
     }
     return parsed.data;
   }
@@ -89,7 +93,11 @@ export class DriverState {
 
   /** `durable: false`: on disk (atomically) but not fsynced; syncNetwork makes it durable. */
   async putNetwork(rec: NetworkRecord, options: { durable?: boolean } = {}): Promise<void> {
-    await writeFileAtomic(join(this.networksDir, `${assertId(rec.networkId, 'network id')}.json`), `${JSON.stringify(rec, null, 2)}\n`, options);
+    await writeFileAtomic(
+      join(this.networksDir, `${assertId(rec.networkId, 'network id')}.json`),
+      `${JSON.stringify(rec, null, 2)}\n`,
+      options,
+    );
   }
 
   /** Nothing to do for a record deleted meanwhile (DeleteNetwork right after CreateNetwork). */
@@ -103,7 +111,11 @@ export class DriverState {
 
   /** Not fsynced (two fsyncs on the path of every container start): after a power loss its container is gone too. */
   async putEndpoint(rec: EndpointRecord): Promise<void> {
-    await writeFileAtomic(join(this.endpointsDir, `${assertId(rec.endpointId, 'endpoint id')}.json`), `${JSON.stringify(rec, null, 2)}\n`, { durable: false });
+    await writeFileAtomic(
+      join(this.endpointsDir, `${assertId(rec.endpointId, 'endpoint id')}.json`),
+      `${JSON.stringify(rec, null, 2)}\n`,
+      { durable: false },
+    );
   }
 
   async deleteNetwork(id: string): Promise<void> {

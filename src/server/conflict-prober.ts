@@ -150,7 +150,12 @@ export class ConflictProber {
     try {
       poolIds = [...new Set(await this.deps.pools())];
     } catch (err) {
-      this.sayOnce('*', 'pools', { error: errorMessage(err) }, 'conflict probe: could not read this host\'s pools; trying again next round');
+      this.sayOnce(
+        '*',
+        'pools',
+        { error: errorMessage(err) },
+        "conflict probe: could not read this host's pools; trying again next round",
+      );
       return;
     }
     this.said.delete('*|pools');
@@ -250,13 +255,23 @@ export class ConflictProber {
     try {
       bridge = await this.deps.bridgeFor(formatSubnet(subnet));
       if (bridge === undefined) {
-        this.sayOnce(poolId, 'no-bridge', {}, 'conflict probe cannot run for this pool: no flatnet network (bridge) for it on this host (IPAM only under another driver, or no network yet); its addresses are handed out unprobed');
+        this.sayOnce(
+          poolId,
+          'no-bridge',
+          {},
+          'conflict probe cannot run for this pool: no flatnet network (bridge) for it on this host (IPAM only under another driver, or no network yet); its addresses are handed out unprobed',
+        );
         return;
       }
       this.said.delete(`${poolId}|no-bridge`);
       upcoming = await this.deps.upcoming(poolId, this.o.candidates);
     } catch (err) {
-      this.sayOnce(poolId, 'read', { error: errorMessage(err) }, 'conflict probe: could not read the pool\'s next addresses; trying again next round');
+      this.sayOnce(
+        poolId,
+        'read',
+        { error: errorMessage(err) },
+        "conflict probe: could not read the pool's next addresses; trying again next round",
+      );
       return;
     }
     this.said.delete(`${poolId}|read`);
@@ -275,7 +290,12 @@ export class ConflictProber {
     } catch (err) {
       s.known.delete(address);
       s.pausedUntil = this.now() + this.o.tickMs;
-      this.sayOnce(poolId, 'probe', { bridge, error: errorMessage(err) }, 'conflict probe cannot run (arping failed); addresses are handed out unprobed until it works');
+      this.sayOnce(
+        poolId,
+        'probe',
+        { bridge, error: errorMessage(err) },
+        'conflict probe cannot run (arping failed); addresses are handed out unprobed until it works',
+      );
       return;
     }
     this.said.delete(`${poolId}|probe`);
@@ -285,14 +305,29 @@ export class ConflictProber {
       return;
     }
     s.known.delete(address);
-    const seen: ConflictSeen = { mac: result.mac, seenAt: new Date(this.now()).toISOString(), seenBy: this.deps.hostId };
+    const seen: ConflictSeen = {
+      mac: result.mac,
+      seenAt: new Date(this.now()).toISOString(),
+      seenBy: this.deps.hostId,
+    };
     try {
       const outcome = await this.deps.record(poolId, address, seen);
       const log = this.deps.logger;
-      if (outcome === 'recorded') log.warn({ poolId, address, mac: result.mac, bridge }, 'address conflict: a machine outside flatnet answers for this address; recorded, no host hands it out (flatnet ip clear-conflict frees it)');
-      else log.info({ poolId, address, mac: result.mac, outcome }, 'a probed address answered but is no longer free; nothing recorded');
+      if (outcome === 'recorded')
+        log.warn(
+          { poolId, address, mac: result.mac, bridge },
+          'address conflict: a machine outside flatnet answers for this address; recorded, no host hands it out (flatnet ip clear-conflict frees it)',
+        );
+      else
+        log.info(
+          { poolId, address, mac: result.mac, outcome },
+          'a probed address answered but is no longer free; nothing recorded',
+        );
     } catch (err) {
-      this.deps.logger.warn({ poolId, address, mac: result.mac, error: errorMessage(err) }, 'address conflict seen but not recorded; probed again next round');
+      this.deps.logger.warn(
+        { poolId, address, mac: result.mac, error: errorMessage(err) },
+        'address conflict seen but not recorded; probed again next round',
+      );
     }
     // The recorded address left the upcoming set: the next one takes its place.
     if (!this.stopped) this.track(this.refresh(poolId));

@@ -26,7 +26,10 @@ export function hostConflictProber(
   return new ConflictProber(
     {
       hostId: settings.hostId,
-      pools: async () => (await stores.pools.readAll()).flatMap((p) => p.config.claims.filter((c) => c.hostId === settings.hostId).map((c) => c.poolId)),
+      pools: async () =>
+        (await stores.pools.readAll()).flatMap((p) =>
+          p.config.claims.filter((c) => c.hostId === settings.hostId).map((c) => c.poolId),
+        ),
       bridgeFor: async (subnet) => {
         const networks = await state.listNetworks().catch(() => []);
         return networks.find((n) => canonical(n.pool) === subnet)?.bridge;
@@ -35,7 +38,11 @@ export function hostConflictProber(
       probe: (ifname, address) => arp.probe(ifname, address),
       record: (poolId, address, seen) => conflicts.record(parsePoolId(poolId), poolId, address, seen),
       logger: logger.child({ component: 'conflict-probe' }),
-      localNetworks: async () => (await state.listNetworks().catch(() => [])).map((n) => `${n.networkId}:${n.pool}:${n.bridge}`).sort().join(','),
+      localNetworks: async () =>
+        (await state.listNetworks().catch(() => []))
+          .map((n) => `${n.networkId}:${n.pool}:${n.bridge}`)
+          .sort()
+          .join(','),
     },
     options,
   );

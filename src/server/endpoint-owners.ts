@@ -61,30 +61,44 @@ export class EndpointOwners implements EndpointOwnerHook {
     this.known.set(e.endpointId, { networkId: e.networkId, addresses });
     forgetOldest(this.known);
     this.gone.delete(e.endpointId);
-    this.attempts(this.createDelays, async () => {
-      for (const a of addresses) {
-        if (this.gone.has(e.endpointId)) return true;
-        await this.o.owners.record(a, { endpointId: e.endpointId, networkId: e.networkId });
-      }
-      return true;
-    }, { endpointId: e.endpointId, what: 'endpoint owner' });
+    this.attempts(
+      this.createDelays,
+      async () => {
+        for (const a of addresses) {
+          if (this.gone.has(e.endpointId)) return true;
+          await this.o.owners.record(a, { endpointId: e.endpointId, networkId: e.networkId });
+        }
+        return true;
+      },
+      { endpointId: e.endpointId, what: 'endpoint owner' },
+    );
   }
 
   joined(networkId: string, endpointId: string): void {
     if (this.o.docker === undefined) return;
     const docker = this.o.docker;
-    this.attempts(this.joinDelays, async () => {
-      const holders = await docker.endpointHolders(networkId);
-      const holder = holders?.get(endpointId);
-      if (!holder) return false;
-      const addresses = this.known.get(endpointId)?.addresses ?? [holder.ipv4Address, holder.ipv6Address].filter((a) => a !== '');
-      for (const a of addresses) {
-        if (this.gone.has(endpointId)) return true;
-        await this.o.owners.record(a, { endpointId, networkId, containerId: holder.containerId, containerName: holder.containerName });
-      }
-      this.known.delete(endpointId);
-      return true;
-    }, { endpointId, what: 'container owner' });
+    this.attempts(
+      this.joinDelays,
+      async () => {
+        const holders = await docker.endpointHolders(networkId);
+        const holder = holders?.get(endpointId);
+        if (!holder) return false;
+        const addresses =
+          this.known.get(endpointId)?.addresses ?? [holder.ipv4Address, holder.ipv6Address].filter((a) => a !== '');
+        for (const a of addresses) {
+          if (this.gone.has(endpointId)) return true;
+          await this.o.owners.record(a, {
+            endpointId,
+            networkId,
+            containerId: holder.containerId,
+            containerName: holder.containerName,
+          });
+        }
+        this.known.delete(endpointId);
+        return true;
+      },
+      { endpointId, what: 'container owner' },
+    );
   }
 
   /** The endpoint is gone (DeleteEndpoint): its attempts not yet started are dropped. */
@@ -114,7 +128,10 @@ export class EndpointOwners implements EndpointOwnerHook {
         const run = attempt().then(
           (done) => (done ? undefined : next(i + 1)),
           (err: unknown) => {
-            this.o.logger.debug({ ...ctx, attempt: i + 1, err: errorMessage(err) }, 'owner update failed; retrying later');
+            this.o.logger.debug(
+              { ...ctx, attempt: i + 1, err: errorMessage(err) },
+              'owner update failed; retrying later',
+            );
             next(i + 1);
           },
         );

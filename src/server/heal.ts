@@ -18,16 +18,30 @@ export function releaseJournalPath(stateDir: string): string {
 export function openReleaseJournal(stateDir: string, logger: Logger): ReleaseJournal {
   // Written on the path of every ReleaseAddress, without fsync: the page cache outlives a killed plugin, and a
   // host that loses power loses its containers too, which the reconcile after the reboot frees.
-  return new ReleaseJournal(new AtomicTextFile(releaseJournalPath(stateDir), { durable: false }), logger.child({ component: 'release-journal' }));
+  return new ReleaseJournal(
+    new AtomicTextFile(releaseJournalPath(stateDir), { durable: false }),
+    logger.child({ component: 'release-journal' }),
+  );
 }
 
-export function hostReconciler(stores: IpamStores, settings: Settings, logger: Logger, inFlight?: () => ReadonlySet<string>): Reconciler {
+export function hostReconciler(
+  stores: IpamStores,
+  settings: Settings,
+  logger: Logger,
+  inFlight?: () => ReadonlySet<string>,
+): Reconciler {
   const log = logger.child({ component: 'reconcile' });
-  return new Reconciler(stores, settings.hostId, LocalHostView.fromSettings(settings, log), {
-    graceMs: settings.reconcileGraceMs,
-    cooling: coolingFrom(settings),
-    ...(inFlight ? { inFlight } : {}),
-  }, log);
+  return new Reconciler(
+    stores,
+    settings.hostId,
+    LocalHostView.fromSettings(settings, log),
+    {
+      graceMs: settings.reconcileGraceMs,
+      cooling: coolingFrom(settings),
+      ...(inFlight ? { inFlight } : {}),
+    },
+    log,
+  );
 }
 
 /** What the server runs in the background to heal the IPAM: journal replays and reconciles. */
@@ -72,7 +86,8 @@ export function startHealing(healer: Healer, settings: Settings, logger: Logger)
         }
       } catch (err) {
         const msg = errorMessage(err);
-        if (kind === 'reconcile' && msg !== lastReconcileError) log.warn({ error: msg }, 'reconcile round failed; retried next period');
+        if (kind === 'reconcile' && msg !== lastReconcileError)
+          log.warn({ error: msg }, 'reconcile round failed; retried next period');
         if (kind === 'reconcile') lastReconcileError = msg;
       } finally {
         busy[kind] = false;
@@ -88,7 +103,8 @@ export function startHealing(healer: Healer, settings: Settings, logger: Logger)
     round('reconcile');
   })();
   timers.push(setInterval(() => round('drain'), settings.releaseRetryMs));
-  if (settings.reconcileIntervalMs > 0) timers.push(setInterval(() => round('reconcile'), settings.reconcileIntervalMs));
+  if (settings.reconcileIntervalMs > 0)
+    timers.push(setInterval(() => round('reconcile'), settings.reconcileIntervalMs));
   for (const t of timers) t.unref();
   return {
     async stop() {

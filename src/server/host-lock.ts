@@ -77,7 +77,9 @@ export function askHolder(path: string, timeoutMs = 1000): Promise<LockHolder | 
 }
 
 function describe(h: LockHolder | undefined): string {
-  return h === undefined ? 'another flatnet server' : `another flatnet server (pid ${h.pid}, state dir ${h.stateDir}, socket ${h.socket})`;
+  return h === undefined
+    ? 'another flatnet server'
+    : `another flatnet server (pid ${h.pid}, state dir ${h.stateDir}, socket ${h.socket})`;
 }
 
 /**
@@ -97,7 +99,10 @@ export async function acquireHostLock(o: HostLockOptions): Promise<HostLock> {
     if (nsErr.code !== 'EADDRINUSE') {
       throw new FlatnetError('unavailable', `Cannot take the per-namespace server lock: ${errorMessage(nsErr)}`);
     }
-    throw new FlatnetError('conflict', `${describe(await askHolder(nsName))} already runs in this network namespace; stop it before starting flatnet`);
+    throw new FlatnetError(
+      'conflict',
+      `${describe(await askHolder(nsName))} already runs in this network namespace; stop it before starting flatnet`,
+    );
   }
   const held: (() => Promise<void>)[] = [() => closeServer(nsServer)];
   const releaseAll = async (): Promise<void> => {
@@ -113,7 +118,11 @@ export async function acquireHostLock(o: HostLockOptions): Promise<HostLock> {
     await unlink(tmpPath).catch(() => undefined);
     const dirServer = createServer(answer);
     const dirErr = await listenOn(dirServer, tmpPath);
-    if (dirErr !== undefined) throw new FlatnetError('unavailable', `Cannot take the state directory lock ${lockPath}: ${errorMessage(dirErr)}`);
+    if (dirErr !== undefined)
+      throw new FlatnetError(
+        'unavailable',
+        `Cannot take the state directory lock ${lockPath}: ${errorMessage(dirErr)}`,
+      );
     held.push(async () => {
       await closeServer(dirServer);
       await unlink(tmpPath).catch(() => undefined);
@@ -124,12 +133,18 @@ export async function acquireHostLock(o: HostLockOptions): Promise<HostLock> {
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
-          throw new FlatnetError('unavailable', `Cannot take the state directory lock ${lockPath}: ${errorMessage(err)}`);
+          throw new FlatnetError(
+            'unavailable',
+            `Cannot take the state directory lock ${lockPath}: ${errorMessage(err)}`,
+          );
         }
       }
       const holder = await askHolder(lockPath);
       if (holder !== undefined || (await socketAnswers(lockPath))) {
-        throw new FlatnetError('conflict', `${describe(holder)} uses the state directory ${o.stateDir}; stop it before starting flatnet`);
+        throw new FlatnetError(
+          'conflict',
+          `${describe(holder)} uses the state directory ${o.stateDir}; stop it before starting flatnet`,
+        );
       }
       // Left by a server that died: nobody answers on it.
       await unlink(lockPath).catch(() => undefined);
@@ -137,10 +152,14 @@ export async function acquireHostLock(o: HostLockOptions): Promise<HostLock> {
     held.push(() => unlink(lockPath).catch(() => undefined));
     // Private names of servers killed before they let go of theirs: the directory is ours now.
     for (const name of await readdir(o.stateDir)) {
-      if (/^\.server\.\d+\.sock$/.test(name) && join(o.stateDir, name) !== tmpPath) await unlink(join(o.stateDir, name)).catch(() => undefined);
+      if (/^\.server\.\d+\.sock$/.test(name) && join(o.stateDir, name) !== tmpPath)
+        await unlink(join(o.stateDir, name)).catch(() => undefined);
     }
     if (await socketAnswers(o.socket)) {
-      throw new FlatnetError('conflict', `another server is already listening on ${o.socket}; stop it before starting flatnet`);
+      throw new FlatnetError(
+        'conflict',
+        `another server is already listening on ${o.socket}; stop it before starting flatnet`,
+      );
     }
   } catch (err) {
     await releaseAll();

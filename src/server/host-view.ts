@@ -51,11 +51,16 @@ export function staleEndpointRecord(
 export class LocalHostView implements HostViewSource {
   private readonly state: DriverState;
 
-  constructor(private readonly o: { stateDir: string; docker?: DockerEngineApi; logger: Logger; staleAfterMs?: number }) {
+  constructor(
+    private readonly o: { stateDir: string; docker?: DockerEngineApi; logger: Logger; staleAfterMs?: number },
+  ) {
     this.state = new DriverState(o.stateDir);
   }
 
-  static fromSettings(s: { stateDir: string; dockerSocket: string; reconcileGraceMs: number }, logger: Logger): LocalHostView {
+  static fromSettings(
+    s: { stateDir: string; dockerSocket: string; reconcileGraceMs: number },
+    logger: Logger,
+  ): LocalHostView {
     return new LocalHostView({
       stateDir: s.stateDir,
       docker: new DockerEngineApi({ socketPath: s.dockerSocket, timeoutMs: 2000 }),
@@ -72,7 +77,14 @@ export class LocalHostView implements HostViewSource {
     try {
       ids = await this.state.endpointIds();
     } catch (err) {
-      if (!missingDir(err)) return { held, complete, incomplete, dockerComplete: false, unusable: `cannot read endpoint records: ${errorMessage(err)}` };
+      if (!missingDir(err))
+        return {
+          held,
+          complete,
+          incomplete,
+          dockerComplete: false,
+          unusable: `cannot read endpoint records: ${errorMessage(err)}`,
+        };
     }
     const records: EndpointRecord[] = [];
     for (const id of ids) {
@@ -81,7 +93,13 @@ export class LocalHostView implements HostViewSource {
         if (rec) records.push(rec);
       } catch (err) {
         // One unreadable endpoint file hides which address it holds: no address may be freed.
-        return { held, complete, incomplete, dockerComplete: false, unusable: `endpoint record ${id} is unreadable: ${errorMessage(err)}` };
+        return {
+          held,
+          complete,
+          incomplete,
+          dockerComplete: false,
+          unusable: `endpoint record ${id} is unreadable: ${errorMessage(err)}`,
+        };
       }
     }
     const stateNetworks = new Map<string, number>();
@@ -106,7 +124,8 @@ export class LocalHostView implements HostViewSource {
           const holders = await this.o.docker.endpointHolders(n.id);
           for (const h of holders?.values() ?? []) {
             dockerEndpoints.add(h.endpointId);
-            for (const a of [h.ipv4Address, h.ipv6Address]) if (canonicalAddress(a) !== '') held.add(canonicalAddress(a));
+            for (const a of [h.ipv4Address, h.ipv6Address])
+              if (canonicalAddress(a) !== '') held.add(canonicalAddress(a));
           }
         }
         dockerComplete = true;
@@ -118,7 +137,10 @@ export class LocalHostView implements HostViewSource {
     const known = dockerComplete && staleAfterMs !== undefined ? dockerEndpoints : undefined;
     for (const rec of records) {
       if (staleAfterMs !== undefined && staleEndpointRecord(rec, known, { now: Date.now(), staleAfterMs })) {
-        this.o.logger.info({ endpointId: rec.endpointId, address: rec.address, createdAt: rec.createdAt }, 'endpoint record Docker no longer knows holds no address');
+        this.o.logger.info(
+          { endpointId: rec.endpointId, address: rec.address, createdAt: rec.createdAt },
+          'endpoint record Docker no longer knows holds no address',
+        );
         continue;
       }
       for (const a of [rec.address, rec.addressIPv6]) if (canonicalAddress(a) !== '') held.add(canonicalAddress(a));
@@ -128,7 +150,11 @@ export class LocalHostView implements HostViewSource {
         const records = stateNetworks.get(s) ?? 0;
         const networks = claims.get(s) ?? 0;
         if (records > 0 && records >= networks) complete.add(s);
-        else incomplete.set(s, `${dockerWhy} and the state dir has ${records} network record(s) for the ${networks} network(s) this host claims`);
+        else
+          incomplete.set(
+            s,
+            `${dockerWhy} and the state dir has ${records} network record(s) for the ${networks} network(s) this host claims`,
+          );
       }
     }
     return { held, complete, incomplete, dockerComplete };

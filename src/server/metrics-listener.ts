@@ -63,14 +63,21 @@ export function createMetricsApp(deps: MetricsListenerDeps): Express {
     void refreshPoolGauges(deps)
       .then(() => registry.metrics())
       .then((text) => res.type(registry.contentType).send(text))
-      .catch((err: unknown) => res.status(500).type('text/plain').send(`metrics unavailable: ${errorMessage(err)}\n`));
+      .catch((err: unknown) =>
+        res
+          .status(500)
+          .type('text/plain')
+          .send(`metrics unavailable: ${errorMessage(err)}\n`),
+      );
   });
   app.get('/healthz', (_req: Request, res: Response) => {
     void withTimeout(deps.checkEtcd(), deps.timeoutMs, 'the etcd health read')
       .then(() => json(res, 200, { status: 'ok', etcd: 'reachable' }))
       .catch((err: unknown) => json(res, 503, { status: 'degraded', etcd: 'unreachable', error: errorMessage(err) }));
   });
-  app.use((req: Request, res: Response) => json(res, 404, { error: `no such path ${req.path}; try /metrics or /healthz` }));
+  app.use((req: Request, res: Response) =>
+    json(res, 404, { error: `no such path ${req.path}; try /metrics or /healthz` }),
+  );
   // Never express's HTML error page: a scraper or a curl gets one JSON line.
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     deps.logger.warn({ error: errorMessage(err) }, 'metrics listener request failed');
@@ -91,6 +98,7 @@ export async function startMetricsListener(deps: MetricsListenerDeps): Promise<{
     });
   });
   const addr = server.address();
-  const address = typeof addr === 'object' && addr !== null ? `${host.includes(':') ? `[${host}]` : host}:${addr.port}` : deps.listen;
+  const address =
+    typeof addr === 'object' && addr !== null ? `${host.includes(':') ? `[${host}]` : host}:${addr.port}` : deps.listen;
   return { server, address };
 }

@@ -27,8 +27,14 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
   const cooling = coolingFrom(settings);
   const journal = openReleaseJournal(settings.stateDir, logger);
   let prober: ConflictProber | undefined;
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, { journal, releaseAfterReply: true, cooling, onAllocated: (poolId) => prober?.allocated(poolId) });
-  if (settings.conflictProbe) prober = hostConflictProber(stores.ipam, settings, (poolId, n) => driver.upcoming(poolId, n), logger);
+  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, {
+    journal,
+    releaseAfterReply: true,
+    cooling,
+    onAllocated: (poolId) => prober?.allocated(poolId),
+  });
+  if (settings.conflictProbe)
+    prober = hostConflictProber(stores.ipam, settings, (poolId, n) => driver.upcoming(poolId, n), logger);
   else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
   return {
     heal: ipamHealer(driver, stores.ipam, settings, logger),

@@ -55,7 +55,11 @@ function closeHttp(server: Server, drainMs: number): Promise<void> {
   });
 }
 
-export async function startServer(settings: Settings, logger: Logger, overrides: ServerOverrides = {}): Promise<RunningServer> {
+export async function startServer(
+  settings: Settings,
+  logger: Logger,
+  overrides: ServerOverrides = {},
+): Promise<RunningServer> {
   const log = logger.child({ component: 'server' });
   const drainMs = overrides.drainMs ?? 10_000;
   // The composition root: one client and one set of stores for the drivers, the registry and the probe.
@@ -121,7 +125,10 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
     version: flatnetVersion(),
   });
   const healing = drivers.heal ? startHealing(drivers.heal, settings, logger) : undefined;
-  log.info({ socket: settings.socket, metrics: metrics?.address, host_id: settings.hostId }, 'flatnet plugin listening');
+  log.info(
+    { socket: settings.socket, metrics: metrics?.address, host_id: settings.hostId },
+    'flatnet plugin listening',
+  );
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -134,7 +141,9 @@ export async function startServer(settings: Settings, logger: Logger, overrides:
       stores.io.close();
       await healing?.stop();
       await drivers.close?.().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
-      await registration.stop().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
+      await registration
+        .stop()
+        .catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
       stores.close();
       await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
         log.warn({ error: errorMessage(err) }, 'could not remove the socket'),

@@ -35,7 +35,10 @@ export async function prepareSocketPath(path: string): Promise<void> {
     throw new FlatnetError('conflict', `${path} exists and is not a socket; remove it or choose another --socket`);
   }
   if (await socketAnswers(path)) {
-    throw new FlatnetError('conflict', `another server is already listening on ${path}; stop it before starting flatnet`);
+    throw new FlatnetError(
+      'conflict',
+      `another server is already listening on ${path}; stop it before starting flatnet`,
+    );
   }
   await unlink(path);
 }

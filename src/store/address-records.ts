@@ -18,7 +18,10 @@ export class EtcdAddressRecords implements AddressRecords {
   async list(subnet: Subnet): Promise<{ address: string; read: AssignmentRead }[]> {
     const prefix = this.keys.addrPrefix(subnet);
     const snap = await this.io.readPaged(prefix, prefixEnd(prefix), this.pageSize);
-    return [...snap.kvs.values()].map((kv) => ({ address: addressOfKey(prefix, kv.key), read: decodeAssignment(kv.value) }));
+    return [...snap.kvs.values()].map((kv) => ({
+      address: addressOfKey(prefix, kv.key),
+      read: decodeAssignment(kv.value),
+    }));
   }
 
   async count(subnet: Subnet): Promise<number> {
@@ -46,7 +49,10 @@ export class EtcdAddressRecords implements AddressRecords {
     const kv = (await this.io.read([key])).kvs.get(key);
     const next = decide(kv ? decodeAssignment(kv.value) : undefined);
     if (next === undefined || kv === undefined) return 'unchanged';
-    const ok = await this.io.write({ expect: [{ key, modRevision: kv.modRevision }], puts: [{ key, value: JSON.stringify(next) }] });
+    const ok = await this.io.write({
+      expect: [{ key, modRevision: kv.modRevision }],
+      puts: [{ key, value: JSON.stringify(next) }],
+    });
     return ok ? 'written' : 'conflict';
   }
 }

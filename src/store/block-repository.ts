@@ -216,7 +216,12 @@ export class EtcdBlockRepository implements BlockRepository {
     for (const [key, address] of names) w.puts.push({ key, value: JSON.stringify({ address }) });
   }
 
-  private addNodeWrites(view: BlockSnapshot, revs: ReadRevisions, nodes: readonly (Bitmap | undefined)[], w: Write): void {
+  private addNodeWrites(
+    view: BlockSnapshot,
+    revs: ReadRevisions,
+    nodes: readonly (Bitmap | undefined)[],
+    w: Write,
+  ): void {
     nodes.forEach((bits, i) => {
       const node = view.nodes[i];
       if (!bits || !node) return;
@@ -233,7 +238,11 @@ export class EtcdBlockRepository implements BlockRepository {
   }
 
   /** Writes bitmaps wholesale (benchmarks fill pools this way); summary bits are left for the txns to repair. */
-  async writeBlocks(subnet: Subnet, blocks: Map<bigint, Bitmap>, summaries: Map<string, Bitmap> = new Map()): Promise<void> {
+  async writeBlocks(
+    subnet: Subnet,
+    blocks: Map<bigint, Bitmap>,
+    summaries: Map<string, Bitmap> = new Map(),
+  ): Promise<void> {
     const puts = [...blocks].map(([i, b]) => ({ key: this.keys.block(subnet, i), value: Buffer.from(b) }));
     for (const [k, b] of summaries) {
       const [level, index] = k.split(':');

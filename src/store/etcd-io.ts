@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type Etcd3, EtcdLeaseInvalidError, type ICompare, type IRequestOp, type ITxnResponse, isRecoverableError } from 'etcd3';
+import {
+  type Etcd3,
+  EtcdLeaseInvalidError,
+  type ICompare,
+  type IRequestOp,
+  type ITxnResponse,
+  isRecoverableError,
+} from 'etcd3';
 import { FlatnetError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { etcdTxnRetries, etcdTxnSeconds } from '../observability/metrics.js';
@@ -128,7 +135,9 @@ class MarkerLease {
   private grant(deadline: number): Granted {
     // A re-sent grant only leaves a spare lease that holds nothing and expires.
     const entry: Granted = { since: Date.now(), id: Promise.resolve('') };
-    entry.id = this.etcd.leaseClient.leaseGrant({ TTL: MARKER_TTL_S }, { deadline: new Date(deadline) }).then((r) => r.ID);
+    entry.id = this.etcd.leaseClient
+      .leaseGrant({ TTL: MARKER_TTL_S }, { deadline: new Date(deadline) })
+      .then((r) => r.ID);
     entry.id.then(
       (value) => {
         entry.value = value;
@@ -192,7 +201,9 @@ export class EtcdIo {
     return new FlatnetError(
       'unavailable',
       `etcd did not answer (${what}) within ${seconds} s: ${errorMessage(err)}; check that the etcd endpoints are reachable.` +
-        (mayHaveApplied ? ' The change may have reached etcd; flatnet makes sure it never applies, or logs that it did.' : ''),
+        (mayHaveApplied
+          ? ' The change may have reached etcd; flatnet makes sure it never applies, or logs that it did.'
+          : ''),
       { cause: err },
     );
   }
@@ -225,7 +236,9 @@ export class EtcdIo {
       ...keys.map((k) => ({ request_range: { key: b(k) } })),
       ...ranges.map((r) => ({ request_range: { key: b(r.start), range_end: b(r.end) } })),
     ];
-    const res = await this.resending('read', (options) => this.etcd.kv.txn({ compare: [], success: ops, failure: [] }, options));
+    const res = await this.resending('read', (options) =>
+      this.etcd.kv.txn({ compare: [], success: ops, failure: [] }, options),
+    );
     const kvs = new Map<string, Kv>();
     for (const r of res.responses) {
       for (const kv of r.response_range?.kvs ?? []) {
@@ -237,9 +250,16 @@ export class EtcdIo {
   }
 
   /** All keys in [start, end), optionally at a given revision, with the revision read. */
-  async readRange(start: string, end: string, opts: { keysOnly?: boolean; countOnly?: boolean } = {}): Promise<Snapshot & { count: number }> {
+  async readRange(
+    start: string,
+    end: string,
+    opts: { keysOnly?: boolean; countOnly?: boolean } = {},
+  ): Promise<Snapshot & { count: number }> {
     const res = await this.resending('range read', (options) =>
-      this.etcd.kv.range({ key: b(start), range_end: b(end), keys_only: opts.keysOnly ?? false, count_only: opts.countOnly ?? false }, options),
+      this.etcd.kv.range(
+        { key: b(start), range_end: b(end), keys_only: opts.keysOnly ?? false, count_only: opts.countOnly ?? false },
+        options,
+      ),
     );
     const kvs = new Map<string, Kv>();
     for (const kv of res.kvs) {
@@ -261,7 +281,8 @@ export class EtcdIo {
       try {
         return await this.readPagesOnce(start, end, pageSize);
       } catch (err) {
-        const compacted = err instanceof FlatnetError && err.cause instanceof Error && /compacted/.test(err.cause.message);
+        const compacted =
+          err instanceof FlatnetError && err.cause instanceof Error && /compacted/.test(err.cause.message);
         if (!compacted || attempt >= 2) throw err;
       }
     }
@@ -274,7 +295,10 @@ export class EtcdIo {
     for (;;) {
       const at = revision;
       const res = await this.resending('range read', (options) =>
-        this.etcd.kv.range({ key: from, range_end: b(end), limit: pageSize, ...(at === undefined ? {} : { revision: at }) }, options),
+        this.etcd.kv.range(
+          { key: from, range_end: b(end), limit: pageSize, ...(at === undefined ? {} : { revision: at }) },
+          options,
+        ),
       );
       revision ??= res.header.revision;
       for (const kv of res.kvs) {
@@ -309,11 +333,19 @@ export class EtcdIo {
         : { key: b(e.key), target: 'Mod', result: 'Equal', mod_revision: e.modRevision },
     );
     for (const u of w.unchangedSince ?? []) {
-      compare.push({ key: b(u.start), range_end: b(u.end), target: 'Mod', result: 'Less', mod_revision: String(BigInt(u.revision) + 1n) });
+      compare.push({
+        key: b(u.start),
+        range_end: b(u.end),
+        target: 'Mod',
+        result: 'Less',
+        mod_revision: String(BigInt(u.revision) + 1n),
+      });
     }
     compare.push(markerAbsent);
     const writes: IRequestOp[] = [
-      ...w.puts.map((p) => ({ request_put: { key: b(p.key), value: typeof p.value === 'string' ? b(p.value) : p.value } })),
+      ...w.puts.map((p) => ({
+        request_put: { key: b(p.key), value: typeof p.value === 'string' ? b(p.value) : p.value },
+      })),
       ...(w.deletes ?? []).map((k) => ({ request_delete_range: { key: b(k) } })),
       ...(w.deleteRanges ?? []).map((r) => ({ request_delete_range: { key: b(r.start), range_end: b(r.end) } })),
     ];
@@ -338,7 +370,15 @@ export class EtcdIo {
            * fence: nothing else carries its marker.
            */
           const failure: IRequestOp[] = unsure
-            ? [{ request_txn: { compare: [markerAbsent], success: [{ request_put: { key: marker, value: b(FENCED), lease } }], failure: [{ request_range: { key: marker } }] } }]
+            ? [
+                {
+                  request_txn: {
+                    compare: [markerAbsent],
+                    success: [{ request_put: { key: marker, value: b(FENCED), lease } }],
+                    failure: [{ request_range: { key: marker } }],
+                  },
+                },
+              ]
             : [];
           const res = await this.etcd.kv.txn({ compare, success, failure }, { deadline: new Date(deadline) });
           return this.outcome(res);
@@ -405,7 +445,10 @@ export class EtcdIo {
           );
           const kv = res.responses[0]?.response_range?.kvs[0];
           if (!res.succeeded && kv?.value.toString() === COMMITTED) {
-            this.logger.warn({ keys, revision: kv.create_revision }, 'a write reported to its caller as failed had been applied in etcd');
+            this.logger.warn(
+              { keys, revision: kv.create_revision },
+              'a write reported to its caller as failed had been applied in etcd',
+            );
           } else {
             this.logger.info({ keys }, 'a write reported as failed is now sure never to apply');
           }

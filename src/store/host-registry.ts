@@ -71,7 +71,10 @@ export class HostRegistry {
   async list(): Promise<HostInfo[]> {
     const live = `${this.prefix}/hosts/`;
     const known = `${this.prefix}/known-hosts/`;
-    const [l, k] = await Promise.all([this.io.readRange(live, prefixEnd(live)), this.io.readRange(known, prefixEnd(known))]);
+    const [l, k] = await Promise.all([
+      this.io.readRange(live, prefixEnd(live)),
+      this.io.readRange(known, prefixEnd(known)),
+    ]);
     const text = (snap: typeof l): string[] => [...snap.kvs.values()].map((kv) => kv.value.toString());
     return mergeHosts(text(l), text(k));
   }
@@ -90,11 +93,20 @@ export class HostRegistry {
     const key = liveKey(this.prefix, hostId);
     const snap = await this.io.read([key]);
     if (snap.kvs.has(key)) return false;
-    return this.io.write({ expect: [{ key, modRevision: undefined }], puts: [], deletes: [knownKey(this.prefix, hostId)] });
+    return this.io.write({
+      expect: [{ key, modRevision: undefined }],
+      puts: [],
+      deletes: [knownKey(this.prefix, hostId)],
+    });
   }
 }
 
-function startHostRegistration(etcd: Etcd3, io: EtcdIo, prefix: string, opts: HostRegistrationOptions): HostRegistration {
+function startHostRegistration(
+  etcd: Etcd3,
+  io: EtcdIo,
+  prefix: string,
+  opts: HostRegistrationOptions,
+): HostRegistration {
   const { hostId, logger } = opts;
   const record: HostRecord = {
     hostId,
@@ -197,7 +209,5 @@ function mergeHosts(live: string[], known: string[]): HostInfo[] {
     const r = parseJson(hostRecordSchema, raw);
     if (r !== undefined) byId.set(r.hostId, { ...r, alive: true, lastSeen: now });
   }
-  return [...byId.values()].sort((a, b) =>
-    a.alive === b.alive ? a.hostId.localeCompare(b.hostId) : a.alive ? -1 : 1,
-  );
+  return [...byId.values()].sort((a, b) => (a.alive === b.alive ? a.hostId.localeCompare(b.hostId) : a.alive ? -1 : 1));
 }

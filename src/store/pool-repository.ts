@@ -23,7 +23,9 @@ interface StoredPool {
 /** Deterministic JSON (sorted keys), to tell whether a config really changed. */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) =>
-    x !== null && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+    x !== null && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
   );
 }
 
@@ -103,7 +105,10 @@ export class EtcdPoolRepository implements PoolRepository {
    * indexes and the blocks of an interval are one key range (its end just past the last block's key).
    */
   private blockKeyRange(subnet: Subnet, within: Interval): { start: string; end: string } {
-    return { start: this.keys.block(subnet, within.start >> 8n), end: `${this.keys.block(subnet, within.end >> 8n)}\0` };
+    return {
+      start: this.keys.block(subnet, within.start >> 8n),
+      end: `${this.keys.block(subnet, within.end >> 8n)}\0`,
+    };
   }
 
   /**
@@ -116,7 +121,8 @@ export class EtcdPoolRepository implements PoolRepository {
    */
   private addConfigWrites(subnet: Subnet, pool: StoredPool | undefined, next: PoolConfig, w: Write): void {
     const config: PoolConfig = { ...next, claims: [] };
-    if (!pool || canonical(config) !== canonical(pool.stored)) w.puts.push({ key: this.keys.config(subnet), value: JSON.stringify(config) });
+    if (!pool || canonical(config) !== canonical(pool.stored))
+      w.puts.push({ key: this.keys.config(subnet), value: JSON.stringify(config) });
     const before = byHost(pool?.config.claims ?? []);
     const after = byHost(next.claims);
     for (const hostId of new Set([...before.keys(), ...after.keys()])) {
@@ -157,7 +163,9 @@ export class EtcdPoolRepository implements PoolRepository {
           },
           blocks: async (within?: Interval): Promise<Map<bigint, Bitmap>> => {
             const prefix = this.keys.blockPrefix(subnet);
-            const { start, end } = within ? this.blockKeyRange(subnet, within) : { start: prefix, end: prefixEnd(prefix) };
+            const { start, end } = within
+              ? this.blockKeyRange(subnet, within)
+              : { start: prefix, end: prefixEnd(prefix) };
             const snap = await this.io.readPaged(start, end, this.pageSize);
             blocksRead.push({ start, end, revision: snap.revision });
             const blocks = new Map<bigint, Bitmap>();
@@ -170,7 +178,12 @@ export class EtcdPoolRepository implements PoolRepository {
         const expect: Expect[] = [{ key: configKey, modRevision: pool?.modRevision }];
         for (const [key, modRevision] of addrReads) expect.push({ key, modRevision });
         // No claim key was created or changed since the read (claim keys are never deleted alone, see addConfigWrites).
-        const w: Write = { expect, puts: [], deletes: [], unchangedSince: [...blocksRead, { ...claimRange, revision: snapshot.revision }] };
+        const w: Write = {
+          expect,
+          puts: [],
+          deletes: [],
+          unchangedSince: [...blocksRead, { ...claimRange, revision: snapshot.revision }],
+        };
         const others = index.filter((s) => formatSubnet(s) !== formatSubnet(subnet));
         const indexRev = snapshot.kvs.get(indexKey)?.modRevision;
         if (d.next === 'delete') {
@@ -182,7 +195,10 @@ export class EtcdPoolRepository implements PoolRepository {
           }
         } else {
           if (!current) {
-            w.puts.push({ key: indexKey, value: JSON.stringify({ subnets: [...others, subnet].map(formatSubnet).sort() }) });
+            w.puts.push({
+              key: indexKey,
+              value: JSON.stringify({ subnets: [...others, subnet].map(formatSubnet).sort() }),
+            });
             expect.push({ key: indexKey, modRevision: indexRev });
           }
           this.addConfigWrites(subnet, pool, d.next, w);

@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import { FlatnetError } from '../errors.js';
 import { type ReleasedRecord, releasedSchema } from '../ipam/model/cooling.js';
-import { type AssignmentRead, assignmentSchema, type ClaimRecord, claimRecord, type PoolConfig, poolConfigSchema } from '../ipam/model/records.js';
+import {
+  type AssignmentRead,
+  assignmentSchema,
+  type ClaimRecord,
+  claimRecord,
+  type PoolConfig,
+  poolConfigSchema,
+} from '../ipam/model/records.js';
 
 /** Decoding what etcd holds into the IPAM's records (zod at the edge: nothing unparsed passes the store). */
 
@@ -17,14 +24,16 @@ export function safeJson(raw: Buffer): unknown {
 
 export function decodeConfig(raw: Buffer, key: string): PoolConfig {
   const parsed = poolConfigSchema.safeParse(safeJson(raw));
-  if (!parsed.success) throw new FlatnetError('internal', `The pool config at ${key} in etcd is malformed: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new FlatnetError('internal', `The pool config at ${key} in etcd is malformed: ${parsed.error.message}`);
   return parsed.data;
 }
 
 /** One host's claim key; only entries of that host count (a malformed key is refused like a malformed config). */
 export function decodeClaims(raw: Buffer, key: string, hostId: string): ClaimRecord[] {
   const parsed = z.array(claimRecord).safeParse(safeJson(raw));
-  if (!parsed.success) throw new FlatnetError('internal', `The pool claims at ${key} in etcd are malformed: ${parsed.error.message}`);
+  if (!parsed.success)
+    throw new FlatnetError('internal', `The pool claims at ${key} in etcd are malformed: ${parsed.error.message}`);
   return parsed.data.filter((c) => c.hostId === hostId);
 }
 

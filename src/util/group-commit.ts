@@ -75,7 +75,8 @@ export class GroupCommit<I, O> {
     // One event-loop turn first: requests Docker sent together are parsed in the same I/O phase and join.
     await new Promise<void>((resolve) => setImmediate(resolve));
     for (;;) {
-      if (this.options.gatherMs > 0 && lane.queue.length < this.target(lane) && this.target(lane) > 1) await this.gather(lane);
+      if (this.options.gatherMs > 0 && lane.queue.length < this.target(lane) && this.target(lane) > 1)
+        await this.gather(lane);
       if (lane.queue.length === 0) {
         this.lanes.delete(key);
         return;
@@ -83,7 +84,10 @@ export class GroupCommit<I, O> {
       const batch = lane.queue.splice(0, this.options.maxBatch);
       let served = batch.length;
       try {
-        const outs = await this.run(key, batch.map((w) => w.input));
+        const outs = await this.run(
+          key,
+          batch.map((w) => w.input),
+        );
         served = outs.length;
         if (outs.length === 0) throw new Error('a batch run served no request');
         outs.forEach((o, i) => batch[i]?.resolve(o));

@@ -18,14 +18,23 @@ export interface PluginCallOptions {
  * the v1.2 protocol, an empty Host, no Content-Type, the body as given (JSON + '\n', or empty). Rejects only
  * when there is no HTTP answer.
  */
-export function postPlugin(socketPath: string, method: string, body = '', options: PluginCallOptions = {}): Promise<PluginReply> {
+export function postPlugin(
+  socketPath: string,
+  method: string,
+  body = '',
+  options: PluginCallOptions = {},
+): Promise<PluginReply> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
         socketPath,
         method: 'POST',
         path: `/${method}`,
-        headers: { Host: '', Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(body) },
+        headers: {
+          Host: '',
+          Accept: 'application/vnd.docker.plugins.v1.2+json',
+          'Content-Length': Buffer.byteLength(body),
+        },
         ...(options.agent ? { agent: options.agent } : {}),
         ...(options.timeoutMs !== undefined ? { timeout: options.timeoutMs } : {}),
       },

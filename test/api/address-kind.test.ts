@@ -48,10 +48,17 @@ test('a RequestPool that declares aux addresses makes exactly those aux inside i
   const declared = declaredAux({ 'aux-addresses': '10.20.0.5, fd00::05' });
   assert.deepEqual(declared, ['10.20.0.5', 'fd00::5']);
   assert.equal(declaredAux({}), undefined);
-  assert.throws(() => declaredAux({ 'aux-addresses': '10.20.0.5,router' }), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid');
+  assert.throws(
+    () => declaredAux({ 'aux-addresses': '10.20.0.5,router' }),
+    (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid',
+  );
   assert.equal(addressKind({ address: '10.20.0.5', options: {}, poolInCreation: true, declared }), 'aux');
   assert.equal(addressKind({ address: 'fd00:0::5', options: {}, poolInCreation: true, declared }), 'aux');
-  assert.equal(addressKind({ address: '10.20.0.6', options: {}, poolInCreation: true, declared }), 'container', 'a --ip right after network create');
+  assert.equal(
+    addressKind({ address: '10.20.0.6', options: {}, poolInCreation: true, declared }),
+    'container',
+    'a --ip right after network create',
+  );
   assert.equal(addressKind({ address: '10.20.0.5', options: {}, poolInCreation: false, declared }), 'container');
   const w = new PoolCreationWindows();
   w.opened('p1', '10.20.0.0/24', declared);

@@ -56,7 +56,8 @@ export function appWith(ipam: IpamDriver, network: NetworkDriver, logger: Logger
 export function dockerCall(app: RequestListener | Server, method: string, body?: unknown | { raw: string }) {
   let bytes: Buffer;
   if (body === undefined) bytes = Buffer.alloc(0);
-  else if (typeof body === 'object' && body !== null && 'raw' in body) bytes = Buffer.from((body as { raw: string }).raw);
+  else if (typeof body === 'object' && body !== null && 'raw' in body)
+    bytes = Buffer.from((body as { raw: string }).raw);
   else bytes = Buffer.from(`${JSON.stringify(body)}\n`);
   return request(app)
     .post(`/${method}`)

@@ -36,11 +36,18 @@ function toInt(ip: string): number {
 function inCidr(ip: string, cidr: string): boolean {
   const [net, len] = cidr.split('/') as [string, string];
   const mask = Number(len) === 0 ? 0 : (~0 << (32 - Number(len))) >>> 0;
-  return ((toInt(ip) & mask) >>> 0) === ((toInt(net) & mask) >>> 0);
+  return (toInt(ip) & mask) >>> 0 === (toInt(net) & mask) >>> 0;
 }
 
 function requestPool(body: Record<string, unknown>) {
-  return dockerCall(app, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: null, V6: false, ...body });
+  return dockerCall(app, 'IpamDriver.RequestPool', {
+    AddressSpace: 'FlatLocal',
+    Pool: '',
+    SubPool: '',
+    Options: null,
+    V6: false,
+    ...body,
+  });
 }
 
 function requestAddress(poolId: string, address = '', options: Record<string, string> | null = null) {
@@ -51,7 +58,9 @@ function requestAddress(poolId: string, address = '', options: Record<string, st
 async function configured(subnetBase: string, len = 24): Promise<string> {
   const v6 = subnetBase.includes(':');
   await admin.addIpRange(
-    v6 ? { start: `${subnetBase}10/${len}`, end: `${subnetBase}ff/${len}` } : { start: `${subnetBase}10/${len}`, end: `${subnetBase}250/${len}` },
+    v6
+      ? { start: `${subnetBase}10/${len}`, end: `${subnetBase}ff/${len}` }
+      : { start: `${subnetBase}10/${len}`, end: `${subnetBase}250/${len}` },
   );
   return `${subnetBase}0/${len}`.replace(/::0\//, '::/');
 }
@@ -59,7 +68,10 @@ async function configured(subnetBase: string, len = 24): Promise<string> {
 /** Docker sends CreateNetwork before any container request: from then on a bare --ip is a container's. */
 async function createNetwork(pool: string): Promise<void> {
   await dockerCall(app, 'NetworkDriver.CreateNetwork', {
-    NetworkID: NET_ID, Options: null, IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: pool }], IPv6Data: [],
+    NetworkID: NET_ID,
+    Options: null,
+    IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: pool }],
+    IPv6Data: [],
   }).expect(200);
 }
 
@@ -117,8 +129,16 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
     const auxInside = await requestAddress(poolId, `10.${octet}.5.130`).expect(200);
     assert.equal(auxInside.body.Address, `10.${octet}.5.130/24`);
     await dockerCall(app, 'NetworkDriver.CreateNetwork', {
-      NetworkID: NET_ID, Options: null,
-      IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: pool, Gateway: gw.body.Address, AuxAddresses: { a: `10.${octet}.5.5/24`, b: `10.${octet}.5.130/24` } }],
+      NetworkID: NET_ID,
+      Options: null,
+      IPv4Data: [
+        {
+          AddressSpace: 'FlatLocal',
+          Pool: pool,
+          Gateway: gw.body.Address,
+          AuxAddresses: { a: `10.${octet}.5.5/24`, b: `10.${octet}.5.130/24` },
+        },
+      ],
       IPv6Data: [],
     }).expect(200);
     const seen = new Set<string>();
@@ -149,11 +169,18 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
     const pool = await configured(`10.${octet}.7.`);
     const p = await requestPool({ Pool: pool }).expect(200);
     const poolId = String(p.body.PoolID);
-    assert.deepEqual((await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: `10.${octet}.7.99` }).expect(200)).body, {});
+    assert.deepEqual(
+      (await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: `10.${octet}.7.99` }).expect(200))
+        .body,
+      {},
+    );
     const a = await requestAddress(poolId).expect(200);
     await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: ipOf(a.body.Address) }).expect(200);
     await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: poolId, Address: ipOf(a.body.Address) }).expect(200);
-    await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: `10.${octet}.250.0/24`, Address: `10.${octet}.250.9` }).expect(200);
+    await dockerCall(app, 'IpamDriver.ReleaseAddress', {
+      PoolID: `10.${octet}.250.0/24`,
+      Address: `10.${octet}.250.9`,
+    }).expect(200);
     await dockerCall(app, 'IpamDriver.ReleasePool', { PoolID: `10.${octet}.251.0/24` }).expect(200);
     await dockerCall(app, 'IpamDriver.ReleasePool', { PoolID: poolId }).expect(200);
     await dockerCall(app, 'IpamDriver.ReleasePool', { PoolID: poolId }).expect(200);
@@ -172,11 +199,26 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
   });
 
   test('aux or container: under another network driver a --ip right after network create is never shared; declared aux addresses are', async () => {
-    const other = appWith(new EtcdIpamDriver({ etcd: client, prefix: `/flatnet-apitest-${run}`, hostId: `api2-${run}`, logger }), new RecordingNetwork(), logger);
+    const other = appWith(
+      new EtcdIpamDriver({ etcd: client, prefix: `/flatnet-apitest-${run}`, hostId: `api2-${run}`, logger }),
+      new RecordingNetwork(),
+      logger,
+    );
     const on = (a: RequestListener) => ({
       pool: async (pool: string, options: Record<string, string> | null = null) =>
-        String((await dockerCall(a, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: pool, SubPool: '', Options: options, V6: false }).expect(200)).body.PoolID),
-      address: (poolId: string, address = '', options: Record<string, string> | null = null) => dockerCall(a, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: address, Options: options }),
+        String(
+          (
+            await dockerCall(a, 'IpamDriver.RequestPool', {
+              AddressSpace: 'FlatLocal',
+              Pool: pool,
+              SubPool: '',
+              Options: options,
+              V6: false,
+            }).expect(200)
+          ).body.PoolID,
+        ),
+      address: (poolId: string, address = '', options: Record<string, string> | null = null) =>
+        dockerCall(a, 'IpamDriver.RequestAddress', { PoolID: poolId, Address: address, Options: options }),
     });
     const [a, b] = [on(app), on(other)];
 
@@ -189,7 +231,10 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
     await a.address(pa, ip).expect(200);
     const second = await b.address(pb, ip);
     assert.notEqual(second.status, 200, 'the other host does not get the same address');
-    assert.match(String(second.body.Err), /held by another host and not declared as an aux address.*--ipam-opt aux-addresses=/);
+    assert.match(
+      String(second.body.Err),
+      /held by another host and not declared as an aux address.*--ipam-opt aux-addresses=/,
+    );
     await dockerCall(app, 'IpamDriver.ReleaseAddress', { PoolID: pa, Address: ip }).expect(200);
     await b.address(pb, ip).expect(200);
 
@@ -199,11 +244,16 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
     const fa = await a.pool(flat);
     await a.address(fa, aux).expect(200);
     await dockerCall(app, 'NetworkDriver.CreateNetwork', {
-      NetworkID: NET_ID, Options: null, IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: flat, AuxAddresses: { router: `${aux}/24` } }], IPv6Data: [],
+      NetworkID: NET_ID,
+      Options: null,
+      IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: flat, AuxAddresses: { router: `${aux}/24` } }],
+      IPv6Data: [],
     }).expect(200);
     const fb = await b.pool(flat);
     await b.address(fb, aux).expect(200);
-    const shared = (await admin.poolSummaries()).find((p) => p.subnet === flat)?.reservations.find((r) => r.address === aux);
+    const shared = (await admin.poolSummaries())
+      .find((p) => p.subnet === flat)
+      ?.reservations.find((r) => r.address === aux);
     assert.deepEqual(shared?.hostIds.sort(), [`api-${run}`, `api2-${run}`].sort());
 
     // declared on RequestPool (--ipam-opt aux-addresses): exactly those are aux, any other bare address is a container's
@@ -214,11 +264,21 @@ describe('IPAM calls over the API with the etcd driver', { skip }, () => {
     await b.address(db, `10.${octet}.12.5`).expect(200);
     await a.address(da, `10.${octet}.12.44`).expect(200);
     const held = await admin.listAssignments({ subnet: declared });
-    assert.deepEqual(held.map((h) => [h.address, h.hostId]), [[`10.${octet}.12.44`, `api-${run}`]], 'the undeclared one is a container address');
+    assert.deepEqual(
+      held.map((h) => [h.address, h.hostId]),
+      [[`10.${octet}.12.44`, `api-${run}`]],
+      'the undeclared one is a container address',
+    );
     const taken = await b.address(db, `10.${octet}.12.44`);
     assert.notEqual(taken.status, 200);
     assert.match(String(taken.body.Err), /already in use/);
-    const bad = await dockerCall(app, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: declared, SubPool: '', Options: { 'aux-addresses': '10.1.2.x' }, V6: false });
+    const bad = await dockerCall(app, 'IpamDriver.RequestPool', {
+      AddressSpace: 'FlatLocal',
+      Pool: declared,
+      SubPool: '',
+      Options: { 'aux-addresses': '10.1.2.x' },
+      V6: false,
+    });
     assert.notEqual(bad.status, 200);
     assert.match(String(bad.body.Err), /aux-addresses: "10\.1\.2\.x" is not an IP address/);
   });

@@ -10,9 +10,19 @@ const VALID: Record<string, Record<string, unknown>> = {
   'IpamDriver.ReleasePool': { PoolID: POOL_ID },
   'IpamDriver.RequestAddress': { PoolID: POOL_ID, Address: '', Options: null },
   'IpamDriver.ReleaseAddress': { PoolID: POOL_ID, Address: '10.20.0.7' },
-  'NetworkDriver.CreateNetwork': { NetworkID: NET_ID, Options: null, IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24' }], IPv6Data: [] },
+  'NetworkDriver.CreateNetwork': {
+    NetworkID: NET_ID,
+    Options: null,
+    IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24' }],
+    IPv6Data: [],
+  },
   'NetworkDriver.DeleteNetwork': { NetworkID: NET_ID },
-  'NetworkDriver.CreateEndpoint': { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.20.0.7/24', AddressIPv6: '', MacAddress: '' }, Options: null },
+  'NetworkDriver.CreateEndpoint': {
+    NetworkID: NET_ID,
+    EndpointID: EP_ID,
+    Interface: { Address: '10.20.0.7/24', AddressIPv6: '', MacAddress: '' },
+    Options: null,
+  },
   'NetworkDriver.EndpointOperInfo': { NetworkID: NET_ID, EndpointID: EP_ID },
   'NetworkDriver.DeleteEndpoint': { NetworkID: NET_ID, EndpointID: EP_ID },
   'NetworkDriver.Join': { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/x', Options: null },
@@ -74,23 +84,85 @@ describe('malformed bodies: 400 with Err naming the problem, no driver call (che
 
 describe('malformed values inside otherwise valid bodies', () => {
   const cases: [string, Record<string, unknown>, RegExp][] = [
-    ['IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.20.0.0', SubPool: '', Options: null, V6: false }, /field Pool is wrong/],
-    ['IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.20.0.0/33', SubPool: '', Options: null, V6: false }, /field Pool is wrong/],
-    ['IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '', SubPool: 'x', Options: null, V6: false }, /field SubPool is wrong/],
-    ['IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: { a: 1 }, V6: false }, /field Options\.a is wrong/],
-    ['IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: [], V6: false }, /field Options is wrong/],
-    ['IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: null, V6: 'yes' }, /field V6 is wrong/],
+    [
+      'IpamDriver.RequestPool',
+      { AddressSpace: 'FlatLocal', Pool: '10.20.0.0', SubPool: '', Options: null, V6: false },
+      /field Pool is wrong/,
+    ],
+    [
+      'IpamDriver.RequestPool',
+      { AddressSpace: 'FlatLocal', Pool: '10.20.0.0/33', SubPool: '', Options: null, V6: false },
+      /field Pool is wrong/,
+    ],
+    [
+      'IpamDriver.RequestPool',
+      { AddressSpace: 'FlatLocal', Pool: '', SubPool: 'x', Options: null, V6: false },
+      /field SubPool is wrong/,
+    ],
+    [
+      'IpamDriver.RequestPool',
+      { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: { a: 1 }, V6: false },
+      /field Options\.a is wrong/,
+    ],
+    [
+      'IpamDriver.RequestPool',
+      { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: [], V6: false },
+      /field Options is wrong/,
+    ],
+    [
+      'IpamDriver.RequestPool',
+      { AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: null, V6: 'yes' },
+      /field V6 is wrong/,
+    ],
     ['IpamDriver.RequestAddress', { PoolID: '', Address: '', Options: null }, /field PoolID is wrong/],
     ['IpamDriver.RequestAddress', { PoolID: 'has space', Address: '', Options: null }, /field PoolID is wrong/],
     ['IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '10.20.0.300', Options: null }, /field Address is wrong/],
     ['IpamDriver.ReleaseAddress', { PoolID: POOL_ID, Address: '' }, /field Address is wrong/],
-    ['NetworkDriver.CreateNetwork', { NetworkID: '../../etc', Options: null, IPv4Data: [], IPv6Data: [] }, /field NetworkID is wrong/],
-    ['NetworkDriver.CreateNetwork', { NetworkID: NET_ID, Options: null, IPv4Data: {}, IPv6Data: [] }, /field IPv4Data is wrong/],
-    ['NetworkDriver.CreateNetwork', { NetworkID: NET_ID, Options: null, IPv4Data: [{ Pool: 'nope' }], IPv6Data: [] }, /field IPv4Data\.0\.Pool is wrong/],
-    ['NetworkDriver.CreateNetwork', { NetworkID: NET_ID, Options: { 'com.docker.network.generic': { mtu: {} } }, IPv4Data: [], IPv6Data: [] }, /generic\.mtu is wrong/],
-    ['NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.20.0.7', AddressIPv6: '', MacAddress: '' }, Options: null }, /field Interface\.Address is wrong/],
-    ['NetworkDriver.CreateEndpoint', { NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '', AddressIPv6: '', MacAddress: 'AkIKFAAH' }, Options: null }, /field Interface\.MacAddress is wrong/],
-    ['NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: 5, Options: null }, /field SandboxKey is wrong/],
+    [
+      'NetworkDriver.CreateNetwork',
+      { NetworkID: '../../etc', Options: null, IPv4Data: [], IPv6Data: [] },
+      /field NetworkID is wrong/,
+    ],
+    [
+      'NetworkDriver.CreateNetwork',
+      { NetworkID: NET_ID, Options: null, IPv4Data: {}, IPv6Data: [] },
+      /field IPv4Data is wrong/,
+    ],
+    [
+      'NetworkDriver.CreateNetwork',
+      { NetworkID: NET_ID, Options: null, IPv4Data: [{ Pool: 'nope' }], IPv6Data: [] },
+      /field IPv4Data\.0\.Pool is wrong/,
+    ],
+    [
+      'NetworkDriver.CreateNetwork',
+      { NetworkID: NET_ID, Options: { 'com.docker.network.generic': { mtu: {} } }, IPv4Data: [], IPv6Data: [] },
+      /generic\.mtu is wrong/,
+    ],
+    [
+      'NetworkDriver.CreateEndpoint',
+      {
+        NetworkID: NET_ID,
+        EndpointID: EP_ID,
+        Interface: { Address: '10.20.0.7', AddressIPv6: '', MacAddress: '' },
+        Options: null,
+      },
+      /field Interface\.Address is wrong/,
+    ],
+    [
+      'NetworkDriver.CreateEndpoint',
+      {
+        NetworkID: NET_ID,
+        EndpointID: EP_ID,
+        Interface: { Address: '', AddressIPv6: '', MacAddress: 'AkIKFAAH' },
+        Options: null,
+      },
+      /field Interface\.MacAddress is wrong/,
+    ],
+    [
+      'NetworkDriver.Join',
+      { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: 5, Options: null },
+      /field SandboxKey is wrong/,
+    ],
   ];
   for (const [method, body, pattern] of cases) {
     test(`${method} ${JSON.stringify(body).slice(0, 90)}`, async () => {

@@ -40,21 +40,33 @@ const body = (options: Record<string, unknown> | null, addressSpace = 'FlatLocal
 });
 
 test("CreateNetwork with Docker's default IPAM (address space LocalDefault) is refused: add --ipam-driver flatnet", async () => {
-  const res = await dockerCall(app(), 'NetworkDriver.CreateNetwork', body({ 'com.docker.network.generic': {} }, 'LocalDefault'));
+  const res = await dockerCall(
+    app(),
+    'NetworkDriver.CreateNetwork',
+    body({ 'com.docker.network.generic': {} }, 'LocalDefault'),
+  );
   assert.equal(res.status, 400, 'a refusal of the request, not a server failure');
   assert.match(String(res.body.Err), /another IPAM driver \(address space "LocalDefault"\).*--ipam-driver flatnet/);
   await assert.rejects(readdir(join(dir, 'state')), { code: 'ENOENT' }, 'nothing recorded');
 });
 
 test('CreateNetwork with --internal (com.docker.network.internal: true) is refused, not ignored', async () => {
-  const res = await dockerCall(app(), 'NetworkDriver.CreateNetwork', body({ 'com.docker.network.generic': {}, 'com.docker.network.internal': true }));
+  const res = await dockerCall(
+    app(),
+    'NetworkDriver.CreateNetwork',
+    body({ 'com.docker.network.generic': {}, 'com.docker.network.internal': true }),
+  );
   assert.equal(res.status, 400);
   assert.match(String(res.body.Err), /--internal is not supported/);
   await assert.rejects(readdir(join(dir, 'state')), { code: 'ENOENT' }, 'nothing recorded');
 });
 
 test('the same request without --internal gets past the refusals (and fails only at the missing ip)', async () => {
-  const res = await dockerCall(app(), 'NetworkDriver.CreateNetwork', body({ 'com.docker.network.generic': { parent: 'eth0' }, 'com.docker.network.internal': false }));
+  const res = await dockerCall(
+    app(),
+    'NetworkDriver.CreateNetwork',
+    body({ 'com.docker.network.generic': { parent: 'eth0' }, 'com.docker.network.internal': false }),
+  );
   assert.equal(res.status, 500);
   assert.match(String(res.body.Err), /Could not run .*no-ip/);
 });

@@ -26,15 +26,31 @@ function fixedAdmin(pools: PoolSummary[]): IpamAdmin {
     throw new Error('not used by the server');
   };
   return {
-    addIpRange: no, removeIpRange: no, listIpRanges: no, addHostRange: no, removeHostRange: no,
-    listHostRanges: no, listAssignments: no, listReleased: no, releaseAddress: no, listConflicts: no, clearConflict: no,
+    addIpRange: no,
+    removeIpRange: no,
+    listIpRanges: no,
+    addHostRange: no,
+    removeHostRange: no,
+    listHostRanges: no,
+    listAssignments: no,
+    listReleased: no,
+    releaseAddress: no,
+    listConflicts: no,
+    clearConflict: no,
     poolSummaries: async () => pools,
   };
 }
 
 const POOL: PoolSummary = {
-  subnet: '10.20.0.0/24', family: 4, ranges: [], hostRanges: [], reservations: [], claims: [],
-  size: '250', used: 3, free: '247',
+  subnet: '10.20.0.0/24',
+  family: 4,
+  ranges: [],
+  hostRanges: [],
+  reservations: [],
+  claims: [],
+  size: '250',
+  used: 3,
+  free: '247',
 };
 
 function doubles(): Drivers {
@@ -107,12 +123,16 @@ describe('server with etcd unreachable', () => {
     const filePath = join(dir, 'plain-file.sock');
     await writeFile(filePath, 'x');
     await assert.rejects(
-      startServer({ ...settings, socket: filePath, metricsListen: undefined }, silentLogger(), { createDrivers: doubles }),
+      startServer({ ...settings, socket: filePath, metricsListen: undefined }, silentLogger(), {
+        createDrivers: doubles,
+      }),
       /is not a socket/,
     );
     // A socket file nobody listens on: left by a process killed while listening, as a crashed plugin leaves it.
     spawnSync(process.execPath, [
-      '-e', 'require("net").createServer().listen(process.argv[1], () => process.kill(process.pid, "SIGKILL"))', settings.socket,
+      '-e',
+      'require("net").createServer().listen(process.argv[1], () => process.kill(process.pid, "SIGKILL"))',
+      settings.socket,
     ]);
     assert.ok((await lstat(settings.socket)).isSocket());
     assert.equal(await socketAnswers(settings.socket), false);
@@ -141,7 +161,11 @@ test('close() lets an in-flight call finish, then removes the socket', async () 
     const running = await startServer(settings, silentLogger(), {
       createDrivers: () => ({ ...doubles(), ipam: slow }),
     });
-    const inFlight = post(settings.socket, 'IpamDriver.RequestAddress', JSON.stringify({ PoolID: '10.20.0.0/24', Address: '', Options: null }));
+    const inFlight = post(
+      settings.socket,
+      'IpamDriver.RequestAddress',
+      JSON.stringify({ PoolID: '10.20.0.0/24', Address: '', Options: null }),
+    );
     await handling;
     const closed = running.close(); // stops accepting synchronously
     release();

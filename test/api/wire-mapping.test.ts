@@ -46,39 +46,87 @@ describe('handshake and capability calls (checklist 1, 2, 5, 6)', () => {
 describe('IpamDriver mapping', () => {
   test('RequestPool: wire names to the contract, null Options to {}, reply in Docker casing', async () => {
     const h = recordingHarness();
-    h.ipam.poolResult = { poolId: POOL_ID, pool: '10.20.0.0/24', data: { 'com.docker.network.gateway': '10.20.0.1/24' } };
+    h.ipam.poolResult = {
+      poolId: POOL_ID,
+      pool: '10.20.0.0/24',
+      data: { 'com.docker.network.gateway': '10.20.0.1/24' },
+    };
     const res = await dockerCall(h.app, 'IpamDriver.RequestPool', {
-      AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24', SubPool: '10.20.0.128/25', Options: null, V6: false,
+      AddressSpace: 'FlatLocal',
+      Pool: '10.20.0.0/24',
+      SubPool: '10.20.0.128/25',
+      Options: null,
+      V6: false,
     }).expect(200);
-    assert.deepEqual(res.body, { PoolID: POOL_ID, Pool: '10.20.0.0/24', Data: { 'com.docker.network.gateway': '10.20.0.1/24' } });
-    assert.deepEqual(h.ipam.calls, [{
-      method: 'requestPool',
-      args: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', subPool: '10.20.0.128/25', options: {}, v6: false }],
-    }]);
+    assert.deepEqual(res.body, {
+      PoolID: POOL_ID,
+      Pool: '10.20.0.0/24',
+      Data: { 'com.docker.network.gateway': '10.20.0.1/24' },
+    });
+    assert.deepEqual(h.ipam.calls, [
+      {
+        method: 'requestPool',
+        args: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', subPool: '10.20.0.128/25', options: {}, v6: false }],
+      },
+    ]);
   });
 
   test('RequestPool passes --ipam-opt strings and V6', async () => {
     const h = recordingHarness();
     await dockerCall(h.app, 'IpamDriver.RequestPool', {
-      AddressSpace: 'FlatLocal', Pool: '', SubPool: '', Options: { a: 'b' }, V6: true,
+      AddressSpace: 'FlatLocal',
+      Pool: '',
+      SubPool: '',
+      Options: { a: 'b' },
+      V6: true,
     }).expect(200);
-    assert.deepEqual(h.ipam.calls[0]?.args[0], { addressSpace: 'FlatLocal', pool: '', subPool: '', options: { a: 'b' }, v6: true });
+    assert.deepEqual(h.ipam.calls[0]?.args[0], {
+      addressSpace: 'FlatLocal',
+      pool: '',
+      subPool: '',
+      options: { a: 'b' },
+      v6: true,
+    });
   });
 
   test('RequestAddress kinds: gateway marker, aux during network create, container with --ip afterwards', async () => {
     const h = recordingHarness();
-    await dockerCall(h.app, 'IpamDriver.RequestPool', { AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24', SubPool: '', Options: null, V6: false }).expect(200);
+    await dockerCall(h.app, 'IpamDriver.RequestPool', {
+      AddressSpace: 'FlatLocal',
+      Pool: '10.20.0.0/24',
+      SubPool: '',
+      Options: null,
+      V6: false,
+    }).expect(200);
     const gw = await dockerCall(h.app, 'IpamDriver.RequestAddress', {
-      PoolID: POOL_ID, Address: '', Options: { RequestAddressType: 'com.docker.network.gateway' },
+      PoolID: POOL_ID,
+      Address: '',
+      Options: { RequestAddressType: 'com.docker.network.gateway' },
     }).expect(200);
     assert.deepEqual(gw.body, { Address: '10.20.0.7/24', Data: {} });
-    await dockerCall(h.app, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '10.20.0.5', Options: null }).expect(200);
+    await dockerCall(h.app, 'IpamDriver.RequestAddress', {
+      PoolID: POOL_ID,
+      Address: '10.20.0.5',
+      Options: null,
+    }).expect(200);
     await dockerCall(h.app, 'NetworkDriver.CreateNetwork', {
-      NetworkID: NET_ID, Options: null,
-      IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24', Gateway: '10.20.0.1/24', AuxAddresses: { h1: '10.20.0.5/24' } }],
+      NetworkID: NET_ID,
+      Options: null,
+      IPv4Data: [
+        {
+          AddressSpace: 'FlatLocal',
+          Pool: '10.20.0.0/24',
+          Gateway: '10.20.0.1/24',
+          AuxAddresses: { h1: '10.20.0.5/24' },
+        },
+      ],
       IPv6Data: [],
     }).expect(200);
-    await dockerCall(h.app, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '10.20.0.9', Options: null }).expect(200);
+    await dockerCall(h.app, 'IpamDriver.RequestAddress', {
+      PoolID: POOL_ID,
+      Address: '10.20.0.9',
+      Options: null,
+    }).expect(200);
     await dockerCall(h.app, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '', Options: null }).expect(200);
     const kinds = h.ipam.calls.filter((c) => c.method === 'requestAddress').map((c) => c.args[0]);
     assert.deepEqual(kinds, [
@@ -92,17 +140,27 @@ describe('IpamDriver mapping', () => {
   test('RequestAddress takes the MAC and endpoint name from Options', async () => {
     const h = recordingHarness();
     await dockerCall(h.app, 'IpamDriver.RequestAddress', {
-      PoolID: POOL_ID, Address: '',
-      Options: { 'com.docker.network.endpoint.macaddress': '02:42:0a:14:00:07', 'com.docker.network.endpoint.name': 'web1' },
+      PoolID: POOL_ID,
+      Address: '',
+      Options: {
+        'com.docker.network.endpoint.macaddress': '02:42:0a:14:00:07',
+        'com.docker.network.endpoint.name': 'web1',
+      },
     }).expect(200);
     assert.deepEqual(h.ipam.calls[0]?.args[0], {
-      poolId: POOL_ID, address: '', kind: 'container', macAddress: '02:42:0a:14:00:07', endpointName: 'web1',
+      poolId: POOL_ID,
+      address: '',
+      kind: 'container',
+      macAddress: '02:42:0a:14:00:07',
+      endpointName: 'web1',
     });
   });
 
   test('ReleaseAddress and ReleasePool answer {} and pass plain ids (a CIDR address loses its prefix)', async () => {
     const h = recordingHarness();
-    const a = await dockerCall(h.app, 'IpamDriver.ReleaseAddress', { PoolID: POOL_ID, Address: '10.20.0.7' }).expect(200);
+    const a = await dockerCall(h.app, 'IpamDriver.ReleaseAddress', { PoolID: POOL_ID, Address: '10.20.0.7' }).expect(
+      200,
+    );
     assert.deepEqual(a.body, {});
     await dockerCall(h.app, 'IpamDriver.ReleaseAddress', { PoolID: POOL_ID, Address: '10.20.0.8/24' }).expect(200);
     const p = await dockerCall(h.app, 'IpamDriver.ReleasePool', { PoolID: POOL_ID }).expect(200);
@@ -120,13 +178,20 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
     const h = recordingHarness();
     const res = await dockerCall(h.app, 'NetworkDriver.CreateNetwork', {
       NetworkID: NET_ID,
-      Options: { 'com.docker.network.enable_ipv6': false, 'com.docker.network.internal': true, 'com.docker.network.generic': { mtu: '1400', parent: 'eth0' } },
+      Options: {
+        'com.docker.network.enable_ipv6': false,
+        'com.docker.network.internal': true,
+        'com.docker.network.generic': { mtu: '1400', parent: 'eth0' },
+      },
       IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24', Gateway: '10.20.0.1/24', AuxAddresses: null }],
       IPv6Data: [],
     }).expect(200);
     assert.deepEqual(res.body, {});
     assert.deepEqual(h.network.calls[0]?.args[0], {
-      networkId: NET_ID, generic: { mtu: '1400', parent: 'eth0' }, internal: true, enableIpv6: false,
+      networkId: NET_ID,
+      generic: { mtu: '1400', parent: 'eth0' },
+      internal: true,
+      enableIpv6: false,
       ipv4Data: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', gateway: '10.20.0.1/24', auxAddresses: {} }],
       ipv6Data: [],
     });
@@ -135,11 +200,18 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
   test('CreateNetwork with Options null and no Gateway', async () => {
     const h = recordingHarness();
     await dockerCall(h.app, 'NetworkDriver.CreateNetwork', {
-      NetworkID: NET_ID, Options: null, IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24' }], IPv6Data: null,
+      NetworkID: NET_ID,
+      Options: null,
+      IPv4Data: [{ AddressSpace: 'FlatLocal', Pool: '10.20.0.0/24' }],
+      IPv6Data: null,
     }).expect(200);
     assert.deepEqual(h.network.calls[0]?.args[0], {
-      networkId: NET_ID, generic: {}, internal: false, enableIpv6: false,
-      ipv4Data: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', auxAddresses: {} }], ipv6Data: [],
+      networkId: NET_ID,
+      generic: {},
+      internal: false,
+      enableIpv6: false,
+      ipv4Data: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', auxAddresses: {} }],
+      ipv6Data: [],
     });
   });
 
@@ -149,19 +221,24 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
       const res = await dockerCall(h.app, 'NetworkDriver.DeleteNetwork', { NetworkID: NET_ID }).expect(200);
       assert.deepEqual(res.body, {});
     }
-    assert.deepEqual(h.network.calls.map((c) => c.args), [[NET_ID], [NET_ID]]);
+    assert.deepEqual(
+      h.network.calls.map((c) => c.args),
+      [[NET_ID], [NET_ID]],
+    );
   });
 
   test('CreateEndpoint: Interface null in the reply when the driver adds nothing', async () => {
     const h = recordingHarness();
     const res = await dockerCall(h.app, 'NetworkDriver.CreateEndpoint', {
-      NetworkID: NET_ID, EndpointID: EP_ID,
+      NetworkID: NET_ID,
+      EndpointID: EP_ID,
       Interface: { Address: '10.20.0.7/24', AddressIPv6: '', MacAddress: '02:42:0a:14:00:07' },
       Options: { 'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }] },
     }).expect(200);
     assert.equal(res.text, '{"Interface":null}');
     assert.deepEqual(h.network.calls[0]?.args[0], {
-      networkId: NET_ID, endpointId: EP_ID,
+      networkId: NET_ID,
+      endpointId: EP_ID,
       interface: { address: '10.20.0.7/24', addressIPv6: '', macAddress: '02:42:0a:14:00:07' },
       options: { 'com.docker.network.endpoint.exposedports': [{ Proto: 6, Port: 80 }] },
     });
@@ -171,7 +248,10 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
     const h = recordingHarness();
     h.network.endpointResult = { interface: { macAddress: 'ee:ee:0a:14:00:07' } };
     const res = await dockerCall(h.app, 'NetworkDriver.CreateEndpoint', {
-      NetworkID: NET_ID, EndpointID: EP_ID, Interface: { Address: '10.20.0.7/24', AddressIPv6: '', MacAddress: '' }, Options: null,
+      NetworkID: NET_ID,
+      EndpointID: EP_ID,
+      Interface: { Address: '10.20.0.7/24', AddressIPv6: '', MacAddress: '' },
+      Options: null,
     }).expect(200);
     assert.equal(res.text, '{"Interface":{"MacAddress":"ee:ee:0a:14:00:07"}}');
   });
@@ -179,7 +259,10 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
   test('Join: Docker casing, bare-IP Gateway even from a CIDR, routes with NextHop only for type 0', async () => {
     const h = recordingHarness();
     h.network.joinResult = {
-      srcName: 'fnb1234567', dstPrefix: 'eth', gateway: '10.20.0.1/24', gatewayIPv6: '',
+      srcName: 'fnb1234567',
+      dstPrefix: 'eth',
+      gateway: '10.20.0.1/24',
+      gatewayIPv6: '',
       staticRoutes: [
         { destination: '10.99.0.0/16', routeType: 0, nextHop: '10.20.0.254' },
         { destination: '169.254.1.1/32', routeType: 1 },
@@ -187,11 +270,15 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
       disableGatewayService: false,
     };
     const res = await dockerCall(h.app, 'NetworkDriver.Join', {
-      NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '/var/run/docker/netns/0123456789ab', Options: null,
+      NetworkID: NET_ID,
+      EndpointID: EP_ID,
+      SandboxKey: '/var/run/docker/netns/0123456789ab',
+      Options: null,
     }).expect(200);
     assert.deepEqual(res.body, {
       InterfaceName: { SrcName: 'fnb1234567', DstPrefix: 'eth' },
-      Gateway: '10.20.0.1', GatewayIPv6: '',
+      Gateway: '10.20.0.1',
+      GatewayIPv6: '',
       StaticRoutes: [
         { Destination: '10.99.0.0/16', RouteType: 0, NextHop: '10.20.0.254' },
         { Destination: '169.254.1.1/32', RouteType: 1 },
@@ -199,14 +286,22 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
       DisableGatewayService: false,
     });
     assert.deepEqual(h.network.calls[0]?.args[0], {
-      networkId: NET_ID, endpointId: EP_ID, sandboxKey: '/var/run/docker/netns/0123456789ab', options: {},
+      networkId: NET_ID,
+      endpointId: EP_ID,
+      sandboxKey: '/var/run/docker/netns/0123456789ab',
+      options: {},
     });
   });
 
   test('Join with no interface to move answers InterfaceName null', async () => {
     const h = recordingHarness();
     h.network.joinResult = { ...h.network.joinResult, srcName: '' };
-    const res = await dockerCall(h.app, 'NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '', Options: {} }).expect(200);
+    const res = await dockerCall(h.app, 'NetworkDriver.Join', {
+      NetworkID: NET_ID,
+      EndpointID: EP_ID,
+      SandboxKey: '',
+      Options: {},
+    }).expect(200);
     assert.equal(res.body.InterfaceName, null);
   });
 
@@ -216,16 +311,33 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
     assert.equal((await dockerCall(h.app, 'NetworkDriver.EndpointOperInfo', ref).expect(200)).text, '{"Value":{}}');
     assert.deepEqual((await dockerCall(h.app, 'NetworkDriver.Leave', ref).expect(200)).body, {});
     assert.deepEqual((await dockerCall(h.app, 'NetworkDriver.DeleteEndpoint', ref).expect(200)).body, {});
-    assert.deepEqual(h.network.calls.map((c) => c.method), ['endpointOperInfo', 'leave', 'deleteEndpoint']);
-    assert.deepEqual(h.network.calls.map((c) => c.args), [[NET_ID, EP_ID], [NET_ID, EP_ID], [NET_ID, EP_ID]]);
+    assert.deepEqual(
+      h.network.calls.map((c) => c.method),
+      ['endpointOperInfo', 'leave', 'deleteEndpoint'],
+    );
+    assert.deepEqual(
+      h.network.calls.map((c) => c.args),
+      [
+        [NET_ID, EP_ID],
+        [NET_ID, EP_ID],
+        [NET_ID, EP_ID],
+      ],
+    );
   });
 
   test('Program/RevokeExternalConnectivity answer {} repeatedly and touch no driver', async () => {
     const h = recordingHarness();
     for (let i = 0; i < 2; i++) {
-      const p = await dockerCall(h.app, 'NetworkDriver.ProgramExternalConnectivity', { NetworkID: NET_ID, EndpointID: EP_ID, Options: null }).expect(200);
+      const p = await dockerCall(h.app, 'NetworkDriver.ProgramExternalConnectivity', {
+        NetworkID: NET_ID,
+        EndpointID: EP_ID,
+        Options: null,
+      }).expect(200);
       assert.equal(p.text, '{}');
-      const r = await dockerCall(h.app, 'NetworkDriver.RevokeExternalConnectivity', { NetworkID: NET_ID, EndpointID: EP_ID }).expect(200);
+      const r = await dockerCall(h.app, 'NetworkDriver.RevokeExternalConnectivity', {
+        NetworkID: NET_ID,
+        EndpointID: EP_ID,
+      }).expect(200);
       assert.equal(r.text, '{}');
     }
     assert.equal(h.network.calls.length, 0);
@@ -241,7 +353,9 @@ describe('NetworkDriver mapping (checklist 4, 18, 25, 26, 28)', () => {
   test('AllocateNetwork/FreeNetwork are refused with a clear Err', async () => {
     const h = recordingHarness();
     for (const m of ['NetworkDriver.AllocateNetwork', 'NetworkDriver.FreeNetwork']) {
-      const res = await dockerCall(h.app, m, { NetworkID: NET_ID, Options: {}, IPv4Data: [], IPv6Data: [] }).expect(400);
+      const res = await dockerCall(h.app, m, { NetworkID: NET_ID, Options: {}, IPv4Data: [], IPv6Data: [] }).expect(
+        400,
+      );
       assert.match(String(res.body.Err), /local-scope driver: swarm-scoped networks are not supported/);
     }
   });
@@ -262,7 +376,11 @@ describe('errors, unknown paths, logs and metrics (checklist 3)', () => {
     const bad = await dockerCall(h.app, 'IpamDriver.ReleasePool', { PoolID: 'nope' }).expect(400);
     assert.deepEqual(bad.body, { Err: 'the PoolID is not one flatnet gave out' });
     h.ipam.failWith = new FlatnetError('conflict', '10.20.0.9 is already assigned');
-    const taken = await dockerCall(h.app, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '10.20.0.9', Options: null }).expect(500);
+    const taken = await dockerCall(h.app, 'IpamDriver.RequestAddress', {
+      PoolID: POOL_ID,
+      Address: '10.20.0.9',
+      Options: null,
+    }).expect(500);
     assert.deepEqual(taken.body, { Err: '10.20.0.9 is already assigned' });
     h.ipam.failWith = new FlatnetError('unavailable', 'etcd did not answer within 5000 ms');
     await dockerCall(h.app, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '', Options: null }).expect(500);
@@ -271,7 +389,12 @@ describe('errors, unknown paths, logs and metrics (checklist 3)', () => {
   test('a non-FlatnetError gives a generic 500 Err and its details go to the log only', async () => {
     const h = recordingHarness();
     h.network.failWith = new TypeError('secret internals: x is undefined');
-    const res = await dockerCall(h.app, 'NetworkDriver.Join', { NetworkID: NET_ID, EndpointID: EP_ID, SandboxKey: '', Options: null }).expect(500);
+    const res = await dockerCall(h.app, 'NetworkDriver.Join', {
+      NetworkID: NET_ID,
+      EndpointID: EP_ID,
+      SandboxKey: '',
+      Options: null,
+    }).expect(500);
     assert.equal(res.body.Err, 'NetworkDriver.Join: internal error in flatnet; the plugin log has the details');
     const line = h.logLines().find((l) => l.method === 'NetworkDriver.Join');
     assert.ok(line);
@@ -299,7 +422,9 @@ describe('errors, unknown paths, logs and metrics (checklist 3)', () => {
     const h = recordingHarness();
     const count = async (): Promise<number> => {
       const m = await registry.getSingleMetric('flatnet_plugin_calls_total')?.get();
-      return m?.values.find((v) => v.labels.method === 'IpamDriver.ReleasePool' && v.labels.outcome === 'ok')?.value ?? 0;
+      return (
+        m?.values.find((v) => v.labels.method === 'IpamDriver.ReleasePool' && v.labels.outcome === 'ok')?.value ?? 0
+      );
     };
     const before = await count();
     await dockerCall(h.app, 'IpamDriver.ReleasePool', { PoolID: POOL_ID }).expect(200);
@@ -331,14 +456,21 @@ describe('the express app on the wire (issue 8: express serves the plugin API)',
     const h = recordingHarness();
     const big = `{"PoolID":"${'x'.repeat(BODY_LIMIT_BYTES + 10)}","Address":"","Options":null}`;
     const res = await dockerCall(h.app, 'IpamDriver.RequestAddress', { raw: big }).expect(413);
-    assert.match(String(res.body.Err), /IpamDriver\.RequestAddress: the request body could not be read \(the body is larger than/);
+    assert.match(
+      String(res.body.Err),
+      /IpamDriver\.RequestAddress: the request body could not be read \(the body is larger than/,
+    );
     assert.deepEqual(h.ipam.calls, []);
     await dockerCall(h.app, 'Plugin.Activate').expect(200);
   });
 
   test('a query string changes nothing (query parsing is off)', async () => {
     const h = recordingHarness();
-    const res = await request(h.app).post('/Plugin.Activate?x=1&y[z]=2').set('Host', '').send(Buffer.alloc(0)).expect(200);
+    const res = await request(h.app)
+      .post('/Plugin.Activate?x=1&y[z]=2')
+      .set('Host', '')
+      .send(Buffer.alloc(0))
+      .expect(200);
     assert.deepEqual(res.body, { Implements: ['IpamDriver', 'NetworkDriver'] });
   });
 
@@ -353,7 +485,11 @@ describe('the express app on the wire (issue 8: express serves the plugin API)',
     const activate = await dockerCall(server, 'Plugin.Activate').expect(200);
     assert.deepEqual(activate.body, { Implements: ['IpamDriver', 'NetworkDriver'] });
     assert.ok(sawAppPrototype, 'requests were not created with the app prototypes');
-    const res = await dockerCall(server, 'IpamDriver.RequestAddress', { PoolID: POOL_ID, Address: '', Options: null }).expect(200);
+    const res = await dockerCall(server, 'IpamDriver.RequestAddress', {
+      PoolID: POOL_ID,
+      Address: '',
+      Options: null,
+    }).expect(200);
     assert.equal(res.body.Address, '10.20.0.7/24');
     const missing = await dockerCall(server, 'IpamDriver.Nope').expect(404);
     assert.match(String(missing.body.Err), /does not implement IpamDriver\.Nope/);

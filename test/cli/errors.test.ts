@@ -16,8 +16,12 @@ test('secrets never reach the message', () => {
 });
 
 test('grpc texts are cut to the cause', () => {
-  const e = new Error('14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ');
+  const e = new Error(
+    '14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ',
+  );
   assert.equal(shortEtcdReason(e), 'connection refused by 127.0.0.1:1');
-  const unreachable = new Error('14 UNAVAILABLE: No connection established. Last error: Error: connect ENETUNREACH 10.0.0.1:2379 - Local (0.0.0.0:0). Resolution note: ');
+  const unreachable = new Error(
+    '14 UNAVAILABLE: No connection established. Last error: Error: connect ENETUNREACH 10.0.0.1:2379 - Local (0.0.0.0:0). Resolution note: ',
+  );
   assert.equal(shortEtcdReason(unreachable), 'cannot connect to 10.0.0.1:2379 (ENETUNREACH)');
 });

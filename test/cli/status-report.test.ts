@@ -5,16 +5,49 @@ import type { AssignmentInfo, PoolSummary } from '../../src/ipam/contract.js';
 import type { HostInfo } from '../../src/store/host-registry.js';
 
 const pool: PoolSummary = {
-  subnet: '10.0.0.0/24', family: 4, gateway: '10.0.0.1',
-  ranges: [{ subnet: '10.0.0.0/24', start: '10.0.0.100', end: '10.0.0.199', origin: 'admin', size: '100', createdAt: 't' }],
-  hostRanges: [], reservations: [], claims: [], size: '100', used: 3, free: '97',
+  subnet: '10.0.0.0/24',
+  family: 4,
+  gateway: '10.0.0.1',
+  ranges: [
+    { subnet: '10.0.0.0/24', start: '10.0.0.100', end: '10.0.0.199', origin: 'admin', size: '100', createdAt: 't' },
+  ],
+  hostRanges: [],
+  reservations: [],
+  claims: [],
+  size: '100',
+  used: 3,
+  free: '97',
 };
-const host = (hostId: string, alive: boolean): HostInfo => ({ hostId, alive, hostname: hostId, version: '0.1.0', startedAt: 't', lastSeen: 't2' });
-const assigned = (address: string, hostId: string): AssignmentInfo => ({ address, subnet: '10.0.0.0/24', hostId, since: 't', kind: 'container' });
+const host = (hostId: string, alive: boolean): HostInfo => ({
+  hostId,
+  alive,
+  hostname: hostId,
+  version: '0.1.0',
+  startedAt: 't',
+  lastSeen: 't2',
+});
+const assigned = (address: string, hostId: string): AssignmentInfo => ({
+  address,
+  subnet: '10.0.0.0/24',
+  hostId,
+  since: 't',
+  kind: 'container',
+});
 
 test('hosts are up, down, or unknown when they hold addresses but never registered', () => {
-  const report = buildStatus([pool], [host('a', true), host('b', false)], [assigned('10.0.0.100', 'a'), assigned('10.0.0.101', 'b'), assigned('10.0.0.102', 'z')]);
-  assert.deepEqual(report.hosts.map((h) => [h.hostId, h.state, h.addresses]), [['a', 'up', 1], ['b', 'down', 1], ['z', 'unknown', 1]]);
+  const report = buildStatus(
+    [pool],
+    [host('a', true), host('b', false)],
+    [assigned('10.0.0.100', 'a'), assigned('10.0.0.101', 'b'), assigned('10.0.0.102', 'z')],
+  );
+  assert.deepEqual(
+    report.hosts.map((h) => [h.hostId, h.state, h.addresses]),
+    [
+      ['a', 'up', 1],
+      ['b', 'down', 1],
+      ['z', 'unknown', 1],
+    ],
+  );
   const text = formatStatus(report);
   assert.match(text, /^POOL\s+GATEWAY\s+SIZE\s+USED\s+CONFLICTS\s+FREE/);
   assert.match(text, /10\.0\.0\.0\/24\s+10\.0\.0\.1\s+100\s+3\s+0\s+97\s+10\.0\.0\.100-10\.0\.0\.199/);
@@ -23,8 +56,16 @@ test('hosts are up, down, or unknown when they hold addresses but never register
 
 test('conflicts are counted per pool apart from what containers hold (the pool count includes them)', () => {
   const conflict = { address: '10.0.0.150', subnet: '10.0.0.0/24', mac: '02:00:00:00:00:01', seenAt: 't', seenBy: 'a' };
-  const report = buildStatus([pool], [host('a', true)], [assigned('10.0.0.100', 'a')], [conflict, { ...conflict, address: '10.0.0.151' }]);
-  assert.deepEqual(report.pools.map((p) => [p.subnet, p.used, p.conflicts, p.free]), [['10.0.0.0/24', 1, 2, '97']]);
+  const report = buildStatus(
+    [pool],
+    [host('a', true)],
+    [assigned('10.0.0.100', 'a')],
+    [conflict, { ...conflict, address: '10.0.0.151' }],
+  );
+  assert.deepEqual(
+    report.pools.map((p) => [p.subnet, p.used, p.conflicts, p.free]),
+    [['10.0.0.0/24', 1, 2, '97']],
+  );
   assert.match(formatStatus(report), /10\.0\.0\.0\/24\s+10\.0\.0\.1\s+100\s+1\s+2\s+97\s/);
 });
 

@@ -27,7 +27,9 @@ test('the engine version and the endpoint holders of a network match what the do
   const networkId = (await host.docker(['network', 'create', '--subnet', '10.97.0.0/24', 'apinet'])).trim();
   await host.docker(['run', '-d', '--name', 'web1', '--net', 'apinet', IMAGE, 'sleep', '600']);
   const containerId = (await host.docker(['inspect', '-f', '{{.Id}}', 'web1'])).trim();
-  const endpointId = (await host.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "apinet").EndpointID}}', 'web1'])).trim();
+  const endpointId = (
+    await host.docker(['inspect', '-f', '{{(index .NetworkSettings.Networks "apinet").EndpointID}}', 'web1'])
+  ).trim();
   const holders = await api.endpointHolders(networkId);
   const h = holders?.get(endpointId);
   assert.equal(h?.containerId, containerId);

@@ -11,7 +11,9 @@ export interface EngineCase {
  * scripts/install-deps.sh). FLATNET_LAB_ENGINES=docker20 (or docker28) narrows a local run to one.
  */
 export function labEngines(): EngineCase[] {
-  const only = process.env.FLATNET_LAB_ENGINES?.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const only = process.env.FLATNET_LAB_ENGINES?.split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   const d28 = docker28();
   const cases: EngineCase[] = [{ engine: DOCKER20, skip: false }];
   if (d28) cases.push({ engine: d28, skip: false });

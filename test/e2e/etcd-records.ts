@@ -55,7 +55,8 @@ export async function etcdPoolClaims(lab: Lab, subnet: string): Promise<string[]
   const config = all.get(`${pool}config`);
   if (config === undefined) return undefined;
   const claims = (poolConfig.parse(JSON.parse(config)).claims ?? []).map((c) => c.hostId);
-  for (const [key, value] of all) if (key.startsWith(`${pool}claim/`)) claims.push(...claimKey.parse(JSON.parse(value)).map((c) => c.hostId));
+  for (const [key, value] of all)
+    if (key.startsWith(`${pool}claim/`)) claims.push(...claimKey.parse(JSON.parse(value)).map((c) => c.hostId));
   return claims;
 }
 
@@ -68,12 +69,22 @@ export async function flatnetIpList(host: LabHost): Promise<{ address: string; s
 
 /** The container's address on the given network, from docker inspect. */
 export async function containerAddress(host: LabHost, container: string, network: string): Promise<string> {
-  const out = await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container]);
+  const out = await host.docker([
+    'inspect',
+    '--format',
+    `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`,
+    container,
+  ]);
   return out.trim();
 }
 
 export async function containerMac(host: LabHost, container: string, network: string): Promise<string> {
-  const out = await host.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${network}").MacAddress}}`, container]);
+  const out = await host.docker([
+    'inspect',
+    '--format',
+    `{{(index .NetworkSettings.Networks "${network}").MacAddress}}`,
+    container,
+  ]);
   return out.trim();
 }
 
@@ -94,5 +105,8 @@ export async function etcdLeaderIndex(lab: Lab): Promise<number> {
 
 /** Addresses etcd records as held by one host. */
 export async function etcdHeldBy(lab: Lab, hostId: string): Promise<string[]> {
-  return [...(await etcdAssignments(lab))].filter(([, h]) => h === hostId).map(([a]) => a).sort();
+  return [...(await etcdAssignments(lab))]
+    .filter(([, h]) => h === hostId)
+    .map(([a]) => a)
+    .sort();
 }

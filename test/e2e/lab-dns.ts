@@ -28,7 +28,13 @@ export interface DnsListener {
 }
 
 export async function listenForDns(lab: Lab, address: string): Promise<DnsListener> {
-  const proc = startProcess('nsenter', [`--net=/run/netns/${lab.lanNetns}`, process.execPath, '-e', RESPONDER, address]);
+  const proc = startProcess('nsenter', [
+    `--net=/run/netns/${lab.lanNetns}`,
+    process.execPath,
+    '-e',
+    RESPONDER,
+    address,
+  ]);
   let out = '';
   proc.child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   proc.child.stderr?.resume();
@@ -39,7 +45,11 @@ export async function listenForDns(lab: Lab, address: string): Promise<DnsListen
     throw err;
   }
   return {
-    queries: () => out.split('\n').filter((l) => l.startsWith('query ')).map((l) => l.slice(6)),
+    queries: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('query '))
+        .map((l) => l.slice(6)),
     stop: () => proc.stop('SIGTERM', 2000),
   };
 }

@@ -20,14 +20,23 @@ export async function buildPluginDir(dir: string, name = 'plugin'): Promise<stri
  * docker plugin create/set/enable on one lab host, with the lab's etcd, that host's id and state and config
  * directories of its own under `work`.
  */
-export async function installPlugin(lab: Lab, host: LabHost, name: string, pluginDir: string, work: string, env: string[] = []): Promise<void> {
+export async function installPlugin(
+  lab: Lab,
+  host: LabHost,
+  name: string,
+  pluginDir: string,
+  work: string,
+  env: string[] = [],
+): Promise<void> {
   const stateDir = join(work, `${host.name}-state`);
   const confDir = join(work, `${host.name}-etc`);
   await mkdir(stateDir, { recursive: true });
   await mkdir(confDir, { recursive: true });
   await host.docker(['plugin', 'create', name, pluginDir]);
   await host.docker([
-    'plugin', 'set', name,
+    'plugin',
+    'set',
+    name,
     `FLATNET_ETCD_ENDPOINTS=${lab.etcdEndpoints.join(',')}`,
     `FLATNET_HOST_ID=${host.name}`,
     `state.source=${stateDir}`,
@@ -50,13 +59,33 @@ export async function removePlugin(host: LabHost, name: string): Promise<void> {
  */
 export async function formFlatSwarm(lab: Lab, plugin: string, network: string): Promise<void> {
   const [manager, ...workers] = lab.hosts as [LabHost, ...LabHost[]];
-  await manager.docker(['swarm', 'init', '--advertise-addr', manager.lanAddress, '--listen-addr', `${manager.lanAddress}:2377`]);
+  await manager.docker([
+    'swarm',
+    'init',
+    '--advertise-addr',
+    manager.lanAddress,
+    '--listen-addr',
+    `${manager.lanAddress}:2377`,
+  ]);
   const token = (await manager.docker(['swarm', 'join-token', '-q', 'worker'])).trim();
-  for (const w of workers) await w.docker(['swarm', 'join', '--token', token, '--advertise-addr', w.lanAddress, `${manager.lanAddress}:2377`]);
+  for (const w of workers)
+    await w.docker(['swarm', 'join', '--token', token, '--advertise-addr', w.lanAddress, `${manager.lanAddress}:2377`]);
   for (const h of lab.hosts) {
     await h.docker([
-      'network', 'create', '--config-only', '--ipam-driver', plugin, '--subnet', LAN.subnet, '--gateway', LAN.gateway,
-      '--ip-range', LAN.containerRange, '-o', 'parent=eth0', 'lanconf',
+      'network',
+      'create',
+      '--config-only',
+      '--ipam-driver',
+      plugin,
+      '--subnet',
+      LAN.subnet,
+      '--gateway',
+      LAN.gateway,
+      '--ip-range',
+      LAN.containerRange,
+      '-o',
+      'parent=eth0',
+      'lanconf',
     ]);
   }
   await manager.docker(['network', 'create', '-d', plugin, '--scope', 'swarm', '--config-from', 'lanconf', network]);

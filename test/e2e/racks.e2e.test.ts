@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type Engine, IMAGE, LAN, type Lab, labLeftovers, type LabHost, SEGMENT2, startLab } from '../../src/lab/lab.js';
+import {
+  type Engine,
+  IMAGE,
+  LAN,
+  type Lab,
+  labLeftovers,
+  type LabHost,
+  SEGMENT2,
+  startLab,
+} from '../../src/lab/lab.js';
 import { missing } from '../harness/requirements.js';
 import { containerAddress, etcdAssignments } from './etcd-records.js';
 import { labEngines } from './engines.js';
@@ -23,7 +32,9 @@ const PEER_LISTENER = [
 ].join(' && ');
 
 for (const { engine, skip: engineSkip } of labEngines()) {
-  describe(`racks with their own subnets on ${engine.name}`, { timeout: BUDGET_MS }, () => suite(engine, skip || engineSkip));
+  describe(`racks with their own subnets on ${engine.name}`, { timeout: BUDGET_MS }, () =>
+    suite(engine, skip || engineSkip),
+  );
 }
 
 function suite(engine: Engine, skipped: string | false): void {
@@ -65,74 +76,124 @@ function suite(engine: Engine, skipped: string | false): void {
     return out.trim().split(/\r?\n/).pop() ?? '';
   }
 
-  test(`${engine.name}: create-network without --subnet takes each host's own segment, pool and router`, { skip: skipped }, async () => {
-    await withLabLogs(lab, async () => {
-      assert.equal(h1.lanAddress, '10.99.0.11');
-      assert.equal(h2.lanAddress, '10.98.0.12');
-      // One pool per segment, each made from a host of that segment; only LAN's names its router.
-      await h1.flatnet(['ip-range', 'add', '--ip-start', '10.99.128.1/16', '--ip-end', '10.99.143.254/16']);
-      await Promise.all([
-        h1.flatnet(['host-range', 'add', '--ip-start', '10.99.0.1/16', '--ip-end', '10.99.0.254/16', '--gateway', LAN.gateway]),
-        (async () => {
-          // Before its segment has a pool, h2 refuses: its NIC is in no pool.
-          await assert.rejects(createNetwork(h2), (err: Error) => {
-            assert.match(err.message, /exited 2: flatnet: no flatnet pool is eth0's subnet 10\.98\.0\.0\/16 \(pools: 10\.99\.0\.0\/16\); add this segment's range with `flatnet ip-range add`, or give --subnet$/);
-            return true;
-          });
-          await h2.flatnet(['ip-range', 'add', '--ip-start', '10.98.128.1/16', '--ip-end', '10.98.143.254/16']);
-        })(),
-      ]);
-      console.log(`# ${engine.name}: two pools added, one refusal seen, ${Date.now() - started} ms since the start`);
+  test(
+    `${engine.name}: create-network without --subnet takes each host's own segment, pool and router`,
+    { skip: skipped },
+    async () => {
+      await withLabLogs(lab, async () => {
+        assert.equal(h1.lanAddress, '10.99.0.11');
+        assert.equal(h2.lanAddress, '10.98.0.12');
+        // One pool per segment, each made from a host of that segment; only LAN's names its router.
+        await h1.flatnet(['ip-range', 'add', '--ip-start', '10.99.128.1/16', '--ip-end', '10.99.143.254/16']);
+        await Promise.all([
+          h1.flatnet([
+            'host-range',
+            'add',
+            '--ip-start',
+            '10.99.0.1/16',
+            '--ip-end',
+            '10.99.0.254/16',
+            '--gateway',
+            LAN.gateway,
+          ]),
+          (async () => {
+            // Before its segment has a pool, h2 refuses: its NIC is in no pool.
+            await assert.rejects(createNetwork(h2), (err: Error) => {
+              assert.match(
+                err.message,
+                /exited 2: flatnet: no flatnet pool is eth0's subnet 10\.98\.0\.0\/16 \(pools: 10\.99\.0\.0\/16\); add this segment's range with `flatnet ip-range add`, or give --subnet$/,
+              );
+              return true;
+            });
+            await h2.flatnet(['ip-range', 'add', '--ip-start', '10.98.128.1/16', '--ip-end', '10.98.143.254/16']);
+          })(),
+        ]);
+        console.log(`# ${engine.name}: two pools added, one refusal seen, ${Date.now() - started} ms since the start`);
 
-      const t0 = Date.now();
-      const [out1, out2] = await Promise.all([createNetwork(h1), createNetwork(h2)]);
-      console.log(`# ${engine.name}: create-network on both hosts (concurrently) ${Date.now() - t0} ms`);
-      assert.match(out1, /^created network lan \(driver flatnet, subnet 10\.99\.0\.0\/16 from eth0's 10\.99\.0\.11\/16, gateway 10\.99\.0\.1\)$/m);
-      // No pool gateway for SEGMENT2: the gateway is h2's default route through eth0.
-      assert.match(out2, /^created network lan \(driver flatnet, subnet 10\.98\.0\.0\/16 from eth0's 10\.98\.0\.12\/16, gateway 10\.98\.0\.1\)$/m);
-      await Promise.all(([[h1, LAN.subnet, LAN.gateway], [h2, SEGMENT2.subnet, SEGMENT2.gateway]] as const).map(async ([h, subnet, gateway]) => {
-        const ipam = JSON.parse(await h.docker(['network', 'inspect', NETWORK, '--format', '{{json .IPAM.Config}}'])) as { Subnet: string; Gateway: string }[];
-        assert.deepEqual(ipam.map((c) => [c.Subnet, c.Gateway]), [[subnet, gateway]], `${h.name}'s ${NETWORK}`);
-        // eth0 is now a port of br0, which holds the address: a second run reads it there and changes nothing.
-        assert.match(await createNetwork(h), /already exists .*nothing to do/);
-      }));
-    });
-  });
+        const t0 = Date.now();
+        const [out1, out2] = await Promise.all([createNetwork(h1), createNetwork(h2)]);
+        console.log(`# ${engine.name}: create-network on both hosts (concurrently) ${Date.now() - t0} ms`);
+        assert.match(
+          out1,
+          /^created network lan \(driver flatnet, subnet 10\.99\.0\.0\/16 from eth0's 10\.99\.0\.11\/16, gateway 10\.99\.0\.1\)$/m,
+        );
+        // No pool gateway for SEGMENT2: the gateway is h2's default route through eth0.
+        assert.match(
+          out2,
+          /^created network lan \(driver flatnet, subnet 10\.98\.0\.0\/16 from eth0's 10\.98\.0\.12\/16, gateway 10\.98\.0\.1\)$/m,
+        );
+        await Promise.all(
+          (
+            [
+              [h1, LAN.subnet, LAN.gateway],
+              [h2, SEGMENT2.subnet, SEGMENT2.gateway],
+            ] as const
+          ).map(async ([h, subnet, gateway]) => {
+            const ipam = JSON.parse(
+              await h.docker(['network', 'inspect', NETWORK, '--format', '{{json .IPAM.Config}}']),
+            ) as { Subnet: string; Gateway: string }[];
+            assert.deepEqual(
+              ipam.map((c) => [c.Subnet, c.Gateway]),
+              [[subnet, gateway]],
+              `${h.name}'s ${NETWORK}`,
+            );
+            // eth0 is now a port of br0, which holds the address: a second run reads it there and changes nothing.
+            assert.match(await createNetwork(h), /already exists .*nothing to do/);
+          }),
+        );
+      });
+    },
+  );
 
-  test(`${engine.name}: containers of the two segments reach each other with their own addresses through the router, no NAT`, { skip: skipped }, async () => {
-    await withLabLogs(lab, async () => {
-      await Promise.all([
-        h1.docker(['run', '-d', '--name', 'a1', '--net', NETWORK, IMAGE, 'sleep', '600']),
-        h2.docker(['run', '-d', '--name', 'c1', '--net', NETWORK, IMAGE, 'sleep', '600']),
-      ]);
-      const a1 = await containerAddress(h1, 'a1', NETWORK);
-      const c1 = await containerAddress(h2, 'c1', NETWORK);
-      addressOf.set('a1', a1).set('c1', c1);
-      assert.match(a1, /^10\.99\.(12[89]|13\d|14[0-3])\.\d+$/, `a1 ${a1} comes from LAN's range`);
-      assert.match(c1, /^10\.98\.(12[89]|13\d|14[0-3])\.\d+$/, `c1 ${c1} comes from SEGMENT2's range`);
-      const route = (await h2.docker(['exec', 'c1', 'ip', 'route', 'show', 'default'])).trim();
-      assert.match(route, /^default via 10\.98\.0\.1 /, `c1's gateway is its own segment's router: ${route}`);
+  test(
+    `${engine.name}: containers of the two segments reach each other with their own addresses through the router, no NAT`,
+    { skip: skipped },
+    async () => {
+      await withLabLogs(lab, async () => {
+        await Promise.all([
+          h1.docker(['run', '-d', '--name', 'a1', '--net', NETWORK, IMAGE, 'sleep', '600']),
+          h2.docker(['run', '-d', '--name', 'c1', '--net', NETWORK, IMAGE, 'sleep', '600']),
+        ]);
+        const a1 = await containerAddress(h1, 'a1', NETWORK);
+        const c1 = await containerAddress(h2, 'c1', NETWORK);
+        addressOf.set('a1', a1).set('c1', c1);
+        assert.match(a1, /^10\.99\.(12[89]|13\d|14[0-3])\.\d+$/, `a1 ${a1} comes from LAN's range`);
+        assert.match(c1, /^10\.98\.(12[89]|13\d|14[0-3])\.\d+$/, `c1 ${c1} comes from SEGMENT2's range`);
+        const route = (await h2.docker(['exec', 'c1', 'ip', 'route', 'show', 'default'])).trim();
+        assert.match(route, /^default via 10\.98\.0\.1 /, `c1's gateway is its own segment's router: ${route}`);
 
-      const rttAC = await ping(h1, 'a1', c1);
-      const rttCA = await ping(h2, 'c1', a1);
-      console.log(`# ${engine.name}: ping across the router a1->c1 avg ${rttAC} ms, c1->a1 avg ${rttCA} ms`);
-      // Each side sees the other's own address as the source: nothing between them rewrites it.
-      await Promise.all([h1.docker(['exec', 'a1', 'sh', '-c', PEER_LISTENER]), h2.docker(['exec', 'c1', 'sh', '-c', PEER_LISTENER])]);
-      assert.equal(await seenSource(h1, 'a1', c1), a1, 'c1 sees a1\'s own address');
-      assert.equal(await seenSource(h2, 'c1', a1), c1, 'a1 sees c1\'s own address');
-      // And the router forwarded them: the packets crossed between its two segment bridges.
-      const neigh = await lab.lanExec('ip', ['neigh', 'show']);
-      assert.match(neigh, new RegExp(`^${a1.replace(/\./g, '\\.')} dev lan0 `, 'm'), `the router reached a1 on LAN:\n${neigh}`);
-      assert.match(neigh, new RegExp(`^${c1.replace(/\./g, '\\.')} dev lan1 `, 'm'), `the router reached c1 on SEGMENT2:\n${neigh}`);
+        const rttAC = await ping(h1, 'a1', c1);
+        const rttCA = await ping(h2, 'c1', a1);
+        console.log(`# ${engine.name}: ping across the router a1->c1 avg ${rttAC} ms, c1->a1 avg ${rttCA} ms`);
+        // Each side sees the other's own address as the source: nothing between them rewrites it.
+        await Promise.all([
+          h1.docker(['exec', 'a1', 'sh', '-c', PEER_LISTENER]),
+          h2.docker(['exec', 'c1', 'sh', '-c', PEER_LISTENER]),
+        ]);
+        assert.equal(await seenSource(h1, 'a1', c1), a1, "c1 sees a1's own address");
+        assert.equal(await seenSource(h2, 'c1', a1), c1, "a1 sees c1's own address");
+        // And the router forwarded them: the packets crossed between its two segment bridges.
+        const neigh = await lab.lanExec('ip', ['neigh', 'show']);
+        assert.match(
+          neigh,
+          new RegExp(`^${a1.replace(/\./g, '\\.')} dev lan0 `, 'm'),
+          `the router reached a1 on LAN:\n${neigh}`,
+        );
+        assert.match(
+          neigh,
+          new RegExp(`^${c1.replace(/\./g, '\\.')} dev lan1 `, 'm'),
+          `the router reached c1 on SEGMENT2:\n${neigh}`,
+        );
 
-      // etcd holds each address under its own segment's pool, held by its host.
-      const onLan = await etcdAssignments(lab, LAN.subnet);
-      const onSeg2 = await etcdAssignments(lab, SEGMENT2.subnet);
-      assert.equal(onLan.get(a1), 'h1');
-      assert.equal(onSeg2.get(c1), 'h2');
-      assert.equal(onLan.has(c1) || onSeg2.has(a1), false, 'no address is recorded under the other pool');
-    });
-  });
+        // etcd holds each address under its own segment's pool, held by its host.
+        const onLan = await etcdAssignments(lab, LAN.subnet);
+        const onSeg2 = await etcdAssignments(lab, SEGMENT2.subnet);
+        assert.equal(onLan.get(a1), 'h1');
+        assert.equal(onSeg2.get(c1), 'h2');
+        assert.equal(onLan.has(c1) || onSeg2.has(a1), false, 'no address is recorded under the other pool');
+      });
+    },
+  );
 
   test(`${engine.name}: docker rm and network rm free both pools' addresses`, { skip: skipped }, async () => {
     await withLabLogs(lab, async () => {

@@ -29,7 +29,9 @@ interface Entry {
 }
 
 /** A key as read, or no key under a prefix (optionally only the block keys of [from, to]) changed after a revision. */
-type Compare = { key: string; rev: number | undefined } | { prefix: string; notAfter: number; blocks?: { from: bigint; to: bigint } };
+type Compare =
+  | { key: string; rev: number | undefined }
+  | { prefix: string; notAfter: number; blocks?: { from: bigint; to: bigint } };
 
 function inScope(c: { prefix: string; blocks?: { from: bigint; to: bigint } }, key: string): boolean {
   if (!key.startsWith(c.prefix)) return false;
@@ -67,7 +69,9 @@ export class MemoryStores implements IpamStores {
       list: async (subnet) => {
         this.stats.reads++;
         const prefix = keys.addrPrefix(subnet);
-        return [...this.data].filter(([k]) => k.startsWith(prefix)).map(([k, e]) => ({ address: k.slice(prefix.length), read: e.value as AssignmentRead }));
+        return [...this.data]
+          .filter(([k]) => k.startsWith(prefix))
+          .map(([k, e]) => ({ address: k.slice(prefix.length), read: e.value as AssignmentRead }));
       },
       count: async (subnet) => {
         this.stats.reads++;
@@ -76,7 +80,10 @@ export class MemoryStores implements IpamStores {
       },
       listReleased: async (subnet) => {
         const prefix = keys.relPrefix(subnet);
-        return this.entries(prefix).map(([k, e]) => ({ address: k.slice(prefix.length), record: structuredClone(e.value as ReleasedRecord) }));
+        return this.entries(prefix).map(([k, e]) => ({
+          address: k.slice(prefix.length),
+          record: structuredClone(e.value as ReleasedRecord),
+        }));
       },
       updateHeld: async (subnet, address, decide) => {
         const key = keys.addr(subnet, address);
@@ -127,7 +134,13 @@ export class MemoryStores implements IpamStores {
   }
 
   /** One compare-and-swap: all compares hold, then the puts and deletes happen at one new revision. */
-  async commit(compares: Compare[], puts: [string, unknown][], deletes: string[] = [], deletePrefixes: string[] = [], hintsOnly = false): Promise<number | undefined> {
+  async commit(
+    compares: Compare[],
+    puts: [string, unknown][],
+    deletes: string[] = [],
+    deletePrefixes: string[] = [],
+    hintsOnly = false,
+  ): Promise<number | undefined> {
     // Hint repairs are best effort and not what a test injects into.
     const hook = hintsOnly ? undefined : this.hooks.shift();
     if (hook) await hook();
@@ -137,7 +150,9 @@ export class MemoryStores implements IpamStores {
       return undefined;
     }
     const holds = compares.every((c) =>
-      'key' in c ? this.data.get(c.key)?.rev === c.rev : [...this.data].every(([k, e]) => !inScope(c, k) || e.rev <= c.notAfter),
+      'key' in c
+        ? this.data.get(c.key)?.rev === c.rev
+        : [...this.data].every(([k, e]) => !inScope(c, k) || e.rev <= c.notAfter),
     );
     if (!holds) {
       this.stats.conflicts++;
@@ -197,7 +212,11 @@ class MemoryPoolRepository implements PoolRepository {
     return out;
   }
 
-  update<T>(what: string, subnet: Subnet, decide: (tx: PoolTxn) => Promise<PoolDecision<T>> | PoolDecision<T>): Promise<T> {
+  update<T>(
+    what: string,
+    subnet: Subnet,
+    decide: (tx: PoolTxn) => Promise<PoolDecision<T>> | PoolDecision<T>,
+  ): Promise<T> {
     return this.m.retry
       .retrying(what, async () => {
         const index = this.index();
@@ -214,9 +233,14 @@ class MemoryPoolRepository implements PoolRepository {
           blocks: async (within) => {
             const out = new Map<bigint, Bitmap>();
             const prefix = keys.blockPrefix(subnet);
-            const scope = { prefix, notAfter: this.m.revision, ...(within ? { blocks: { from: within.start >> 8n, to: within.end >> 8n } } : {}) };
+            const scope = {
+              prefix,
+              notAfter: this.m.revision,
+              ...(within ? { blocks: { from: within.start >> 8n, to: within.end >> 8n } } : {}),
+            };
             compares.push(scope);
-            for (const [k, e] of this.m.entries(prefix)) if (inScope(scope, k)) out.set(BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap));
+            for (const [k, e] of this.m.entries(prefix))
+              if (inScope(scope, k)) out.set(BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap));
             return out;
           },
         };
@@ -283,7 +307,13 @@ class MemoryBlockRepository implements BlockRepository {
       cooling: new Map((cool?.value as Cooling | undefined) ?? []),
       released,
     };
-    this.revisions.set(view, { config: cfg.rev, block: b?.rev, nodes: nodes.map((n) => n?.rev), addresses: addrRevs, released: relRevs });
+    this.revisions.set(view, {
+      config: cfg.rev,
+      block: b?.rev,
+      nodes: nodes.map((n) => n?.rev),
+      addresses: addrRevs,
+      released: relRevs,
+    });
     return view;
   }
 
@@ -300,12 +330,18 @@ class MemoryBlockRepository implements BlockRepository {
 
   async readAll(subnet: Subnet): Promise<Map<bigint, Bitmap>> {
     const prefix = keys.blockPrefix(subnet);
-    return new Map(this.m.entries(prefix).map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap)]));
+    return new Map(
+      this.m
+        .entries(prefix)
+        .map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), Uint8Array.from(e.value as Bitmap)]),
+    );
   }
 
   async readCooling(subnet: Subnet): Promise<Map<bigint, Cooling>> {
     const prefix = keys.coolPrefix(subnet);
-    return new Map(this.m.entries(prefix).map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), new Map(e.value as Cooling)]));
+    return new Map(
+      this.m.entries(prefix).map(([k, e]) => [BigInt(`0x${k.slice(prefix.length)}`), new Map(e.value as Cooling)]),
+    );
   }
 
   async readName(subnet: Subnet, name: string): Promise<string | undefined> {
@@ -318,7 +354,13 @@ class MemoryBlockRepository implements BlockRepository {
     return r;
   }
 
-  private nodeWrites(view: BlockSnapshot, revs: Revisions, nodes: readonly (Bitmap | undefined)[], compares: Compare[], puts: [string, unknown][]): void {
+  private nodeWrites(
+    view: BlockSnapshot,
+    revs: Revisions,
+    nodes: readonly (Bitmap | undefined)[],
+    compares: Compare[],
+    puts: [string, unknown][],
+  ): void {
     nodes.forEach((bits, i) => {
       const node = view.nodes[i];
       if (!bits || !node) return;

@@ -26,14 +26,18 @@ export async function makeBridgeNetns(tag: string, address: string): Promise<Bri
     },
   };
   try {
-    await sh('ip', ['-n', ns, '-batch', '-'], [
-      'link add nic0 type veth peer name nic0peer',
-      'link add br0 type bridge',
-      'link set nic0 master br0',
-      `addr add ${address} dev br0`,
-      'link set nic0 up',
-      'link set br0 up',
-    ].join('\n') + '\n');
+    await sh(
+      'ip',
+      ['-n', ns, '-batch', '-'],
+      [
+        'link add nic0 type veth peer name nic0peer',
+        'link add br0 type bridge',
+        'link set nic0 master br0',
+        `addr add ${address} dev br0`,
+        'link set nic0 up',
+        'link set br0 up',
+      ].join('\n') + '\n',
+    );
   } catch (err) {
     await fixture.remove();
     throw err;

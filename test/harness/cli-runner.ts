@@ -23,7 +23,10 @@ export async function runFlatnet(args: readonly string[], o: CliRunOptions = {})
   const res =
     o.netns === undefined
       ? await execArgs(process.execPath, argv, { env, timeoutMs: o.timeoutMs ?? 60_000 })
-      : await execArgs('nsenter', [`--net=/run/netns/${o.netns}`, process.execPath, ...argv], { env, timeoutMs: o.timeoutMs ?? 60_000 });
+      : await execArgs('nsenter', [`--net=/run/netns/${o.netns}`, process.execPath, ...argv], {
+          env,
+          timeoutMs: o.timeoutMs ?? 60_000,
+        });
   return res;
 }
 

@@ -31,9 +31,13 @@ export interface FlatnetServer {
 
 /** Starts `flatnet server` as a child process without waiting for it (e.g. one expected to refuse to start). */
 export function spawnFlatnetServer(o: FlatnetServerOptions): FlatnetServer {
-  const started: Started = startProcess(process.execPath, [FLATNET_CLI, 'server', '--socket', o.socket, ...(o.args ?? [])], {
-    env: o.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-  });
+  const started: Started = startProcess(
+    process.execPath,
+    [FLATNET_CLI, 'server', '--socket', o.socket, ...(o.args ?? [])],
+    {
+      env: o.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    },
+  );
   // The newest MiB at most: a benchmark's server logs for minutes.
   const chunks: Buffer[] = [];
   let kept = 0;

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 
-export type Requirement = 'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3' | 'openssl';
+export type Requirement =
+  'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3' | 'openssl';
 
 const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   etcd: 'etcd',

@@ -90,7 +90,10 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     await driver.createNetwork(networkInput(netId, { mtu: '1400' }));
     const l = await links();
     assert.equal(l.get('eth0')?.master, 'br0');
-    const rec = JSON.parse(await readFile(join(stateDir, 'networks', `${netId}.json`), 'utf8')) as Record<string, unknown>;
+    const rec = JSON.parse(await readFile(join(stateDir, 'networks', `${netId}.json`), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     assert.equal(rec.bridge, 'br0');
     assert.equal(rec.parent, 'eth0');
     assert.equal(rec.mtu, 1400);
@@ -134,7 +137,12 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     listings = 0;
     await d.createNetwork(networkInput(second));
     assert.equal(listings, 0, 'no ip listing before the reply');
-    await waitFor('the NIC back in the bridge', async () => ((await links()).get('eth0')?.master === 'br0' ? true : undefined), 10_000, 20);
+    await waitFor(
+      'the NIC back in the bridge',
+      async () => ((await links()).get('eth0')?.master === 'br0' ? true : undefined),
+      10_000,
+      20,
+    );
     assert.ok(listings > 0, 'looked at after the reply');
     assert.equal(await pings(lan.host, '10.66.0.1'), true);
     for (const id of [first, second]) await d.deleteNetwork(id);
@@ -144,34 +152,68 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
   test('CreateEndpoint derives the MAC only when Docker sent none, and refuses unknown networks', async () => {
     const ep = hexId();
     const derived = await driver.createEndpoint({
-      networkId: netId, endpointId: ep, interface: { address: '10.77.0.10/24', addressIPv6: '', macAddress: '' }, options: {},
+      networkId: netId,
+      endpointId: ep,
+      interface: { address: '10.77.0.10/24', addressIPv6: '', macAddress: '' },
+      options: {},
     });
     assert.deepEqual(derived, { interface: { macAddress: '0a:66:0a:4d:00:0a' } });
     const givenEp = hexId();
     const given = await driver.createEndpoint({
-      networkId: netId, endpointId: givenEp, interface: { address: '10.77.0.11/24', addressIPv6: '', macAddress: '02:42:0a:4d:00:0b' }, options: {},
+      networkId: netId,
+      endpointId: givenEp,
+      interface: { address: '10.77.0.11/24', addressIPv6: '', macAddress: '02:42:0a:4d:00:0b' },
+      options: {},
     });
     assert.deepEqual(given, { interface: null });
     await assert.rejects(
-      driver.createEndpoint({ networkId: hexId(), endpointId: hexId(), interface: { address: '10.77.0.12/24', addressIPv6: '', macAddress: '' }, options: {} }),
+      driver.createEndpoint({
+        networkId: hexId(),
+        endpointId: hexId(),
+        interface: { address: '10.77.0.12/24', addressIPv6: '', macAddress: '' },
+        options: {},
+      }),
       (e: unknown) => e instanceof FlatnetError && e.kind === 'not-found',
     );
     await driver.deleteEndpoint(netId, ep);
     await driver.deleteEndpoint(netId, givenEp);
     await driver.idle();
     const l = await links();
-    assert.equal([ep, givenEp].some((e) => l.has(vethNames(e).host) || l.has(vethNames(e).container)), false, 'a pair made ahead goes with its endpoint');
+    assert.equal(
+      [ep, givenEp].some((e) => l.has(vethNames(e).host) || l.has(vethNames(e).container)),
+      false,
+      'a pair made ahead goes with its endpoint',
+    );
   });
 
   test('Join makes a veth pair in the bridge with the network MTU and endpoint MAC; traffic flows; Leave removes it', async () => {
     const ep = hexId();
     const names = vethNames(ep);
-    await driver.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.20/24', addressIPv6: '', macAddress: '' }, options: {} });
+    await driver.createEndpoint({
+      networkId: netId,
+      endpointId: ep,
+      interface: { address: '10.77.0.20/24', addressIPv6: '', macAddress: '' },
+      options: {},
+    });
     await driver.idle();
-    assert.equal((await links()).get(names.host)?.master, 'br0', 'the pair is made ahead, between CreateEndpoint and Join');
-    const res = await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '/var/run/docker/netns/none', options: {} });
+    assert.equal(
+      (await links()).get(names.host)?.master,
+      'br0',
+      'the pair is made ahead, between CreateEndpoint and Join',
+    );
+    const res = await driver.join({
+      networkId: netId,
+      endpointId: ep,
+      sandboxKey: '/var/run/docker/netns/none',
+      options: {},
+    });
     assert.deepEqual(res, {
-      srcName: names.container, dstPrefix: 'eth', gateway: '10.77.0.1', gatewayIPv6: '', staticRoutes: [], disableGatewayService: false,
+      srcName: names.container,
+      dstPrefix: 'eth',
+      gateway: '10.77.0.1',
+      gatewayIPv6: '',
+      staticRoutes: [],
+      disableGatewayService: false,
     });
     const l = await links();
     const hostEnd = l.get(names.host);
@@ -189,13 +231,21 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     sandboxes.push(sb);
     await sh('ip', ['netns', 'add', sb]);
     await sh('ip', ['-n', lan.host, 'link', 'set', names.container, 'netns', sb]);
-    await sh('ip', ['-n', sb, '-batch', '-'], `link set ${names.container} name eth0\naddr add 10.77.0.20/24 dev eth0\nlink set eth0 up\nroute add default via ${res.gateway}\n`);
+    await sh(
+      'ip',
+      ['-n', sb, '-batch', '-'],
+      `link set ${names.container} name eth0\naddr add 10.77.0.20/24 dev eth0\nlink set eth0 up\nroute add default via ${res.gateway}\n`,
+    );
     assert.equal(await pings(sb, '10.66.0.1'), true, 'container reaches the LAN router via the bridge');
 
     await driver.leave(netId, ep);
     await driver.idle(); // the veth goes in the background, off Docker's teardown path
     assert.equal((await links()).has(names.host), false);
-    assert.equal((await listLinks(new IpRunner({ netns: sb }))).some((x) => x.ifname === 'eth0'), false, 'peer went too');
+    assert.equal(
+      (await listLinks(new IpRunner({ netns: sb }))).some((x) => x.ifname === 'eth0'),
+      false,
+      'peer went too',
+    );
     await driver.leave(netId, ep);
     await driver.deleteEndpoint(netId, ep);
     await driver.deleteEndpoint(netId, ep);
@@ -207,7 +257,12 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
   test('DeleteEndpoint removes the container end Docker moved back to the host', async () => {
     const ep = hexId();
     const names = vethNames(ep);
-    await driver.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.21/24', addressIPv6: '', macAddress: '' }, options: {} });
+    await driver.createEndpoint({
+      networkId: netId,
+      endpointId: ep,
+      interface: { address: '10.77.0.21/24', addressIPv6: '', macAddress: '' },
+      options: {},
+    });
     await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '', options: {} });
     await driver.deleteEndpoint(netId, ep);
     await driver.idle();
@@ -223,8 +278,16 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     assert.ok(rec);
     await state.putNetwork({ ...rec, networkId: brokenNet, bridge: 'nobr0' });
     const ep = hexId();
-    await driver.createEndpoint({ networkId: brokenNet, endpointId: ep, interface: { address: '10.77.0.22/24', addressIPv6: '', macAddress: '' }, options: {} });
-    await assert.rejects(driver.join({ networkId: brokenNet, endpointId: ep, sandboxKey: '', options: {} }), FlatnetError);
+    await driver.createEndpoint({
+      networkId: brokenNet,
+      endpointId: ep,
+      interface: { address: '10.77.0.22/24', addressIPv6: '', macAddress: '' },
+      options: {},
+    });
+    await assert.rejects(
+      driver.join({ networkId: brokenNet, endpointId: ep, sandboxKey: '', options: {} }),
+      FlatnetError,
+    );
     const l = await links();
     assert.equal(l.has(vethNames(ep).host) || l.has(vethNames(ep).container), false);
     await driver.deleteEndpoint(brokenNet, ep);
@@ -233,7 +296,12 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
 
   test('a repeated Join for the same endpoint replaces its leftover pair', async () => {
     const ep = hexId();
-    await driver.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.23/24', addressIPv6: '', macAddress: '' }, options: {} });
+    await driver.createEndpoint({
+      networkId: netId,
+      endpointId: ep,
+      interface: { address: '10.77.0.23/24', addressIPv6: '', macAddress: '' },
+      options: {},
+    });
     await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '', options: {} });
     await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '', options: {} });
     assert.equal((await links()).get(vethNames(ep).host)?.master, 'br0');
@@ -243,7 +311,12 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
   test('state survives a restart: the new instance tears down old endpoints and reaps orphans', async () => {
     const ep = hexId();
     const names = vethNames(ep);
-    await driver.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.24/24', addressIPv6: '', macAddress: '' }, options: {} });
+    await driver.createEndpoint({
+      networkId: netId,
+      endpointId: ep,
+      interface: { address: '10.77.0.24/24', addressIPv6: '', macAddress: '' },
+      options: {},
+    });
     await driver.join({ networkId: netId, endpointId: ep, sandboxKey: '', options: {} });
     // An orphan: a flatnet-shaped pair whose endpoint record is gone (Docker's DeleteEndpoint hit a dead plugin).
     const orphan = vethNames(hexId());
@@ -273,27 +346,55 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     assert.equal(await pings(lan.host, '10.66.0.1'), true);
   });
 
-  test('Join announces the container with gratuitous ARP once its address is up', { skip: hasArping() ? false : missing('arping') }, async () => {
-    const announcing = newDriver({ announce: true, announceTimeoutMs: 8000 });
-    const ep = hexId();
-    const names = vethNames(ep);
-    const sb = `fnts${randomBytes(3).toString('hex')}`;
-    sandboxes.push(sb);
-    await sh('ip', ['netns', 'add', sb]);
-    // The router holds a stale entry for the address: only an announcement (not a request) can correct it here.
-    await sh('ip', ['-n', lan.router, 'neigh', 'replace', '10.77.0.30', 'lladdr', '02:00:00:00:00:99', 'dev', 'lan0', 'nud', 'stale']);
-    await announcing.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: '10.77.0.30/24', addressIPv6: '', macAddress: '' }, options: {} });
-    await announcing.join({ networkId: netId, endpointId: ep, sandboxKey: `/run/netns/${sb}`, options: {} });
-    await sh('ip', ['-n', lan.host, 'link', 'set', names.container, 'netns', sb]);
-    await sh('ip', ['-n', sb, '-batch', '-'], `link set ${names.container} name eth0\naddr add 10.77.0.30/24 dev eth0\nlink set eth0 up\n`);
-    await announcing.idle();
-    const neigh = await sh('ip', ['-n', lan.router, 'neigh', 'show', '10.77.0.30', 'dev', 'lan0']);
-    assert.match(neigh, /lladdr 0a:66:0a:4d:00:1e/);
-    await announcing.deleteEndpoint(netId, ep);
-  });
+  test(
+    'Join announces the container with gratuitous ARP once its address is up',
+    { skip: hasArping() ? false : missing('arping') },
+    async () => {
+      const announcing = newDriver({ announce: true, announceTimeoutMs: 8000 });
+      const ep = hexId();
+      const names = vethNames(ep);
+      const sb = `fnts${randomBytes(3).toString('hex')}`;
+      sandboxes.push(sb);
+      await sh('ip', ['netns', 'add', sb]);
+      // The router holds a stale entry for the address: only an announcement (not a request) can correct it here.
+      await sh('ip', [
+        '-n',
+        lan.router,
+        'neigh',
+        'replace',
+        '10.77.0.30',
+        'lladdr',
+        '02:00:00:00:00:99',
+        'dev',
+        'lan0',
+        'nud',
+        'stale',
+      ]);
+      await announcing.createEndpoint({
+        networkId: netId,
+        endpointId: ep,
+        interface: { address: '10.77.0.30/24', addressIPv6: '', macAddress: '' },
+        options: {},
+      });
+      await announcing.join({ networkId: netId, endpointId: ep, sandboxKey: `/run/netns/${sb}`, options: {} });
+      await sh('ip', ['-n', lan.host, 'link', 'set', names.container, 'netns', sb]);
+      await sh(
+        'ip',
+        ['-n', sb, '-batch', '-'],
+        `link set ${names.container} name eth0\naddr add 10.77.0.30/24 dev eth0\nlink set eth0 up\n`,
+      );
+      await announcing.idle();
+      const neigh = await sh('ip', ['-n', lan.router, 'neigh', 'show', '10.77.0.30', 'dev', 'lan0']);
+      assert.match(neigh, /lladdr 0a:66:0a:4d:00:1e/);
+      await announcing.deleteEndpoint(netId, ep);
+    },
+  );
 
   /** A container in its own sandbox, configured the way Docker does it after Join; the router's cache primed stale. */
-  async function joinAndConfigure(d: HostNetworkDriver, n: number): Promise<{ ep: string; v4: string; v6: string; mac: string }> {
+  async function joinAndConfigure(
+    d: HostNetworkDriver,
+    n: number,
+  ): Promise<{ ep: string; v4: string; v6: string; mac: string }> {
     const ep = hexId();
     const names = vethNames(ep);
     const v4 = `10.77.0.${n}`;
@@ -301,26 +402,57 @@ describe('HostNetworkDriver on a real kernel', { skip }, () => {
     const sb = `fnts${randomBytes(3).toString('hex')}`;
     sandboxes.push(sb);
     await sh('ip', ['netns', 'add', sb]);
-    await sh('nsenter', [`--net=/run/netns/${sb}`, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+    await sh('nsenter', [
+      `--net=/run/netns/${sb}`,
+      'sysctl',
+      '-qw',
+      'net.ipv6.conf.all.accept_dad=0',
+      'net.ipv6.conf.default.accept_dad=0',
+    ]);
     for (const addr of [v4, v6]) {
-      await sh('ip', ['-n', lan.router, 'neigh', 'replace', addr, 'lladdr', '02:00:00:00:00:99', 'dev', 'lan0', 'nud', 'stale']);
+      await sh('ip', [
+        '-n',
+        lan.router,
+        'neigh',
+        'replace',
+        addr,
+        'lladdr',
+        '02:00:00:00:00:99',
+        'dev',
+        'lan0',
+        'nud',
+        'stale',
+      ]);
     }
-    const created = await d.createEndpoint({ networkId: netId, endpointId: ep, interface: { address: `${v4}/24`, addressIPv6: `${v6}/64`, macAddress: '' }, options: {} });
+    const created = await d.createEndpoint({
+      networkId: netId,
+      endpointId: ep,
+      interface: { address: `${v4}/24`, addressIPv6: `${v6}/64`, macAddress: '' },
+      options: {},
+    });
     await d.join({ networkId: netId, endpointId: ep, sandboxKey: `/run/netns/${sb}`, options: {} });
     await sh('ip', ['-n', lan.host, 'link', 'set', names.container, 'netns', sb]);
-    await sh('ip', ['-n', sb, '-batch', '-'], `link set ${names.container} name eth0\naddr add ${v6}/64 dev eth0 nodad\naddr add ${v4}/24 dev eth0\nlink set eth0 up\n`);
+    await sh(
+      'ip',
+      ['-n', sb, '-batch', '-'],
+      `link set ${names.container} name eth0\naddr add ${v6}/64 dev eth0 nodad\naddr add ${v4}/24 dev eth0\nlink set eth0 up\n`,
+    );
     await d.idle();
     return { ep, v4, v6, mac: created.interface?.macAddress ?? '' };
   }
-  const routerSees = async (addr: string): Promise<string> => sh('ip', ['-n', lan.router, 'neigh', 'show', addr, 'dev', 'lan0']);
+  const routerSees = async (addr: string): Promise<string> =>
+    sh('ip', ['-n', lan.router, 'neigh', 'show', addr, 'dev', 'lan0']);
 
-  test('a joined container is announced: ARP and an unsolicited NA reach the router', { skip: hasArping() ? missingNa6() : missing('arping') }, async () => {
-    const d = newDriver({ announce: true, announceTimeoutMs: 8000 });
-    const c = await joinAndConfigure(d, 31);
-    assert.equal(c.mac, '0a:66:0a:4d:00:1f');
-    assert.match(await routerSees(c.v4), /lladdr 0a:66:0a:4d:00:1f/);
-    assert.match(await routerSees(c.v6), /lladdr 0a:66:0a:4d:00:1f/, 'the NA corrected the IPv6 neighbour entry');
-    await d.deleteEndpoint(netId, c.ep);
-  });
-
+  test(
+    'a joined container is announced: ARP and an unsolicited NA reach the router',
+    { skip: hasArping() ? missingNa6() : missing('arping') },
+    async () => {
+      const d = newDriver({ announce: true, announceTimeoutMs: 8000 });
+      const c = await joinAndConfigure(d, 31);
+      assert.equal(c.mac, '0a:66:0a:4d:00:1f');
+      assert.match(await routerSees(c.v4), /lladdr 0a:66:0a:4d:00:1f/);
+      assert.match(await routerSees(c.v6), /lladdr 0a:66:0a:4d:00:1f/, 'the NA corrected the IPv6 neighbour entry');
+      await d.deleteEndpoint(netId, c.ep);
+    },
+  );
 });

@@ -4,9 +4,16 @@ import { execArgs, failureLine, TIMEOUT_EXIT } from '../../src/hostnet/exec.js';
 
 test('the process runner: argv only, stdin fed, exit code returned, not thrown', async () => {
   const echoed = await execArgs('sh', ['-c', 'cat; echo "$1" >&2; exit 3', 'sh', 'a b;$(x)'], { input: 'in' });
-  assert.deepEqual(echoed, { code: 3, stdout: 'in', stderr: 'a b;$(x)\n' }, 'the argument reached sh as one word, unexpanded');
+  assert.deepEqual(
+    echoed,
+    { code: 3, stdout: 'in', stderr: 'a b;$(x)\n' },
+    'the argument reached sh as one word, unexpanded',
+  );
   assert.equal(failureLine(echoed), 'a b;$(x)');
-  assert.equal((await execArgs('sh', ['-c', 'echo "$X"'], 'ignored', { PATH: process.env.PATH ?? '', X: 'env' })).stdout, 'env\n');
+  assert.equal(
+    (await execArgs('sh', ['-c', 'echo "$X"'], 'ignored', { PATH: process.env.PATH ?? '', X: 'env' })).stdout,
+    'env\n',
+  );
   await assert.rejects(execArgs('/nonexistent/flatnet-no-such-program', []), { code: 'ENOENT' });
 });
 

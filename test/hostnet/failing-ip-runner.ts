@@ -17,9 +17,13 @@ export class FailingIpRunner extends IpRunner {
   }
 
   override async batch(commands: readonly IpCommand[], options: BatchOptions = {}): Promise<void> {
-    if (!this.armed || options.force === true || commands.length <= this.failAfter) return super.batch(commands, options);
+    if (!this.armed || options.force === true || commands.length <= this.failAfter)
+      return super.batch(commands, options);
     this.armed = false;
     await super.batch(commands.slice(0, this.failAfter));
-    throw new IpBatchError(this.failAfter, `RTNETLINK answers: injected failure\nCommand failed -:${this.failAfter + 1}\n`);
+    throw new IpBatchError(
+      this.failAfter,
+      `RTNETLINK answers: injected failure\nCommand failed -:${this.failAfter + 1}\n`,
+    );
   }
 }

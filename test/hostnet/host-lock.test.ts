@@ -31,7 +31,9 @@ describe('host lock in one process', () => {
     const first = await acquireHostLock(a);
     await assert.rejects(
       acquireHostLock({ ...a, stateDir: join(dir, 'b'), socket: join(dir, 'b.sock') }),
-      new RegExp(`another flatnet server \\(pid ${process.pid}, state dir ${a.stateDir}.*already runs in this network namespace`),
+      new RegExp(
+        `another flatnet server \\(pid ${process.pid}, state dir ${a.stateDir}.*already runs in this network namespace`,
+      ),
     );
     assert.equal(existsSync(join(dir, 'b')), false, 'a refused start creates nothing');
     await assert.rejects(
@@ -62,12 +64,27 @@ describe('a second flatnet server on one host', { skip: missing('root', 'iproute
     await state.init();
     const networkId = hexId();
     await state.putNetwork({
-      networkId, bridge: 'br0', parent: 'nic0', mtu: 1500, gateway: '', pool: '10.79.0.0/24', gatewayIPv6: '', poolIPv6: '',
-      generic: {}, internal: false, createdAt: new Date().toISOString(),
+      networkId,
+      bridge: 'br0',
+      parent: 'nic0',
+      mtu: 1500,
+      gateway: '',
+      pool: '10.79.0.0/24',
+      gatewayIPv6: '',
+      poolIPv6: '',
+      generic: {},
+      internal: false,
+      createdAt: new Date().toISOString(),
     });
     await state.putEndpoint({
-      endpointId, networkId, address: '10.79.0.10/24', addressIPv6: '', macAddress: '0a:66:0a:4f:00:0a',
-      hostIfname: veth.host, containerIfname: veth.container, createdAt: new Date().toISOString(),
+      endpointId,
+      networkId,
+      address: '10.79.0.10/24',
+      addressIPv6: '',
+      macAddress: '0a:66:0a:4f:00:0a',
+      hostIfname: veth.host,
+      containerIfname: veth.container,
+      createdAt: new Date().toISOString(),
     });
     await ns.ip(['link', 'add', veth.host, 'type', 'veth', 'peer', 'name', veth.container]);
     await ns.ip(['link', 'set', veth.host, 'master', 'br0', 'up']);
@@ -84,7 +101,8 @@ describe('a second flatnet server on one host', { skip: missing('root', 'iproute
     servers.push(s);
     return s;
   };
-  const vethAlive = async (): Promise<boolean> => (await execArgs('ip', ['-n', ns.ns, 'link', 'show', veth.host])).code === 0;
+  const vethAlive = async (): Promise<boolean> =>
+    (await execArgs('ip', ['-n', ns.ns, 'link', 'show', veth.host])).code === 0;
 
   test('is refused before it touches links, socket or state; after kill -9 of the first a new one starts', async () => {
     const socketA = join(dir, 'a', 'flatnet.sock');
@@ -98,9 +116,15 @@ describe('a second flatnet server on one host', { skip: missing('root', 'iproute
     for (const socket of [socketA, socketB]) {
       const intruder = start(ns.ns, socket, join(dir, 'state-b'));
       assert.equal(await intruder.exited(), 2, intruder.output());
-      const refusal = intruder.output().split('\n').filter((l) => l.startsWith('flatnet: '));
+      const refusal = intruder
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('flatnet: '));
       assert.equal(refusal.length, 1, intruder.output());
-      assert.match(refusal[0] ?? '', new RegExp(`another flatnet server \\(pid ${first.pid}, .*already runs in this network namespace`));
+      assert.match(
+        refusal[0] ?? '',
+        new RegExp(`another flatnet server \\(pid ${first.pid}, .*already runs in this network namespace`),
+      );
       assert.equal(await vethAlive(), true, 'the veth of the first server survives');
       assert.equal(existsSync(join(dir, 'state-b')), false, 'no state was written');
       assert.equal(existsSync(socketB), false, 'no socket was made');
@@ -109,7 +133,10 @@ describe('a second flatnet server on one host', { skip: missing('root', 'iproute
     // Another namespace, the first server's state dir.
     const sharing = start(otherNs.ns, socketB, join(dir, 'state-a'));
     assert.equal(await sharing.exited(), 2, sharing.output());
-    assert.match(sharing.output(), new RegExp(`flatnet: another flatnet server \\(pid ${first.pid}, .*uses the state directory`));
+    assert.match(
+      sharing.output(),
+      new RegExp(`flatnet: another flatnet server \\(pid ${first.pid}, .*uses the state directory`),
+    );
     assert.equal(existsSync(socketB), false);
     // Another namespace, the first server's plugin socket.
     const onSocket = start(otherNs.ns, socketA, join(dir, 'state-c'));
@@ -118,13 +145,16 @@ describe('a second flatnet server on one host', { skip: missing('root', 'iproute
     assert.equal(await vethAlive(), true);
 
     await first.stop('SIGKILL');
-    assert.ok((await lstat(join(dir, 'state-a', STATE_DIR_LOCK_FILE))).isSocket(), 'kill -9 left the state dir lock file');
+    assert.ok(
+      (await lstat(join(dir, 'state-a', STATE_DIR_LOCK_FILE))).isSocket(),
+      'kill -9 left the state dir lock file',
+    );
     const leftover = join(dir, 'state-a', `.server.${first.pid}.sock`);
     assert.ok(existsSync(leftover));
     const successor = start(ns.ns, socketA, join(dir, 'state-a'));
     await waitServing(successor, socketA);
     assert.equal(await vethAlive(), true);
-    assert.equal(existsSync(leftover), false, 'the dead server\'s private lock name is cleaned up');
+    assert.equal(existsSync(leftover), false, "the dead server's private lock name is cleaned up");
     await successor.stop('SIGTERM');
     assert.equal(await successor.exited(), 0, successor.output());
     assert.equal(existsSync(join(dir, 'state-a', STATE_DIR_LOCK_FILE)), false, 'a clean stop removes its lock file');

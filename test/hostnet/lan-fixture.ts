@@ -32,27 +32,45 @@ export async function makeLan(): Promise<Lan> {
   try {
     // No duplicate address detection: addresses (link-local ones too) settle at once, so snapshots are stable.
     for (const n of [host, router]) {
-      await sh('nsenter', [`--net=/run/netns/${n}`, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+      await sh('nsenter', [
+        `--net=/run/netns/${n}`,
+        'sysctl',
+        '-qw',
+        'net.ipv6.conf.all.accept_dad=0',
+        'net.ipv6.conf.default.accept_dad=0',
+      ]);
     }
     await ns(host, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'lan0', 'netns', router);
-    await sh('ip', ['-n', host, '-batch', '-'], [
-      'link set lo up',
-      'link set eth0 up',
-      'addr add 10.77.0.2/24 dev eth0',
-      'addr add fd77::2/64 dev eth0 nodad',
-    ].join('\n') + '\n');
-    await sh('ip', ['-n', router, '-batch', '-'], [
-      'link set lo up',
-      'link set lan0 up',
-      'addr add 10.77.0.1/24 dev lan0',
-      'addr add fd77::1/64 dev lan0 nodad',
-      'addr add 10.66.0.1/32 dev lo',
-    ].join('\n') + '\n');
-    await sh('ip', ['-n', host, '-batch', '-'], [
-      'route add default via 10.77.0.1 dev eth0',
-      'route add 10.88.0.0/16 via 10.77.0.1 dev eth0 proto static metric 50',
-      'route add ::/0 via fd77::1 dev eth0',
-    ].join('\n') + '\n');
+    await sh(
+      'ip',
+      ['-n', host, '-batch', '-'],
+      [
+        'link set lo up',
+        'link set eth0 up',
+        'addr add 10.77.0.2/24 dev eth0',
+        'addr add fd77::2/64 dev eth0 nodad',
+      ].join('\n') + '\n',
+    );
+    await sh(
+      'ip',
+      ['-n', router, '-batch', '-'],
+      [
+        'link set lo up',
+        'link set lan0 up',
+        'addr add 10.77.0.1/24 dev lan0',
+        'addr add fd77::1/64 dev lan0 nodad',
+        'addr add 10.66.0.1/32 dev lo',
+      ].join('\n') + '\n',
+    );
+    await sh(
+      'ip',
+      ['-n', host, '-batch', '-'],
+      [
+        'route add default via 10.77.0.1 dev eth0',
+        'route add 10.88.0.0/16 via 10.77.0.1 dev eth0 proto static metric 50',
+        'route add ::/0 via fd77::1 dev eth0',
+      ].join('\n') + '\n',
+    );
   } catch (err) {
     await lan.remove();
     throw err;

@@ -20,8 +20,14 @@ describe('the NIC facts create-network decides the subnet from', { skip }, () =>
     await lan?.remove();
   });
 
-  test('the NIC asked for, or the default route\'s: its global addresses and default gateways', async () => {
-    const expected = { found: true, nic: 'eth0', holder: 'eth0', addresses: ['10.77.0.2/24', 'fd77::2/64'], gateways: ['10.77.0.1', 'fd77::1'] };
+  test("the NIC asked for, or the default route's: its global addresses and default gateways", async () => {
+    const expected = {
+      found: true,
+      nic: 'eth0',
+      holder: 'eth0',
+      addresses: ['10.77.0.2/24', 'fd77::2/64'],
+      gateways: ['10.77.0.1', 'fd77::1'],
+    };
     assert.deepEqual(await readNicFacts(ip, 'eth0'), expected);
     assert.deepEqual(await readNicFacts(ip), expected, 'without --parent: the device of the default route');
     assert.deepEqual(await readNicFacts(ip, 'eth9'), { found: false, parent: 'eth9' });
@@ -31,7 +37,13 @@ describe('the NIC facts create-network decides the subnet from', { skip }, () =>
     await ensureBridge(ip, { bridge: 'br0', parent: 'eth0' });
     try {
       const facts = await readNicFacts(ip, 'eth0');
-      assert.deepEqual(facts, { found: true, nic: 'eth0', holder: 'br0', addresses: ['10.77.0.2/24', 'fd77::2/64'], gateways: ['10.77.0.1', 'fd77::1'] });
+      assert.deepEqual(facts, {
+        found: true,
+        nic: 'eth0',
+        holder: 'br0',
+        addresses: ['10.77.0.2/24', 'fd77::2/64'],
+        gateways: ['10.77.0.1', 'fd77::1'],
+      });
       assert.deepEqual(await readNicFacts(ip), { ...facts, nic: 'br0' }, 'the default route now names br0 itself');
     } finally {
       await restoreBridge({ ip, bridge: 'br0', parent: 'eth0' });

@@ -8,7 +8,10 @@ import { ensureBridge } from '../../src/hostnet/bridge.js';
 import { IpRunner } from '../../src/hostnet/ip-runner.js';
 
 class DyingIpRunner extends IpRunner {
-  constructor(netns: string, private readonly dieAfter: number) {
+  constructor(
+    netns: string,
+    private readonly dieAfter: number,
+  ) {
     super({ netns });
   }
 

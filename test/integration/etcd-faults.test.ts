@@ -44,7 +44,10 @@ after(async () => {
 });
 
 /** A driver whose only etcd endpoint is a proxy in front of member 0. */
-async function proxiedDriver(prefix: string, hostId: string): Promise<{ driver: EtcdIpamDriver; etcd: Etcd3; proxy: TcpProxy }> {
+async function proxiedDriver(
+  prefix: string,
+  hostId: string,
+): Promise<{ driver: EtcdIpamDriver; etcd: Etcd3; proxy: TcpProxy }> {
   const proxy = await TcpProxy.start(cluster.endpoints[0] as string);
   proxies.push(proxy);
   const etcd = client([proxy.url], prefix);
@@ -80,7 +83,13 @@ async function untilInEtcd(what: string, probe: () => Promise<boolean>): Promise
 }
 
 /** Runs `call` with its write's reply lost; checks (via `committed`) that it committed before the reply. */
-async function withLostReply<T>(etcd: Etcd3, proxy: TcpProxy, call: () => Promise<T>, what: string, committed: () => Promise<boolean>): Promise<T> {
+async function withLostReply<T>(
+  etcd: Etcd3,
+  proxy: TcpProxy,
+  call: () => Promise<T>,
+  what: string,
+  committed: () => Promise<boolean>,
+): Promise<T> {
   const reached = loseNextWriteReply(etcd, proxy);
   let settled = false;
   const pending = call().finally(() => {
@@ -95,61 +104,115 @@ async function withLostReply<T>(etcd: Etcd3, proxy: TcpProxy, call: () => Promis
 
 async function addrRecords(prefix: string, pool: string): Promise<Record<string, string>> {
   const keys = new IpamKeys(prefix);
-  return direct.getAll().prefix(keys.addrPrefix(parseSubnet(pool))).strings();
+  return direct
+    .getAll()
+    .prefix(keys.addrPrefix(parseSubnet(pool)))
+    .strings();
 }
 
 /** Every claim on a pool as stored: one claim key per host (a config may still embed claims of older versions). */
 async function poolClaims(prefix: string, pool: string): Promise<{ hostId: string }[]> {
-  const keyed = await direct.getAll().prefix(new IpamKeys(prefix).claimPrefix(parseSubnet(pool))).strings();
-  return [...(await poolConfig(prefix, pool)).claims, ...Object.values(keyed).flatMap((v) => JSON.parse(v) as { hostId: string }[])];
+  const keyed = await direct
+    .getAll()
+    .prefix(new IpamKeys(prefix).claimPrefix(parseSubnet(pool)))
+    .strings();
+  return [
+    ...(await poolConfig(prefix, pool)).claims,
+    ...Object.values(keyed).flatMap((v) => JSON.parse(v) as { hostId: string }[]),
+  ];
 }
 
-async function poolConfig(prefix: string, pool: string): Promise<{ claims: { hostId: string }[]; reservations: { address: string; kind: string; holders: Record<string, number> }[] }> {
+async function poolConfig(
+  prefix: string,
+  pool: string,
+): Promise<{
+  claims: { hostId: string }[];
+  reservations: { address: string; kind: string; holders: Record<string, number> }[];
+}> {
   const raw = await direct.get(new IpamKeys(prefix).config(parseSubnet(pool))).string();
   assert.ok(raw !== null, 'pool config exists');
-  return JSON.parse(raw) as { claims: { hostId: string }[]; reservations: { address: string; kind: string; holders: Record<string, number> }[] };
+  return JSON.parse(raw) as {
+    claims: { hostId: string }[];
+    reservations: { address: string; kind: string; holders: Record<string, number> }[];
+  };
 }
 
-test('an allocation whose reply is lost after commit is reported once, with the committed address', { skip }, async () => {
-  const prefix = freshPrefix();
-  const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
-  const { poolId } = await driver.requestPool(v4('10.61.0.0/16', '10.61.4.0/22'));
-  const first = (await driver.requestAddress(container(poolId))).address;
-  const r = await withLostReply(etcd, proxy, () => driver.requestAddress(container(poolId)), 'the allocation', async () =>
-    Object.keys(await addrRecords(prefix, '10.61.0.0/16')).length === 2);
-  const records = await addrRecords(prefix, '10.61.0.0/16');
-  const held = Object.keys(records).map((k) => k.slice(k.lastIndexOf('/') + 1)).sort();
-  assert.equal(held.length, 2, `no leaked address record: ${held.join(', ')}`);
-  assert.deepEqual(held, [first, r.address].map((a) => a.split('/')[0] as string).sort(), 'the caller got the committed address');
-  // and the next allocation is normal
-  const next = (await driver.requestAddress(container(poolId))).address;
-  assert.equal(Object.keys(await addrRecords(prefix, '10.61.0.0/16')).length, 3);
-  assert.ok(![first, r.address].includes(next));
-});
+test(
+  'an allocation whose reply is lost after commit is reported once, with the committed address',
+  { skip },
+  async () => {
+    const prefix = freshPrefix();
+    const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
+    const { poolId } = await driver.requestPool(v4('10.61.0.0/16', '10.61.4.0/22'));
+    const first = (await driver.requestAddress(container(poolId))).address;
+    const r = await withLostReply(
+      etcd,
+      proxy,
+      () => driver.requestAddress(container(poolId)),
+      'the allocation',
+      async () => Object.keys(await addrRecords(prefix, '10.61.0.0/16')).length === 2,
+    );
+    const records = await addrRecords(prefix, '10.61.0.0/16');
+    const held = Object.keys(records)
+      .map((k) => k.slice(k.lastIndexOf('/') + 1))
+      .sort();
+    assert.equal(held.length, 2, `no leaked address record: ${held.join(', ')}`);
+    assert.deepEqual(
+      held,
+      [first, r.address].map((a) => a.split('/')[0] as string).sort(),
+      'the caller got the committed address',
+    );
+    // and the next allocation is normal
+    const next = (await driver.requestAddress(container(poolId))).address;
+    assert.equal(Object.keys(await addrRecords(prefix, '10.61.0.0/16')).length, 3);
+    assert.ok(![first, r.address].includes(next));
+  },
+);
 
-test('a full batch of 100 (the largest txn: 100 addresses, block, 7 summary nodes, marker) whose reply is lost is not allocated twice', { skip }, async () => {
-  const prefix = freshPrefix();
-  const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
-  // 128 allocatable addresses in one block of a /64: 28 first, then a batch of 100 fills the block, which
-  // flips the summary bit on all 7 levels above it
-  const pool = 'fd00:62::/64';
-  const { poolId } = await driver.requestPool({ ...v4(pool, 'fd00:62::8000:0:0:0/121'), v6: true });
-  for (let i = 0; i < 28; i++) await driver.requestAddress(container(poolId));
-  const got = await withLostReply(etcd, proxy, () => Promise.all(Array.from({ length: 100 }, () => driver.requestAddress(container(poolId)))), 'the batch', async () =>
-    Object.keys(await addrRecords(prefix, pool)).length > 28);
-  assert.equal(new Set(got.map((g) => g.address)).size, 100);
-  assert.equal(Object.keys(await addrRecords(prefix, pool)).length, 128, 'exactly the addresses handed out are recorded');
-  await assert.rejects(driver.requestAddress(container(poolId)), /exhausted/);
-});
+test(
+  'a full batch of 100 (the largest txn: 100 addresses, block, 7 summary nodes, marker) whose reply is lost is not allocated twice',
+  { skip },
+  async () => {
+    const prefix = freshPrefix();
+    const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
+    // 128 allocatable addresses in one block of a /64: 28 first, then a batch of 100 fills the block, which
+    // flips the summary bit on all 7 levels above it
+    const pool = 'fd00:62::/64';
+    const { poolId } = await driver.requestPool({ ...v4(pool, 'fd00:62::8000:0:0:0/121'), v6: true });
+    for (let i = 0; i < 28; i++) await driver.requestAddress(container(poolId));
+    const got = await withLostReply(
+      etcd,
+      proxy,
+      () => Promise.all(Array.from({ length: 100 }, () => driver.requestAddress(container(poolId)))),
+      'the batch',
+      async () => Object.keys(await addrRecords(prefix, pool)).length > 28,
+    );
+    assert.equal(new Set(got.map((g) => g.address)).size, 100);
+    assert.equal(
+      Object.keys(await addrRecords(prefix, pool)).length,
+      128,
+      'exactly the addresses handed out are recorded',
+    );
+    await assert.rejects(driver.requestAddress(container(poolId)), /exhausted/);
+  },
+);
 
 test('a --ip request whose reply is lost is not "in use" against itself', { skip }, async () => {
   const prefix = freshPrefix();
   const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
   const { poolId } = await driver.requestPool(v4('10.63.0.0/16', '10.63.4.0/22'));
-  const r = await withLostReply(etcd, proxy, () => driver.requestAddress(container(poolId, '10.63.4.77')), 'the --ip allocation', async () =>
-    Object.keys(await addrRecords(prefix, '10.63.0.0/16')).length === 1);
+  const r = await withLostReply(
+    etcd,
+    proxy,
+    () => driver.requestAddress(container(poolId, '10.63.4.77')),
+    'the --ip allocation',
+    async () => Object.keys(await addrRecords(prefix, '10.63.0.0/16')).length === 1,
+  );
   assert.equal(r.address, '10.63.4.77/16');
-  assert.deepEqual(Object.keys(await addrRecords(prefix, '10.63.0.0/16')).map((k) => k.slice(k.lastIndexOf('/') + 1)), ['10.63.4.77']);
+  assert.deepEqual(
+    Object.keys(await addrRecords(prefix, '10.63.0.0/16')).map((k) => k.slice(k.lastIndexOf('/') + 1)),
+    ['10.63.4.77'],
+  );
 });
 
 test('a pool claim and a gateway hold whose replies are lost are not doubled', { skip }, async () => {
@@ -157,41 +220,75 @@ test('a pool claim and a gateway hold whose replies are lost are not doubled', {
   const { driver, etcd, proxy } = await proxiedDriver(prefix, 'h1');
   // warm the connection (and the marker lease) first
   await assert.rejects(driver.requestAddress(container('10.64.0.0/16|10.64.4.0/22')), (e) => e instanceof FlatnetError);
-  const pool = await withLostReply(etcd, proxy, () => driver.requestPool(v4('10.64.0.0/16', '10.64.4.0/22')), 'the pool claim', async () =>
-    (await direct.get(new IpamKeys(prefix).config(parseSubnet('10.64.0.0/16'))).string()) !== null);
+  const pool = await withLostReply(
+    etcd,
+    proxy,
+    () => driver.requestPool(v4('10.64.0.0/16', '10.64.4.0/22')),
+    'the pool claim',
+    async () => (await direct.get(new IpamKeys(prefix).config(parseSubnet('10.64.0.0/16'))).string()) !== null,
+  );
   assert.equal(pool.poolId, '10.64.0.0/16|10.64.4.0/22');
-  assert.deepEqual((await poolClaims(prefix, '10.64.0.0/16')).map((c) => c.hostId), ['h1']);
+  assert.deepEqual(
+    (await poolClaims(prefix, '10.64.0.0/16')).map((c) => c.hostId),
+    ['h1'],
+  );
 
-  const gw = await withLostReply(etcd, proxy, () => driver.requestAddress({ poolId: pool.poolId, address: '10.64.0.1', kind: 'gateway' }), 'the gateway hold', async () =>
-    (await poolConfig(prefix, '10.64.0.0/16')).reservations.length > 0);
+  const gw = await withLostReply(
+    etcd,
+    proxy,
+    () => driver.requestAddress({ poolId: pool.poolId, address: '10.64.0.1', kind: 'gateway' }),
+    'the gateway hold',
+    async () => (await poolConfig(prefix, '10.64.0.0/16')).reservations.length > 0,
+  );
   assert.equal(gw.address, '10.64.0.1/16');
-  assert.deepEqual((await poolConfig(prefix, '10.64.0.0/16')).reservations.map((r) => [r.address, r.kind, r.holders]), [['10.64.0.1', 'gateway', { h1: 1 }]]);
+  assert.deepEqual(
+    (await poolConfig(prefix, '10.64.0.0/16')).reservations.map((r) => [r.address, r.kind, r.holders]),
+    [['10.64.0.1', 'gateway', { h1: 1 }]],
+  );
 });
 
 for (const mode of ['blackhole', 'refuse'] as const) {
-  test(`a full outage (${mode}) fails RequestAddress with an error naming etcd in under 6 s; it works again once etcd is back`, { skip }, async () => {
-    const prefix = freshPrefix();
-    const { driver, proxy } = await proxiedDriver(prefix, 'h1');
-    const { poolId } = await driver.requestPool(v4('10.65.0.0/16', '10.65.4.0/22'));
-    await driver.requestAddress(container(poolId));
-    proxy.setMode(mode);
-    // the cached block (straight to the txn) and a --ip request (a read first)
-    for (const request of [container(poolId), container(poolId, '10.65.4.99')]) {
-      const started = Date.now();
-      const err = await driver.requestAddress(request).then(() => undefined, (e: unknown) => e);
-      const seconds = (Date.now() - started) / 1000;
-      console.log(`# outage (${mode}, ${request.address === '' ? 'allocation' : '--ip'}): failed after ${seconds.toFixed(2)} s: ${(err as Error | undefined)?.message}`);
-      assert.ok(err instanceof FlatnetError && err.kind === 'unavailable', `an unavailable error, got ${String(err)}`);
-      assert.match(err.message, /etcd/);
-      assert.ok(seconds < 6, `failed within 6 s (took ${seconds} s)`);
-    }
-    proxy.setMode('pass');
-    const back = Date.now();
-    const r = await driver.requestAddress(container(poolId));
-    console.log(`# outage (${mode}): first allocation after etcd came back took ${((Date.now() - back) / 1000).toFixed(2)} s`);
-    assert.match(r.address, /^10\.65\.[4-7]\.\d+\/16$/);
-    assert.equal(Object.keys(await addrRecords(prefix, '10.65.0.0/16')).length, 2, 'nothing leaked by the failed calls');
-  });
+  test(
+    `a full outage (${mode}) fails RequestAddress with an error naming etcd in under 6 s; it works again once etcd is back`,
+    { skip },
+    async () => {
+      const prefix = freshPrefix();
+      const { driver, proxy } = await proxiedDriver(prefix, 'h1');
+      const { poolId } = await driver.requestPool(v4('10.65.0.0/16', '10.65.4.0/22'));
+      await driver.requestAddress(container(poolId));
+      proxy.setMode(mode);
+      // the cached block (straight to the txn) and a --ip request (a read first)
+      for (const request of [container(poolId), container(poolId, '10.65.4.99')]) {
+        const started = Date.now();
+        const err = await driver.requestAddress(request).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        const seconds = (Date.now() - started) / 1000;
+        console.log(
+          `# outage (${mode}, ${request.address === '' ? 'allocation' : '--ip'}): failed after ${seconds.toFixed(2)} s: ${(err as Error | undefined)?.message}`,
+        );
+        assert.ok(
+          err instanceof FlatnetError && err.kind === 'unavailable',
+          `an unavailable error, got ${String(err)}`,
+        );
+        assert.match(err.message, /etcd/);
+        assert.ok(seconds < 6, `failed within 6 s (took ${seconds} s)`);
+      }
+      proxy.setMode('pass');
+      const back = Date.now();
+      const r = await driver.requestAddress(container(poolId));
+      console.log(
+        `# outage (${mode}): first allocation after etcd came back took ${((Date.now() - back) / 1000).toFixed(2)} s`,
+      );
+      assert.match(r.address, /^10\.65\.[4-7]\.\d+\/16$/);
+      assert.equal(
+        Object.keys(await addrRecords(prefix, '10.65.0.0/16')).length,
+        2,
+        'nothing leaked by the failed calls',
+      );
+    },
+  );
 }
 
 test('the leader killed (SIGKILL) during allocations fails none of them and leaks nothing', { skip }, async () => {
@@ -234,7 +331,9 @@ test('the leader killed (SIGKILL) during allocations fails none of them and leak
   }
   stop = true;
   await Promise.all(loops);
-  console.log(`# leader SIGKILL: ${got.length} allocations (${before} before the kill), ${failures.length} failed; allocations flowed again ${(resumedAfter / 1000).toFixed(2)} s after the kill`);
+  console.log(
+    `# leader SIGKILL: ${got.length} allocations (${before} before the kill), ${failures.length} failed; allocations flowed again ${(resumedAfter / 1000).toFixed(2)} s after the kill`,
+  );
   assert.deepEqual(failures, [], 'no allocation failed');
   assert.equal(new Set(got).size, got.length, 'all distinct');
   const records = Object.keys(await addrRecords(prefix, '10.66.0.0/16'));

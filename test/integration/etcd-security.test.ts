@@ -29,10 +29,54 @@ async function makeCertificates(): Promise<void> {
   await writeFile(ext, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
   const clientExt = join(dir, 'client.ext');
   await writeFile(clientExt, 'extendedKeyUsage=clientAuth\n');
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=flatnet-test-ca']);
-  for (const [name, extFile] of [['server', ext], ['client', clientExt]] as const) {
-    await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=flatnet-test-${name}`]);
-    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', extFile]);
+  await openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=flatnet-test-ca',
+  ]);
+  for (const [name, extFile] of [
+    ['server', ext],
+    ['client', clientExt],
+  ] as const) {
+    await openssl([
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=flatnet-test-${name}`,
+    ]);
+    await openssl([
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      extFile,
+    ]);
   }
   Object.assign(files, {
     ca: join(dir, 'ca.pem'),
@@ -49,9 +93,16 @@ function flatnet(args: string[], env: Record<string, string> = {}): Promise<CliR
 
 const endpoint = (): string => cluster?.endpoints[0] ?? '';
 const tlsFlags = (): string[] => [
-  '--etcd-endpoints', endpoint(),
-  '--etcd-ca-file', files.ca, '--etcd-cert-file', files.cert, '--etcd-key-file', files.key,
-  '--etcd-timeout-ms', '3000',
+  '--etcd-endpoints',
+  endpoint(),
+  '--etcd-ca-file',
+  files.ca,
+  '--etcd-cert-file',
+  files.cert,
+  '--etcd-key-file',
+  files.key,
+  '--etcd-timeout-ms',
+  '3000',
 ];
 const prefix = `/sec-${Math.random().toString(36).slice(2, 8)}`;
 const authEnv = { FLATNET_ETCD_USERNAME: 'root', FLATNET_ETCD_PASSWORD: PASSWORD, FLATNET_ETCD_PREFIX: prefix };
@@ -60,7 +111,9 @@ before(async () => {
   if (skip) return;
   dir = await mkdtemp(join(tmpdir(), 'flatnet-tls-'));
   await makeCertificates();
-  cluster = await startEtcdCluster({ tls: { caFile: files.ca, certFile: files.serverCert, keyFile: files.serverKey, clientCertAuth: true } });
+  cluster = await startEtcdCluster({
+    tls: { caFile: files.ca, certFile: files.serverCert, keyFile: files.serverKey, clientCertAuth: true },
+  });
   const ctl = ['--endpoints', endpoint(), '--cacert', files.ca, '--cert', files.cert, '--key', files.key];
   const env = { ...process.env, ETCDCTL_API: '3' };
   await execFileP('etcdctl', [...ctl, 'user', 'add', `root:${PASSWORD}`], { env });
@@ -73,7 +126,10 @@ after(async () => {
 });
 
 test('with TLS client certificates and the password from the environment, CLI commands work', { skip }, async () => {
-  const add = await flatnet(['ip-range', 'add', '--ip-start', '192.168.50.100/24', '--ip-end', '192.168.50.150/24', ...tlsFlags()], authEnv);
+  const add = await flatnet(
+    ['ip-range', 'add', '--ip-start', '192.168.50.100/24', '--ip-end', '192.168.50.150/24', ...tlsFlags()],
+    authEnv,
+  );
   assert.equal(add.code, 0, add.stderr);
   const list = await flatnet(['ip-range', 'list', '--json', ...tlsFlags()], authEnv);
   assert.equal(list.code, 0, list.stderr);
@@ -82,10 +138,13 @@ test('with TLS client certificates and the password from the environment, CLI co
 });
 
 test('a wrong password is one line, non-zero, and changes nothing', { skip }, async () => {
-  const r = await flatnet(['ip-range', 'add', '--ip-start', '192.168.51.10/24', '--ip-end', '192.168.51.20/24', ...tlsFlags()], {
-    ...authEnv,
-    FLATNET_ETCD_PASSWORD: 'not-the-password',
-  });
+  const r = await flatnet(
+    ['ip-range', 'add', '--ip-start', '192.168.51.10/24', '--ip-end', '192.168.51.20/24', ...tlsFlags()],
+    {
+      ...authEnv,
+      FLATNET_ETCD_PASSWORD: 'not-the-password',
+    },
+  );
   assertOneLineError(r, /credentials|authentication/i);
   assert.equal(r.stderr.includes('not-the-password'), false);
   const list = await flatnet(['ip-range', 'list', '--json', ...tlsFlags()], authEnv);
@@ -98,9 +157,15 @@ test('no password at all is refused (the client certificate alone grants nothing
 });
 
 test('without TLS, or without the client certificate, the CLI fails clearly', { skip }, async () => {
-  const plain = await flatnet(['ip-range', 'list', '--etcd-endpoints', endpoint().replace('https://', 'http://'), '--etcd-timeout-ms', '2000'], authEnv);
+  const plain = await flatnet(
+    ['ip-range', 'list', '--etcd-endpoints', endpoint().replace('https://', 'http://'), '--etcd-timeout-ms', '2000'],
+    authEnv,
+  );
   assertOneLineError(plain, /etcd/);
-  const noCert = await flatnet(['ip-range', 'list', '--etcd-endpoints', endpoint(), '--etcd-ca-file', files.ca, '--etcd-timeout-ms', '2000'], authEnv);
+  const noCert = await flatnet(
+    ['ip-range', 'list', '--etcd-endpoints', endpoint(), '--etcd-ca-file', files.ca, '--etcd-timeout-ms', '2000'],
+    authEnv,
+  );
   assertOneLineError(noCert, /etcd/);
   const badCa = await flatnet(['ip-range', 'list', ...tlsFlags(), '--etcd-ca-file', join(dir, 'missing.pem')], authEnv);
   assertOneLineError(badCa, /CA file/);
@@ -108,7 +173,9 @@ test('without TLS, or without the client certificate, the CLI fails clearly', { 
 });
 
 test('--etcd-password works but warns, and is never echoed', { skip }, async () => {
-  const r = await flatnet(['ip-range', 'list', ...tlsFlags(), '--etcd-username', 'root', '--etcd-password', PASSWORD], { FLATNET_ETCD_PREFIX: prefix });
+  const r = await flatnet(['ip-range', 'list', ...tlsFlags(), '--etcd-username', 'root', '--etcd-password', PASSWORD], {
+    FLATNET_ETCD_PREFIX: prefix,
+  });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /visible .* ps/);
   assert.equal(`${r.stdout}${r.stderr}`.includes(PASSWORD), false);

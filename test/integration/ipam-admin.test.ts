@@ -35,24 +35,38 @@ test('ip ranges, host ranges, gateway data, listing and release', { skip }, asyn
 
   await assert.rejects(h1.requestPool(v4('')), /pass --subnet/);
   const r = await admin.addIpRange({ start: '192.168.7.100/24', end: '192.168.7.103' });
-  assert.deepEqual([r.subnet, r.start, r.end, r.origin, r.size], ['192.168.7.0/24', '192.168.7.100', '192.168.7.103', 'admin', '4']);
+  assert.deepEqual(
+    [r.subnet, r.start, r.end, r.origin, r.size],
+    ['192.168.7.0/24', '192.168.7.100', '192.168.7.103', 'admin', '4'],
+  );
   assert.deepEqual(await admin.addIpRange({ start: '192.168.7.100', end: '192.168.7.103' }), r);
   await assert.rejects(admin.addIpRange({ start: '192.168.7.103', end: '192.168.7.110' }), kind('conflict'));
   await assert.rejects(admin.addIpRange({ start: '192.168.0.1/16', end: '192.168.0.9' }), kind('conflict'));
   await assert.rejects(admin.addIpRange({ start: '10.9.9.9', end: '10.9.9.10' }), kind('invalid'));
   await admin.addHostRange({ start: '192.168.7.1/24', end: '192.168.7.100', gateway: '192.168.7.1' });
-  assert.deepEqual((await admin.listHostRanges()).map((h) => [h.start, h.end]), [['192.168.7.1', '192.168.7.100']]);
+  assert.deepEqual(
+    (await admin.listHostRanges()).map((h) => [h.start, h.end]),
+    [['192.168.7.1', '192.168.7.100']],
+  );
 
   // empty Pool: a configured pool this host does not hold yet; then none left for it
   const p1 = await h1.requestPool(v4(''));
-  assert.deepEqual(p1, { poolId: '192.168.7.0/24', pool: '192.168.7.0/24', data: { 'com.docker.network.gateway': '192.168.7.1/24' } });
+  assert.deepEqual(p1, {
+    poolId: '192.168.7.0/24',
+    pool: '192.168.7.0/24',
+    data: { 'com.docker.network.gateway': '192.168.7.1/24' },
+  });
   await assert.rejects(h1.requestPool(v4('')), kind('exhausted'));
   await assert.rejects(h1.requestPool(v4('', '192.168.7.0/28')), kind('invalid'));
   const p2 = await h2.requestPool(v4('192.168.7.0/24'));
   assert.equal(p2.poolId, p1.poolId);
 
   const got = [];
-  for (let i = 0; i < 3; i++) got.push((await h1.requestAddress({ poolId: p1.poolId, address: '', kind: 'container', macAddress: '02:42:00:00:00:01' })).address);
+  for (let i = 0; i < 3; i++)
+    got.push(
+      (await h1.requestAddress({ poolId: p1.poolId, address: '', kind: 'container', macAddress: '02:42:00:00:00:01' }))
+        .address,
+    );
   assert.deepEqual(got.sort(), ['192.168.7.101/24', '192.168.7.102/24', '192.168.7.103/24']);
   await assert.rejects(h2.requestAddress({ poolId: p2.poolId, address: '', kind: 'container' }), kind('exhausted'));
 
@@ -67,7 +81,10 @@ test('ip ranges, host ranges, gateway data, listing and release', { skip }, asyn
   const freed = await admin.releaseAddress('192.168.7.102');
   assert.equal(freed?.hostId, 'h1');
   assert.equal(await admin.releaseAddress('192.168.7.102'), undefined);
-  assert.equal((await h2.requestAddress({ poolId: p2.poolId, address: '', kind: 'container' })).address, '192.168.7.102/24');
+  assert.equal(
+    (await h2.requestAddress({ poolId: p2.poolId, address: '', kind: 'container' })).address,
+    '192.168.7.102/24',
+  );
 
   for (const a of ['192.168.7.101', '192.168.7.103']) await h1.releaseAddress(p1.poolId, a);
   await h2.releaseAddress(p2.poolId, '192.168.7.102');

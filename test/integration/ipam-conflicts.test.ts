@@ -59,52 +59,90 @@ const cli = (prefix: string, args: string[]) =>
     },
   });
 
-test('a conflict is stored as an addr record held by no host with its block bit set; no host allocates it; the CLI lists and clears it', { skip }, async () => {
-  const prefix = `/c${Math.random().toString(36).slice(2, 8)}`;
-  const { h1, h2, poolId, conflicts } = await pool(prefix);
-  const [a, b] = await h1.upcoming(poolId, 2);
-  assert.ok(a && b);
-  assert.equal(await conflicts.record(parsePoolId(poolId), poolId, a, seen), 'recorded');
-  assert.equal(await conflicts.record(parsePoolId(poolId), poolId, b, { ...seen, mac: undefined }), 'recorded');
-  const stored = JSON.parse((await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string()) ?? 'null') as unknown;
-  assert.deepEqual(stored, { hostId: '~conflict', since: seen.seenAt, poolId, conflict: seen });
-  const block = await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/block/0`).buffer();
-  const bit = Number(a.split('.')[3]);
-  assert.ok(block && ((block[bit >> 3] as number) & (1 << (bit & 7))) !== 0, 'the block bit is set');
+test(
+  'a conflict is stored as an addr record held by no host with its block bit set; no host allocates it; the CLI lists and clears it',
+  { skip },
+  async () => {
+    const prefix = `/c${Math.random().toString(36).slice(2, 8)}`;
+    const { h1, h2, poolId, conflicts } = await pool(prefix);
+    const [a, b] = await h1.upcoming(poolId, 2);
+    assert.ok(a && b);
+    assert.equal(await conflicts.record(parsePoolId(poolId), poolId, a, seen), 'recorded');
+    assert.equal(await conflicts.record(parsePoolId(poolId), poolId, b, { ...seen, mac: undefined }), 'recorded');
+    const stored = JSON.parse(
+      (await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string()) ?? 'null',
+    ) as unknown;
+    assert.deepEqual(stored, { hostId: '~conflict', since: seen.seenAt, poolId, conflict: seen });
+    const block = await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/block/0`).buffer();
+    const bit = Number(a.split('.')[3]);
+    assert.ok(block && ((block[bit >> 3] as number) & (1 << (bit & 7))) !== 0, 'the block bit is set');
 
-  const got: string[] = [];
-  for (let i = 0; i < 9; i++) got.push(bare((await (i % 2 ? h2 : h1).requestAddress({ poolId, address: '', kind: 'container' })).address));
-  assert.ok(!got.includes(a) && !got.includes(b), `neither host hands a conflict out: ${got.join(',')}`);
+    const got: string[] = [];
+    for (let i = 0; i < 9; i++)
+      got.push(bare((await (i % 2 ? h2 : h1).requestAddress({ poolId, address: '', kind: 'container' })).address));
+    assert.ok(!got.includes(a) && !got.includes(b), `neither host hands a conflict out: ${got.join(',')}`);
 
-  const listed = await cli(prefix, ['ip', 'list', '--conflicts', '--json']);
-  assertOk(listed);
-  assert.deepEqual(JSON.parse(listed.stdout), [
-    { address: a, subnet: '10.77.0.0/24', mac: seen.mac, seenAt: seen.seenAt, seenBy: 'h1' },
-    { address: b, subnet: '10.77.0.0/24', seenAt: seen.seenAt, seenBy: 'h1' },
-  ].sort((x, y) => x.address.localeCompare(y.address)));
-  const table = await cli(prefix, ['ip', 'list', '--conflicts']);
-  assert.match(table.stdout, new RegExp(`^ADDRESS\\s+SUBNET\\s+MAC\\s+SEEN AT\\s+SEEN BY\\n(.*\\n)*${a.replace(/\./g, '\\.')}\\s+10\\.77\\.0\\.0/24\\s+02:11:22:33:44:55\\s+${seen.seenAt}\\s+h1`, 'm'));
-  const plain = JSON.parse((await cli(prefix, ['ip', 'list', '--json'])).stdout) as { address: string }[];
-  assert.deepEqual(plain.map((x) => x.address).sort(), [...got].sort(), 'ip list shows containers only');
-  const status = await cli(prefix, ['status', '--json']);
-  const p = (JSON.parse(status.stdout) as { pools: { subnet: string; used: number; conflicts: number; free: string }[] }).pools[0];
-  assert.deepEqual([p?.used, p?.conflicts, p?.free], [9, 2, '9']);
-  assert.match((await cli(prefix, ['status'])).stdout, /CONFLICTS/);
+    const listed = await cli(prefix, ['ip', 'list', '--conflicts', '--json']);
+    assertOk(listed);
+    assert.deepEqual(
+      JSON.parse(listed.stdout),
+      [
+        { address: a, subnet: '10.77.0.0/24', mac: seen.mac, seenAt: seen.seenAt, seenBy: 'h1' },
+        { address: b, subnet: '10.77.0.0/24', seenAt: seen.seenAt, seenBy: 'h1' },
+      ].sort((x, y) => x.address.localeCompare(y.address)),
+    );
+    const table = await cli(prefix, ['ip', 'list', '--conflicts']);
+    assert.match(
+      table.stdout,
+      new RegExp(
+        `^ADDRESS\\s+SUBNET\\s+MAC\\s+SEEN AT\\s+SEEN BY\\n(.*\\n)*${a.replace(/\./g, '\\.')}\\s+10\\.77\\.0\\.0/24\\s+02:11:22:33:44:55\\s+${seen.seenAt}\\s+h1`,
+        'm',
+      ),
+    );
+    const plain = JSON.parse((await cli(prefix, ['ip', 'list', '--json'])).stdout) as { address: string }[];
+    assert.deepEqual(plain.map((x) => x.address).sort(), [...got].sort(), 'ip list shows containers only');
+    const status = await cli(prefix, ['status', '--json']);
+    const p = (
+      JSON.parse(status.stdout) as { pools: { subnet: string; used: number; conflicts: number; free: string }[] }
+    ).pools[0];
+    assert.deepEqual([p?.used, p?.conflicts, p?.free], [9, 2, '9']);
+    assert.match((await cli(prefix, ['status'])).stdout, /CONFLICTS/);
 
-  assertOneLineError(await cli(prefix, ['ip', 'clear-conflict', got[0] as string]), /is not a recorded conflict \(it is held by a container\)/, 2);
-  assertOneLineError(await cli(prefix, ['ip', 'clear-conflict', '10.77.0.200']), /is not a recorded conflict \(it is free\)/, 2);
-  assertOneLineError(await cli(prefix, ['ip', 'clear-conflict', '10.77.0']), /address/, 2);
-  assertOneLineError(await cli(prefix, ['ip', 'release', a]), /recorded conflict.*clear-conflict/, 2);
-  assertOneLineError(await cli(prefix, ['ip', 'list', '--conflicts', '--released']), /one of --released, --orphans and --conflicts/, 2);
-  const cleared = await cli(prefix, ['ip', 'clear-conflict', a]);
-  assertOk(cleared);
-  assert.match(cleared.stdout, new RegExp(`cleared the conflict on ${a.replace(/\./g, '\\.')} .*MAC 02:11:22:33:44:55`));
-  assert.equal(await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string(), null);
-  assert.equal(await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/rel/${a}`).string(), null, 'freed at once: no released record');
-  const fresh = [];
-  for (let i = 0; i < 2; i++) fresh.push(bare((await h1.requestAddress({ poolId, address: '', kind: 'container' })).address));
-  assert.ok(fresh.includes(a), `a cleared conflict is handed out again: ${fresh.join(',')}`);
-});
+    assertOneLineError(
+      await cli(prefix, ['ip', 'clear-conflict', got[0] as string]),
+      /is not a recorded conflict \(it is held by a container\)/,
+      2,
+    );
+    assertOneLineError(
+      await cli(prefix, ['ip', 'clear-conflict', '10.77.0.200']),
+      /is not a recorded conflict \(it is free\)/,
+      2,
+    );
+    assertOneLineError(await cli(prefix, ['ip', 'clear-conflict', '10.77.0']), /address/, 2);
+    assertOneLineError(await cli(prefix, ['ip', 'release', a]), /recorded conflict.*clear-conflict/, 2);
+    assertOneLineError(
+      await cli(prefix, ['ip', 'list', '--conflicts', '--released']),
+      /one of --released, --orphans and --conflicts/,
+      2,
+    );
+    const cleared = await cli(prefix, ['ip', 'clear-conflict', a]);
+    assertOk(cleared);
+    assert.match(
+      cleared.stdout,
+      new RegExp(`cleared the conflict on ${a.replace(/\./g, '\\.')} .*MAC 02:11:22:33:44:55`),
+    );
+    assert.equal(await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string(), null);
+    assert.equal(
+      await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/rel/${a}`).string(),
+      null,
+      'freed at once: no released record',
+    );
+    const fresh = [];
+    for (let i = 0; i < 2; i++)
+      fresh.push(bare((await h1.requestAddress({ poolId, address: '', kind: 'container' })).address));
+    assert.ok(fresh.includes(a), `a cleared conflict is handed out again: ${fresh.join(',')}`);
+  },
+);
 
 test('a conflict racing an allocation of the same address: exactly one of them gets it', { skip }, async () => {
   const prefix = `/c${Math.random().toString(36).slice(2, 8)}`;
@@ -122,5 +160,9 @@ test('a conflict racing an allocation of the same address: exactly one of them g
   const held = (await admin.listAssignments()).map((x) => x.address);
   const conf = (await admin.listConflicts()).map((x) => x.address);
   assert.equal(held.length, 5);
-  assert.deepEqual(held.filter((x) => conf.includes(x)), [], 'no address is both');
+  assert.deepEqual(
+    held.filter((x) => conf.includes(x)),
+    [],
+    'no address is both',
+  );
 });

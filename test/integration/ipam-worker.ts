@@ -14,9 +14,17 @@ const driver = new EtcdIpamDriver({ etcd, prefix, hostId, logger: silentLogger()
 const got: string[] = [];
 let end = '';
 try {
-  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: subnet, subPool, options: {}, v6: false });
+  const { poolId } = await driver.requestPool({
+    addressSpace: 'FlatLocal',
+    pool: subnet,
+    subPool,
+    options: {},
+    v6: false,
+  });
   for (;;) {
-    const r = await Promise.allSettled([1, 2, 3].map(() => driver.requestAddress({ poolId, address: '', kind: 'container' })));
+    const r = await Promise.allSettled(
+      [1, 2, 3].map(() => driver.requestAddress({ poolId, address: '', kind: 'container' })),
+    );
     for (const x of r) {
       if (x.status === 'fulfilled') got.push(x.value.address);
       else end = x.reason instanceof FlatnetError ? x.reason.kind : String(x.reason);

@@ -31,12 +31,24 @@ test('a registered host is alive; after stop it is listed as known but down', { 
   await other.ready;
 
   let hosts = await registry(client).list();
-  assert.deepEqual(hosts.map((h) => [h.hostId, h.alive]), [['h1', true], ['h2', true]]);
+  assert.deepEqual(
+    hosts.map((h) => [h.hostId, h.alive]),
+    [
+      ['h1', true],
+      ['h2', true],
+    ],
+  );
   assert.equal(hosts[0]?.version, '9.9.9');
 
   await reg.stop();
   hosts = await registry(client).list();
-  assert.deepEqual(hosts.map((h) => [h.hostId, h.alive]), [['h2', true], ['h1', false]]);
+  assert.deepEqual(
+    hosts.map((h) => [h.hostId, h.alive]),
+    [
+      ['h2', true],
+      ['h1', false],
+    ],
+  );
   const down = hosts.find((h) => h.hostId === 'h1');
   assert.ok(down && !Number.isNaN(Date.parse(down.lastSeen)));
   // the live key went with the lease; the durable record stayed

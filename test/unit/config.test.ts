@@ -30,7 +30,10 @@ test('flags beat env beat file beat defaults', () => {
 
 test('a missing default config file is fine, a missing explicit one is an error', () => {
   assert.doesNotThrow(() => loadSettings({ flags: {}, env: {} }));
-  assert.throws(() => loadSettings({ flags: {}, env: {}, configFile: join(dir, 'nope.conf') }), /cannot read config file/);
+  assert.throws(
+    () => loadSettings({ flags: {}, env: {}, configFile: join(dir, 'nope.conf') }),
+    /cannot read config file/,
+  );
 });
 
 test('unknown keys and malformed lines name the line', () => {

@@ -7,7 +7,11 @@ import type { ProbeResult } from '../../src/hostnet/arp-probe.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
-import { ConflictProber, type ConflictProberDeps, type ConflictProberOptions } from '../../src/server/conflict-prober.js';
+import {
+  ConflictProber,
+  type ConflictProberDeps,
+  type ConflictProberOptions,
+} from '../../src/server/conflict-prober.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { poolWithRange } from '../fakes/pools.js';
 
@@ -26,14 +30,31 @@ function capture() {
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-async function rig(o: { answering?: Set<string>; bridge?: string | undefined; probeFails?: boolean; range?: [string, string]; gate?: Promise<void>; topUpAfter?: number; quietMs?: number; maxDeferMs?: number } = {}) {
+async function rig(
+  o: {
+    answering?: Set<string>;
+    bridge?: string | undefined;
+    probeFails?: boolean;
+    range?: [string, string];
+    gate?: Promise<void>;
+    topUpAfter?: number;
+    quietMs?: number;
+    maxDeferMs?: number;
+  } = {},
+) {
   const { stores, admin } = await poolWithRange(...(o.range ?? ['10.1.0.1/22', '10.1.0.30']));
   const clock = { t: 1_000_000 };
   const probes: string[] = [];
   const { logger, lines } = capture();
   let prober: ConflictProber | undefined;
   const driver = new IpamDriverService(stores, 'h1', logger, { onAllocated: (p) => prober?.allocated(p) });
-  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
+  const { poolId } = await driver.requestPool({
+    addressSpace: 'FlatLocal',
+    pool: POOL,
+    subPool: '',
+    options: {},
+    v6: false,
+  });
   const conflicts = new ConflictService(stores);
   const deps: ConflictProberDeps = {
     hostId: 'h1',
@@ -44,13 +65,22 @@ async function rig(o: { answering?: Set<string>; bridge?: string | undefined; pr
       probes.push(`${ifname} ${address}`);
       await o.gate;
       if (o.probeFails) throw new FlatnetError('unavailable', 'Could not run arping to probe: spawn arping ENOENT');
-      return o.answering?.has(address) ? { address, answered: true, mac: '02:00:00:00:00:99' } : { address, answered: false };
+      return o.answering?.has(address)
+        ? { address, answered: true, mac: '02:00:00:00:00:99' }
+        : { address, answered: false };
     },
     record: (id, address, seen) => conflicts.record(parsePoolId(id), id, address, seen),
     logger,
     now: () => clock.t,
   };
-  prober = new ConflictProber(deps, { candidates: 4, staleMs: 60_000, tickMs: 3_600_000, topUpAfter: o.topUpAfter ?? 1, quietMs: o.quietMs ?? 0, maxDeferMs: o.maxDeferMs ?? 0 });
+  prober = new ConflictProber(deps, {
+    candidates: 4,
+    staleMs: 60_000,
+    tickMs: 3_600_000,
+    topUpAfter: o.topUpAfter ?? 1,
+    quietMs: o.quietMs ?? 0,
+    maxDeferMs: o.maxDeferMs ?? 0,
+  });
   const settle = async (): Promise<void> => {
     await prober?.round();
     await prober?.settle();
@@ -62,13 +92,26 @@ test('the next addresses are probed from the bridge; one that answers is recorde
   const r = await rig({ answering: new Set(['10.1.0.2', '10.1.0.5']) });
   await r.settle();
   const conflicts = await r.admin.listConflicts();
-  assert.deepEqual(conflicts.map((c) => [c.address, c.mac, c.seenBy]), [['10.1.0.2', '02:00:00:00:00:99', 'h1'], ['10.1.0.5', '02:00:00:00:00:99', 'h1']]);
-  assert.ok(r.probes.every((p) => p.startsWith('br0 ')), 'probed from the bridge');
+  assert.deepEqual(
+    conflicts.map((c) => [c.address, c.mac, c.seenBy]),
+    [
+      ['10.1.0.2', '02:00:00:00:00:99', 'h1'],
+      ['10.1.0.5', '02:00:00:00:00:99', 'h1'],
+    ],
+  );
+  assert.ok(
+    r.probes.every((p) => p.startsWith('br0 ')),
+    'probed from the bridge',
+  );
   // Candidates topped up past the conflicts: 1, 3, 4, 6 free (and 2, 5 answered).
-  assert.deepEqual(r.probes.map((p) => p.split(' ')[1]).sort(), ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.5', '10.1.0.6'].sort());
+  assert.deepEqual(
+    r.probes.map((p) => p.split(' ')[1]).sort(),
+    ['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4', '10.1.0.5', '10.1.0.6'].sort(),
+  );
   assert.equal(r.lines.filter((l) => /address conflict: a machine outside flatnet/.test(l.msg)).length, 2);
   const got = [];
-  for (let i = 0; i < 4; i++) got.push(bare((await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' })).address));
+  for (let i = 0; i < 4; i++)
+    got.push(bare((await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' })).address));
   assert.deepEqual(got, ['10.1.0.1', '10.1.0.3', '10.1.0.4', '10.1.0.6']);
 });
 
@@ -79,12 +122,20 @@ test('each allocation tops the set up in the background; fresh candidates are no
   await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
   await new Promise((res) => setTimeout(res, 20));
   await r.prober.settle();
-  assert.deepEqual(r.probes.slice(4), ['br0 10.1.0.5'], 'one new candidate after one allocation, probed without a round');
+  assert.deepEqual(
+    r.probes.slice(4),
+    ['br0 10.1.0.5'],
+    'one new candidate after one allocation, probed without a round',
+  );
   await r.settle();
   assert.equal(r.probes.length, 5, 'nothing stale yet');
   r.clock.t += 60_000;
   await r.settle();
-  assert.deepEqual(r.probes.slice(5).sort(), ['br0 10.1.0.2', 'br0 10.1.0.3', 'br0 10.1.0.4', 'br0 10.1.0.5'], 'stale ones re-probed');
+  assert.deepEqual(
+    r.probes.slice(5).sort(),
+    ['br0 10.1.0.2', 'br0 10.1.0.3', 'br0 10.1.0.4', 'br0 10.1.0.5'],
+    'stale ones re-probed',
+  );
 });
 
 test('top-ups come in batches: nothing until topUpAfter allocations, then all the missing candidates at once', async () => {
@@ -98,7 +149,11 @@ test('top-ups come in batches: nothing until topUpAfter allocations, then all th
   await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
   await new Promise((res) => setTimeout(res, 20));
   await r.prober.settle();
-  assert.deepEqual(r.probes.slice(4).sort(), ['br0 10.1.0.5', 'br0 10.1.0.6', 'br0 10.1.0.7'], 'the third: the three missing ones together');
+  assert.deepEqual(
+    r.probes.slice(4).sort(),
+    ['br0 10.1.0.5', 'br0 10.1.0.6', 'br0 10.1.0.7'],
+    'the third: the three missing ones together',
+  );
 });
 
 test('where probing cannot run it says so once and never fails an allocation', async () => {
@@ -107,7 +162,9 @@ test('where probing cannot run it says so once and never fails an allocation', a
   await noBridge.settle();
   assert.equal(noBridge.probes.length, 0);
   assert.equal(noBridge.lines.filter((l) => /no flatnet network \(bridge\)/.test(l.msg)).length, 1, 'said once');
-  assert.ok((await noBridge.driver.requestAddress({ poolId: noBridge.poolId, address: '', kind: 'container' })).address);
+  assert.ok(
+    (await noBridge.driver.requestAddress({ poolId: noBridge.poolId, address: '', kind: 'container' })).address,
+  );
 
   const broken = await rig({ probeFails: true });
   await broken.settle();
@@ -137,7 +194,13 @@ async function silentLan(
 ): Promise<{ prober: ConflictProber; probes: string[] }> {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.30');
   const driver = new IpamDriverService(stores, 'h1', pino({ level: 'silent' }));
-  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
+  const { poolId } = await driver.requestPool({
+    addressSpace: 'FlatLocal',
+    pool: POOL,
+    subPool: '',
+    options: {},
+    v6: false,
+  });
   const probes: string[] = [];
   const prober = new ConflictProber(
     {
@@ -158,11 +221,14 @@ async function silentLan(
 
 test('a network created on the host is probed at once, not at the next tick', async () => {
   const local = { networks: '' };
-  const { prober, probes } = await silentLan((poolId) => ({
-    pools: async () => [poolId],
-    bridgeFor: async () => (local.networks === '' ? undefined : 'br0'),
-    localNetworks: async () => local.networks,
-  }), { candidates: 2, tickMs: 3_600_000, watchMs: 5 });
+  const { prober, probes } = await silentLan(
+    (poolId) => ({
+      pools: async () => [poolId],
+      bridgeFor: async () => (local.networks === '' ? undefined : 'br0'),
+      localNetworks: async () => local.networks,
+    }),
+    { candidates: 2, tickMs: 3_600_000, watchMs: 5 },
+  );
   prober.start();
   await new Promise((res) => setTimeout(res, 30));
   assert.deepEqual(probes, [], 'no bridge yet: nothing probed');
@@ -172,14 +238,17 @@ test('a network created on the host is probed at once, not at the next tick', as
   assert.deepEqual(probes, ['10.1.0.1', '10.1.0.2']);
 });
 
-test("a pool whose network went and came back keeps its fresh probe results: no new burst of probes, until they are stale", async () => {
+test('a pool whose network went and came back keeps its fresh probe results: no new burst of probes, until they are stale', async () => {
   const claimed = { yes: true };
   const clock = { t: 1_000_000 };
-  const { prober, probes } = await silentLan((poolId) => ({
-    pools: async () => (claimed.yes ? [poolId] : []),
-    bridgeFor: async () => 'br0',
-    now: () => clock.t,
-  }), { candidates: 3, staleMs: 60_000, tickMs: 3_600_000 });
+  const { prober, probes } = await silentLan(
+    (poolId) => ({
+      pools: async () => (claimed.yes ? [poolId] : []),
+      bridgeFor: async () => 'br0',
+      now: () => clock.t,
+    }),
+    { candidates: 3, staleMs: 60_000, tickMs: 3_600_000 },
+  );
   const round = async (): Promise<void> => {
     await prober.round();
     await prober.settle();

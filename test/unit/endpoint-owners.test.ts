@@ -26,7 +26,11 @@ test('an endpoint deleted before its owner write is due is never written; one st
 
 test('the default first owner write comes about a second after CreateEndpoint, not during the container start', async () => {
   const written: string[] = [];
-  const owners = new EndpointOwners({ owners: { record: async (a) => (written.push(a), 'written' as const) }, docker: undefined, logger: silentLogger() });
+  const owners = new EndpointOwners({
+    owners: { record: async (a) => (written.push(a), 'written' as const) },
+    docker: undefined,
+    logger: silentLogger(),
+  });
   owners.created({ networkId: NET, endpointId: 'e1', addresses: ['10.1.0.7/24'] });
   await sleep(500);
   assert.deepEqual(written, []);

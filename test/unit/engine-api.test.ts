@@ -21,8 +21,23 @@ before(async () => {
     if (req.url === '/networks/bbbbbbbbbbbb') return res.end('not json');
     if (req.url === '/networks/cccccccccccc') return; // never answers
     if (req.url === '/networks/dddddddddddd') return res.writeHead(500).end('{"message":"boom"}');
-    if (req.url === '/networks/eeeeeeeeeeee') return res.end(JSON.stringify({ Id: 'eeeeeeeeeeee', Name: 'lan', Containers: null }));
-    return res.end(JSON.stringify({ Id: 'ffffffffffff', Name: 'lan', Containers: { c0ffee: { Name: 'web1', EndpointID: 'e1', MacAddress: '0a:66:0a:63:80:01', IPv4Address: '10.99.128.1/16', IPv6Address: '' } } }));
+    if (req.url === '/networks/eeeeeeeeeeee')
+      return res.end(JSON.stringify({ Id: 'eeeeeeeeeeee', Name: 'lan', Containers: null }));
+    return res.end(
+      JSON.stringify({
+        Id: 'ffffffffffff',
+        Name: 'lan',
+        Containers: {
+          c0ffee: {
+            Name: 'web1',
+            EndpointID: 'e1',
+            MacAddress: '0a:66:0a:63:80:01',
+            IPv4Address: '10.99.128.1/16',
+            IPv6Address: '',
+          },
+        },
+      }),
+    );
   });
   await new Promise<void>((r) => server.listen(socketPath, r));
 });
@@ -43,7 +58,14 @@ test('version and endpoint holders are parsed; a missing network is undefined', 
   const api = new DockerEngineApi({ socketPath });
   assert.deepEqual(await api.version(), { version: '28.5.1', apiVersion: '1.51', major: 28, minor: 5 });
   const holders = await api.endpointHolders('ffffffffffff');
-  assert.deepEqual(holders?.get('e1'), { endpointId: 'e1', containerId: 'c0ffee', containerName: 'web1', macAddress: '0a:66:0a:63:80:01', ipv4Address: '10.99.128.1/16', ipv6Address: '' });
+  assert.deepEqual(holders?.get('e1'), {
+    endpointId: 'e1',
+    containerId: 'c0ffee',
+    containerName: 'web1',
+    macAddress: '0a:66:0a:63:80:01',
+    ipv4Address: '10.99.128.1/16',
+    ipv6Address: '',
+  });
   assert.equal((await api.endpointHolders('eeeeeeeeeeee'))?.size, 0);
   assert.equal(await api.endpointHolders('aaaaaaaaaaaa'), undefined);
 });

@@ -13,16 +13,19 @@ test('requests that queue up behind an in-flight run are served together by the 
   const runs: number[][] = [];
   let inFlight = 0;
   let maxInFlight = 0;
-  const batcher = new GroupCommit<number, number>(async (_key, inputs) => {
-    runs.push(inputs);
-    inFlight++;
-    maxInFlight = Math.max(maxInFlight, inFlight);
-    const gate = deferred();
-    gates.push(gate.resolve);
-    await gate.promise;
-    inFlight--;
-    return inputs.map((i) => i * 10);
-  }, { maxBatch: 100, gatherMs: 0 });
+  const batcher = new GroupCommit<number, number>(
+    async (_key, inputs) => {
+      runs.push(inputs);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      const gate = deferred();
+      gates.push(gate.resolve);
+      await gate.promise;
+      inFlight--;
+      return inputs.map((i) => i * 10);
+    },
+    { maxBatch: 100, gatherMs: 0 },
+  );
   const first = [batcher.submit('p', 1), batcher.submit('p', 2)];
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(runs, [[1, 2]], 'requests sent together share the first run');
@@ -44,11 +47,14 @@ test('requests that queue up behind an in-flight run are served together by the 
 
 test('a run that serves part of its batch leaves the rest first in line; a failed run rejects its batch only', async () => {
   let calls = 0;
-  const batcher = new GroupCommit<string, string>(async (_key, inputs) => {
-    calls++;
-    if (inputs.includes('bad')) throw new Error('boom');
-    return inputs.slice(0, 1).map((s) => s.toUpperCase());
-  }, { maxBatch: 100, gatherMs: 0 });
+  const batcher = new GroupCommit<string, string>(
+    async (_key, inputs) => {
+      calls++;
+      if (inputs.includes('bad')) throw new Error('boom');
+      return inputs.slice(0, 1).map((s) => s.toUpperCase());
+    },
+    { maxBatch: 100, gatherMs: 0 },
+  );
   const served = await Promise.all([batcher.submit('k', 'a'), batcher.submit('k', 'b'), batcher.submit('k', 'c')]);
   assert.deepEqual(served, ['A', 'B', 'C']);
   assert.equal(calls, 3);
@@ -58,26 +64,39 @@ test('a run that serves part of its batch leaves the rest first in line; a faile
 
 test('a batch is capped at maxBatch', async () => {
   const sizes: number[] = [];
-  const batcher = new GroupCommit<number, number>(async (_k, inputs) => {
-    sizes.push(inputs.length);
-    return inputs;
-  }, { maxBatch: 3, gatherMs: 0 });
+  const batcher = new GroupCommit<number, number>(
+    async (_k, inputs) => {
+      sizes.push(inputs.length);
+      return inputs;
+    },
+    { maxBatch: 3, gatherMs: 0 },
+  );
   await Promise.all([1, 2, 3, 4, 5, 6, 7].map((i) => batcher.submit('k', i)));
   assert.ok(sizes.every((n) => n <= 3));
-  assert.equal(sizes.reduce((a, b) => a + b, 0), 7);
+  assert.equal(
+    sizes.reduce((a, b) => a + b, 0),
+    7,
+  );
 });
 
 /** A batcher whose runs finish when the test says so, recording what each run was given. */
-function gatedBatcher(gatherMs: number): { batcher: GroupCommit<number, number>; runs: number[][]; finish: () => void } {
+function gatedBatcher(gatherMs: number): {
+  batcher: GroupCommit<number, number>;
+  runs: number[][];
+  finish: () => void;
+} {
   const runs: number[][] = [];
   const gates: (() => void)[] = [];
-  const batcher = new GroupCommit<number, number>(async (_key, inputs) => {
-    runs.push(inputs);
-    const gate = deferred();
-    gates.push(gate.resolve);
-    await gate.promise;
-    return inputs;
-  }, { maxBatch: 100, gatherMs });
+  const batcher = new GroupCommit<number, number>(
+    async (_key, inputs) => {
+      runs.push(inputs);
+      const gate = deferred();
+      gates.push(gate.resolve);
+      await gate.promise;
+      return inputs;
+    },
+    { maxBatch: 100, gatherMs },
+  );
   return { batcher, runs, finish: () => gates.shift()?.() };
 }
 

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { arpingArgs, ifnameHolding, na6Args } from '../../src/hostnet/announce.js';
-import { intentRollback, intentSchema, takeoverCompleted, type TakeoverIntent } from '../../src/hostnet/takeover-intent.js';
+import {
+  intentRollback,
+  intentSchema,
+  takeoverCompleted,
+  type TakeoverIntent,
+} from '../../src/hostnet/takeover-intent.js';
 import { failedBatchLine, isSafeBatchToken, renderBatch } from '../../src/hostnet/batch.js';
 import { BatchStderr } from '../../src/hostnet/ip-session.js';
 import type { AddrInfo, LinkInfo, RouteInfo } from '../../src/hostnet/ip-json.js';
@@ -15,7 +20,8 @@ import { FlatnetError } from '../../src/errors.js';
 
 describe('interface names', () => {
   test('accepts kernel-legal names up to 15 chars', () => {
-    for (const n of ['eth0', 'br0', 'enp3s0f1', 'bond0.100', 'a_b-c', 'x'.repeat(15)]) assert.equal(isValidIfName(n), true, n);
+    for (const n of ['eth0', 'br0', 'enp3s0f1', 'bond0.100', 'a_b-c', 'x'.repeat(15)])
+      assert.equal(isValidIfName(n), true, n);
   });
   test('rejects empty, long, dot names and anything with separators', () => {
     for (const n of ['', '.', '..', 'x'.repeat(16), 'eth 0', 'eth0/1', 'a:b', '-j', 'eth0\n', 'ä']) {
@@ -30,11 +36,17 @@ describe('interface names', () => {
 
 describe('ip batch input', () => {
   test('one command per line, newline-terminated', () => {
-    assert.equal(renderBatch([['link', 'set', 'dev', 'br0', 'up'], ['addr', 'add', '10.0.0.1/24', 'dev', 'br0']]),
-      'link set dev br0 up\naddr add 10.0.0.1/24 dev br0\n');
+    assert.equal(
+      renderBatch([
+        ['link', 'set', 'dev', 'br0', 'up'],
+        ['addr', 'add', '10.0.0.1/24', 'dev', 'br0'],
+      ]),
+      'link set dev br0 up\naddr add 10.0.0.1/24 dev br0\n',
+    );
   });
   test('refuses tokens batch parsing would misread', () => {
-    for (const t of ['a b', 'a"b', "a'b", '#x', 'a\\b', 'a\nb', '']) assert.equal(isSafeBatchToken(t), false, JSON.stringify(t));
+    for (const t of ['a b', 'a"b', "a'b", '#x', 'a\\b', 'a\nb', ''])
+      assert.equal(isSafeBatchToken(t), false, JSON.stringify(t));
     assert.throws(() => renderBatch([['link', 'del', 'dev', 'x y']]), FlatnetError);
     assert.throws(() => renderBatch([[]]), FlatnetError);
   });
@@ -77,11 +89,20 @@ describe('bridge takeover plan', () => {
   const dos = steps.map((s) => s.do.join(' '));
 
   test('moves IPv4 and global IPv6 addresses, not link-local ones', () => {
-    assert.deepEqual(movableAddrs(addrs).map((a) => a.local), ['10.0.0.5', '10.0.0.6', 'fd00::5']);
+    assert.deepEqual(
+      movableAddrs(addrs).map((a) => a.local),
+      ['10.0.0.5', '10.0.0.6', 'fd00::5'],
+    );
   });
   test('moves static routes, leaves kernel routes to the kernel', () => {
-    assert.deepEqual(movableRoutes(routes.v4, addrs).map((r) => r.dst), ['default', '192.168.9.0/24']);
-    assert.deepEqual(movableRoutes(routes.v6, addrs).map((r) => r.dst), ['default']);
+    assert.deepEqual(
+      movableRoutes(routes.v4, addrs).map((r) => r.dst),
+      ['default', '192.168.9.0/24'],
+    );
+    assert.deepEqual(
+      movableRoutes(routes.v6, addrs).map((r) => r.dst),
+      ['default'],
+    );
   });
   test('NetworkManager style (noprefixroute): its prefix route moves too, before the routes that need it', () => {
     const nm = addrs.map((a) => (a.local === '10.0.0.5' ? { ...a, noprefixroute: true } : a));
@@ -92,7 +113,11 @@ describe('bridge takeover plan', () => {
     const moved = movableRoutes(nmRoutes, nm);
     assert.equal(moved[0]?.dst, '10.0.0.0/24', 'on-link first');
     assert.ok(moved.some((r) => r.dst === 'default'));
-    assert.equal(movableRoutes(nmRoutes, addrs).some((r) => r.dst === '10.0.0.0/24'), false, 'kernel-made prefix routes stay');
+    assert.equal(
+      movableRoutes(nmRoutes, addrs).some((r) => r.dst === '10.0.0.0/24'),
+      false,
+      'kernel-made prefix routes stay',
+    );
   });
   test('orders: bridge, MAC+MTU, port, up, addresses, routes off then on, NIC addresses last', () => {
     assert.deepEqual(dos, [
@@ -122,18 +147,34 @@ describe('bridge takeover plan', () => {
     assert.ok(undo.includes('addr add 10.0.0.6/24 dev eth0 label eth0:1'));
     assert.ok(undo.includes('route add 0.0.0.0/0 via 10.0.0.1 dev eth0 proto dhcp metric 100'));
     // The primary address is given back before its secondary, or the secondary would become primary.
-    assert.ok(undo.indexOf('addr add 10.0.0.5/24 dev eth0 broadcast 10.0.0.255') < undo.indexOf('addr add 10.0.0.6/24 dev eth0 label eth0:1'));
+    assert.ok(
+      undo.indexOf('addr add 10.0.0.5/24 dev eth0 broadcast 10.0.0.255') <
+        undo.indexOf('addr add 10.0.0.6/24 dev eth0 label eth0:1'),
+    );
   });
   test('rollback after k steps undoes exactly those, newest first', () => {
     assert.deepEqual(rollbackCommands(steps, 0), []);
-    assert.deepEqual(rollbackCommands(steps, 3).map((c) => c.join(' ')), ['link set dev eth0 nomaster', 'link del dev br0']);
+    assert.deepEqual(
+      rollbackCommands(steps, 3).map((c) => c.join(' ')),
+      ['link set dev eth0 nomaster', 'link del dev br0'],
+    );
   });
   test('an existing bridge is reconfigured and restored, not deleted', () => {
     const existing: LinkInfo = {
-      ifindex: 7, ifname: 'br0', flags: [], mtu: 1500, address: 'aa:bb:cc:dd:ee:ff',
+      ifindex: 7,
+      ifname: 'br0',
+      flags: [],
+      mtu: 1500,
+      address: 'aa:bb:cc:dd:ee:ff',
       linkinfo: { info_kind: 'bridge', info_data: { stp_state: 1, forward_delay: 1500 } },
     };
-    const s = planTakeover({ bridge: 'br0', nic, existingBridge: existing, nicAddrs: [], nicRoutes: { v4: [], v6: [] } });
+    const s = planTakeover({
+      bridge: 'br0',
+      nic,
+      existingBridge: existing,
+      nicAddrs: [],
+      nicRoutes: { v4: [], v6: [] },
+    });
     const undo = rollbackCommands(s, s.length).map((c) => c.join(' '));
     assert.deepEqual(undo, [
       'link set dev br0 down',
@@ -144,35 +185,48 @@ describe('bridge takeover plan', () => {
     ]);
   });
   test('IPv4 device routes keep their scope, IPv6 routes never get one', () => {
-    assert.deepEqual(routeAddCommand({ dst: '10.9.0.0/16', scope: 'link', flags: [] }, 'br0', false).join(' '), 'route add 10.9.0.0/16 dev br0 scope link');
-    assert.deepEqual(routeAddCommand({ dst: 'fd01::/64', scope: 'link', flags: [] }, 'br0', true).join(' '), 'route add fd01::/64 dev br0');
+    assert.deepEqual(
+      routeAddCommand({ dst: '10.9.0.0/16', scope: 'link', flags: [] }, 'br0', false).join(' '),
+      'route add 10.9.0.0/16 dev br0 scope link',
+    );
+    assert.deepEqual(
+      routeAddCommand({ dst: 'fd01::/64', scope: 'link', flags: [] }, 'br0', true).join(' '),
+      'route add fd01::/64 dev br0',
+    );
   });
 });
 
 describe('bridge restore plan', () => {
   test('routes off the bridge, NIC released, addresses and routes back, bridge deleted last', () => {
     const steps = planRestore({
-      bridge: 'br0', nic: 'eth0',
+      bridge: 'br0',
+      nic: 'eth0',
       bridgeAddrs: [{ family: 'inet', local: '10.0.0.5', prefixlen: 24, scope: 'global', label: 'br0' }],
       bridgeRoutes: { v4: [{ dst: 'default', gateway: '10.0.0.1', flags: [] }], v6: [] },
     });
-    assert.deepEqual(steps.map((s) => s.do.join(' ')), [
-      'route del 0.0.0.0/0 via 10.0.0.1 dev br0',
-      'link set dev eth0 nomaster',
-      'addr add 10.0.0.5/24 dev eth0',
-      'route add 0.0.0.0/0 via 10.0.0.1 dev eth0',
-      'link del dev br0',
-    ]);
+    assert.deepEqual(
+      steps.map((s) => s.do.join(' ')),
+      [
+        'route del 0.0.0.0/0 via 10.0.0.1 dev br0',
+        'link set dev eth0 nomaster',
+        'addr add 10.0.0.5/24 dev eth0',
+        'route add 0.0.0.0/0 via 10.0.0.1 dev eth0',
+        'link del dev br0',
+      ],
+    );
   });
 });
 
 describe('veth commands', () => {
   const names = vethNames('0123456789abcdef');
   test('one create with MAC and MTU on both ends, then host end into the bridge and up', () => {
-    assert.deepEqual(vethCreateCommands({ names, bridge: 'br0', mtu: 1400, mac: '0A:66:0A:14:00:07' }).map((c) => c.join(' ')), [
-      'link add name fn0123456789a mtu 1400 type veth peer name fc0123456789a address 0a:66:0a:14:00:07 mtu 1400',
-      'link set dev fn0123456789a master br0 up',
-    ]);
+    assert.deepEqual(
+      vethCreateCommands({ names, bridge: 'br0', mtu: 1400, mac: '0A:66:0A:14:00:07' }).map((c) => c.join(' ')),
+      [
+        'link add name fn0123456789a mtu 1400 type veth peer name fc0123456789a address 0a:66:0a:14:00:07 mtu 1400',
+        'link set dev fn0123456789a master br0 up',
+      ],
+    );
   });
   test('refuses a bad MAC or MTU', () => {
     assert.throws(() => vethCreateCommands({ names, bridge: 'br0', mtu: 1400, mac: '0a:66' }), FlatnetError);
@@ -193,11 +247,28 @@ describe('announcement and iptables helpers', () => {
     ];
     assert.equal(ifnameHolding(data, '10.0.0.7'), 'eth0');
     assert.equal(ifnameHolding(data, '10.0.0.8'), undefined);
-    assert.equal(ifnameHolding([{ ifname: 'eth0', flags: ['UP'], addr_info: [{ local: '10.0.0.7', tentative: true }] }], '10.0.0.7'), undefined);
+    assert.equal(
+      ifnameHolding(
+        [{ ifname: 'eth0', flags: ['UP'], addr_info: [{ local: '10.0.0.7', tentative: true }] }],
+        '10.0.0.7',
+      ),
+      undefined,
+    );
     assert.equal(ifnameHolding('garbage', '10.0.0.7'), undefined);
   });
   test('the FORWARD rule matches bridge-to-bridge traffic and carries the flatnet comment', () => {
-    assert.deepEqual(forwardAcceptRule('br0'), ['-i', 'br0', '-o', 'br0', '-m', 'comment', '--comment', 'flatnet', '-j', 'ACCEPT']);
+    assert.deepEqual(forwardAcceptRule('br0'), [
+      '-i',
+      'br0',
+      '-o',
+      'br0',
+      '-m',
+      'comment',
+      '--comment',
+      'flatnet',
+      '-j',
+      'ACCEPT',
+    ]);
     assert.throws(() => forwardAcceptRule('br0 -j DROP'), FlatnetError);
   });
 });
@@ -206,7 +277,8 @@ describe('which bridge port is the NIC', () => {
   const veth = 'fn3f2a1b9c0d4';
   test('flatnet veths are exactly fn/fc + 11 hex digits', () => {
     for (const n of [veth, 'fc3f2a1b9c0d4']) assert.equal(isFlatnetVeth(n), true, n);
-    for (const n of ['fn3f2a1b9c0d', 'fn3f2a1b9c0d4e', 'fnTEST0000000', 'fx3f2a1b9c0d4', 'eth0', 'fntest0']) assert.equal(isFlatnetVeth(n), false, n);
+    for (const n of ['fn3f2a1b9c0d', 'fn3f2a1b9c0d4e', 'fnTEST0000000', 'fx3f2a1b9c0d4', 'eth0', 'fntest0'])
+      assert.equal(isFlatnetVeth(n), false, n);
   });
   test('the single port that is not a flatnet veth; none or several: unknown', () => {
     assert.equal(bridgeNic(['eth0', veth]), 'eth0');
@@ -220,7 +292,10 @@ describe('which bridge port is the NIC', () => {
     assert.equal(bridgeNic(['eth0'], 'eth1'), undefined);
   });
   test('ports are the links whose master is the bridge', () => {
-    assert.deepEqual(portsOf([{ ifname: 'eth0', master: 'br0' }, { ifname: 'eth1' }, { ifname: veth, master: 'br1' }], 'br0'), ['eth0']);
+    assert.deepEqual(
+      portsOf([{ ifname: 'eth0', master: 'br0' }, { ifname: 'eth1' }, { ifname: veth, master: 'br1' }], 'br0'),
+      ['eth0'],
+    );
   });
 });
 
@@ -229,14 +304,29 @@ describe('announcement commands', () => {
     assert.deepEqual(arpingArgs('eth0', '10.0.0.7'), ['-U', '-c', '2', '-I', 'eth0', '10.0.0.7']);
   });
   test('unsolicited NA: to all nodes, from and for the address, Override set, with the target MAC option', () => {
-    assert.deepEqual(na6Args('eth0', 'fd00::7'), ['-i', 'eth0', '-s', 'fd00::7', '-d', 'ff02::1', '-t', 'fd00::7', '-o', '-e']);
+    assert.deepEqual(na6Args('eth0', 'fd00::7'), [
+      '-i',
+      'eth0',
+      '-s',
+      'fd00::7',
+      '-d',
+      'ff02::1',
+      '-t',
+      'fd00::7',
+      '-o',
+      '-e',
+    ]);
   });
 });
 
 describe('takeover intent record', () => {
   const input = { bridge: 'br0', nic, nicAddrs: addrs, nicRoutes: routes };
   const intent: TakeoverIntent = {
-    kind: 'bridge-takeover', bridge: 'br0', parent: 'eth0', pid: 1, startedAt: '2026-01-01T00:00:00Z',
+    kind: 'bridge-takeover',
+    bridge: 'br0',
+    parent: 'eth0',
+    pid: 1,
+    startedAt: '2026-01-01T00:00:00Z',
     snapshot: { nic, nicAddrs: addrs, nicRoutes: routes },
     steps: planTakeover(input).map((s) => ({ name: s.name, do: [...s.do], undo: s.undo.map((c) => [...c]) })),
   };
@@ -253,14 +343,27 @@ describe('takeover intent record', () => {
   test('complete only when the NIC is in the bridge, every address and route moved, none left on the NIC', () => {
     assert.equal(takeoverCompleted(intent, done), true);
     assert.equal(takeoverCompleted(intent, { ...done, nicMaster: undefined }), false);
-    assert.equal(takeoverCompleted(intent, { ...done, nicAddrs: addrs }), false, 'the last lines (NIC addresses off) did not run');
+    assert.equal(
+      takeoverCompleted(intent, { ...done, nicAddrs: addrs }),
+      false,
+      'the last lines (NIC addresses off) did not run',
+    );
     assert.equal(takeoverCompleted(intent, { ...done, bridgeAddrs: moved.slice(1) }), false);
-    assert.equal(takeoverCompleted(intent, { ...done, bridgeRoutes: { v4: done.bridgeRoutes.v4.slice(1), v6: done.bridgeRoutes.v6 } }), false);
+    assert.equal(
+      takeoverCompleted(intent, {
+        ...done,
+        bridgeRoutes: { v4: done.bridgeRoutes.v4.slice(1), v6: done.bridgeRoutes.v6 },
+      }),
+      false,
+    );
   });
   test('rollback is every undo, newest step first, ending with the bridge deleted', () => {
     const undo = intentRollback(intent).map((c) => c.join(' '));
     assert.equal(undo[0], 'addr add 10.0.0.5/24 dev eth0 broadcast 10.0.0.255');
     assert.equal(undo.at(-1), 'link del dev br0');
-    assert.equal(undo.length, intent.steps.reduce((n, s) => n + s.undo.length, 0));
+    assert.equal(
+      undo.length,
+      intent.steps.reduce((n, s) => n + s.undo.length, 0),
+    );
   });
 });

@@ -22,20 +22,37 @@ test('block operations are pure: they say what changes and what was skipped', ()
   assert.ok(edit && edit.nodes[0] !== undefined, 'the block became full: its summary bit is set');
   assert.deepEqual(state.bits, emptyBitmap(), 'the input is untouched');
   const e = edit as { bits: Uint8Array; nodes: (Uint8Array | undefined)[] };
-  const full: BlockState = { ...state, bits: e.bits, nodes: e.nodes.map((n, i) => n ?? (state.nodes[i] as Uint8Array)) };
+  const full: BlockState = {
+    ...state,
+    bits: e.bits,
+    nodes: e.nodes.map((n, i) => n ?? (state.nodes[i] as Uint8Array)),
+  };
   assert.deepEqual(autoAssign(full, 1, all, all), { offsets: [], edit: undefined });
-  const plan = releaseInBlock(full, [
-    { offset: 1n, address: '10.1.0.1', held: held('h1') },
-    { offset: 1n, address: '10.1.0.1', held: held('h1') },
-    { offset: 2n, address: '10.1.0.2', held: held('h2') },
-    { offset: 3n, address: '10.1.0.3', held: 'unreadable' },
-    { offset: 4n, address: '10.1.0.4', held: undefined },
-  ], { hostId: 'h1', force: false }, all);
+  const plan = releaseInBlock(
+    full,
+    [
+      { offset: 1n, address: '10.1.0.1', held: held('h1') },
+      { offset: 1n, address: '10.1.0.1', held: held('h1') },
+      { offset: 2n, address: '10.1.0.2', held: held('h2') },
+      { offset: 3n, address: '10.1.0.3', held: 'unreadable' },
+      { offset: 4n, address: '10.1.0.4', held: undefined },
+    ],
+    { hostId: 'h1', force: false },
+    all,
+  );
   assert.deepEqual(plan.outcomes, ['container', 'none', 'none', 'none', 'not-assigned']);
   assert.deepEqual(plan.freed, ['10.1.0.1']);
-  assert.deepEqual(plan.foreign, [{ address: '10.1.0.2', owner: 'h2' }, { address: '10.1.0.3', owner: 'unknown (unreadable record)' }]);
+  assert.deepEqual(plan.foreign, [
+    { address: '10.1.0.2', owner: 'h2' },
+    { address: '10.1.0.3', owner: 'unknown (unreadable record)' },
+  ]);
   assert.ok(plan.edit && plan.edit.nodes[0] !== undefined, 'no longer full: the summary bit clears');
-  const forced = releaseInBlock(full, [{ offset: 3n, address: '10.1.0.3', held: 'unreadable' }], { hostId: 'admin', force: true }, all);
+  const forced = releaseInBlock(
+    full,
+    [{ offset: 3n, address: '10.1.0.3', held: 'unreadable' }],
+    { hostId: 'admin', force: true },
+    all,
+  );
   assert.deepEqual(forced.outcomes, ['container']);
 });
 
@@ -45,7 +62,11 @@ test('gateway and aux reservations: default gateway, shared by hosts, never an a
   assert.equal(await h1.reserve(ref, POOL, 'gateway', ''), '10.1.0.1/22');
   assert.equal(await h2.reserve(ref, POOL, 'gateway', ''), '10.1.0.1/22');
   assert.equal(await h1.reserve(ref, POOL, 'aux', '10.1.0.9'), '10.1.0.9/22');
-  await assert.rejects(h1.reserve(ref, POOL, 'aux', '10.1.0.9'), kind('conflict'), 'twice on one host is a --ip in the aux window');
+  await assert.rejects(
+    h1.reserve(ref, POOL, 'aux', '10.1.0.9'),
+    kind('conflict'),
+    'twice on one host is a --ip in the aux window',
+  );
   await h1.requestSpecific(ref, POOL, '10.1.0.20', {});
   await assert.rejects(h2.reserve(ref, POOL, 'aux', '10.1.0.20'), kind('conflict'));
   await assert.rejects(h1.reserve(parsePoolId('10.2.0.0/24'), '10.2.0.0/24', 'gateway', ''), kind('not-found'));
@@ -64,10 +85,21 @@ test('--ip: granted when free and allowed; refused when taken, reserved or outsi
   const h2 = new AddressService(stores, 'h2', silentLogger());
   assert.equal(await h1.requestSpecific(ref, POOL, '10.1.0.20', { endpointName: 'web' }), '10.1.0.20/22');
   assert.deepEqual(stores.assignment(ref.subnet, '10.1.0.20'), {
-    assignment: { hostId: 'h1', poolId: POOL, endpointName: 'web', since: (stores.assignment(ref.subnet, '10.1.0.20') as ReturnType<typeof held>).assignment.since },
+    assignment: {
+      hostId: 'h1',
+      poolId: POOL,
+      endpointName: 'web',
+      since: (stores.assignment(ref.subnet, '10.1.0.20') as ReturnType<typeof held>).assignment.since,
+    },
   });
-  await assert.rejects(h2.requestSpecific(ref, POOL, '10.1.0.20', {}), (e: unknown) => kind('conflict')(e) && /already in use/.test((e as Error).message));
-  await assert.rejects(h2.requestSpecific(ref, POOL, '10.1.0.60', {}), (e: unknown) => kind('invalid')(e) && /outside the pool's ranges/.test((e as Error).message));
+  await assert.rejects(
+    h2.requestSpecific(ref, POOL, '10.1.0.20', {}),
+    (e: unknown) => kind('conflict')(e) && /already in use/.test((e as Error).message),
+  );
+  await assert.rejects(
+    h2.requestSpecific(ref, POOL, '10.1.0.60', {}),
+    (e: unknown) => kind('invalid')(e) && /outside the pool's ranges/.test((e as Error).message),
+  );
   await assert.rejects(h2.requestSpecific(ref, POOL, '10.9.0.1', {}), kind('invalid'));
   // the same address asked by two hosts at once: one wins, the other is told it is in use
   stores.beforeNextCommit(async () => {
@@ -84,7 +116,7 @@ test('release: own address freed, a foreign or unreadable one left alone unless 
   const admin = new AddressService(stores, 'admin', silentLogger());
   const [mine] = await new AllocationService(stores.blocks, stores.retry, 'h1').allocate(ref, POOL, [{}]);
   await h2.requestSpecific(ref, POOL, '10.1.0.40', {});
-  assert.equal(await h2.release(ref, POOL, mine as string), 'none', 'h2 may not free h1\'s address');
+  assert.equal(await h2.release(ref, POOL, mine as string), 'none', "h2 may not free h1's address");
   assert.ok(stores.assignment(ref.subnet, mine as string));
   assert.equal(await h1.release(ref, POOL, mine as string), 'container');
   assert.equal(stores.assignment(ref.subnet, mine as string), undefined);

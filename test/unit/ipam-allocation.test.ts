@@ -29,7 +29,12 @@ test('a batch is served from one block in one commit; the next one from the cach
   assert.equal(stores.stats.reads - before.reads, 0, 'no read: the block came from the cache');
   assert.equal(blockOfAddress(second[0] as string), blockOfAddress(first[0] as string));
   assert.deepEqual(stores.assignment(ref.subnet, second[0] as string), {
-    assignment: { hostId: 'h1', since: (stores.assignment(ref.subnet, second[0] as string) as { assignment: { since: string } }).assignment.since, poolId: POOL, macAddress: '02:42:00:00:00:01' },
+    assignment: {
+      hostId: 'h1',
+      since: (stores.assignment(ref.subnet, second[0] as string) as { assignment: { since: string } }).assignment.since,
+      poolId: POOL,
+      macAddress: '02:42:00:00:00:01',
+    },
   });
 });
 
@@ -41,7 +46,11 @@ test('filling a block moves on to the next; the whole pool drains into distinct 
   for (;;) {
     let batch: string[];
     try {
-      batch = await a.allocate(ref, POOL, Array.from({ length: 100 }, () => ({})));
+      batch = await a.allocate(
+        ref,
+        POOL,
+        Array.from({ length: 100 }, () => ({})),
+      );
     } catch (err) {
       assert.ok(kind('exhausted')(err));
       assert.match((err as Error).message, /Pool 10\.1\.0\.0\/22 is exhausted/);
@@ -95,27 +104,45 @@ test('a host that loses a block to another writer moves to another open block; w
   const [one] = await a.allocate(small, POOL, [{}]);
   stores.injectConflicts(2);
   const [two] = await a.allocate(small, POOL, [{}]);
-  assert.equal(blockOfAddress(two as string), blockOfAddress(one as string), 'a sub-pool of one block has nowhere else to go');
+  assert.equal(
+    blockOfAddress(two as string),
+    blockOfAddress(one as string),
+    'a sub-pool of one block has nowhere else to go',
+  );
 });
 
 test('endless conflicts end as a clear "unavailable" after the bounded retries', async () => {
   const { stores } = await poolWithRange();
   stores.injectConflicts(1000);
-  await assert.rejects(allocator(stores).allocate(ref, POOL, [{}]), (e: unknown) => kind('unavailable')(e) && /Too many concurrent changes/.test((e as Error).message));
+  await assert.rejects(
+    allocator(stores).allocate(ref, POOL, [{}]),
+    (e: unknown) => kind('unavailable')(e) && /Too many concurrent changes/.test((e as Error).message),
+  );
 });
 
 test('an unknown pool is "not found", worded once', async () => {
   const { stores } = await poolWithRange();
-  await assert.rejects(allocator(stores).allocate(parsePoolId('10.9.0.0/24'), '10.9.0.0/24', [{}]), (e: unknown) =>
-    kind('not-found')(e) && (e as Error).message === 'Pool 10.9.0.0/24 does not exist (was its network removed?).');
+  await assert.rejects(
+    allocator(stores).allocate(parsePoolId('10.9.0.0/24'), '10.9.0.0/24', [{}]),
+    (e: unknown) =>
+      kind('not-found')(e) && (e as Error).message === 'Pool 10.9.0.0/24 does not exist (was its network removed?).',
+  );
 });
 
 test('the driver group-commits concurrent requests: many callers, few commits, distinct addresses', async () => {
   const { stores } = await poolWithRange();
   const driver = new IpamDriverService(stores, 'h1', silentLogger());
-  const { poolId } = await driver.requestPool({ addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false });
+  const { poolId } = await driver.requestPool({
+    addressSpace: 'FlatLocal',
+    pool: POOL,
+    subPool: '',
+    options: {},
+    v6: false,
+  });
   const before = stores.stats.commits;
-  const got = await Promise.all(Array.from({ length: 40 }, () => driver.requestAddress({ poolId, address: '', kind: 'container' })));
+  const got = await Promise.all(
+    Array.from({ length: 40 }, () => driver.requestAddress({ poolId, address: '', kind: 'container' })),
+  );
   assert.equal(new Set(got.map((g) => g.address)).size, 40);
   assert.ok(got.every((g) => g.address.endsWith('/22')));
   assert.ok(stores.stats.commits - before < 40, `batched: ${stores.stats.commits - before} commits for 40 requests`);
@@ -137,6 +164,10 @@ test('a record for an address its block calls free is taken as the truth: the bi
   const view = await stores.blocks.read(ref.subnet, 0n);
   assert.ok(view && getBit(view.bits, 1), 'the block now marks 10.1.0.1 used');
   const before = stores.stats.conflicts;
-  assert.deepEqual(await allocator(stores, 'h2').allocate(small, POOL, [{}]), ['10.1.0.4'], 'another host allocates without tripping over it');
+  assert.deepEqual(
+    await allocator(stores, 'h2').allocate(small, POOL, [{}]),
+    ['10.1.0.4'],
+    'another host allocates without tripping over it',
+  );
   assert.equal(stores.stats.conflicts, before, 'and without a failed commit');
 });

@@ -13,7 +13,14 @@ function flatnet(args: string[]): Promise<{ code: number; stderr: string }> {
     execFile(
       process.execPath,
       [cli, ...args],
-      { env: { PATH: process.env.PATH ?? '', FLATNET_ETCD_ENDPOINTS: 'http://127.0.0.1:9', FLATNET_ETCD_TIMEOUT_MS: '300', FLATNET_CONFIG: '/nonexistent/flatnet.conf' } },
+      {
+        env: {
+          PATH: process.env.PATH ?? '',
+          FLATNET_ETCD_ENDPOINTS: 'http://127.0.0.1:9',
+          FLATNET_ETCD_TIMEOUT_MS: '300',
+          FLATNET_CONFIG: '/nonexistent/flatnet.conf',
+        },
+      },
       (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
     );
   });
@@ -23,7 +30,11 @@ test('CLI address flags go through the parsers the plugin API uses', () => {
   assert.equal(subnetFlag('--subnet', '10.66.0.5/24'), '10.66.0.0/24');
   assert.equal(subnetFlag('--subnet', 'fd00::1/64'), 'fd00::/64');
   for (const bad of ['10.66.0.0/99', '10.66.0.0', '10.66.0.0/24x', '300.1.1.1/8', '']) {
-    assert.throws(() => subnetFlag('--subnet', bad), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid', bad);
+    assert.throws(
+      () => subnetFlag('--subnet', bad),
+      (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid',
+      bad,
+    );
   }
 });
 

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
-import { type CandidateState, conflictRecord, isConflict, isStale, planProbes, preProbed } from '../../src/ipam/core/conflicts.js';
+import {
+  type CandidateState,
+  conflictRecord,
+  isConflict,
+  isStale,
+  planProbes,
+  preProbed,
+} from '../../src/ipam/core/conflicts.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { assignmentSchema, CONFLICT_HOLDER } from '../../src/ipam/model/records.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
@@ -25,9 +32,10 @@ async function driverOn(range: [string, string], host = 'h1') {
   return { stores, admin, driver, poolId: pool.poolId, conflicts: new ConflictService(stores) };
 }
 
-const next = async (driver: IpamDriverService, poolId: string): Promise<string> => bare((await driver.requestAddress({ poolId, address: '', kind: 'container' })).address);
+const next = async (driver: IpamDriverService, poolId: string): Promise<string> =>
+  bare((await driver.requestAddress({ poolId, address: '', kind: 'container' })).address);
 
-test('a conflict record round-trips through the assignment schema and is told apart from a container\'s', () => {
+test("a conflict record round-trips through the assignment schema and is told apart from a container's", () => {
   const rec = conflictRecord('10.1.0.0/22', seen());
   const back = assignmentSchema.parse(JSON.parse(JSON.stringify(rec)));
   assert.deepEqual(back, { hostId: CONFLICT_HOLDER, since: seen().seenAt, poolId: '10.1.0.0/22', conflict: seen() });
@@ -73,10 +81,13 @@ test('upcoming continues into the next block when the current one runs out', asy
   const first = await next(driver, poolId);
   const peek = await driver.upcoming(poolId, 6);
   assert.ok(peek.length === 6 && peek.every((a) => a !== first), `six free addresses: ${peek.join(',')}`);
-  assert.ok(peek.some((a) => a.startsWith('10.1.1.')), 'the block after the cursor\'s is looked at too');
+  assert.ok(
+    peek.some((a) => a.startsWith('10.1.1.')),
+    "the block after the cursor's is looked at too",
+  );
 });
 
-test('a recorded conflict is skipped by every host\'s allocator, listed apart, and cleared back to free at once', async () => {
+test("a recorded conflict is skipped by every host's allocator, listed apart, and cleared back to free at once", async () => {
   const { driver, poolId, admin, stores, conflicts } = await driverOn(['10.1.0.1/22', '10.1.0.6']);
   const ref = parsePoolId(poolId);
   const upcoming = await driver.upcoming(poolId, 6);
@@ -84,28 +95,60 @@ test('a recorded conflict is skipped by every host\'s allocator, listed apart, a
   for (const a of bad) assert.equal(await conflicts.record(ref, poolId, a, seen()), 'recorded');
   assert.equal(await conflicts.record(ref, poolId, bad[0] as string, seen()), 'taken', 'recorded once');
   const other = new IpamDriverService(stores, 'h2', silentLogger());
-  const got = [await next(driver, poolId), await next(other, poolId), await next(driver, poolId), await next(other, poolId)];
-  assert.deepEqual(got.filter((a) => bad.includes(a)), [], `no host hands a conflict out: ${got.join(',')}`);
-  await assert.rejects(next(driver, poolId), (e: unknown) => e instanceof FlatnetError && /exhausted|no free/i.test(e.message));
-  assert.deepEqual((await admin.listAssignments()).map((a) => a.address).sort(), [...got].sort(), 'ip list shows containers only');
+  const got = [
+    await next(driver, poolId),
+    await next(other, poolId),
+    await next(driver, poolId),
+    await next(other, poolId),
+  ];
+  assert.deepEqual(
+    got.filter((a) => bad.includes(a)),
+    [],
+    `no host hands a conflict out: ${got.join(',')}`,
+  );
+  await assert.rejects(
+    next(driver, poolId),
+    (e: unknown) => e instanceof FlatnetError && /exhausted|no free/i.test(e.message),
+  );
+  assert.deepEqual(
+    (await admin.listAssignments()).map((a) => a.address).sort(),
+    [...got].sort(),
+    'ip list shows containers only',
+  );
   const listed = await admin.listConflicts();
-  assert.deepEqual(listed.map((c) => [c.address, c.mac, c.seenBy]), bad.map((a) => [a, '02:aa:bb:cc:dd:ee', 'h2']));
+  assert.deepEqual(
+    listed.map((c) => [c.address, c.mac, c.seenBy]),
+    bad.map((a) => [a, '02:aa:bb:cc:dd:ee', 'h2']),
+  );
   assert.deepEqual(await admin.listConflicts({ subnet: '10.9.0.0/24' }), []);
 
   const cleared = await admin.clearConflict(bad[0] as string);
   assert.equal(cleared.address, bad[0]);
   assert.equal(await next(driver, poolId), bad[0], 'cleared: free at once (no cooldown)');
-  await assert.rejects(admin.clearConflict(bad[0] as string), /is not a recorded conflict \(it is held by a container\)/);
+  await assert.rejects(
+    admin.clearConflict(bad[0] as string),
+    /is not a recorded conflict \(it is held by a container\)/,
+  );
   await assert.rejects(admin.clearConflict('10.1.0.200'), /is not a recorded conflict \(it is free\)/);
   await assert.rejects(admin.clearConflict('10.200.0.1'), /in no pool/);
-  assert.deepEqual((await admin.listConflicts()).map((c) => c.address), [bad[1]]);
+  assert.deepEqual(
+    (await admin.listConflicts()).map((c) => c.address),
+    [bad[1]],
+  );
 });
 
-test('reconcile, host forget, ip release, Docker\'s release, owner updates and fsck leave a conflict alone', async () => {
+test("reconcile, host forget, ip release, Docker's release, owner updates and fsck leave a conflict alone", async () => {
   const { driver, poolId, admin, stores, conflicts } = await driverOn(['10.1.0.1/22', '10.1.0.20']);
   const a = (await driver.upcoming(poolId, 1))[0] as string;
   assert.equal(await conflicts.record(parsePoolId(poolId), poolId, a, { ...seen(), seenBy: 'h1' }), 'recorded');
-  const nothingHeld = { view: async () => ({ held: new Set<string>(), complete: new Set([POOL]), incomplete: new Map(), dockerComplete: true }) };
+  const nothingHeld = {
+    view: async () => ({
+      held: new Set<string>(),
+      complete: new Set([POOL]),
+      incomplete: new Map(),
+      dockerComplete: true,
+    }),
+  };
   for (const host of ['h1', 'h2']) {
     const r = await new Reconciler(stores, host, nothingHeld, { graceMs: 0 }, silentLogger()).run();
     assert.deepEqual(r.freed, [], `the reconcile of ${host} frees nothing`);
@@ -113,12 +156,26 @@ test('reconcile, host forget, ip release, Docker\'s release, owner updates and f
   assert.deepEqual((await hostFootprint(stores, 'h1')).addresses, [], 'the host that saw it does not hold it');
   await forgetHost(stores, 'h1');
   await driver.releaseAddress(poolId, a);
-  await assert.rejects(operatorRelease(stores, a), (e: unknown) => e instanceof FlatnetError && e.kind === 'conflict' && /clear-conflict/.test(e.message));
+  await assert.rejects(
+    operatorRelease(stores, a),
+    (e: unknown) => e instanceof FlatnetError && e.kind === 'conflict' && /clear-conflict/.test(e.message),
+  );
   assert.equal(await admin.releaseAddress(a), undefined);
-  await assert.rejects(driver.requestAddress({ poolId, address: a, kind: 'container' }), /in use by a machine outside flatnet \(MAC 02:aa:bb:cc:dd:ee\)/);
+  await assert.rejects(
+    driver.requestAddress({ poolId, address: a, kind: 'container' }),
+    /in use by a machine outside flatnet \(MAC 02:aa:bb:cc:dd:ee\)/,
+  );
   assert.deepEqual(await fsck(stores), [], 'bit and record agree');
-  assert.deepEqual((await admin.listConflicts()).map((c) => c.address), [a], 'still recorded after all of that');
-  assert.equal(withOwner({ assignment: conflictRecord(poolId, seen()) }, 'h2', { endpointId: 'e1' }), undefined, 'no owner is written into it');
+  assert.deepEqual(
+    (await admin.listConflicts()).map((c) => c.address),
+    [a],
+    'still recorded after all of that',
+  );
+  assert.equal(
+    withOwner({ assignment: conflictRecord(poolId, seen()) }, 'h2', { endpointId: 'e1' }),
+    undefined,
+    'no owner is written into it',
+  );
 });
 
 test('a conflict is not recorded over an address a container got meanwhile', async () => {

@@ -20,7 +20,12 @@ const container = (poolId: string, address = '') => ({ poolId, address, kind: 'c
 
 /** A journal file in memory (the file itself is util/atomic-file.ts, exercised by the integration test). */
 function memoryStorage(initial?: string) {
-  const s = { text: initial, saves: 0, load: async () => s.text, save: async (t: string) => void ((s.text = t), s.saves++) };
+  const s = {
+    text: initial,
+    saves: 0,
+    load: async () => s.text,
+    save: async (t: string) => void ((s.text = t), s.saves++),
+  };
   return s;
 }
 
@@ -42,11 +47,22 @@ function outage(inner: MemoryStores): { stores: IpamStores; down: { on: boolean 
     });
   return {
     down,
-    stores: { pools: guard<PoolRepository>(inner.pools), blocks: guard<BlockRepository>(inner.blocks), addresses: inner.addresses, retry: inner.retry },
+    stores: {
+      pools: guard<PoolRepository>(inner.pools),
+      blocks: guard<BlockRepository>(inner.blocks),
+      addresses: inner.addresses,
+      retry: inner.retry,
+    },
   };
 }
 
-const view = (o: Partial<HostView> = {}): HostView => ({ held: new Set(), complete: new Set(), incomplete: new Map(), dockerComplete: false, ...o });
+const view = (o: Partial<HostView> = {}): HostView => ({
+  held: new Set(),
+  complete: new Set(),
+  incomplete: new Map(),
+  dockerComplete: false,
+  ...o,
+});
 
 test('claims are counted per network: a repeated RequestPool succeeds, the pool goes with the last ReleasePool', async () => {
   const stores = new MemoryStores();
@@ -56,9 +72,17 @@ test('claims are counted per network: a repeated RequestPool succeeds, the pool 
   assert.equal((await h1.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'))).poolId, first.poolId);
   assert.equal((await stores.pools.read(parseSubnet('10.9.0.0/24')))?.config.claims.length, 2);
   await h1.releasePool(first.poolId);
-  assert.equal((await stores.pools.read(parseSubnet('10.9.0.0/24')))?.config.claims.length, 1, 'one network still holds it');
+  assert.equal(
+    (await stores.pools.read(parseSubnet('10.9.0.0/24')))?.config.claims.length,
+    1,
+    'one network still holds it',
+  );
   await h1.releasePool(first.poolId);
-  assert.equal(await stores.pools.read(parseSubnet('10.9.0.0/24')), undefined, 'the last release drops the Docker pool');
+  assert.equal(
+    await stores.pools.read(parseSubnet('10.9.0.0/24')),
+    undefined,
+    'the last release drops the Docker pool',
+  );
   await h1.releasePool(first.poolId);
 });
 
@@ -66,15 +90,51 @@ test('reconcile plan: held, young, in flight and incomplete views are kept; the 
   const now = Date.parse('2026-01-01T00:10:00Z');
   const old = '2026-01-01T00:00:00Z';
   const a = (address: string, subnet = '10.0.0.0/24', since = old) => ({ address, subnet, poolId: subnet, since });
-  const assigned = [a('10.0.0.5'), a('10.0.0.6'), a('10.0.0.7', '10.0.0.0/24', '2026-01-01T00:09:30Z'), a('10.0.0.8', '10.0.0.0/24', 'garbage'), a('10.1.0.5', '10.1.0.0/24')];
-  const v = view({ held: new Set(['10.0.0.5']), complete: new Set(['10.0.0.0/24']), incomplete: new Map([['10.1.0.0/24', 'Docker unreachable']]) });
+  const assigned = [
+    a('10.0.0.5'),
+    a('10.0.0.6'),
+    a('10.0.0.7', '10.0.0.0/24', '2026-01-01T00:09:30Z'),
+    a('10.0.0.8', '10.0.0.0/24', 'garbage'),
+    a('10.1.0.5', '10.1.0.0/24'),
+  ];
+  const v = view({
+    held: new Set(['10.0.0.5']),
+    complete: new Set(['10.0.0.0/24']),
+    incomplete: new Map([['10.1.0.0/24', 'Docker unreachable']]),
+  });
   const plan = planReconcile(assigned, v, { now, graceMs: 120_000, inFlight: new Set() });
-  assert.deepEqual(plan.free.map((x) => x.address), ['10.0.0.6']);
-  assert.deepEqual(plan.kept.map((k) => [k.address.address, k.reason]), [['10.0.0.5', 'held'], ['10.0.0.7', 'young'], ['10.0.0.8', 'young'], ['10.1.0.5', 'incomplete-view']]);
+  assert.deepEqual(
+    plan.free.map((x) => x.address),
+    ['10.0.0.6'],
+  );
+  assert.deepEqual(
+    plan.kept.map((k) => [k.address.address, k.reason]),
+    [
+      ['10.0.0.5', 'held'],
+      ['10.0.0.7', 'young'],
+      ['10.0.0.8', 'young'],
+      ['10.1.0.5', 'incomplete-view'],
+    ],
+  );
   assert.deepEqual(plan.skipped, [{ subnet: '10.1.0.0/24', why: 'Docker unreachable' }]);
-  assert.deepEqual(planReconcile(assigned, v, { now, graceMs: 120_000, inFlight: new Set(['10.0.0.0/24']) }).free, [], 'allocation in flight');
-  assert.deepEqual(planReconcile(assigned, { ...v, unusable: 'endpoint record x is unreadable' }, { now, graceMs: 0, inFlight: new Set() }).free, []);
-  assert.deepEqual(planReconcile(assigned, view({ dockerComplete: true }), { now, graceMs: 0, inFlight: new Set() }).free.length, 5 - 1, 'Docker covers every subnet; the garbage time stays');
+  assert.deepEqual(
+    planReconcile(assigned, v, { now, graceMs: 120_000, inFlight: new Set(['10.0.0.0/24']) }).free,
+    [],
+    'allocation in flight',
+  );
+  assert.deepEqual(
+    planReconcile(
+      assigned,
+      { ...v, unusable: 'endpoint record x is unreadable' },
+      { now, graceMs: 0, inFlight: new Set() },
+    ).free,
+    [],
+  );
+  assert.deepEqual(
+    planReconcile(assigned, view({ dockerComplete: true }), { now, graceMs: 0, inFlight: new Set() }).free.length,
+    5 - 1,
+    'Docker covers every subnet; the garbage time stays',
+  );
 });
 
 test('reconciler frees only unheld addresses of this host, and never one re-assigned since it was read', async () => {
@@ -83,11 +143,18 @@ test('reconciler frees only unheld addresses of this host, and never one re-assi
   const h2 = new IpamDriverService(stores, 'h2', silentLogger());
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   await h2.requestPool(v4('10.1.0.0/22'));
-  const [kept, orphan, other] = [await h1.requestAddress(container(poolId)), await h1.requestAddress(container(poolId)), await h2.requestAddress(container(poolId))];
+  const [kept, orphan, other] = [
+    await h1.requestAddress(container(poolId)),
+    await h1.requestAddress(container(poolId)),
+    await h2.requestAddress(container(poolId)),
+  ];
   const bare = (c: { address: string }) => c.address.split('/')[0] as string;
   const source = { view: async () => view({ held: new Set([bare(kept)]), complete: new Set(['10.1.0.0/22']) }) };
   const r = new Reconciler(stores, 'h1', source, { graceMs: 0 }, silentLogger());
-  assert.deepEqual((await r.run({ dryRun: true })).plan.free.map((x) => x.address), [bare(orphan)]);
+  assert.deepEqual(
+    (await r.run({ dryRun: true })).plan.free.map((x) => x.address),
+    [bare(orphan)],
+  );
   assert.equal((await stores.addresses.list(parseSubnet('10.1.0.0/22'))).length, 3, 'a dry run frees nothing');
 
   // between the plan and the commit the orphan is released and handed out again: the new holder keeps it
@@ -95,7 +162,13 @@ test('reconciler frees only unheld addresses of this host, and never one re-assi
   await h1.releaseAddress(poolId, bare(orphan));
   await h1.requestAddress(container(poolId, bare(orphan)));
   stores.beforeNextCommit(async () => undefined);
-  const replanned = new Reconciler(stores, 'h1', { view: async () => view({ held: new Set([bare(kept)]), complete: new Set(['10.1.0.0/22']) }) }, { graceMs: 60_000 }, silentLogger());
+  const replanned = new Reconciler(
+    stores,
+    'h1',
+    { view: async () => view({ held: new Set([bare(kept)]), complete: new Set(['10.1.0.0/22']) }) },
+    { graceMs: 60_000 },
+    silentLogger(),
+  );
   assert.deepEqual((await replanned.run()).freed, [], 'young again: kept');
   assert.equal(plan.free.length, 1);
 
@@ -111,7 +184,10 @@ test('journal: bounded, ordered, kept while etcd is away, each entry applied onc
   const storage = memoryStorage();
   const j = new ReleaseJournal(storage, silentLogger(), 3);
   for (const n of [1, 2, 3, 4]) await j.add(e(n));
-  assert.deepEqual((await j.pending()).map((x) => x.poolId), ['10.2.0.0/24', '10.3.0.0/24', '10.4.0.0/24']);
+  assert.deepEqual(
+    (await j.pending()).map((x) => x.poolId),
+    ['10.2.0.0/24', '10.3.0.0/24', '10.4.0.0/24'],
+  );
   const applied: string[] = [];
   let etcdUp = false;
   const apply = async (x: JournalEntry) => {
@@ -125,22 +201,40 @@ test('journal: bounded, ordered, kept while etcd is away, each entry applied onc
   assert.deepEqual(applied, ['10.2.0.0/24', '10.4.0.0/24']);
   // a restarted server reads what is left from the file; a damaged file starts a new journal
   await j.add(e(7));
-  assert.deepEqual((await new ReleaseJournal(memoryStorage(storage.text), silentLogger()).pending()).map((x) => x.poolId), ['10.7.0.0/24']);
+  assert.deepEqual(
+    (await new ReleaseJournal(memoryStorage(storage.text), silentLogger()).pending()).map((x) => x.poolId),
+    ['10.7.0.0/24'],
+  );
   assert.deepEqual(await new ReleaseJournal(memoryStorage('{not json'), silentLogger()).pending(), []);
 });
 
 test('journal: an entry whose release landed is removed alone; a drain leaves entries it is told are landing', async () => {
-  const a = (n: number): JournalEntry => ({ op: 'address', poolId: '10.9.0.0/24', address: `10.9.0.${n}`, at: '2026-01-01T00:00:00Z' });
+  const a = (n: number): JournalEntry => ({
+    op: 'address',
+    poolId: '10.9.0.0/24',
+    address: `10.9.0.${n}`,
+    at: '2026-01-01T00:00:00Z',
+  });
   const j = new ReleaseJournal(memoryStorage(), silentLogger());
   for (const n of [1, 2, 3]) await j.add(a(n));
   await j.remove(a(2));
   await j.remove({ ...a(3), at: '2026-01-02T00:00:00Z' });
-  assert.deepEqual((await j.pending()).map((x) => x.op === 'address' && x.address), ['10.9.0.1', '10.9.0.3'], 'only the equal entry goes');
+  assert.deepEqual(
+    (await j.pending()).map((x) => x.op === 'address' && x.address),
+    ['10.9.0.1', '10.9.0.3'],
+    'only the equal entry goes',
+  );
   const applied: string[] = [];
-  const result = await j.drain(async (x) => void applied.push(x.op === 'address' ? x.address : ''), (x) => x.op === 'address' && x.address === '10.9.0.1');
+  const result = await j.drain(
+    async (x) => void applied.push(x.op === 'address' ? x.address : ''),
+    (x) => x.op === 'address' && x.address === '10.9.0.1',
+  );
   assert.deepEqual(applied, ['10.9.0.3']);
   assert.deepEqual(result, { landed: 1, discarded: 0, left: 1 });
-  assert.deepEqual((await j.pending()).map((x) => x.op === 'address' && x.address), ['10.9.0.1']);
+  assert.deepEqual(
+    (await j.pending()).map((x) => x.op === 'address' && x.address),
+    ['10.9.0.1'],
+  );
 });
 
 test('a release during an etcd outage answers at once, is journaled, and lands when etcd is back', async () => {
@@ -156,20 +250,32 @@ test('a release during an etcd outage answers at once, is journaled, and lands w
   await h1.releaseAddress(poolId, a);
   await h1.releaseAddress(poolId, gw.address.split('/')[0] as string);
   await h1.releasePool(poolId);
-  await assert.rejects(h1.requestAddress(container(poolId)), kind('unavailable'), 'allocations still fail: only releases are journaled');
-  assert.deepEqual((await journal.pending()).map((x) => x.op), ['address', 'address', 'pool']);
+  await assert.rejects(
+    h1.requestAddress(container(poolId)),
+    kind('unavailable'),
+    'allocations still fail: only releases are journaled',
+  );
+  assert.deepEqual(
+    (await journal.pending()).map((x) => x.op),
+    ['address', 'address', 'pool'],
+  );
   assert.equal(await h1.drainJournal()?.then((r) => r.left), 3, 'still away: kept');
   down.on = false;
   // b was never released: replaying the others leaves it assigned
   assert.deepEqual(await h1.drainJournal(), { landed: 3, discarded: 0, left: 0 });
   const cfg = (await inner.pools.read(parseSubnet('10.1.0.0/22')))?.config;
   assert.deepEqual([cfg?.claims.length, cfg?.reservations.length], [0, 0]);
-  assert.deepEqual((await inner.addresses.list(parseSubnet('10.1.0.0/22'))).map((x) => x.address), [b]);
+  assert.deepEqual(
+    (await inner.addresses.list(parseSubnet('10.1.0.0/22'))).map((x) => x.address),
+    [b],
+  );
 });
 
 test('a replayed entry never frees an address assigned after the release was asked for', async () => {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
-  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()) });
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), {
+    journal: new ReleaseJournal(memoryStorage(), silentLogger()),
+  });
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   const a = (await h1.requestAddress(container(poolId))).address.split('/')[0] as string;
   const at = new Date(Date.now() - 60_000).toISOString();
@@ -180,7 +286,7 @@ test('a replayed entry never frees an address assigned after the release was ask
   await h1.replay({ op: 'address', poolId, address: a, at: new Date().toISOString() });
 });
 
-test('host forget drops a host\'s claims, reservations and addresses, and leaves the others', async () => {
+test("host forget drops a host's claims, reservations and addresses, and leaves the others", async () => {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
   const h1 = new IpamDriverService(stores, 'h1', silentLogger());
   const h2 = new IpamDriverService(stores, 'h2', silentLogger());
@@ -192,11 +298,17 @@ test('host forget drops a host\'s claims, reservations and addresses, and leaves
   await h1.requestAddress(container(poolId));
   const kept = await h2.requestAddress(container(poolId));
   const held = await hostFootprint(stores, 'h1');
-  assert.deepEqual([held.claims, held.reservations.map((r) => r.count), held.addresses.length], [[{ subnet: '10.1.0.0/22', count: 2 }], [1], 1]);
+  assert.deepEqual(
+    [held.claims, held.reservations.map((r) => r.count), held.addresses.length],
+    [[{ subnet: '10.1.0.0/22', count: 2 }], [1], 1],
+  );
   await forgetHost(stores, 'h1');
   assert.deepEqual(await hostFootprint(stores, 'h1'), { hostId: 'h1', claims: [], reservations: [], addresses: [] });
   const h2held = await hostFootprint(stores, 'h2');
-  assert.deepEqual([h2held.claims.length, h2held.reservations.length, h2held.addresses.map((x) => x.address)], [1, 1, [kept.address.split('/')[0]]]);
+  assert.deepEqual(
+    [h2held.claims.length, h2held.reservations.length, h2held.addresses.map((x) => x.address)],
+    [1, 1, [kept.address.split('/')[0]]],
+  );
   assert.equal((await operatorRelease(stores, '10.1.0.200')).outcome, 'not-assigned');
   assert.equal((await operatorRelease(stores, kept.address.split('/')[0] as string)).outcome, 'freed');
 });
@@ -215,28 +327,42 @@ test('fsck finds bits without records and records without bits, and repair makes
   const assignment = { hostId: 'h1', since: new Date().toISOString(), poolId };
   assert.ok(await stores.blocks.commit(view, { bits, nodes: noNodes, create: [{ address: '10.1.0.10', assignment }] }));
   const findings = await fsck(stores, new Set(['h1']));
-  assert.deepEqual(findings.map((f) => [f.kind, f.what]).sort(), [['bit-without-record', '10.1.0.9'], ['record-without-bit', '10.1.0.10']]);
+  assert.deepEqual(findings.map((f) => [f.kind, f.what]).sort(), [
+    ['bit-without-record', '10.1.0.9'],
+    ['record-without-bit', '10.1.0.10'],
+  ]);
   assert.equal(await repairBits(stores, findings), 1);
   assert.deepEqual(await fsck(stores, new Set(['h1'])), []);
-  assert.deepEqual(await fsck(stores, new Set()), [{ subnet: '10.1.0.0/22', kind: 'claim-of-unknown-host', what: 'h1' }]);
+  assert.deepEqual(await fsck(stores, new Set()), [
+    { subnet: '10.1.0.0/22', kind: 'claim-of-unknown-host', what: 'h1' },
+  ]);
 });
 
 test('a replayed release cools like any release: the address goes to no other container, its record is kept', async () => {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.2');
   const cooling = { policy: { cooldownSec: 300, stickySec: 0 }, now: () => Math.floor(Date.now() / 1000) };
-  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()), cooling });
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), {
+    journal: new ReleaseJournal(memoryStorage(), silentLogger()),
+    cooling,
+  });
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   const a = (await h1.requestAddress(container(poolId))).address.split('/')[0] as string;
   await h1.replay({ op: 'address', poolId, address: a, at: new Date(Date.now() + 1000).toISOString() });
   const subnet = parseSubnet('10.1.0.0/22');
-  assert.deepEqual((await stores.addresses.listReleased(subnet)).map((r) => r.address), [a], 'the freed address cools');
+  assert.deepEqual(
+    (await stores.addresses.listReleased(subnet)).map((r) => r.address),
+    [a],
+    'the freed address cools',
+  );
   const next = (await h1.requestAddress(container(poolId))).address.split('/')[0];
   assert.notEqual(next, a, 'another container gets the other address of the range, not the cooling one');
 });
 
 test('a replayed ReleasePool never drops the claim of a network created after the release was asked for', async () => {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
-  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()) });
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), {
+    journal: new ReleaseJournal(memoryStorage(), silentLogger()),
+  });
   const before = new Date(Date.now() - 60_000).toISOString();
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   const claims = async () => (await stores.pools.read(parseSubnet('10.1.0.0/22')))?.config.claims.length ?? 0;
@@ -246,13 +372,17 @@ test('a replayed ReleasePool never drops the claim of a network created after th
   assert.equal(await claims(), 0);
 });
 
-test('a replay never drops a gateway reference (not safe to repeat): it stays reserved until the host\'s last claim goes', async () => {
+test("a replay never drops a gateway reference (not safe to repeat): it stays reserved until the host's last claim goes", async () => {
   const { stores } = await poolWithRange('10.1.0.1/22', '10.1.0.20');
-  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), { journal: new ReleaseJournal(memoryStorage(), silentLogger()) });
+  const h1 = new IpamDriverService(stores, 'h1', silentLogger(), {
+    journal: new ReleaseJournal(memoryStorage(), silentLogger()),
+  });
   // two networks of this host on the pool, one gateway: two references
   const { poolId } = await h1.requestPool(v4('10.1.0.0/22'));
   await h1.requestPool(v4('10.1.0.0/22'));
-  const gw = (await h1.requestAddress({ poolId, address: '10.1.0.5', kind: 'gateway' })).address.split('/')[0] as string;
+  const gw = (await h1.requestAddress({ poolId, address: '10.1.0.5', kind: 'gateway' })).address.split(
+    '/',
+  )[0] as string;
   await h1.requestAddress({ poolId, address: gw, kind: 'gateway' });
   const config = async () => (await stores.pools.read(parseSubnet('10.1.0.0/22')))?.config;
   const refs = async () => (await config())?.reservations.find((r) => r.address === gw)?.holders.h1 ?? 0;
@@ -261,7 +391,11 @@ test('a replay never drops a gateway reference (not safe to repeat): it stays re
   for (let i = 0; i < 2; i++) await h1.replay({ op: 'address', poolId, address: gw, at });
   await h1.replay({ op: 'pool', poolId, at });
   assert.equal((await config())?.claims.length, 1, 'one network left');
-  assert.equal(await refs(), 2, 'the gateway is still reserved for the network left (one reference too many, never one too few)');
+  assert.equal(
+    await refs(),
+    2,
+    'the gateway is still reserved for the network left (one reference too many, never one too few)',
+  );
   await assert.rejects(h1.requestAddress(container(poolId, gw)), 'the gateway is not handed to a container');
   await h1.releasePool(poolId);
   assert.equal(await refs(), 0, 'the last claim took the references with it');
@@ -280,12 +414,23 @@ test('a journaled ReleasePool names the claim it chose: replayed after its write
         if (!lose) return inner.pools.update(what, s, decide, prefetch);
         lose = false;
         if (applied) await inner.pools.update(what, s, decide, prefetch);
-        else await decide({ current: (await inner.pools.read(s))?.config, index: [s], assignment: async () => undefined, blocks: async () => new Map() });
+        else
+          await decide({
+            current: (await inner.pools.read(s))?.config,
+            index: [s],
+            assignment: async () => undefined,
+            blocks: async () => new Map(),
+          });
         throw new FlatnetError('unavailable', 'etcd did not answer (txn) within 5.0 s (test)');
       },
     };
     const journal = new ReleaseJournal(memoryStorage(), silentLogger());
-    const h1 = new IpamDriverService({ pools, blocks: inner.blocks, addresses: inner.addresses, retry: inner.retry }, 'h1', silentLogger(), { journal });
+    const h1 = new IpamDriverService(
+      { pools, blocks: inner.blocks, addresses: inner.addresses, retry: inner.retry },
+      'h1',
+      silentLogger(),
+      { journal },
+    );
     // two networks of this host on one pool
     const { poolId } = await h1.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
     await new Promise((res) => setTimeout(res, 2));
@@ -295,8 +440,17 @@ test('a journaled ReleasePool names the claim it chose: replayed after its write
     await h1.releasePool(poolId);
     assert.equal(await claims(), applied ? 1 : 2);
     const [entry] = await journal.pending();
-    assert.ok(entry?.op === 'pool' && entry.claimSince !== undefined, 'journaled with the claim it chose (Docker was told it worked)');
+    assert.ok(
+      entry?.op === 'pool' && entry.claimSince !== undefined,
+      'journaled with the claim it chose (Docker was told it worked)',
+    );
     for (let i = 0; i < 2; i++) await h1.replay(entry);
-    assert.equal(await claims(), 1, applied ? 'it had applied: the replays drop nothing more' : 'it had not: the first replay drops that claim, the second nothing');
+    assert.equal(
+      await claims(),
+      1,
+      applied
+        ? 'it had applied: the replays drop nothing more'
+        : 'it had not: the first replay drops that claim, the second nothing',
+    );
   }
 });

@@ -40,7 +40,10 @@ test('the scan sees imports (guards the checks below against a regex that matche
 });
 
 test('store imports from ipam only its model and its ports', () => {
-  const bad = importsInto('store', (r) => !r.startsWith('ipam/') || r.startsWith('ipam/model/') || r === 'ipam/ports.js');
+  const bad = importsInto(
+    'store',
+    (r) => !r.startsWith('ipam/') || r.startsWith('ipam/model/') || r === 'ipam/ports.js',
+  );
   assert.deepEqual(bad, []);
 });
 
@@ -55,7 +58,12 @@ test('net is pure parsing: no ipam, store, etcd, host networking', () => {
 });
 
 test('only store touches the etcd3 client', () => {
-  const outside = ['api', 'cli', 'ipam', 'net', 'netdriver', 'server', 'util'].flatMap((d) => importsInto(d, (r) => r !== 'etcd3'));
+  const outside = ['api', 'cli', 'ipam', 'net', 'netdriver', 'server', 'util'].flatMap((d) =>
+    importsInto(d, (r) => r !== 'etcd3'),
+  );
   // types only: the test/bench convenience classes take a client the caller holds
-  assert.deepEqual(outside.filter((l) => !l.startsWith('server/etcd-ipam.ts')), []);
+  assert.deepEqual(
+    outside.filter((l) => !l.startsWith('server/etcd-ipam.ts')),
+    [],
+  );
 });

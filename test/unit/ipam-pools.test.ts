@@ -14,14 +14,24 @@ const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, s
 
 test('claims: a Docker --ip-range becomes a range, shared by hosts, counted on one host, refused on overlap', async () => {
   const stores = new MemoryStores();
-  const [h1, h2] = [new PoolService(stores.pools, 'h1', silentLogger()), new PoolService(stores.pools, 'h2', silentLogger())];
+  const [h1, h2] = [
+    new PoolService(stores.pools, 'h1', silentLogger()),
+    new PoolService(stores.pools, 'h2', silentLogger()),
+  ];
   await assert.rejects(h1.requestPool(v4('10.5.0.0/24')), /flatnet ip-range add/);
   const p = await h1.requestPool(v4('10.5.0.0/24', '10.5.0.0/28'));
   assert.deepEqual(p, { poolId: '10.5.0.0/24|10.5.0.0/28', pool: '10.5.0.0/24', data: {} });
   assert.equal((await h2.requestPool(v4('10.5.0.0/24', '10.5.0.0/28'))).poolId, p.poolId);
-  assert.equal((await h1.requestPool(v4('10.5.0.0/24', '10.5.0.0/28'))).poolId, p.poolId, 'a repeated RequestPool succeeds');
+  assert.equal(
+    (await h1.requestPool(v4('10.5.0.0/24', '10.5.0.0/28'))).poolId,
+    p.poolId,
+    'a repeated RequestPool succeeds',
+  );
   await assert.rejects(h1.requestPool(v4('10.5.0.0/24', '10.5.0.16/28')), kind('conflict'));
-  await assert.rejects(h2.requestPool(v4('10.5.0.0/16', '10.5.0.0/28')), (e: unknown) => kind('conflict')(e) && /overlaps the existing pool 10\.5\.0\.0\/24/.test((e as Error).message));
+  await assert.rejects(
+    h2.requestPool(v4('10.5.0.0/16', '10.5.0.0/28')),
+    (e: unknown) => kind('conflict')(e) && /overlaps the existing pool 10\.5\.0\.0\/24/.test((e as Error).message),
+  );
   await assert.rejects(h1.requestPool(v4('', '10.5.0.0/28')), kind('invalid'));
   await assert.rejects(h1.requestPool(v4('')), kind('exhausted'), 'no configured pool left');
   await assert.rejects(h1.requestPool({ ...v4('10.6.0.0/24', '10.6.0.0/28'), v6: true }), kind('invalid'));
@@ -31,12 +41,18 @@ test('claims: a Docker --ip-range becomes a range, shared by hosts, counted on o
 
 test('two hosts creating overlapping pools at once: the second sees the first and is refused', async () => {
   const stores = new MemoryStores();
-  const [h1, h2] = [new PoolService(stores.pools, 'h1', silentLogger()), new PoolService(stores.pools, 'h2', silentLogger())];
+  const [h1, h2] = [
+    new PoolService(stores.pools, 'h1', silentLogger()),
+    new PoolService(stores.pools, 'h2', silentLogger()),
+  ];
   stores.beforeNextCommit(async () => {
     await h2.requestPool(v4('10.7.0.0/16', '10.7.0.0/28'));
   });
   await assert.rejects(h1.requestPool(v4('10.7.0.0/24', '10.7.0.0/28')), kind('conflict'));
-  assert.deepEqual((await stores.pools.listSubnets()).map((s) => `${s.prefix}`), ['16']);
+  assert.deepEqual(
+    (await stores.pools.listSubnets()).map((s) => `${s.prefix}`),
+    ['16'],
+  );
 });
 
 test('release: the last claim drops the idle Docker range and the pool; an assigned one keeps its range', async () => {
@@ -58,7 +74,10 @@ test('release: the last claim drops the idle Docker range and the pool; an assig
 
 test('a range drop racing an allocation in it is retried and keeps the range', async () => {
   const stores = new MemoryStores();
-  const [h1, h2] = [new PoolService(stores.pools, 'h1', silentLogger()), new PoolService(stores.pools, 'h2', silentLogger())];
+  const [h1, h2] = [
+    new PoolService(stores.pools, 'h1', silentLogger()),
+    new PoolService(stores.pools, 'h2', silentLogger()),
+  ];
   const id = '10.9.0.0/24|10.9.0.0/28';
   await h1.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
   await h2.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
@@ -81,9 +100,17 @@ test('admin: ranges, host ranges and listing over the same repositories', async 
   const h1 = new PoolService(stores.pools, 'h1', silentLogger());
   const p = await h1.requestPool(v4(''));
   assert.deepEqual(p.data, { 'com.docker.network.gateway': '192.168.7.1/24' });
-  await new AddressService(stores, 'h1', silentLogger()).requestSpecific(parsePoolId(p.poolId), p.poolId, '192.168.7.101', {});
+  await new AddressService(stores, 'h1', silentLogger()).requestSpecific(
+    parsePoolId(p.poolId),
+    p.poolId,
+    '192.168.7.101',
+    {},
+  );
   stores.putAssignment(parsePoolId(p.poolId).subnet, '192.168.7.102', 'unreadable');
-  assert.deepEqual((await admin.listAssignments()).map((a) => [a.address, a.hostId]), [['192.168.7.101', 'h1']]);
+  assert.deepEqual(
+    (await admin.listAssignments()).map((a) => [a.address, a.hostId]),
+    [['192.168.7.101', 'h1']],
+  );
   const [summary] = await admin.poolSummaries();
   assert.deepEqual([summary?.size, summary?.used, summary?.free], ['4', 2, '2']);
   await assert.rejects(admin.removeIpRange({ start: '192.168.7.100', end: '192.168.7.103' }), kind('conflict'));
@@ -113,7 +140,11 @@ test('idle checks compare only their range: ip-range remove, host-range add and 
   await h1.releasePool(poolId);
   armed = false;
   const [pool] = await stores.pools.readAll();
-  assert.deepEqual(pool?.config.ranges.map((r) => [r.start, r.end]), [['10.1.2.1', '10.1.3.254']], 'range A and the --ip-range are gone');
+  assert.deepEqual(
+    pool?.config.ranges.map((r) => [r.start, r.end]),
+    [['10.1.2.1', '10.1.3.254']],
+    'range A and the --ip-range are gone',
+  );
   assert.equal(pool?.config.hostRanges.length, 1);
   assert.ok(churned >= 4, `allocations went on meanwhile (${churned})`);
 });

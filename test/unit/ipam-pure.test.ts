@@ -20,7 +20,10 @@ test('subnets canonicalise, v4 and v6, and offsets round-trip', () => {
   assert.equal(cidrAt(s, 65539n), '10.1.0.3/8');
   const v6 = parseSubnet('fd00::/64');
   assert.equal(cidrAt(v6, (1n << 63n) + 1n), 'fd00::8000:0:0:1/64');
-  assert.throws(() => offsetIn(s, '11.0.0.1'), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid');
+  assert.throws(
+    () => offsetIn(s, '11.0.0.1'),
+    (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid',
+  );
   assert.throws(() => parseSubnet('10.0.0.0/33'), FlatnetError);
   assert.throws(() => parseSubnet('300.0.0.0/8'), FlatnetError);
   assert.ok(subnetsOverlap(parseSubnet('10.0.0.0/8'), parseSubnet('10.9.0.0/16')));
@@ -52,7 +55,10 @@ test('summary tree: depth, ancestors and open children', () => {
   assert.equal(treeDepth(16), 2);
   assert.equal(treeDepth(24), 3);
   assert.equal(treeDepth(64), 8);
-  assert.deepEqual(ancestors(0x1234n, 24), [{ level: 1, index: 0x12n }, { level: 2, index: 0n }]);
+  assert.deepEqual(ancestors(0x1234n, 24), [
+    { level: 1, index: 0x12n },
+    { level: 2, index: 0n },
+  ]);
   assert.equal(childBit(0x1234n, 1), 0x34);
   assert.equal(childBit(0x1234n, 2), 0x12);
   assert.deepEqual(childSpan({ level: 1, index: 1n }, 2), iv(65536 + 512, 65536 + 767));
@@ -68,8 +74,20 @@ test('PoolIDs are canonical and parsed strictly', () => {
   const s = parseSubnet('10.20.0.0/24');
   assert.equal(formatPoolId(s, parseSubnet('10.20.0.128/25')), '10.20.0.0/24|10.20.0.128/25');
   assert.equal(parsePoolId('10.20.0.0/24|10.20.0.128/25').subPool?.prefix, 25);
-  for (const bad of ['', 'p1', '10.20.0.1/24', '10.20.0.0/24|10.21.0.0/25', '10.20.0.0/24|', 'a|b|c', '10.20.0.0/24|fd00::/64']) {
-    assert.throws(() => parsePoolId(bad), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid', bad);
+  for (const bad of [
+    '',
+    'p1',
+    '10.20.0.1/24',
+    '10.20.0.0/24|10.21.0.0/25',
+    '10.20.0.0/24|',
+    'a|b|c',
+    '10.20.0.0/24|fd00::/64',
+  ]) {
+    assert.throws(
+      () => parsePoolId(bad),
+      (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid',
+      bad,
+    );
   }
 });
 
@@ -87,7 +105,17 @@ test('range specs take an optional /prefix naming the subnet', () => {
 test('one address parser for every edge: CIDR and plain-IP checks, bare addresses', async () => {
   const { bareAddress, isCidr, isPlainIp } = await import('../../src/net/address.js');
   for (const ok of ['10.0.0.0/8', '10.0.0.5/32', 'fd00::/64', '::/0']) assert.ok(isCidr(ok), ok);
-  for (const bad of ['10.0.0.0/33', '10.66.0.0/99', 'fd00::/129', '10.0.0.0', '10.0.0.0/', '/24', ' 10.0.0.0/8', '10.0.0.256/8', 'fe80::1%eth0/64']) {
+  for (const bad of [
+    '10.0.0.0/33',
+    '10.66.0.0/99',
+    'fd00::/129',
+    '10.0.0.0',
+    '10.0.0.0/',
+    '/24',
+    ' 10.0.0.0/8',
+    '10.0.0.256/8',
+    'fe80::1%eth0/64',
+  ]) {
     assert.ok(!isCidr(bad), bad);
   }
   for (const ok of ['10.0.0.1', 'fd00::1', '::ffff:10.0.0.1']) assert.ok(isPlainIp(ok), ok);

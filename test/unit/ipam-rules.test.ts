@@ -3,7 +3,14 @@ import { test } from 'node:test';
 import { parseSubnet } from '../../src/net/address.js';
 import { emptyPoolConfig, type PoolConfig } from '../../src/ipam/model/records.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
-import { allocatable, allowedFor, claimPool, dropRanges, poolData, releaseClaim } from '../../src/ipam/core/pool-rules.js';
+import {
+  allocatable,
+  allowedFor,
+  claimPool,
+  dropRanges,
+  poolData,
+  releaseClaim,
+} from '../../src/ipam/core/pool-rules.js';
 import { declareAux, reservationAddress, reserve, unreserve } from '../../src/ipam/core/reservations.js';
 import { FlatnetError } from '../../src/errors.js';
 
@@ -20,14 +27,19 @@ const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind 
 test('allocatable = ranges minus network, gateway, host ranges and reservations', () => {
   const c = reserve(withRange(), 'h1', 'aux', '10.20.0.5');
   assert.deepEqual(allocatable(c, subnet), [
-    { start: 2n, end: 4n }, { start: 6n, end: 9n }, { start: 20n, end: 63n },
+    { start: 2n, end: 4n },
+    { start: 6n, end: 9n },
+    { start: 20n, end: 63n },
   ]);
   assert.deepEqual(allowedFor(c, parsePoolId('10.20.0.0/24|10.20.0.32/27')), [{ start: 32n, end: 63n }]);
 });
 
 test('a subnet without ranges is refused unless Docker brings an ip-range', () => {
   const ref = parsePoolId('10.20.0.0/24');
-  assert.throws(() => claimPool(emptyPoolConfig('10.20.0.0/24'), ref, 'h1', '10.20.0.0/24', now), /flatnet ip-range add/);
+  assert.throws(
+    () => claimPool(emptyPoolConfig('10.20.0.0/24'), ref, 'h1', '10.20.0.0/24', now),
+    /flatnet ip-range add/,
+  );
   const sub = parsePoolId('10.20.0.0/24|10.20.0.128/25');
   const c = claimPool(emptyPoolConfig('10.20.0.0/24'), sub, 'h1', '10.20.0.0/24|10.20.0.128/25', now);
   assert.equal(c.ranges[0]?.origin, 'docker');
@@ -36,7 +48,10 @@ test('a subnet without ranges is refused unless Docker brings an ip-range', () =
   const c2 = claimPool(c, sub, 'h2', '10.20.0.0/24|10.20.0.128/25', now);
   assert.equal(c2.ranges.length, 1);
   assert.equal(claimPool(c2, sub, 'h1', '10.20.0.0/24|10.20.0.128/25', now).claims.length, 3);
-  assert.throws(() => claimPool(c2, parsePoolId('10.20.0.0/24|10.20.0.0/25'), 'h1', '10.20.0.0/24|10.20.0.0/25', now), kind('conflict'));
+  assert.throws(
+    () => claimPool(c2, parsePoolId('10.20.0.0/24|10.20.0.0/25'), 'h1', '10.20.0.0/24|10.20.0.0/25', now),
+    kind('conflict'),
+  );
 });
 
 test('sub-pools that meet a range only narrow it; apart from all they become a range', () => {
@@ -50,7 +65,10 @@ test('sub-pools that meet a range only narrow it; apart from all they become a r
   assert.ok(narrowed.length > 0);
   for (const iv of narrowed) {
     assert.ok(iv.end <= 127n, 'only the sub-pool');
-    assert.ok(admin.some((a) => a.start <= iv.start && iv.end <= a.end), 'only the operator range');
+    assert.ok(
+      admin.some((a) => a.start <= iv.start && iv.end <= a.end),
+      'only the operator range',
+    );
   }
 });
 
@@ -83,7 +101,10 @@ test('reservations are ref-counted per host; gateway defaults', () => {
 test('an aux reservation is shared across hosts but never twice on one host (a --ip inside the aux window)', () => {
   const c = reserve(withRange(), 'h1', 'aux', '10.20.0.200');
   const shared = reserve(c, 'h2', 'aux', '10.20.0.200');
-  assert.deepEqual(Object.keys(shared.reservations.find((r) => r.address === '10.20.0.200')?.holders ?? {}).sort(), ['h1', 'h2']);
+  assert.deepEqual(Object.keys(shared.reservations.find((r) => r.address === '10.20.0.200')?.holders ?? {}).sort(), [
+    'h1',
+    'h2',
+  ]);
   assert.throws(() => reserve(shared, 'h1', 'aux', '10.20.0.200'), kind('conflict'));
   // the gateway stays idempotent per host: Docker may ask again after a failed create it cleaned up
   const gw = reserve(reserve(c, 'h1', 'gateway', '10.20.0.1'), 'h1', 'gateway', '10.20.0.1');
@@ -93,16 +114,25 @@ test('an aux reservation is shared across hosts but never twice on one host (a -
 test('an undeclared aux address is held by its first host alone until it is declared; a declared one is shared', () => {
   const c = reserve(withRange(), 'h1', 'aux', '10.20.0.200', false);
   assert.equal(c.reservations[0]?.tentative, true);
-  assert.throws(() => reserve(c, 'h2', 'aux', '10.20.0.200', false), (e: unknown) => kind('conflict')(e) && /not declared as an aux address/.test((e as Error).message));
+  assert.throws(
+    () => reserve(c, 'h2', 'aux', '10.20.0.200', false),
+    (e: unknown) => kind('conflict')(e) && /not declared as an aux address/.test((e as Error).message),
+  );
   // a declaration on the RequestPool joins at once and makes it shared
   const joined = reserve(c, 'h2', 'aux', '10.20.0.200', true);
-  assert.deepEqual([joined.reservations[0]?.tentative, Object.keys(joined.reservations[0]?.holders ?? {}).sort()], [undefined, ['h1', 'h2']]);
+  assert.deepEqual(
+    [joined.reservations[0]?.tentative, Object.keys(joined.reservations[0]?.holders ?? {}).sort()],
+    [undefined, ['h1', 'h2']],
+  );
   // or the flatnet driver's CreateNetwork on the holder's host declares it
   assert.equal(declareAux(c, 'h2', ['10.20.0.200']), undefined, 'only a holder declares');
   const declared = declareAux(c, 'h1', ['10.20.0.200']);
   assert.ok(declared);
   assert.equal(declared.reservations[0]?.tentative, undefined);
-  assert.deepEqual(Object.keys(reserve(declared, 'h2', 'aux', '10.20.0.200', false).reservations[0]?.holders ?? {}).sort(), ['h1', 'h2']);
+  assert.deepEqual(
+    Object.keys(reserve(declared, 'h2', 'aux', '10.20.0.200', false).reservations[0]?.holders ?? {}).sort(),
+    ['h1', 'h2'],
+  );
   // released by its host, it is gone as before
   assert.deepEqual(unreserve(c, 'h1', '10.20.0.200')?.reservations, []);
 });

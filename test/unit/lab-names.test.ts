@@ -11,7 +11,11 @@ test('lab ids are six hex digits and every interface name of a bed fits in 15 ch
   assert.ok(names.hostNetns(3).includes(id) && names.lanNetns.includes(id) && names.dir.includes(id));
   assert.notEqual(newLabId(), newLabId());
   assert.equal(names.hostLanAddress(1), '10.99.0.11');
-  assert.equal(names.hostLanAddress(2, 1), '10.98.0.12', 'a host on the second segment gets an address of that segment');
+  assert.equal(
+    names.hostLanAddress(2, 1),
+    '10.98.0.12',
+    'a host on the second segment gets an address of that segment',
+  );
 });
 
 test('teardownLab refuses anything but a lab id, so no path outside the bed directory is ever read', async () => {

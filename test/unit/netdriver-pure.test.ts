@@ -41,13 +41,28 @@ describe('network options', () => {
     assert.deepEqual(parseNetworkOptions({}), { bridge: 'br0' });
   });
   test('parent, bridge, mtu', () => {
-    assert.deepEqual(parseNetworkOptions({ parent: 'eth1', bridge: 'lanbr', mtu: '9000' }), { parent: 'eth1', bridge: 'lanbr', mtu: 9000 });
+    assert.deepEqual(parseNetworkOptions({ parent: 'eth1', bridge: 'lanbr', mtu: '9000' }), {
+      parent: 'eth1',
+      bridge: 'lanbr',
+      mtu: 9000,
+    });
   });
   test('unknown keys are named in the error', () => {
-    assert.throws(() => parseNetworkOptions({ parnet: 'eth0' }), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid' && /-o parnet/.test(e.message));
+    assert.throws(
+      () => parseNetworkOptions({ parnet: 'eth0' }),
+      (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid' && /-o parnet/.test(e.message),
+    );
   });
   test('bad values are refused', () => {
-    for (const o of <Record<string, string>[]>[{ mtu: '15OO' }, { mtu: '67' }, { mtu: '70000' }, { mtu: '1e3' }, { parent: 'eth0;rm' }, { bridge: 'x'.repeat(16) }, { parent: 'br0' }]) {
+    for (const o of <Record<string, string>[]>[
+      { mtu: '15OO' },
+      { mtu: '67' },
+      { mtu: '70000' },
+      { mtu: '1e3' },
+      { parent: 'eth0;rm' },
+      { bridge: 'x'.repeat(16) },
+      { parent: 'br0' },
+    ]) {
       assert.throws(() => parseNetworkOptions(o), FlatnetError, JSON.stringify(o));
     }
   });
@@ -56,7 +71,15 @@ describe('network options', () => {
 describe('orphan veths', () => {
   const id = 'aabbccddeeff00112233';
   test('only flatnet-shaped names without an endpoint record', () => {
-    const links = ['fnaabbccddeef', 'fcaabbccddeef', 'fn0123456789a', 'fc0123456789a', 'fnord', 'eth0', 'fnZZZZZZZZZZZ'];
+    const links = [
+      'fnaabbccddeef',
+      'fcaabbccddeef',
+      'fn0123456789a',
+      'fc0123456789a',
+      'fnord',
+      'eth0',
+      'fnZZZZZZZZZZZ',
+    ];
     assert.deepEqual(orphanVeths(links, [id]), ['fn0123456789a', 'fc0123456789a']);
   });
 });
@@ -74,8 +97,14 @@ describe('state files', () => {
       await state.init();
       assert.equal(await state.getEndpoint('nope'), undefined);
       const rec = {
-        endpointId: 'e1', networkId: 'n1', address: '10.0.0.7/24', addressIPv6: '', macAddress: '0a:66:0a:00:00:07',
-        hostIfname: 'fne1', containerIfname: 'fce1', createdAt: 'now',
+        endpointId: 'e1',
+        networkId: 'n1',
+        address: '10.0.0.7/24',
+        addressIPv6: '',
+        macAddress: '0a:66:0a:00:00:07',
+        hostIfname: 'fne1',
+        containerIfname: 'fce1',
+        createdAt: 'now',
       };
       await state.putEndpoint(rec);
       assert.deepEqual(await state.getEndpoint('e1'), rec);
@@ -92,12 +121,19 @@ describe('state files', () => {
 
 describe('networks flatnet refuses at CreateNetwork', () => {
   const input = (over: Partial<CreateNetworkInput> = {}): CreateNetworkInput => ({
-    networkId: 'n1', generic: {}, internal: false, enableIpv6: false,
-    ipv4Data: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', auxAddresses: {} }], ipv6Data: [], ...over,
+    networkId: 'n1',
+    generic: {},
+    internal: false,
+    enableIpv6: false,
+    ipv4Data: [{ addressSpace: 'FlatLocal', pool: '10.20.0.0/24', auxAddresses: {} }],
+    ipv6Data: [],
+    ...over,
   });
   test("flatnet's own address spaces pass, local and global", () => {
     refuseUnsupportedNetwork(input());
-    refuseUnsupportedNetwork(input({ ipv4Data: [{ addressSpace: 'FlatGlobal', pool: '10.20.0.0/24', auxAddresses: {} }] }));
+    refuseUnsupportedNetwork(
+      input({ ipv4Data: [{ addressSpace: 'FlatGlobal', pool: '10.20.0.0/24', auxAddresses: {} }] }),
+    );
   });
   test('a pool of another IPAM driver (v4 or v6) is refused with the flag that fixes it', () => {
     for (const over of [
@@ -105,7 +141,10 @@ describe('networks flatnet refuses at CreateNetwork', () => {
       { ipv6Data: [{ addressSpace: 'LocalDefault', pool: 'fd00::/64', auxAddresses: {} }] },
       { ipv4Data: [{ addressSpace: '', pool: '10.20.0.0/24', auxAddresses: {} }] },
     ]) {
-      assert.throws(() => refuseUnsupportedNetwork(input(over)), (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid' && /--ipam-driver flatnet/.test(e.message));
+      assert.throws(
+        () => refuseUnsupportedNetwork(input(over)),
+        (e: unknown) => e instanceof FlatnetError && e.kind === 'invalid' && /--ipam-driver flatnet/.test(e.message),
+      );
     }
   });
   test('--internal is refused, never ignored', () => {
@@ -113,9 +152,12 @@ describe('networks flatnet refuses at CreateNetwork', () => {
   });
 });
 
-describe('Docker\'s announcement option', () => {
+describe("Docker's announcement option", () => {
   test('the option passes the -o parser; a value that is no count is refused', () => {
     assert.deepEqual(parseNetworkOptions({ [ADVERTISE_NMSGS_OPTION]: '0' }), { bridge: 'br0' });
-    assert.throws(() => parseNetworkOptions({ [ADVERTISE_NMSGS_OPTION]: 'many' }), /advertise_addr_nmsgs=many is not valid/);
+    assert.throws(
+      () => parseNetworkOptions({ [ADVERTISE_NMSGS_OPTION]: 'many' }),
+      /advertise_addr_nmsgs=many is not valid/,
+    );
   });
 });

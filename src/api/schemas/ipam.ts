@@ -10,15 +10,13 @@ export const requestPoolBody = z
     Options: stringMap,
     V6: z.boolean({ error: 'expected true or false' }).nullable().optional().default(false),
   })
-  .transform(
-    (b): RequestPoolInput => ({
-      addressSpace: b.AddressSpace,
-      pool: b.Pool,
-      subPool: b.SubPool,
-      options: b.Options,
-      v6: b.V6 ?? false,
-    }),
-  );
+  .transform((b): RequestPoolInput => ({
+    addressSpace: b.AddressSpace,
+    pool: b.Pool,
+    subPool: b.SubPool,
+    options: b.Options,
+    v6: b.V6 ?? false,
+  }));
 
 export const releasePoolBody = z.object({ PoolID: poolId }).transform((b) => ({ poolId: b.PoolID }));
 

@@ -42,14 +42,12 @@ const ipamData = z
     Gateway: cidrOrEmpty.nullable().optional(),
     AuxAddresses: z.record(z.string(), cidr, { error: 'expected an object of CIDRs or null' }).nullable().optional(),
   })
-  .transform(
-    (d): IpamData => ({
-      addressSpace: d.AddressSpace,
-      pool: d.Pool,
-      ...(d.Gateway ? { gateway: d.Gateway } : {}),
-      auxAddresses: d.AuxAddresses ?? {},
-    }),
-  );
+  .transform((d): IpamData => ({
+    addressSpace: d.AddressSpace,
+    pool: d.Pool,
+    ...(d.Gateway ? { gateway: d.Gateway } : {}),
+    auxAddresses: d.AuxAddresses ?? {},
+  }));
 
 const ipamDataList = z
   .array(ipamData, { error: 'expected a list of IPAM data or null' })
@@ -59,16 +57,14 @@ const ipamDataList = z
 
 export const createNetworkBody = z
   .object({ NetworkID: dockerId, Options: networkOptions, IPv4Data: ipamDataList, IPv6Data: ipamDataList })
-  .transform(
-    (b): CreateNetworkInput => ({
-      networkId: b.NetworkID,
-      generic: b.Options.generic,
-      internal: b.Options.internal,
-      enableIpv6: b.Options.enableIpv6,
-      ipv4Data: b.IPv4Data,
-      ipv6Data: b.IPv6Data,
-    }),
-  );
+  .transform((b): CreateNetworkInput => ({
+    networkId: b.NetworkID,
+    generic: b.Options.generic,
+    internal: b.Options.internal,
+    enableIpv6: b.Options.enableIpv6,
+    ipv4Data: b.IPv4Data,
+    ipv6Data: b.IPv6Data,
+  }));
 
 export const networkRef = z.object({ NetworkID: dockerId }).transform((b) => ({ networkId: b.NetworkID }));
 
@@ -87,18 +83,20 @@ const endpointInterface = z
   )
   .nullable()
   .optional()
-  .transform((i) => ({ address: i?.Address ?? '', addressIPv6: i?.AddressIPv6 ?? '', macAddress: i?.MacAddress ?? '' }));
+  .transform((i) => ({
+    address: i?.Address ?? '',
+    addressIPv6: i?.AddressIPv6 ?? '',
+    macAddress: i?.MacAddress ?? '',
+  }));
 
 export const createEndpointBody = z
   .object({ NetworkID: dockerId, EndpointID: dockerId, Interface: endpointInterface, Options: opaqueMap })
-  .transform(
-    (b): CreateEndpointInput => ({
-      networkId: b.NetworkID,
-      endpointId: b.EndpointID,
-      interface: b.Interface,
-      options: b.Options,
-    }),
-  );
+  .transform((b): CreateEndpointInput => ({
+    networkId: b.NetworkID,
+    endpointId: b.EndpointID,
+    interface: b.Interface,
+    options: b.Options,
+  }));
 
 export const joinBody = z
   .object({
@@ -107,14 +105,12 @@ export const joinBody = z
     SandboxKey: z.string({ error: 'expected the sandbox key path' }).optional().default(''),
     Options: opaqueMap,
   })
-  .transform(
-    (b): JoinInput => ({
-      networkId: b.NetworkID,
-      endpointId: b.EndpointID,
-      sandboxKey: b.SandboxKey,
-      options: b.Options,
-    }),
-  );
+  .transform((b): JoinInput => ({
+    networkId: b.NetworkID,
+    endpointId: b.EndpointID,
+    sandboxKey: b.SandboxKey,
+    options: b.Options,
+  }));
 
 export const discoveryBody = z.object({
   DiscoveryType: z.number({ error: 'expected a discovery type number' }),

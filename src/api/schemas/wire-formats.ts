@@ -19,7 +19,9 @@ export const cidrOrEmpty = z
   .string({ error: 'expected a CIDR string' })
   .refine((s) => s === '' || isCidr(s), { error: 'expected a CIDR such as 10.20.0.0/24, or ""' });
 
-export const cidr = z.string({ error: 'expected a CIDR string' }).refine(isCidr, { error: 'expected a CIDR such as 10.20.0.1/24' });
+export const cidr = z
+  .string({ error: 'expected a CIDR string' })
+  .refine(isCidr, { error: 'expected a CIDR such as 10.20.0.1/24' });
 
 export const ipOrEmpty = z
   .string({ error: 'expected an IP address string' })

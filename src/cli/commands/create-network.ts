@@ -5,7 +5,13 @@ import { execArgs, failureLine, type ExecResult } from '../../hostnet/exec.js';
 import { IpRunner } from '../../hostnet/ip-runner.js';
 import { readNicFacts } from '../../hostnet/nic-facts.js';
 import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
-import { checkRequest, compareExisting, planNetwork, type CreateNetworkRequest, type ExistingNetwork } from '../network-plan.js';
+import {
+  checkRequest,
+  compareExisting,
+  planNetwork,
+  type CreateNetworkRequest,
+  type ExistingNetwork,
+} from '../network-plan.js';
 import { printLine } from '../output.js';
 
 const inspectSchema = z.object({
@@ -17,7 +23,8 @@ async function docker(args: string[]): Promise<ExecResult> {
   try {
     return await execArgs('docker', args);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new FlatnetError('unavailable', 'docker is not installed (no `docker` on PATH)');
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new FlatnetError('unavailable', 'docker is not installed (no `docker` on PATH)');
     throw err;
   }
 }
@@ -35,8 +42,15 @@ async function inspectNetwork(hostArgs: string[], name: string): Promise<Existin
     data = undefined;
   }
   const parsed = inspectSchema.safeParse(data);
-  if (!parsed.success) throw new FlatnetError('unavailable', `docker network inspect ${name} printed a network flatnet does not understand`);
-  return { driver: parsed.data.Driver, subnets: (parsed.data.IPAM.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])) };
+  if (!parsed.success)
+    throw new FlatnetError(
+      'unavailable',
+      `docker network inspect ${name} printed a network flatnet does not understand`,
+    );
+  return {
+    driver: parsed.data.Driver,
+    subnets: (parsed.data.IPAM.Config ?? []).flatMap((c) => (c.Subnet ? [c.Subnet] : [])),
+  };
 }
 
 /** `flatnet create-network`: the Docker network on this host, with subnet and gateway taken from the pool. */
@@ -45,9 +59,15 @@ export function createNetworkCommand(): Command {
     new Command('create-network')
       .description('create the flatnet Docker network on this host (safe to repeat)')
       .requiredOption('--name <name>', 'Docker network name')
-      .option('--subnet <cidr>', 'pool to use (default: the pool holding the address of the NIC, --parent or the default route\'s)')
-      .option('--gateway <address>', 'default: the pool\'s host-range gateway (without --subnet: or the default route via the NIC)')
-      .option('--ip-range <cidr>', 'limit this host\'s containers to a CIDR inside the subnet')
+      .option(
+        '--subnet <cidr>',
+        "pool to use (default: the pool holding the address of the NIC, --parent or the default route's)",
+      )
+      .option(
+        '--gateway <address>',
+        "default: the pool's host-range gateway (without --subnet: or the default route via the NIC)",
+      )
+      .option('--ip-range <cidr>', "limit this host's containers to a CIDR inside the subnet")
       .option('--parent <nic>', 'physical NIC that the bridge takes over')
       .option('--bridge <name>', 'bridge name (driver default br0)')
       .option('--mtu <bytes>', 'MTU of the container interfaces')
@@ -64,7 +84,9 @@ export function createNetworkCommand(): Command {
     const existing = await inspectNetwork(plan.hostArgs, flags.name);
     if (existing !== undefined) {
       if (compareExisting(existing, flags.driver, plan.subnet) === 'same') {
-        printLine(`network ${flags.name} already exists (driver ${flags.driver}, subnet ${plan.subnet}); nothing to do`);
+        printLine(
+          `network ${flags.name} already exists (driver ${flags.driver}, subnet ${plan.subnet}); nothing to do`,
+        );
         return;
       }
       throw new FlatnetError(
@@ -73,8 +95,11 @@ export function createNetworkCommand(): Command {
       );
     }
     const created = await docker(plan.createArgs);
-    if (created.code !== 0) throw new FlatnetError('unavailable', `docker network create failed: ${failureLine(created)}`);
+    if (created.code !== 0)
+      throw new FlatnetError('unavailable', `docker network create failed: ${failureLine(created)}`);
     const from = plan.from !== undefined ? ` from ${plan.from}` : '';
-    printLine(`created network ${flags.name} (driver ${flags.driver}, subnet ${plan.subnet}${from}${plan.gateway ? `, gateway ${plan.gateway}` : ''})`);
+    printLine(
+      `created network ${flags.name} (driver ${flags.driver}, subnet ${plan.subnet}${from}${plan.gateway ? `, gateway ${plan.gateway}` : ''})`,
+    );
   });
 }

@@ -20,8 +20,14 @@ export function fsckCommand(): Command {
     });
     if (flags.json) return printJson(result);
     if (result.findings.length === 0) return printLine('fsck: no problems found');
-    printLine(formatTable(['POOL', 'PROBLEM', 'ADDRESS/HOST'], result.findings.map((f) => [f.subnet, f.kind, f.what])));
+    printLine(
+      formatTable(
+        ['POOL', 'PROBLEM', 'ADDRESS/HOST'],
+        result.findings.map((f) => [f.subnet, f.kind, f.what]),
+      ),
+    );
     if (flags.repair) printLine(`repaired the bits of ${result.repaired} block(s)`);
-    else if (result.findings.some((f) => f.kind === 'bit-without-record' || f.kind === 'record-without-bit')) printLine('run `flatnet fsck --repair` to fix the bits');
+    else if (result.findings.some((f) => f.kind === 'bit-without-record' || f.kind === 'record-without-bit'))
+      printLine('run `flatnet fsck --repair` to fix the bits');
   });
 }

@@ -10,12 +10,14 @@ interface HostRangeFlags {
 
 /** `flatnet host-range add|list|remove`: LAN addresses used by hosts and routers, never given to containers. */
 export function hostRangeCommand(): Command {
-  const group = new Command('host-range').description('addresses of hosts/routers on the LAN, never given to containers');
+  const group = new Command('host-range').description(
+    'addresses of hosts/routers on the LAN, never given to containers',
+  );
 
   withSettingsFlags(
     group
       .command('add')
-      .description('reserve a range for hosts; --gateway sets the pool\'s default gateway')
+      .description("reserve a range for hosts; --gateway sets the pool's default gateway")
       .requiredOption('--ip-start <address>', 'first address, e.g. 192.168.0.1/24')
       .requiredOption('--ip-end <address>', 'last address (inclusive)')
       .option('--gateway <address>', 'the LAN router, inside the range'),
@@ -35,7 +37,10 @@ export function hostRangeCommand(): Command {
     const ranges = await withAdmin(settings, (admin) => admin.listHostRanges());
     if (flags.json) return printJson(ranges);
     printLine(
-      formatTable(['SUBNET', 'START', 'END', 'CREATED'], ranges.map((r) => [r.subnet, r.start, r.end, r.createdAt])),
+      formatTable(
+        ['SUBNET', 'START', 'END', 'CREATED'],
+        ranges.map((r) => [r.subnet, r.start, r.end, r.createdAt]),
+      ),
     );
   });
 

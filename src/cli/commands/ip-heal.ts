@@ -18,16 +18,31 @@ async function reconciler(settings: Settings, stores: Parameters<Parameters<type
 }
 
 function planTable(plan: ReconcilePlan, freed: readonly string[] | undefined): string {
-  const rows = plan.free.map((a) => [a.address, a.subnet, a.since, freed === undefined ? 'orphan' : freed.includes(a.address) ? 'freed' : 'changed meanwhile, kept']);
+  const rows = plan.free.map((a) => [
+    a.address,
+    a.subnet,
+    a.since,
+    freed === undefined ? 'orphan' : freed.includes(a.address) ? 'freed' : 'changed meanwhile, kept',
+  ]);
   const skipped = plan.skipped.map((s) => `skipped ${s.subnet}: ${s.why}`);
-  const table = rows.length ? formatTable(['ADDRESS', 'SUBNET', 'SINCE', 'STATE'], rows) : 'no orphaned addresses on this host';
+  const table = rows.length
+    ? formatTable(['ADDRESS', 'SUBNET', 'SINCE', 'STATE'], rows)
+    : 'no orphaned addresses on this host';
   return [table, ...skipped].join('\n');
 }
 
 export async function reconcileAction(flags: { dryRun?: boolean; json?: boolean }, cmd: Command): Promise<void> {
   const settings = settingsFrom(cmd);
-  const result = await withAdmin(settings, async (_admin, stores) => (await reconciler(settings, stores)).run({ dryRun: flags.dryRun === true }));
-  if (flags.json) return printJson({ free: result.plan.free, freed: result.freed, skipped: result.plan.skipped, dryRun: flags.dryRun === true });
+  const result = await withAdmin(settings, async (_admin, stores) =>
+    (await reconciler(settings, stores)).run({ dryRun: flags.dryRun === true }),
+  );
+  if (flags.json)
+    return printJson({
+      free: result.plan.free,
+      freed: result.freed,
+      skipped: result.plan.skipped,
+      dryRun: flags.dryRun === true,
+    });
   printLine(planTable(result.plan, flags.dryRun ? undefined : result.freed));
 }
 
@@ -52,10 +67,15 @@ export async function releaseAction(address: string, flags: { force?: boolean },
   if (!flags.force) {
     const view = await LocalHostView.fromSettings(settings, cliLogger(settings)).view(new Map());
     if (view.held.has(canonical)) {
-      throw new FlatnetError('conflict', `${canonical} is held by a live endpoint on this host; remove the container first, or pass --force`);
+      throw new FlatnetError(
+        'conflict',
+        `${canonical} is held by a live endpoint on this host; remove the container first, or pass --force`,
+      );
     }
   }
-  const r = await withAdmin(settings, async (_admin, stores) => operatorRelease(stores.ipam, canonical, coolingFrom(settings)));
+  const r = await withAdmin(settings, async (_admin, stores) =>
+    operatorRelease(stores.ipam, canonical, coolingFrom(settings)),
+  );
   if (r.outcome === 'not-assigned') return printLine(`${address} was not assigned; nothing to release`);
   const holder = r.read === 'unreadable' ? 'an unreadable record' : `host ${r.read.assignment.hostId}`;
   printLine(`released ${r.address} (subnet ${r.subnet}, was held by ${holder})`);

@@ -19,44 +19,78 @@ export function ipCommand(): Command {
       .option('--orphans', "this host's addresses no endpoint holds (what `ip reconcile` would free)")
       .option('--conflicts', 'addresses a machine outside flatnet answered ARP for (no host hands them out)')
       .option('--json', 'machine-readable output'),
-  ).action(async (flags: { subnet?: string; host?: string; released?: boolean; json?: boolean; orphans?: boolean; conflicts?: boolean }, cmd: Command) => {
-    const views = [flags.released, flags.orphans, flags.conflicts].filter((f) => f === true).length;
-    if (views > 1) throw new FlatnetError('invalid', 'give one of --released, --orphans and --conflicts');
-    if (flags.orphans) return orphansAction(flags, cmd);
-    if (flags.conflicts) return conflictsAction(flags, cmd);
-    const filter = {
-      ...(flags.subnet !== undefined ? { subnet: subnetFlag('--subnet', flags.subnet) } : {}),
-      ...(flags.host !== undefined ? { hostId: hostIdFlag('--host', flags.host) } : {}),
-    };
-    const settings = settingsFrom(cmd);
-    // The container's name: Docker's own (after Join) or the one Docker 29+ sent with the request.
-    const nameOf = (a: { containerName?: string; endpointName?: string }): string => a.containerName ?? a.endpointName ?? '';
-    const short = (id: string | undefined): string => (id ?? '').slice(0, 12);
-    if (flags.released) {
-      const released = await withAdmin(settings, (admin) => admin.listReleased(filter));
-      if (flags.json) return printJson(released);
+  ).action(
+    async (
+      flags: {
+        subnet?: string;
+        host?: string;
+        released?: boolean;
+        json?: boolean;
+        orphans?: boolean;
+        conflicts?: boolean;
+      },
+      cmd: Command,
+    ) => {
+      const views = [flags.released, flags.orphans, flags.conflicts].filter((f) => f === true).length;
+      if (views > 1) throw new FlatnetError('invalid', 'give one of --released, --orphans and --conflicts');
+      if (flags.orphans) return orphansAction(flags, cmd);
+      if (flags.conflicts) return conflictsAction(flags, cmd);
+      const filter = {
+        ...(flags.subnet !== undefined ? { subnet: subnetFlag('--subnet', flags.subnet) } : {}),
+        ...(flags.host !== undefined ? { hostId: hostIdFlag('--host', flags.host) } : {}),
+      };
+      const settings = settingsFrom(cmd);
+      // The container's name: Docker's own (after Join) or the one Docker 29+ sent with the request.
+      const nameOf = (a: { containerName?: string; endpointName?: string }): string =>
+        a.containerName ?? a.endpointName ?? '';
+      const short = (id: string | undefined): string => (id ?? '').slice(0, 12);
+      if (flags.released) {
+        const released = await withAdmin(settings, (admin) => admin.listReleased(filter));
+        if (flags.json) return printJson(released);
+        printLine(
+          formatTable(
+            ['ADDRESS', 'SUBNET', 'STATE', 'RELEASED', 'NAME', 'LAST HOST', 'CONTAINER', 'NETWORK'],
+            released.map((a) => [
+              a.address,
+              a.subnet,
+              a.kind,
+              a.releasedAt,
+              nameOf(a),
+              a.hostId,
+              short(a.containerId),
+              short(a.networkId),
+            ]),
+          ),
+        );
+        return;
+      }
+      const assigned = await withAdmin(settings, (admin) => admin.listAssignments(filter));
+      if (flags.json) return printJson(assigned);
       printLine(
         formatTable(
-          ['ADDRESS', 'SUBNET', 'STATE', 'RELEASED', 'NAME', 'LAST HOST', 'CONTAINER', 'NETWORK'],
-          released.map((a) => [a.address, a.subnet, a.kind, a.releasedAt, nameOf(a), a.hostId, short(a.containerId), short(a.networkId)]),
+          ['ADDRESS', 'SUBNET', 'HOST', 'SINCE', 'NAME', 'CONTAINER', 'ENDPOINT', 'NETWORK', 'MAC'],
+          assigned.map((a) => [
+            a.address,
+            a.subnet,
+            a.hostId,
+            a.since,
+            nameOf(a),
+            short(a.containerId),
+            short(a.endpointId),
+            short(a.networkId),
+            a.macAddress ?? '',
+          ]),
         ),
       );
-      return;
-    }
-    const assigned = await withAdmin(settings, (admin) => admin.listAssignments(filter));
-    if (flags.json) return printJson(assigned);
-    printLine(
-      formatTable(
-        ['ADDRESS', 'SUBNET', 'HOST', 'SINCE', 'NAME', 'CONTAINER', 'ENDPOINT', 'NETWORK', 'MAC'],
-        assigned.map((a) => [a.address, a.subnet, a.hostId, a.since, nameOf(a), short(a.containerId), short(a.endpointId), short(a.networkId), a.macAddress ?? '']),
-      ),
-    );
-  });
+    },
+  );
 
   withSettingsFlags(
     group
       .command('release')
-      .description('free an assigned address whoever holds it, readable record or not (refused while an endpoint on this host holds it)')
+      .description(
+        'free an assigned address whoever holds it, readable record or not (refused while an endpoint on this host holds it)',
+      )
       .argument('<address>', 'the address to free')
       .option('--force', 'free it even though an endpoint on this host holds it'),
   ).action(releaseAction);
@@ -64,14 +98,18 @@ export function ipCommand(): Command {
   withSettingsFlags(
     group
       .command('clear-conflict')
-      .description('forget a recorded conflict (the machine outside flatnet is gone): the address is free again at once')
+      .description(
+        'forget a recorded conflict (the machine outside flatnet is gone): the address is free again at once',
+      )
       .argument('<address>', 'the address to free'),
   ).action(clearConflictAction);
 
   withSettingsFlags(
     group
       .command('reconcile')
-      .description("free this host's addresses that no endpoint on it holds (what the server does every reconcile period)")
+      .description(
+        "free this host's addresses that no endpoint on it holds (what the server does every reconcile period)",
+      )
       .option('--dry-run', 'only show what would be freed')
       .option('--json', 'machine-readable output'),
   ).action(reconcileAction);

@@ -28,7 +28,10 @@ async function checkTarget(dir: string): Promise<void> {
   const own = new Set(['config.json', 'rootfs']);
   const foreign = entries.filter((e) => !own.has(e));
   if (foreign.length > 0) {
-    throw new FlatnetError('invalid', `${dir} holds other files (${foreign.slice(0, 3).join(', ')}): give a new or empty directory, or one an earlier plugin build made`);
+    throw new FlatnetError(
+      'invalid',
+      `${dir} holds other files (${foreign.slice(0, 3).join(', ')}): give a new or empty directory, or one an earlier plugin build made`,
+    );
   }
 }
 
@@ -52,10 +55,12 @@ export function pluginCommand(): Command {
     .action(async (target: string, flags: { name: string }) => {
       const dir = resolve(target);
       const script = await buildScript();
-      if (!existsSync(script)) throw new FlatnetError('not-found', `${script} is missing: this flatnet install cannot build the plugin`);
+      if (!existsSync(script))
+        throw new FlatnetError('not-found', `${script} is missing: this flatnet install cannot build the plugin`);
       await checkTarget(dir);
       const code = await runScript(script, dir);
-      if (code !== 0) throw new FlatnetError('internal', `the plugin build failed (exit ${code}); its messages are above`);
+      if (code !== 0)
+        throw new FlatnetError('internal', `the plugin build failed (exit ${code}); its messages are above`);
       printLine(
         [
           'next, on every Docker host (copy the directory there, or build it there):',

@@ -6,7 +6,9 @@ import { buildStatus, formatStatus } from '../status-report.js';
 /** `flatnet status`: pools with usage, and every host with its liveness and address count. */
 export function statusCommand(): Command {
   return withSettingsFlags(
-    new Command('status').description('pools (size/used/conflicts/free) and hosts (up/down, addresses)').option('--json', 'machine-readable output'),
+    new Command('status')
+      .description('pools (size/used/conflicts/free) and hosts (up/down, addresses)')
+      .option('--json', 'machine-readable output'),
   ).action(async (flags: { json?: boolean }, cmd: Command) => {
     const settings = settingsFrom(cmd);
     const report = await withAdmin(settings, async (admin, stores) => {

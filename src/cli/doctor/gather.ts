@@ -41,7 +41,9 @@ async function gatherEtcd(s: Settings): Promise<EtcdFact> {
     // the store wraps etcd3's error; its class says best whether the credentials were refused
     const err = caught instanceof FlatnetError && caught.cause instanceof Error ? caught.cause : caught;
     const authRefused = /Auth|Permission|Unauthenticated/.test((err as Error).constructor.name);
-    const reason = shortEtcdReason(err).split(s.etcdPassword ?? '\u0000').join('<redacted>');
+    const reason = shortEtcdReason(err)
+      .split(s.etcdPassword ?? '\u0000')
+      .join('<redacted>');
     return { ok: false, endpoints: s.etcdEndpoints, reason, authRefused };
   } finally {
     stores.close();
@@ -84,7 +86,11 @@ function linkFact(l: LinkWithAddrs): LinkFact {
   };
 }
 
-export async function gatherBridge(name: string, parent: string | undefined, ip: IpRunner = new IpRunner()): Promise<BridgeFact> {
+export async function gatherBridge(
+  name: string,
+  parent: string | undefined,
+  ip: IpRunner = new IpRunner(),
+): Promise<BridgeFact> {
   let links: LinkFact[];
   try {
     links = (await listLinksWithAddrs(ip)).map(linkFact);
@@ -115,7 +121,12 @@ async function gatherFirewall(bridge: string): Promise<FirewallFact> {
     const res = await execArgs('iptables', ['-w', '5', '-S', 'FORWARD']);
     if (res.code === 0) {
       const chain = parseForwardChain(res.stdout, bridge);
-      return { readable: true, brNetfilter, acceptRule: chain.acceptRule, ...(chain.policy ? { forwardPolicy: chain.policy } : {}) };
+      return {
+        readable: true,
+        brNetfilter,
+        acceptRule: chain.acceptRule,
+        ...(chain.policy ? { forwardPolicy: chain.policy } : {}),
+      };
     }
     error = failureLine(res);
   } catch (err) {
@@ -124,7 +135,10 @@ async function gatherFirewall(bridge: string): Promise<FirewallFact> {
   return { readable: false, brNetfilter, acceptRule: false, error };
 }
 
-const pluginsSchema = z.object({ Network: z.array(z.string()).nullable().optional(), IPAM: z.array(z.string()).nullable().optional() });
+const pluginsSchema = z.object({
+  Network: z.array(z.string()).nullable().optional(),
+  IPAM: z.array(z.string()).nullable().optional(),
+});
 
 /** `docker ARGS` to completion; its stdout, else a one-line reason (ENOENT passes through: docker is not installed). */
 async function docker(args: string[]): Promise<string> {

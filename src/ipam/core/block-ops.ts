@@ -41,7 +41,11 @@ function now(state: BlockState): number {
 }
 
 /** The block's assigned bits plus what still cools: an allocation skips both. */
-export function occupiedOf(state: BlockState, bits: Bitmap = state.bits, cooling: Cooling | undefined = state.cooling): Bitmap {
+export function occupiedOf(
+  state: BlockState,
+  bits: Bitmap = state.bits,
+  cooling: Cooling | undefined = state.cooling,
+): Bitmap {
   return occupied(bits, cooling, now(state), state.policy ?? NO_COOLING);
 }
 
@@ -49,9 +53,20 @@ export function occupiedOf(state: BlockState, bits: Bitmap = state.bits, cooling
  * The summary path after the block's bits became `bits`: "full" is judged against the pool's allocatable set,
  * counting cooling offsets as taken (a block that only has cooling room is left to the exhaustion scan).
  */
-export function summaryEdit(state: BlockState, bits: Bitmap, allocatable: IntervalSet, cooling: Cooling = state.cooling ?? new Map(), dropReleased: bigint[] = []): BlockEdit {
+export function summaryEdit(
+  state: BlockState,
+  bits: Bitmap,
+  allocatable: IntervalSet,
+  cooling: Cooling = state.cooling ?? new Map(),
+  dropReleased: bigint[] = [],
+): BlockEdit {
   const full = blockFull(occupiedOf(state, bits, cooling), state.block, allocatable);
-  return { bits, cooling, dropReleased, nodes: pathUpdate(state.block, state.hostBits, full, state.nodes, allocatable, withBit) };
+  return {
+    bits,
+    cooling,
+    dropReleased,
+    nodes: pathUpdate(state.block, state.hostBits, full, state.nodes, allocatable, withBit),
+  };
 }
 
 /** What an allocation txn may spend on the addresses it writes (etcd allows 128 operations per txn). */
@@ -96,19 +111,31 @@ export function autoAssign(
   return { offsets, edit: summaryEdit(state, bits, allocatable, cooling, drop) };
 }
 
-export type SpecificAssign = { outcome: 'assigned'; edit: BlockEdit; wasCooling: boolean } | { outcome: 'not-allowed' } | { outcome: 'taken' };
+export type SpecificAssign =
+  { outcome: 'assigned'; edit: BlockEdit; wasCooling: boolean } | { outcome: 'not-allowed' } | { outcome: 'taken' };
 
 /**
  * One named offset: granted when allowed and not assigned. A cooling offset is granted too: a container's --ip
  * pins it on purpose, and the sticky and exhaustion paths reuse cooling addresses by design.
  */
-export function assignOffset(state: BlockState, offset: bigint, allowed: IntervalSet, allocatable: IntervalSet): SpecificAssign {
+export function assignOffset(
+  state: BlockState,
+  offset: bigint,
+  allowed: IntervalSet,
+  allocatable: IntervalSet,
+): SpecificAssign {
   if (blockOf(offset) !== state.block) throw new Error('assignOffset: offset outside the block');
   if (!contains(allowed, offset)) return { outcome: 'not-allowed' };
   if (getBit(state.bits, bitOf(offset))) return { outcome: 'taken' };
   const cooling = new Map(state.cooling ?? []);
   const wasCooling = cooling.delete(bitOf(offset));
-  const edit = summaryEdit(state, withBit(state.bits, bitOf(offset), true), allocatable, cooling, wasCooling ? [offset] : []);
+  const edit = summaryEdit(
+    state,
+    withBit(state.bits, bitOf(offset), true),
+    allocatable,
+    cooling,
+    wasCooling ? [offset] : [],
+  );
   return { outcome: 'assigned', edit, wasCooling };
 }
 
@@ -181,7 +208,13 @@ export function releaseInBlock(
       cooling.delete(bitOf(r.offset));
     }
   }
-  return { outcomes, freed, foreign, cooled, edit: freed.length > 0 ? summaryEdit(state, bits, allocatable, cooling) : undefined };
+  return {
+    outcomes,
+    freed,
+    foreign,
+    cooled,
+    edit: freed.length > 0 ? summaryEdit(state, bits, allocatable, cooling) : undefined,
+  };
 }
 
 /** True when any container address inside the range is assigned in the given blocks. */

@@ -30,7 +30,10 @@ export async function findOpenBlock(
         if (!skip(block)) return block;
         continue;
       }
-      const found = await descend({ level: node.level - 1, index: (node.index << BigInt(BLOCK_BITS)) + BigInt(c) }, from);
+      const found = await descend(
+        { level: node.level - 1, index: (node.index << BigInt(BLOCK_BITS)) + BigInt(c) },
+        from,
+      );
       if (found !== undefined) return found;
     }
     return undefined;
@@ -40,7 +43,11 @@ export async function findOpenBlock(
 }
 
 /** The exact answer when the hints are exhausted: the first block (not skipped) with an allowed free offset. */
-export function scanForOpenBlock(blocks: Map<bigint, Bitmap>, allowed: IntervalSet, skip: (block: bigint) => boolean): bigint | undefined {
+export function scanForOpenBlock(
+  blocks: Map<bigint, Bitmap>,
+  allowed: IntervalSet,
+  skip: (block: bigint) => boolean,
+): bigint | undefined {
   for (const piece of allowed) {
     for (let b = blockOf(piece.start); b <= blockOf(piece.end); b++) {
       if (skip(b)) continue;

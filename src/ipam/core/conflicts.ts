@@ -15,8 +15,15 @@ export function conflictRecord(poolId: string, seen: ConflictSeen): Assignment {
 }
 
 /** True when an address key holds a conflict record (not a container's assignment). */
-export function isConflict(read: AssignmentRead | undefined): read is { assignment: Assignment & { conflict: ConflictSeen } } {
-  return read !== undefined && read !== 'unreadable' && read.assignment.hostId === CONFLICT_HOLDER && read.assignment.conflict !== undefined;
+export function isConflict(
+  read: AssignmentRead | undefined,
+): read is { assignment: Assignment & { conflict: ConflictSeen } } {
+  return (
+    read !== undefined &&
+    read !== 'unreadable' &&
+    read.assignment.hostId === CONFLICT_HOLDER &&
+    read.assignment.conflict !== undefined
+  );
 }
 
 /** What the prober knows of one pre-probed candidate. */
@@ -38,7 +45,12 @@ export interface ProbePlan {
  * Keeps the pre-probed set on the addresses the allocator hands out next: every upcoming address not being probed
  * and not freshly probed free is probed; what is no longer upcoming is forgotten.
  */
-export function planProbes(upcoming: readonly string[], known: ReadonlyMap<string, CandidateState>, now: number, staleMs: number): ProbePlan {
+export function planProbes(
+  upcoming: readonly string[],
+  known: ReadonlyMap<string, CandidateState>,
+  now: number,
+  staleMs: number,
+): ProbePlan {
   const keep = new Map<string, CandidateState>();
   const probe: string[] = [];
   for (const address of new Set(upcoming)) {
@@ -50,7 +62,12 @@ export function planProbes(upcoming: readonly string[], known: ReadonlyMap<strin
 }
 
 /** How many upcoming addresses are pre-probed (probed free, not stale): what the next allocations can rely on. */
-export function preProbed(upcoming: readonly string[], known: ReadonlyMap<string, CandidateState>, now: number, staleMs: number): number {
+export function preProbed(
+  upcoming: readonly string[],
+  known: ReadonlyMap<string, CandidateState>,
+  now: number,
+  staleMs: number,
+): number {
   return upcoming.filter((a) => {
     const k = known.get(a);
     return k?.state === 'free' && !isStale(k.probedAt, now, staleMs);

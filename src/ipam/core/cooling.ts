@@ -19,7 +19,8 @@ export function heldBack(e: CoolingEntry, now: number, policy: CoolingPolicy): b
 export function occupied(bits: Bitmap, cooling: Cooling | undefined, now: number, policy: CoolingPolicy): Bitmap {
   if (!cooling || cooling.size === 0) return bits;
   const out = Uint8Array.from(bits);
-  for (const [bit, e] of cooling) if (heldBack(e, now, policy)) out[bit >> 3] = (out[bit >> 3] as number) | (1 << (bit & 7));
+  for (const [bit, e] of cooling)
+    if (heldBack(e, now, policy)) out[bit >> 3] = (out[bit >> 3] as number) | (1 << (bit & 7));
   return out;
 }
 

@@ -21,7 +21,8 @@ function canonical(text: string, what: string, poolId: string): Subnet {
   } catch {
     throw new FlatnetError('invalid', `PoolID "${poolId}" is not one flatnet issued (bad ${what}).`);
   }
-  if (formatSubnet(s) !== text) throw new FlatnetError('invalid', `PoolID "${poolId}" is not one flatnet issued (non-canonical ${what}).`);
+  if (formatSubnet(s) !== text)
+    throw new FlatnetError('invalid', `PoolID "${poolId}" is not one flatnet issued (non-canonical ${what}).`);
   return s;
 }
 
@@ -33,8 +34,12 @@ export function parsePoolId(poolId: string): PoolRef {
   const subnet = canonical(parts[0] as string, 'subnet', poolId);
   if (parts.length === 1) return { subnet };
   const subPool = canonical(parts[1] as string, 'sub-pool', poolId);
-  if (subPool.family !== subnet.family || subPool.prefix < subnet.prefix || subPool.network < subnet.network ||
-      subPool.network + subPool.size > subnet.network + subnet.size) {
+  if (
+    subPool.family !== subnet.family ||
+    subPool.prefix < subnet.prefix ||
+    subPool.network < subnet.network ||
+    subPool.network + subPool.size > subnet.network + subnet.size
+  ) {
     throw new FlatnetError('invalid', `PoolID "${poolId}" has a sub-pool outside its subnet.`);
   }
   return { subnet, subPool };

@@ -16,7 +16,10 @@ export function subnetInterval(subnet: Subnet, inner: Subnet): Interval {
 }
 
 export function rangeSet(c: PoolConfig, subnet: Subnet): Interval[] {
-  return union([], c.ranges.map((r) => interval(subnet, r.start, r.end)));
+  return union(
+    [],
+    c.ranges.map((r) => interval(subnet, r.start, r.end)),
+  );
 }
 
 /** Offsets never given to containers: host ranges, gateway, reservations, and v4 network/broadcast. */
@@ -59,7 +62,10 @@ export function claimPool(c: PoolConfig, ref: PoolRef, hostId: string, poolId: s
   const subnetText = formatSubnet(ref.subnet);
   const other = c.claims.find((k) => k.hostId === hostId && k.poolId !== poolId);
   if (other) {
-    throw new FlatnetError('conflict', `Host ${hostId} already has a network on ${subnetText} (pool ${other.poolId}); networks on one host must not overlap.`);
+    throw new FlatnetError(
+      'conflict',
+      `Host ${hostId} already has a network on ${subnetText} (pool ${other.poolId}); networks on one host must not overlap.`,
+    );
   }
   const next: PoolConfig = { ...c, ranges: [...c.ranges], claims: [...c.claims] };
   if (claimCount(c, hostId, poolId) > 0) {
@@ -73,10 +79,18 @@ export function claimPool(c: PoolConfig, ref: PoolRef, hostId: string, poolId: s
     const sub = subnetInterval(ref.subnet, ref.subPool);
     const meetsExisting = c.ranges.some((r) => overlaps(interval(ref.subnet, r.start, r.end), sub));
     if (!meetsExisting) {
-      next.ranges.push({ start: addressAt(ref.subnet, sub.start), end: addressAt(ref.subnet, sub.end), origin: 'docker', createdAt: now });
+      next.ranges.push({
+        start: addressAt(ref.subnet, sub.start),
+        end: addressAt(ref.subnet, sub.end),
+        origin: 'docker',
+        createdAt: now,
+      });
     }
   } else if (c.ranges.length === 0) {
-    throw new FlatnetError('invalid', `${subnetText} has no ip-range: on a flat LAN the subnet's addresses belong to real machines; add one with \`flatnet ip-range add\` or pass --ip-range.`);
+    throw new FlatnetError(
+      'invalid',
+      `${subnetText} has no ip-range: on a flat LAN the subnet's addresses belong to real machines; add one with \`flatnet ip-range add\` or pass --ip-range.`,
+    );
   }
   next.claims.push({ hostId, poolId, subPool: ref.subPool ? formatSubnet(ref.subPool) : '', since: now });
   return next;
@@ -105,11 +119,21 @@ export interface ClaimChoice {
  * after its first write applied unanswered (`exactly`). Returns the Docker-origin ranges no remaining claim uses;
  * a host left without claims also gives up its gateway/aux references.
  */
-export function releaseClaim(c: PoolConfig, hostId: string, poolId: string, which: ClaimChoice = {}): { config: PoolConfig; droppable: Interval[]; released: ClaimRecord | undefined } {
+export function releaseClaim(
+  c: PoolConfig,
+  hostId: string,
+  poolId: string,
+  which: ClaimChoice = {},
+): { config: PoolConfig; droppable: Interval[]; released: ClaimRecord | undefined } {
   let at = -1;
   c.claims.forEach((k, i) => {
     if (k.hostId !== hostId || k.poolId !== poolId) return;
-    if (which.exactly !== undefined ? k.since === which.exactly : which.notAfter === undefined || k.since <= which.notAfter) at = i;
+    if (
+      which.exactly !== undefined
+        ? k.since === which.exactly
+        : which.notAfter === undefined || k.since <= which.notAfter
+    )
+      at = i;
   });
   const claims = at < 0 ? c.claims : c.claims.filter((_, i) => i !== at);
   const stillHolds = claims.some((k) => k.hostId === hostId);
@@ -142,7 +166,10 @@ export function hostHolds(c: PoolConfig, hostId: string): HostHolds {
 /** Drops every claim entry and reservation reference of host H (`flatnet host forget`). */
 export function forgetHostInPool(c: PoolConfig, hostId: string): { config: PoolConfig; droppable: Interval[] } {
   const claims = c.claims.filter((k) => k.hostId !== hostId);
-  return { config: { ...c, claims, reservations: withoutHolder(c.reservations, hostId) }, droppable: unusedDockerRanges(c, claims) };
+  return {
+    config: { ...c, claims, reservations: withoutHolder(c.reservations, hostId) },
+    droppable: unusedDockerRanges(c, claims),
+  };
 }
 
 export function dropRanges(c: PoolConfig, subnet: Subnet, drop: Interval[]): PoolConfig {

@@ -19,7 +19,8 @@ function splitEnd(text: string, what: string): { family: Family; value: bigint; 
   const a = parseAddress(m[1] as string);
   if (m[2] === undefined) return a;
   const prefix = Number(m[2]);
-  if (prefix > (a.family === 4 ? 32 : 128)) throw new FlatnetError('invalid', `The range ${what} "${text}" has a bad prefix length.`);
+  if (prefix > (a.family === 4 ? 32 : 128))
+    throw new FlatnetError('invalid', `The range ${what} "${text}" has a bad prefix length.`);
   return { ...a, prefix };
 }
 

@@ -10,7 +10,8 @@ export function reservationAddress(c: PoolConfig, subnet: Subnet, kind: 'gateway
   if (wanted !== '') return addressAt(subnet, offsetIn(subnet, wanted));
   if (kind === 'aux') throw new FlatnetError('invalid', 'An auxiliary address request must name the address.');
   if (c.gateway) return c.gateway;
-  if (subnet.size < 2n) throw new FlatnetError('invalid', `The subnet has no host address for a gateway; pass --gateway.`);
+  if (subnet.size < 2n)
+    throw new FlatnetError('invalid', `The subnet has no host address for a gateway; pass --gateway.`);
   return addressAt(subnet, 1n);
 }
 
@@ -19,7 +20,13 @@ export function reservationAddress(c: PoolConfig, subnet: Subnet, kind: 'gateway
  * An undeclared one is held by its first host only, so that two hosts' `--ip` containers, each taken for an aux
  * address right after `network create`, never share it.
  */
-export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', address: string, declared = true): PoolConfig {
+export function reserve(
+  c: PoolConfig,
+  hostId: string,
+  kind: 'gateway' | 'aux',
+  address: string,
+  declared = true,
+): PoolConfig {
   const reservations = c.reservations.map((r) => ({ ...r, holders: { ...r.holders } }));
   const existing = reservations.find((r) => r.address === address);
   if (existing) {
@@ -37,7 +44,12 @@ export function reserve(c: PoolConfig, hostId: string, kind: 'gateway' | 'aux', 
     if (kind === 'aux' && declared) delete existing.tentative;
     existing.holders[hostId] = (existing.holders[hostId] ?? 0) + 1;
   } else {
-    reservations.push({ address, kind, holders: { [hostId]: 1 }, ...(kind === 'aux' && !declared ? { tentative: true as const } : {}) });
+    reservations.push({
+      address,
+      kind,
+      holders: { [hostId]: 1 },
+      ...(kind === 'aux' && !declared ? { tentative: true as const } : {}),
+    });
   }
   return { ...c, reservations };
 }

@@ -39,7 +39,10 @@ export function decodeCooling(bytes: Uint8Array | undefined): Cooling {
   if (!bytes || bytes.length % ENTRY_BYTES !== 0) return out;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < bytes.length; i += ENTRY_BYTES) {
-    out.set(bytes[i] as number, { parked: ((bytes[i + 1] as number) & PARKED) !== 0, releasedAt: view.getUint32(i + 2) });
+    out.set(bytes[i] as number, {
+      parked: ((bytes[i + 1] as number) & PARKED) !== 0,
+      releasedAt: view.getUint32(i + 2),
+    });
   }
   return out;
 }

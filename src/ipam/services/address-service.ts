@@ -2,13 +2,26 @@ import { addressInUse, addressNotAllocatable, FlatnetError, poolNotFound } from 
 import { addressAt, cidrAt, offsetIn, parseAddress, subnetContains } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { blockOf } from '../core/bitmap.js';
-import { assignOffset, type BlockEdit, type ContainerRelease, releaseInBlock, type ReleasePlan } from '../core/block-ops.js';
+import {
+  assignOffset,
+  type BlockEdit,
+  type ContainerRelease,
+  releaseInBlock,
+  type ReleasePlan,
+} from '../core/block-ops.js';
 import { isConflict } from '../core/conflicts.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
 import { declareAux, reservationAddress, reserve, unreserve } from '../core/reservations.js';
 import type { BlockCommit, BlockSnapshot, IpamStores } from '../ports.js';
-import { type AssignmentMeta, blockState, COOLING_OFF, editCommit, type CoolingOptions, namesOf } from './allocation-service.js';
+import {
+  type AssignmentMeta,
+  blockState,
+  COOLING_OFF,
+  editCommit,
+  type CoolingOptions,
+  namesOf,
+} from './allocation-service.js';
 import { updatePool } from './pool-update.js';
 
 export type { ContainerRelease } from '../core/block-ops.js';
@@ -25,17 +38,30 @@ export class AddressService {
   ) {}
 
   /** `declared`: see reserve() in core/reservations.ts. */
-  async reserve(ref: PoolRef, poolId: string, kind: 'gateway' | 'aux', wanted: string, declared = true): Promise<string> {
+  async reserve(
+    ref: PoolRef,
+    poolId: string,
+    kind: 'gateway' | 'aux',
+    wanted: string,
+    declared = true,
+  ): Promise<string> {
     const { pools } = this.stores;
     const before = await pools.read(ref.subnet);
     if (!before) throw poolNotFound(poolId);
     const guess = reservationAddress(before.config, ref.subnet, kind, wanted);
-    const address = await updatePool(pools, `reserve ${kind} address`, ref.subnet, async (tx) => {
-      if (!tx.current) throw poolNotFound(poolId);
-      const chosen = reservationAddress(tx.current, ref.subnet, kind, wanted);
-      if (await tx.assignment(chosen)) throw new FlatnetError('conflict', `${chosen} is assigned to a container; it cannot be the ${kind} address.`);
-      return { result: chosen, next: reserve(tx.current, this.hostId, kind, chosen, declared) };
-    }, { addresses: [guess] });
+    const address = await updatePool(
+      pools,
+      `reserve ${kind} address`,
+      ref.subnet,
+      async (tx) => {
+        if (!tx.current) throw poolNotFound(poolId);
+        const chosen = reservationAddress(tx.current, ref.subnet, kind, wanted);
+        if (await tx.assignment(chosen))
+          throw new FlatnetError('conflict', `${chosen} is assigned to a container; it cannot be the ${kind} address.`);
+        return { result: chosen, next: reserve(tx.current, this.hostId, kind, chosen, declared) };
+      },
+      { addresses: [guess] },
+    );
     return cidrAt(ref.subnet, offsetIn(ref.subnet, address));
   }
 
@@ -62,7 +88,10 @@ export class AddressService {
       const held = view.assignments.get(address);
       if (decided.outcome === 'taken' && isConflict(held)) {
         const mac = held.assignment.conflict.mac;
-        throw new FlatnetError('conflict', `${address} is in use by a machine outside flatnet${mac ? ` (MAC ${mac})` : ''}; flatnet ip clear-conflict ${address} once it is gone.`);
+        throw new FlatnetError(
+          'conflict',
+          `${address} is in use by a machine outside flatnet${mac ? ` (MAC ${mac})` : ''}; flatnet ip clear-conflict ${address} once it is gone.`,
+        );
       }
       if (decided.outcome === 'taken') throw addressInUse(address);
       const assignment = { hostId: this.hostId, since: new Date().toISOString(), poolId, ...meta };
@@ -83,7 +112,8 @@ export class AddressService {
     const first = offsets[0];
     if (first === undefined) return [];
     const block = blockOf(first);
-    if (offsets.some((o) => blockOf(o) !== block)) throw new Error('releaseContainers: offsets from more than one block');
+    if (offsets.some((o) => blockOf(o) !== block))
+      throw new Error('releaseContainers: offsets from more than one block');
     const addresses = offsets.map((o) => addressAt(ref.subnet, o));
     const what = addresses.length === 1 ? `release ${addresses[0]}` : `release ${addresses.length} addresses`;
     const { blocks, retry } = this.stores;
@@ -94,8 +124,17 @@ export class AddressService {
         const address = addresses[i] as string;
         return { offset, address, held: view.assignments.get(address) };
       });
-      const plan = releaseInBlock(blockState(view, this.cooling), requests, { hostId: this.hostId, force }, allocatable(view.config, ref.subnet));
-      for (const f of plan.foreign) this.logger.warn({ address: f.address, owner: f.owner, poolId }, 'release of an address another host holds ignored');
+      const plan = releaseInBlock(
+        blockState(view, this.cooling),
+        requests,
+        { hostId: this.hostId, force },
+        allocatable(view.config, ref.subnet),
+      );
+      for (const f of plan.foreign)
+        this.logger.warn(
+          { address: f.address, owner: f.owner, poolId },
+          'release of an address another host holds ignored',
+        );
       if (!plan.edit) return plan.outcomes;
       const ok = await blocks.commit(view, releaseCommit(ref, view, plan, plan.edit));
       return ok ? plan.outcomes : undefined;
@@ -111,7 +150,12 @@ export class AddressService {
   }
 
   /** Frees a container address this host holds (any holder's with force), or drops this host's reservation. */
-  async release(ref: PoolRef, poolId: string, text: string, force = false): Promise<'container' | 'reservation' | 'none'> {
+  async release(
+    ref: PoolRef,
+    poolId: string,
+    text: string,
+    force = false,
+  ): Promise<'container' | 'reservation' | 'none'> {
     const offset = offsetInPool(ref, text);
     if (offset === undefined) return 'none';
     const [outcome] = await this.releaseContainers(ref, poolId, [offset], force);
@@ -137,7 +181,9 @@ export function releaseCommit(ref: PoolRef, view: BlockSnapshot, plan: ReleasePl
     const held = view.assignments.get(address);
     return held && held !== 'unreadable' ? [{ address, record: { ...held.assignment, releasedAt } }] : [];
   });
-  const names = release.flatMap((r) => (r.record.endpointName ? [{ name: r.record.endpointName, address: r.address }] : []));
+  const names = release.flatMap((r) =>
+    r.record.endpointName ? [{ name: r.record.endpointName, address: r.address }] : [],
+  );
   const dropReleased = plan.freed.filter((a) => !release.some((r) => r.address === a) && view.released.has(a));
   return { ...editCommit(ref, edit), remove: plan.freed, release, names, dropReleased };
 }

@@ -6,7 +6,17 @@ import { anyAssigned } from '../core/block-ops.js';
 import { allocatable, interval, poolIsUnused } from '../core/pool-rules.js';
 import { addHostRange, addRange, removeHostRange, removeRange } from '../core/range-rules.js';
 import { parseRangeSpec } from '../core/range-spec.js';
-import type { AssignmentInfo, ConflictInfo, HostRangeInfo, HostRangeSpec, IpamAdmin, IpRangeInfo, IpRangeSpec, PoolSummary, ReleasedInfo } from '../contract.js';
+import type {
+  AssignmentInfo,
+  ConflictInfo,
+  HostRangeInfo,
+  HostRangeSpec,
+  IpamAdmin,
+  IpRangeInfo,
+  IpRangeSpec,
+  PoolSummary,
+  ReleasedInfo,
+} from '../contract.js';
 import { emptyPoolConfig } from '../model/records.js';
 import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
 import { isConflict } from '../core/conflicts.js';
@@ -36,9 +46,15 @@ export class IpamAdminService implements IpamAdmin {
   /** The subnet a range names by its /prefix, or the existing pool holding it. */
   private async locate(spec: IpRangeSpec): Promise<{ subnet: Subnet; range: Interval }> {
     const p = parseRangeSpec(spec.start, spec.end);
-    const subnet = p.subnet ?? (await this.stores.pools.listSubnets()).find((s) => subnetContains(s, p.family, p.start));
-    if (!subnet) throw new FlatnetError('invalid', `No pool holds ${spec.start}; give the prefix length (e.g. ${spec.start}/24) to create one.`);
-    if (!subnetContains(subnet, p.family, p.start)) throw new FlatnetError('invalid', `${spec.start} is outside ${formatSubnet(subnet)}.`);
+    const subnet =
+      p.subnet ?? (await this.stores.pools.listSubnets()).find((s) => subnetContains(s, p.family, p.start));
+    if (!subnet)
+      throw new FlatnetError(
+        'invalid',
+        `No pool holds ${spec.start}; give the prefix length (e.g. ${spec.start}/24) to create one.`,
+      );
+    if (!subnetContains(subnet, p.family, p.start))
+      throw new FlatnetError('invalid', `${spec.start} is outside ${formatSubnet(subnet)}.`);
     return { subnet, range: { start: p.start - subnet.network, end: p.end - subnet.network } };
   }
 
@@ -47,7 +63,8 @@ export class IpamAdminService implements IpamAdmin {
    * span's blocks are compared: allocations elsewhere in the pool do not hold the change up.
    */
   private async assertIdle(tx: PoolTxn, range: Interval, what: string): Promise<void> {
-    if (anyAssigned(await tx.blocks(range), range)) throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
+    if (anyAssigned(await tx.blocks(range), range))
+      throw new FlatnetError('conflict', `Addresses in that range are assigned; release them first (${what}).`);
   }
 
   async addIpRange(spec: IpRangeSpec): Promise<IpRangeInfo> {
@@ -96,7 +113,9 @@ export class IpamAdminService implements IpamAdmin {
   }
 
   async listHostRanges(): Promise<HostRangeInfo[]> {
-    return (await this.stores.pools.readAll()).flatMap((p) => p.config.hostRanges.map((h) => ({ subnet: p.config.subnet, ...h })));
+    return (await this.stores.pools.readAll()).flatMap((p) =>
+      p.config.hostRanges.map((h) => ({ subnet: p.config.subnet, ...h })),
+    );
   }
 
   private async assignmentsOf(p: PoolRecord): Promise<AssignmentInfo[]> {
@@ -139,8 +158,15 @@ export class IpamAdminService implements IpamAdmin {
     // A conflict is no container's: only `ip clear-conflict` frees it.
     if (!found || found.read === 'unreadable' || isConflict(found.read)) return undefined;
     const { poolId: _poolId, ...rest } = found.read.assignment;
-    const freed = await this.addressService.release({ subnet: parseSubnet(found.subnet) }, found.subnet, found.address, true);
-    return freed === 'container' ? { address: found.address, subnet: found.subnet, kind: 'container', ...rest } : undefined;
+    const freed = await this.addressService.release(
+      { subnet: parseSubnet(found.subnet) },
+      found.subnet,
+      found.address,
+      true,
+    );
+    return freed === 'container'
+      ? { address: found.address, subnet: found.subnet, kind: 'container', ...rest }
+      : undefined;
   }
 
   listConflicts(filter: { subnet?: string } = {}): Promise<ConflictInfo[]> {
@@ -162,7 +188,12 @@ export class IpamAdminService implements IpamAdmin {
         ...(p.config.gateway ? { gateway: p.config.gateway } : {}),
         ranges: rangesOf(p),
         hostRanges: p.config.hostRanges.map((h) => ({ subnet: p.config.subnet, ...h })),
-        reservations: p.config.reservations.map((r) => ({ address: r.address, subnet: p.config.subnet, kind: r.kind, hostIds: Object.keys(r.holders) })),
+        reservations: p.config.reservations.map((r) => ({
+          address: r.address,
+          subnet: p.config.subnet,
+          kind: r.kind,
+          hostIds: Object.keys(r.holders),
+        })),
         claims: p.config.claims,
         size: size.toString(),
         used,
@@ -174,5 +205,9 @@ export class IpamAdminService implements IpamAdmin {
 }
 
 function rangesOf(p: PoolRecord): IpRangeInfo[] {
-  return p.config.ranges.map((r) => ({ subnet: p.config.subnet, ...r, size: count([interval(p.subnet, r.start, r.end)]).toString() }));
+  return p.config.ranges.map((r) => ({
+    subnet: p.config.subnet,
+    ...r,
+    size: count([interval(p.subnet, r.start, r.end)]).toString(),
+  }));
 }

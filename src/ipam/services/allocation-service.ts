@@ -4,7 +4,15 @@ import { addressAt, formatSubnet, offsetIn } from '../../net/address.js';
 import { type Interval, nthMember } from '../../net/intervals.js';
 import type { Logger } from '../../observability/logger.js';
 import { bitOf, blockFull, blockOf, freeOffsets, getBit, withBit } from '../core/bitmap.js';
-import { assignOffset, autoAssign, type BlockEdit, type BlockState, occupiedOf, type OpsBudget, summaryEdit } from '../core/block-ops.js';
+import {
+  assignOffset,
+  autoAssign,
+  type BlockEdit,
+  type BlockState,
+  occupiedOf,
+  type OpsBudget,
+  summaryEdit,
+} from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
 import { occupied, oldestCooled } from '../core/cooling.js';
 import type { PoolRef } from '../core/pool-id.js';
@@ -40,7 +48,12 @@ export function blockState(s: BlockSnapshot, cooling: CoolingOptions = COOLING_O
 
 /** What a block edit writes: bits, summaries, cooling entries, and the released records that go. */
 export function editCommit(ref: PoolRef, edit: BlockEdit): BlockCommit & { dropReleased: string[] } {
-  return { bits: edit.bits, nodes: edit.nodes, cooling: edit.cooling, dropReleased: edit.dropReleased.map((o) => addressAt(ref.subnet, o)) };
+  return {
+    bits: edit.bits,
+    nodes: edit.nodes,
+    cooling: edit.cooling,
+    dropReleased: edit.dropReleased.map((o) => addressAt(ref.subnet, o)),
+  };
 }
 
 /**
@@ -80,7 +93,12 @@ export class AllocationService {
     return this.retry.retrying('allocate an address', () => this.allocateOnce(ref, poolId, metas, tried));
   }
 
-  private assignments(ref: PoolRef, poolId: string, offsets: bigint[], metas: AssignmentMeta[]): BlockCommit['create'] & object {
+  private assignments(
+    ref: PoolRef,
+    poolId: string,
+    offsets: bigint[],
+    metas: AssignmentMeta[],
+  ): BlockCommit['create'] & object {
     const since = new Date().toISOString();
     return offsets.map((o, i) => ({
       address: addressAt(ref.subnet, o),
@@ -88,7 +106,12 @@ export class AllocationService {
     }));
   }
 
-  private async allocateOnce(ref: PoolRef, poolId: string, metas: AssignmentMeta[], tried: Set<bigint>): Promise<string[] | undefined> {
+  private async allocateOnce(
+    ref: PoolRef,
+    poolId: string,
+    metas: AssignmentMeta[],
+    tried: Set<bigint>,
+  ): Promise<string[] | undefined> {
     const poolKey = formatSubnet(ref.subnet);
     for (;;) {
       let block = this.cursors.get(poolKey);
@@ -101,7 +124,13 @@ export class AllocationService {
       if (!view) throw poolNotFound(poolId);
       const all = allocatable(view.config, ref.subnet);
       const allowed = allowedFor(view.config, ref, all);
-      const { offsets, edit } = autoAssign(blockState(view, this.cooling), metas.length, allowed, all, budgetFor(metas));
+      const { offsets, edit } = autoAssign(
+        blockState(view, this.cooling),
+        metas.length,
+        allowed,
+        all,
+        budgetFor(metas),
+      );
       if (!edit) {
         tried.add(block);
         const next = await this.nextBlock(view, ref, allowed, all, tried);
@@ -114,7 +143,13 @@ export class AllocationService {
       if (written === undefined) {
         // A stale cached view is not contention: re-read at once instead of backing off.
         if (view === cached) continue;
-        const settled = await this.settleDisagreement(view, ref, poolId, all, create.map((c) => c.address));
+        const settled = await this.settleDisagreement(
+          view,
+          ref,
+          poolId,
+          all,
+          create.map((c) => c.address),
+        );
         if (settled === 'repaired') continue;
         if (settled === 'none') await this.moveAwayFrom(view, ref, allowed);
         return undefined;
@@ -135,7 +170,12 @@ export class AllocationService {
       const view = await this.blocks.read(ref.subnet, block);
       if (!view) throw poolNotFound(poolId);
       const all = allocatable(view.config, ref.subnet);
-      const free = freeOffsets(occupiedOf(blockState(view, this.cooling)), block, allowedFor(view.config, ref, all), n - out.length);
+      const free = freeOffsets(
+        occupiedOf(blockState(view, this.cooling)),
+        block,
+        allowedFor(view.config, ref, all),
+        n - out.length,
+      );
       out.push(...free.map((o) => addressAt(ref.subnet, o)));
     }
     return out;
@@ -145,7 +185,12 @@ export class AllocationService {
    * Nothing is free but cooling addresses: the one that cooled longest (plain cooling before parked for a name)
    * is handed out rather than failing. Reads every block's cooling entries, at exhaustion only.
    */
-  private async reuseOldestCooled(ref: PoolRef, poolId: string, allowed: Interval[], meta: AssignmentMeta | undefined): Promise<string[] | undefined> {
+  private async reuseOldestCooled(
+    ref: PoolRef,
+    poolId: string,
+    allowed: Interval[],
+    meta: AssignmentMeta | undefined,
+  ): Promise<string[] | undefined> {
     const bits = await this.blocks.readAll(ref.subnet);
     const cooling = await this.blocks.readCooling(ref.subnet);
     const merged = new Map<bigint, { bits: Bitmap; cooling: Cooling }>();
@@ -171,7 +216,11 @@ export class AllocationService {
    * by that name, not reused since). undefined = nothing to give back (then a fresh address is chosen); a name
    * that holds its address (two containers of one name) gets nothing back here either.
    */
-  async reclaimForName(ref: PoolRef, poolId: string, meta: AssignmentMeta & { endpointName: string }): Promise<string | undefined> {
+  async reclaimForName(
+    ref: PoolRef,
+    poolId: string,
+    meta: AssignmentMeta & { endpointName: string },
+  ): Promise<string | undefined> {
     if (this.cooling.policy.stickySec <= 0) return undefined;
     const hinted = await this.blocks.readName(ref.subnet, meta.endpointName);
     if (hinted === undefined) return undefined;
@@ -182,20 +231,27 @@ export class AllocationService {
       return undefined;
     }
     const address = addressAt(ref.subnet, offset);
-    return this.retry.retrying(`give ${address} back to ${meta.endpointName}`, async () => {
-      const view = await this.blocks.read(ref.subnet, blockOf(offset), [address]);
-      if (!view) throw poolNotFound(poolId);
-      const state = blockState(view, this.cooling);
-      const entry = view.cooling.get(Number(offset & 255n));
-      const verdict = stickyReuse(meta.endpointName, { assigned: view.assignments.get(address), released: view.released.get(address), entry }, state.now ?? 0, this.cooling.policy);
-      if (verdict !== 'give-back') return { address: undefined };
-      const all = allocatable(view.config, ref.subnet);
-      const decided = assignOffset(state, offset, allowedFor(view.config, ref, all), all);
-      if (decided.outcome !== 'assigned') return { address: undefined };
-      const create = this.assignments(ref, poolId, [offset], [meta]);
-      const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
-      return ok ? { address } : undefined;
-    }).then((r) => r.address);
+    return this.retry
+      .retrying(`give ${address} back to ${meta.endpointName}`, async () => {
+        const view = await this.blocks.read(ref.subnet, blockOf(offset), [address]);
+        if (!view) throw poolNotFound(poolId);
+        const state = blockState(view, this.cooling);
+        const entry = view.cooling.get(Number(offset & 255n));
+        const verdict = stickyReuse(
+          meta.endpointName,
+          { assigned: view.assignments.get(address), released: view.released.get(address), entry },
+          state.now ?? 0,
+          this.cooling.policy,
+        );
+        if (verdict !== 'give-back') return { address: undefined };
+        const all = allocatable(view.config, ref.subnet);
+        const decided = assignOffset(state, offset, allowedFor(view.config, ref, all), all);
+        if (decided.outcome !== 'assigned') return { address: undefined };
+        const create = this.assignments(ref, poolId, [offset], [meta]);
+        const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
+        return ok ? { address } : undefined;
+      })
+      .then((r) => r.address);
   }
 
   /**
@@ -212,7 +268,13 @@ export class AllocationService {
    * reconcile, `flatnet ip release`); `flatnet fsck --repair` makes the same repair, it is just not needed for
    * progress. 'none' = no disagreement (a lost race); 'conflict' = the repair itself lost a race (retry).
    */
-  private async settleDisagreement(view: BlockSnapshot, ref: PoolRef, poolId: string, all: Interval[], addresses: string[]): Promise<'none' | 'repaired' | 'conflict'> {
+  private async settleDisagreement(
+    view: BlockSnapshot,
+    ref: PoolRef,
+    poolId: string,
+    all: Interval[],
+    addresses: string[],
+  ): Promise<'none' | 'repaired' | 'conflict'> {
     const now = await this.blocks.read(ref.subnet, view.block, addresses);
     if (!now) throw poolNotFound(poolId);
     const stray = addresses.filter((a) => now.assignments.has(a) && !getBit(now.bits, bitOf(offsetIn(ref.subnet, a))));
@@ -228,7 +290,10 @@ export class AllocationService {
     const ok = await this.blocks.commit(now, editCommit(ref, summaryEdit(state, bits, all, cooling)));
     if (!ok) return 'conflict';
     for (const address of stray) {
-      this.logger?.warn({ address, pool: poolId }, 'an address record existed for an address its block called free: the block now marks it used (flatnet fsck lists such damage)');
+      this.logger?.warn(
+        { address, pool: poolId },
+        'an address record existed for an address its block called free: the block now marks it used (flatnet fsck lists such damage)',
+      );
     }
     return 'repaired';
   }
@@ -243,7 +308,13 @@ export class AllocationService {
   private async moveAwayFrom(view: BlockSnapshot, ref: PoolRef, allowed: Interval[]): Promise<void> {
     const from = nthMember(allowed, BigInt(Math.floor(this.random() * Number.MAX_SAFE_INTEGER)));
     if (from === undefined) return;
-    const other = await findOpenBlock(ref.subnet.hostBits, allowed, blockOf(from), (n) => this.blocks.readNode(ref.subnet, n), (b) => b === view.block);
+    const other = await findOpenBlock(
+      ref.subnet.hostBits,
+      allowed,
+      blockOf(from),
+      (n) => this.blocks.readNode(ref.subnet, n),
+      (b) => b === view.block,
+    );
     if (other !== undefined) this.cursors.set(formatSubnet(ref.subnet), other);
   }
 
@@ -256,7 +327,13 @@ export class AllocationService {
     return start === undefined ? 0n : blockOf(start);
   }
 
-  private async nextBlock(view: BlockSnapshot, ref: PoolRef, allowed: Interval[], all: Interval[], tried: Set<bigint>): Promise<bigint | undefined> {
+  private async nextBlock(
+    view: BlockSnapshot,
+    ref: PoolRef,
+    allowed: Interval[],
+    all: Interval[],
+    tried: Set<bigint>,
+  ): Promise<bigint | undefined> {
     if (allowed.length === 0) return undefined;
     const state = blockState(view, this.cooling);
     // The block we just read may be full against a stale hint: fix the hint for the next searcher.
@@ -264,20 +341,29 @@ export class AllocationService {
       await this.blocks.writeHints(view, summaryEdit(state, view.bits, all).nodes).catch(() => undefined);
     }
     const skip = (b: bigint): boolean => tried.has(b);
-    const hinted = await findOpenBlock(ref.subnet.hostBits, allowed, view.block + 1n, (n) => this.blocks.readNode(ref.subnet, n), skip);
+    const hinted = await findOpenBlock(
+      ref.subnet.hostBits,
+      allowed,
+      view.block + 1n,
+      (n) => this.blocks.readNode(ref.subnet, n),
+      skip,
+    );
     if (hinted !== undefined) return hinted;
     // The exact answer: cooling offsets count as taken, and a cooldown may have run out since a hint was written.
     const bits = await this.blocks.readAll(ref.subnet);
     const cooling = await this.blocks.readCooling(ref.subnet);
     const now = this.cooling.now();
-    for (const [block, c] of cooling) bits.set(block, occupied(bits.get(block) ?? new Uint8Array(32), c, now, this.cooling.policy));
+    for (const [block, c] of cooling)
+      bits.set(block, occupied(bits.get(block) ?? new Uint8Array(32), c, now, this.cooling.policy));
     return scanForOpenBlock(bits, allowed, skip);
   }
 }
 
 /** Name index entries for the named assignments of a commit. */
 export function namesOf(create: { address: string; assignment: Assignment }[]): { name: string; address: string }[] {
-  return create.flatMap((c) => (c.assignment.endpointName ? [{ name: c.assignment.endpointName, address: c.address }] : []));
+  return create.flatMap((c) =>
+    c.assignment.endpointName ? [{ name: c.assignment.endpointName, address: c.address }] : [],
+  );
 }
 
 function definedOnly(m: AssignmentMeta | undefined): AssignmentMeta {

@@ -66,11 +66,26 @@ export class ConflictService {
     const read = view?.assignments.get(address);
     if (!isConflict(read)) {
       const what = read === undefined ? 'free' : 'held by a container';
-      throw new FlatnetError('invalid', `${address} is not a recorded conflict (it is ${what}); see flatnet ip list --conflicts.`);
+      throw new FlatnetError(
+        'invalid',
+        `${address} is not a recorded conflict (it is ${what}); see flatnet ip list --conflicts.`,
+      );
     }
     const seen = read.assignment.conflict;
-    const freed = await releaseWhere(this.stores, [{ ref: { subnet }, offset, accept: (h) => isConflict(h) && h.assignment.conflict.seenAt === seen.seenAt }]);
-    if (freed.length === 0) throw new FlatnetError('conflict', `The record of ${address} changed meanwhile; look again with flatnet ip list --conflicts.`);
-    return { address, subnet: formatSubnet(subnet), ...(seen.mac !== undefined ? { mac: seen.mac } : {}), seenAt: seen.seenAt, seenBy: seen.seenBy };
+    const freed = await releaseWhere(this.stores, [
+      { ref: { subnet }, offset, accept: (h) => isConflict(h) && h.assignment.conflict.seenAt === seen.seenAt },
+    ]);
+    if (freed.length === 0)
+      throw new FlatnetError(
+        'conflict',
+        `The record of ${address} changed meanwhile; look again with flatnet ip list --conflicts.`,
+      );
+    return {
+      address,
+      subnet: formatSubnet(subnet),
+      ...(seen.mac !== undefined ? { mac: seen.mac } : {}),
+      seenAt: seen.seenAt,
+      seenBy: seen.seenBy,
+    };
   }
 }

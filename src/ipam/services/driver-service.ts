@@ -6,7 +6,13 @@ import { GroupCommit } from '../../util/group-commit.js';
 import { blockOf } from '../core/bitmap.js';
 import type { ContainerRelease } from '../core/block-ops.js';
 import { parsePoolId, type PoolRef } from '../core/pool-id.js';
-import type { IpamDriver, RequestAddressInput, RequestAddressResult, RequestPoolInput, RequestPoolResult } from '../contract.js';
+import type {
+  IpamDriver,
+  RequestAddressInput,
+  RequestAddressResult,
+  RequestPoolInput,
+  RequestPoolResult,
+} from '../contract.js';
 import type { IpamStores } from '../ports.js';
 import { AddressService, offsetInPool } from './address-service.js';
 import { AllocationService, type AssignmentMeta, COOLING_OFF, type CoolingOptions } from './allocation-service.js';
@@ -75,15 +81,19 @@ export class IpamDriverService implements IpamDriver {
     this.addresses = new AddressService(stores, hostId, logger, cooling);
     this.allocator = new AllocationService(stores.blocks, stores.retry, hostId, cooling, Math.random, logger);
     const batching = { maxBatch: MAX_BATCH, gatherMs: GATHER_MS };
-    this.allocations = new GroupCommit((poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas), batching);
-    // Releases are batched per block: one read and one commit free every address of the block that queued up.
-    this.releases = new GroupCommit(
-      (_key, requests) => {
-        const { ref, poolId } = requests[0] as ReleaseRequest;
-        return this.addresses.releaseContainers(ref, poolId, requests.map((r) => r.offset));
-      },
+    this.allocations = new GroupCommit(
+      (poolId, metas) => this.allocator.allocate(parsePoolId(poolId), poolId, metas),
       batching,
     );
+    // Releases are batched per block: one read and one commit free every address of the block that queued up.
+    this.releases = new GroupCommit((_key, requests) => {
+      const { ref, poolId } = requests[0] as ReleaseRequest;
+      return this.addresses.releaseContainers(
+        ref,
+        poolId,
+        requests.map((r) => r.offset),
+      );
+    }, batching);
   }
 
   requestPool(input: RequestPoolInput): Promise<RequestPoolResult> {
@@ -101,7 +111,10 @@ export class IpamDriverService implements IpamDriver {
       await this.pools.releasePool(poolId, { chose: (since) => (chosen = since) });
     } catch (err) {
       if (!this.journal || !isUnavailable(err)) throw err;
-      await this.journalOrThrow({ op: 'pool', poolId, at, ...(chosen !== undefined ? { claimSince: chosen } : {}) }, err);
+      await this.journalOrThrow(
+        { op: 'pool', poolId, at, ...(chosen !== undefined ? { claimSince: chosen } : {}) },
+        err,
+      );
     }
   }
 
@@ -127,26 +140,40 @@ export class IpamDriverService implements IpamDriver {
       subnet = formatSubnet(ref.subnet);
       this.requesting.set(subnet, (this.requesting.get(subnet) ?? 0) + 1);
       // The address asked for, or the one this name parked, may be in a release still landing.
-      if (input.address !== '' || input.endpointName) await this.releasesLanded(input.poolId, input.address !== '' ? input.address : undefined);
+      if (input.address !== '' || input.endpointName)
+        await this.releasesLanded(input.poolId, input.address !== '' ? input.address : undefined);
       let address: string;
       if (input.kind !== 'container') {
-        address = await this.addresses.reserve(ref, input.poolId, input.kind, input.address, input.kind === 'gateway' || input.declared === true);
+        address = await this.addresses.reserve(
+          ref,
+          input.poolId,
+          input.kind,
+          input.address,
+          input.kind === 'gateway' || input.declared === true,
+        );
       } else {
         const meta: AssignmentMeta = {};
         if (input.macAddress) meta.macAddress = input.macAddress;
         if (input.endpointName) meta.endpointName = input.endpointName;
         // A name's parked address comes back before a fresh one is chosen (Docker 29+ sends the name).
-        const parked = input.address === '' && input.endpointName ? await this.allocator.reclaimForName(ref, input.poolId, { ...meta, endpointName: input.endpointName }) : undefined;
-        address = input.address !== ''
-          ? await this.addresses.requestSpecific(ref, input.poolId, input.address, meta)
-          : `${parked ?? (await this.allocations.submit(input.poolId, meta))}/${ref.subnet.prefix}`;
+        const parked =
+          input.address === '' && input.endpointName
+            ? await this.allocator.reclaimForName(ref, input.poolId, { ...meta, endpointName: input.endpointName })
+            : undefined;
+        address =
+          input.address !== ''
+            ? await this.addresses.requestSpecific(ref, input.poolId, input.address, meta)
+            : `${parked ?? (await this.allocations.submit(input.poolId, meta))}/${ref.subnet.prefix}`;
       }
       allocations.inc({ kind: input.kind });
       if (input.kind === 'container') this.onAllocated?.(input.poolId);
       return { address };
     } catch (err) {
       allocationFailures.inc({ reason: err instanceof FlatnetError ? err.kind : 'internal' });
-      this.logger.info({ poolId: input.poolId, kind: input.kind, err: (err as Error).message }, 'address request refused');
+      this.logger.info(
+        { poolId: input.poolId, kind: input.kind, err: (err as Error).message },
+        'address request refused',
+      );
       throw err;
     } finally {
       if (subnet !== undefined) {
@@ -179,7 +206,10 @@ export class IpamDriverService implements IpamDriver {
       const added = journal.add(entry).then(
         () => true,
         (err: unknown) => {
-          this.logger.warn({ entry, error: errorMessage(err) }, 'could not journal a release; releasing before the reply');
+          this.logger.warn(
+            { entry, error: errorMessage(err) },
+            'could not journal a release; releasing before the reply',
+          );
           return false;
         },
       );
@@ -201,20 +231,43 @@ export class IpamDriverService implements IpamDriver {
    * entry goes after that. Any failure keeps the entry for the journal's replay (which frees the address only
    * if this host still holds it from before the release).
    */
-  private async land(entry: JournalEntry & { op: 'address' }, ref: PoolRef, offset: bigint, journal: ReleaseJournal, added: Promise<boolean>, before: Promise<void> | undefined): Promise<void> {
+  private async land(
+    entry: JournalEntry & { op: 'address' },
+    ref: PoolRef,
+    offset: bigint,
+    journal: ReleaseJournal,
+    added: Promise<boolean>,
+    before: Promise<void> | undefined,
+  ): Promise<void> {
     if (!(await added)) return;
     await before;
     try {
       await this.commitRelease(ref, entry.poolId, offset);
     } catch (err) {
-      this.logger.warn({ entry, error: errorMessage(err) }, isUnavailable(err) ? 'etcd unreachable: release journaled, retried in the background' : 'release failed after its reply; kept in the journal for its replay');
+      this.logger.warn(
+        { entry, error: errorMessage(err) },
+        isUnavailable(err)
+          ? 'etcd unreachable: release journaled, retried in the background'
+          : 'release failed after its reply; kept in the journal for its replay',
+      );
       return;
     }
-    void journal.remove(entry).catch((err: unknown) => this.logger.warn({ entry, error: errorMessage(err) }, 'could not drop a landed release from the journal (its replay changes nothing)'));
+    void journal
+      .remove(entry)
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { entry, error: errorMessage(err) },
+          'could not drop a landed release from the journal (its replay changes nothing)',
+        ),
+      );
   }
 
   /** Runs one landing per address at a time, in order, and keeps it findable until it is done. */
-  private trackLanding(poolId: string, address: string, run: (before: Promise<void> | undefined) => Promise<void>): void {
+  private trackLanding(
+    poolId: string,
+    address: string,
+    run: (before: Promise<void> | undefined) => Promise<void>,
+  ): void {
     const byAddress = this.pendingReleases.get(poolId) ?? new Map<string, Promise<void>>();
     this.pendingReleases.set(poolId, byAddress);
     const landing = run(byAddress.get(address));
@@ -226,8 +279,13 @@ export class IpamDriverService implements IpamDriver {
   }
 
   private async commitRelease(ref: PoolRef, poolId: string, offset: bigint): Promise<void> {
-    let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, { ref, poolId, offset });
-    if (outcome === 'not-assigned') outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
+    let outcome: ContainerRelease | 'reservation' = await this.releases.submit(`${poolId}#${blockOf(offset)}`, {
+      ref,
+      poolId,
+      offset,
+    });
+    if (outcome === 'not-assigned')
+      outcome = await this.addresses.releaseReservation(ref, addressAt(ref.subnet, offset));
     if (outcome !== 'none') releases.inc();
   }
 
@@ -253,7 +311,8 @@ export class IpamDriverService implements IpamDriver {
 
   /** Waits for every release answered and still landing (shutdown); one that cannot reach etcd stays journaled. */
   async settleReleases(): Promise<void> {
-    while (this.pendingReleases.size > 0) await Promise.all([...this.pendingReleases.values()].flatMap((m) => [...m.values()]));
+    while (this.pendingReleases.size > 0)
+      await Promise.all([...this.pendingReleases.values()].flatMap((m) => [...m.values()]));
   }
 
   private async journalOrThrow(entry: JournalEntry, cause: unknown): Promise<void> {
@@ -263,7 +322,10 @@ export class IpamDriverService implements IpamDriver {
       this.logger.error({ entry, error: errorMessage(err) }, 'could not journal a release');
       throw cause;
     }
-    this.logger.warn({ entry, error: errorMessage(cause) }, 'etcd unreachable: release journaled, retried in the background');
+    this.logger.warn(
+      { entry, error: errorMessage(cause) },
+      'etcd unreachable: release journaled, retried in the background',
+    );
   }
 
   /**
@@ -280,7 +342,10 @@ export class IpamDriverService implements IpamDriver {
   async replay(entry: JournalEntry): Promise<void> {
     if (entry.op === 'pool') {
       await this.releasesLanded(entry.poolId);
-      await this.pools.releasePool(entry.poolId, entry.claimSince !== undefined ? { exactly: entry.claimSince } : { notAfter: entry.at });
+      await this.pools.releasePool(
+        entry.poolId,
+        entry.claimSince !== undefined ? { exactly: entry.claimSince } : { notAfter: entry.at },
+      );
       return;
     }
     const ref = parsePoolId(entry.poolId);
@@ -291,11 +356,11 @@ export class IpamDriverService implements IpamDriver {
     await releaseWhere(
       this.stores,
       [
-      {
-        ref,
-        offset,
-        accept: (h) => h !== 'unreadable' && h.assignment.hostId === this.hostId && h.assignment.since <= entry.at,
-      },
+        {
+          ref,
+          offset,
+          accept: (h) => h !== 'unreadable' && h.assignment.hostId === this.hostId && h.assignment.since <= entry.at,
+        },
       ],
       this.cooling,
     );
@@ -303,7 +368,10 @@ export class IpamDriverService implements IpamDriver {
 
   /** Replays the journal (at start and periodically, see server.ts). */
   drainJournal(): Promise<{ landed: number; left: number }> | undefined {
-    return this.journal?.drain((e) => this.replay(e), (e) => this.isLanding(e));
+    return this.journal?.drain(
+      (e) => this.replay(e),
+      (e) => this.isLanding(e),
+    );
   }
 }
 

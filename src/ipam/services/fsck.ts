@@ -18,7 +18,8 @@ import { blockState, editCommit } from './allocation-service.js';
  *  - record-outside-ranges / claim-of-unknown-host: reported only (an operator decides).
  */
 
-export type FsckKind = 'bit-without-record' | 'record-without-bit' | 'unreadable-record' | 'record-outside-ranges' | 'claim-of-unknown-host';
+export type FsckKind =
+  'bit-without-record' | 'record-without-bit' | 'unreadable-record' | 'record-outside-ranges' | 'claim-of-unknown-host';
 
 export interface FsckFinding {
   subnet: string;
@@ -50,7 +51,8 @@ export function checkPool(
   for (const [block, bits] of [...blocks].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     for (let i = 0; i < FANOUT; i++) {
       const offset = blockSpan(block).start + BigInt(i);
-      if (getBit(bits, i) && !recorded.has(offset)) out.push({ subnet: s, kind: 'bit-without-record', what: addressAt(subnet, offset) });
+      if (getBit(bits, i) && !recorded.has(offset))
+        out.push({ subnet: s, kind: 'bit-without-record', what: addressAt(subnet, offset) });
     }
   }
   if (knownHosts) {

@@ -46,7 +46,13 @@ export async function forgetHost(stores: IpamStores, hostId: string, cooling?: C
       const s = subnets.find((x) => formatSubnet(x) === a.subnet);
       if (!s) return [];
       const offset = parseAddress(a.address).value - s.network;
-      return [{ ref: { subnet: s }, offset, accept: (h: AssignmentRead) => h !== 'unreadable' && h.assignment.hostId === hostId }];
+      return [
+        {
+          ref: { subnet: s },
+          offset,
+          accept: (h: AssignmentRead) => h !== 'unreadable' && h.assignment.hostId === hostId,
+        },
+      ];
     }),
     cooling,
   );
@@ -73,7 +79,10 @@ export type OperatorRelease =
   | { outcome: 'not-assigned'; address: string };
 
 /** The record of an address as stored (undefined: no pool contains it or nothing is assigned). */
-export async function readAssignment(stores: IpamStores, text: string): Promise<{ subnet: string; address: string; read: AssignmentRead } | undefined> {
+export async function readAssignment(
+  stores: IpamStores,
+  text: string,
+): Promise<{ subnet: string; address: string; read: AssignmentRead } | undefined> {
   const a = parseAddress(text);
   const s = (await stores.pools.listSubnets()).find((x) => subnetContains(x, a.family, a.value));
   if (!s) return undefined;
@@ -88,17 +97,32 @@ export async function readAssignment(stores: IpamStores, text: string): Promise<
  * `flatnet ip release`: frees the address whoever holds it, readable record or not; only the record that was
  * read is freed (a re-assignment in between is left alone).
  */
-export async function operatorRelease(stores: IpamStores, text: string, cooling?: CoolingOptions): Promise<OperatorRelease> {
+export async function operatorRelease(
+  stores: IpamStores,
+  text: string,
+  cooling?: CoolingOptions,
+): Promise<OperatorRelease> {
   const found = await readAssignment(stores, text);
   if (!found) return { outcome: 'not-assigned', address: text };
   if (isConflict(found.read)) {
-    throw new FlatnetError('conflict', `${found.address} is a recorded conflict (a machine outside flatnet answered for it), not a container's; use flatnet ip clear-conflict ${found.address}`);
+    throw new FlatnetError(
+      'conflict',
+      `${found.address} is a recorded conflict (a machine outside flatnet answered for it), not a container's; use flatnet ip clear-conflict ${found.address}`,
+    );
   }
   const a = parseAddress(found.address);
   const s = (await stores.pools.listSubnets()).find((x) => formatSubnet(x) === found.subnet);
   if (!s) return { outcome: 'not-assigned', address: text };
   const same = (h: AssignmentRead): boolean =>
-    found.read === 'unreadable' ? h === 'unreadable' : h !== 'unreadable' && h.assignment.since === found.read.assignment.since && h.assignment.hostId === found.read.assignment.hostId;
-  const freed = await releaseWhere(stores, [{ ref: { subnet: s }, offset: a.value - s.network, accept: same }], cooling);
+    found.read === 'unreadable'
+      ? h === 'unreadable'
+      : h !== 'unreadable' &&
+        h.assignment.since === found.read.assignment.since &&
+        h.assignment.hostId === found.read.assignment.hostId;
+  const freed = await releaseWhere(
+    stores,
+    [{ ref: { subnet: s }, offset: a.value - s.network, accept: same }],
+    cooling,
+  );
   return freed.length > 0 ? { outcome: 'freed', ...found } : { outcome: 'not-assigned', address: text };
 }

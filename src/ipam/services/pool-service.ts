@@ -34,7 +34,13 @@ export class PoolService {
   private async claim(ref: PoolRef): Promise<RequestPoolResult> {
     const poolId = formatPoolId(ref.subnet, ref.subPool);
     const config = await updatePool(this.pools, 'create the pool', ref.subnet, (tx) => {
-      const next = claimPool(tx.current ?? emptyPoolConfig(formatSubnet(ref.subnet)), ref, this.hostId, poolId, new Date().toISOString());
+      const next = claimPool(
+        tx.current ?? emptyPoolConfig(formatSubnet(ref.subnet)),
+        ref,
+        this.hostId,
+        poolId,
+        new Date().toISOString(),
+      );
       return { result: next, next };
     });
     this.logger.info({ poolId, hostId: this.hostId }, 'pool claimed');
@@ -57,7 +63,10 @@ export class PoolService {
    * assigned. `notAfter`: only a claim made by then may go. `exactly`: only the claim made at that time (a replay
    * of a release that may have applied). `chose` hears the claim each attempt decided to drop.
    */
-  async releasePool(poolId: string, o: { notAfter?: string; exactly?: string; chose?: (since: string) => void } = {}): Promise<void> {
+  async releasePool(
+    poolId: string,
+    o: { notAfter?: string; exactly?: string; chose?: (since: string) => void } = {},
+  ): Promise<void> {
     const ref = parsePoolId(poolId);
     await updatePool(this.pools, 'release the pool', ref.subnet, async (tx) => {
       if (!tx.current) return { result: undefined };

@@ -47,7 +47,10 @@ export function planReconcile(
     if (view.unusable !== undefined || !(view.dockerComplete || view.complete.has(a.subnet))) {
       if (!skipped.has(a.subnet)) {
         skipped.add(a.subnet);
-        plan.skipped.push({ subnet: a.subnet, why: view.unusable ?? view.incomplete.get(a.subnet) ?? 'no view of its networks on this host' });
+        plan.skipped.push({
+          subnet: a.subnet,
+          why: view.unusable ?? view.incomplete.get(a.subnet) ?? 'no view of its networks on this host',
+        });
       }
       keep('incomplete-view');
     } else if (view.held.has(a.address)) keep('held');

@@ -21,7 +21,11 @@ export interface ConditionalRelease {
  * and handed out again in between. One read and one compare-and-swap per block. Returns the addresses freed.
  */
 /** `cooling`: the pool's cooldown and sticky rules, so that a freed address cools like any other release. */
-export async function releaseWhere(stores: IpamStores, items: readonly ConditionalRelease[], cooling: CoolingOptions = COOLING_OFF): Promise<string[]> {
+export async function releaseWhere(
+  stores: IpamStores,
+  items: readonly ConditionalRelease[],
+  cooling: CoolingOptions = COOLING_OFF,
+): Promise<string[]> {
   const byBlock = new Map<string, ConditionalRelease[]>();
   for (const it of items) {
     const key = `${it.ref.subnet.family}|${it.ref.subnet.network}|${blockOf(it.offset)}`;
@@ -41,7 +45,12 @@ export async function releaseWhere(stores: IpamStores, items: readonly Condition
         return held !== undefined && g.accept(held) ? [{ offset: g.offset, address, held }] : [];
       });
       if (requests.length === 0) return [];
-      const plan = releaseInBlock(blockState(view, cooling), requests, { hostId: '', force: true }, allocatable(view.config, ref.subnet));
+      const plan = releaseInBlock(
+        blockState(view, cooling),
+        requests,
+        { hostId: '', force: true },
+        allocatable(view.config, ref.subnet),
+      );
       if (!plan.edit) return [];
       const ok = await stores.blocks.commit(view, releaseCommit(ref, view, plan, plan.edit));
       return ok ? plan.freed : undefined;

@@ -58,7 +58,12 @@ export class Reconciler {
     for (const subnet of await this.stores.pools.listSubnets()) {
       for (const { address, read } of await this.stores.addresses.list(subnet)) {
         if (read === 'unreadable' || read.assignment.hostId !== this.hostId) continue;
-        out.push({ address, subnet: formatSubnet(subnet), poolId: read.assignment.poolId, since: read.assignment.since });
+        out.push({
+          address,
+          subnet: formatSubnet(subnet),
+          poolId: read.assignment.poolId,
+          since: read.assignment.since,
+        });
       }
     }
     return out;
@@ -68,19 +73,30 @@ export class Reconciler {
     const claims = await this.claimsPerSubnet();
     const view = await this.source.view(claims);
     const assigned = await this.assignedHere();
-    return planReconcile(assigned, view, { now: Date.now(), graceMs: this.o.graceMs, inFlight: this.o.inFlight?.() ?? new Set() });
+    return planReconcile(assigned, view, {
+      now: Date.now(),
+      graceMs: this.o.graceMs,
+      inFlight: this.o.inFlight?.() ?? new Set(),
+    });
   }
 
   async run(opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
     const plan = await this.plan();
-    for (const s of plan.skipped) this.logger.warn({ subnet: s.subnet, why: s.why }, 'reconcile skipped a pool: its view on this host is incomplete');
+    for (const s of plan.skipped)
+      this.logger.warn(
+        { subnet: s.subnet, why: s.why },
+        'reconcile skipped a pool: its view on this host is incomplete',
+      );
     if (opts.dryRun || plan.free.length === 0) return { plan, freed: [] };
     const items = plan.free.flatMap((a) => {
       let ref;
       try {
         ref = parsePoolId(a.poolId);
       } catch (err) {
-        this.logger.warn({ address: a.address, poolId: a.poolId, error: errorMessage(err) }, 'reconcile: record names no valid pool; left alone');
+        this.logger.warn(
+          { address: a.address, poolId: a.poolId, error: errorMessage(err) },
+          'reconcile: record names no valid pool; left alone',
+        );
         return [];
       }
       const offset = offsetInPool(ref, a.address);

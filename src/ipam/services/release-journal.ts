@@ -26,7 +26,11 @@ export interface JournalStorage {
 }
 
 /** Appends, dropping the oldest entries past `max` (the reconcile still finds what they would have freed). */
-export function appendBounded(entries: readonly JournalEntry[], entry: JournalEntry, max: number): { entries: JournalEntry[]; dropped: JournalEntry[] } {
+export function appendBounded(
+  entries: readonly JournalEntry[],
+  entry: JournalEntry,
+  max: number,
+): { entries: JournalEntry[]; dropped: JournalEntry[] } {
   const all = [...entries, entry];
   const over = Math.max(0, all.length - max);
   return { entries: all.slice(over), dropped: all.slice(0, over) };
@@ -119,7 +123,10 @@ export class ReleaseJournal {
    * names (a release landing right now by other means) stay, untouched. The journal is not held while an entry
    * is applied: adding an entry (every ReleaseAddress) never waits for etcd. One drain at a time (the heal loop's).
    */
-  async drain(apply: (entry: JournalEntry) => Promise<void>, skip: (entry: JournalEntry) => boolean = () => false): Promise<DrainResult> {
+  async drain(
+    apply: (entry: JournalEntry) => Promise<void>,
+    skip: (entry: JournalEntry) => boolean = () => false,
+  ): Promise<DrainResult> {
     const todo = await this.pending();
     let landed = 0;
     let discarded = 0;
@@ -143,7 +150,12 @@ export class ReleaseJournal {
 }
 
 function sameEntry(a: JournalEntry, b: JournalEntry): boolean {
-  return a.op === b.op && a.poolId === b.poolId && a.at === b.at && (a.op === 'pool' || (b.op === 'address' && a.address === b.address));
+  return (
+    a.op === b.op &&
+    a.poolId === b.poolId &&
+    a.at === b.at &&
+    (a.op === 'pool' || (b.op === 'address' && a.address === b.address))
+  );
 }
 
 export function isUnavailable(err: unknown): boolean {
