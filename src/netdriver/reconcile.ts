@@ -6,7 +6,12 @@ import { onlyMissingLinkErrors } from '../hostnet/veth.js';
 
 /** flatnet veth names (either end) in `links` that no endpoint in `endpointIds` accounts for. */
 export function orphanVeths(links: readonly string[], endpointIds: readonly string[]): string[] {
-  const owned = new Set(endpointIds.flatMap((id) => Object.values(vethNames(id))));
+  const owned = new Set(
+    endpointIds.flatMap((id) => {
+      const { host, container } = vethNames(id);
+      return [host, container];
+    }),
+  );
   // Only names of the exact shape flatnet gives (Docker ids are hex), so a user's own veth is never touched.
   return links.filter((name) => isFlatnetVeth(name) && !owned.has(name));
 }

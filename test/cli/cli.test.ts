@@ -34,11 +34,10 @@ function flatnet(args: string[], prefix: string, env: Record<string, string> = {
 }
 
 before(async () => {
-  if (skip) return;
   dir = await mkdtemp(join(tmpdir(), 'flatnet-cli-'));
   // an empty config file: the machine's /etc/flatnet/flatnet.conf must not leak into the tests
-  await import('node:fs/promises').then((fs) => fs.writeFile(join(dir, 'none.conf'), '# empty\n'));
-  cluster = await startEtcdCluster();
+  await writeFile(join(dir, 'none.conf'), '# empty\n');
+  if (!skip) cluster = await startEtcdCluster();
 });
 after(async () => {
   await cluster?.stop();

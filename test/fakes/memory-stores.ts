@@ -380,7 +380,7 @@ class MemoryBlockRepository implements BlockRepository {
     this.nodeWrites(view, revs, change.nodes, compares, puts);
     for (const c of change.create ?? []) {
       compares.push({ key: keys.addr(subnet, c.address), rev: undefined });
-      puts.push([keys.addr(subnet, c.address), { assignment: structuredClone(c.assignment) as Assignment }]);
+      puts.push([keys.addr(subnet, c.address), { assignment: structuredClone<Assignment>(c.assignment) }]);
     }
     const deletes: string[] = [];
     for (const a of change.remove ?? []) {
@@ -405,7 +405,7 @@ class MemoryBlockRepository implements BlockRepository {
     const after: BlockSnapshot = {
       ...view,
       bits: change.bits,
-      nodes: view.nodes.map((n, i) => (change.nodes[i] === undefined ? n : { ...n, bits: change.nodes[i] as Bitmap })),
+      nodes: view.nodes.map((n, i) => (change.nodes[i] === undefined ? n : { ...n, bits: change.nodes[i] })),
       assignments: new Map(),
       cooling: change.cooling ?? view.cooling,
       released: new Map(),

@@ -23,12 +23,22 @@ function hasBinary(name: string): boolean {
   }
 }
 
+/** What each test tier may use (scripts/test.sh sets FLATNET_TEST_TIER); the full suite uses everything. */
+const TIER_ALLOWS: Record<string, readonly Requirement[]> = {
+  quick: [],
+  etcd: ['etcd', 'openssl'],
+};
+
 /**
- * Returns false (skip) with a reason when a requirement is missing, for runs on developer machines.
- * Under CI nothing may skip: a missing requirement is an error there, thrown here.
+ * Returns false (run) or a skip reason: the requirement is outside the tier being run, or missing on a developer
+ * machine. Under CI nothing may skip: a missing requirement is an error there, thrown here.
  * Use as: test('...', { skip: missing('root', 'etcd') }, async () => ...)
  */
 export function missing(...reqs: Requirement[]): string | false {
+  const tier = process.env.FLATNET_TEST_TIER;
+  const allowed = tier === undefined ? undefined : TIER_ALLOWS[tier];
+  const outside = allowed === undefined ? [] : reqs.filter((r) => !allowed.includes(r));
+  if (outside.length > 0) return `not in the ${tier} tier (needs ${outside.join(', ')})`;
   const lacking: string[] = [];
   for (const r of reqs) {
     if (r === 'root') {
