@@ -1,7 +1,7 @@
 import type { DockerEngineApi } from '../docker/engine-api.js';
 import { errorMessage } from '../errors.js';
 import type { OwnerService } from '../ipam/services/owner-service.js';
-import type { EndpointOwnerHook } from '../netdriver/host-network-driver.js';
+import type { EndpointOwnerHook } from '../netdriver/endpoint-owner-hook.js';
 import type { Logger } from '../observability/logger.js';
 
 /**
