@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { Settings } from '../config/settings.js';
-import { errorMessage } from '../errors.js';
 import type { IpamStores } from '../ipam/ports.js';
 import type { IpamDriverService } from '../ipam/services/driver-service.js';
 import { Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js';
 import { ReleaseJournal } from '../ipam/services/release-journal.js';
 import type { Logger } from '../observability/logger.js';
 import { AtomicTextFile } from '../util/atomic-file.js';
+import { BackgroundWork } from '../util/background-work.js';
 import { coolingFrom } from './cooling.js';
 import { LocalHostView } from './host-view.js';
 
@@ -58,59 +58,22 @@ export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settin
   };
 }
 
-export interface HealLoops {
-  stop(): Promise<void>;
-}
-
 /**
- * Drains the journal and reconciles at start (in the background: serving never waits on etcd), then drains
+ * Drains the journal and then reconciles at start (in the background: serving never waits on etcd), then drains
  * every releaseRetryMs and reconciles every reconcileIntervalMs. A failed round (etcd away) is logged and the
- * next one tries again; rounds of one kind never overlap.
+ * next one tries again; rounds of one kind never overlap. stop() ends both and waits for a running round.
  */
-export function startHealing(healer: Healer, settings: Settings, logger: Logger): HealLoops {
-  const log = logger.child({ component: 'heal' });
-  const running = new Set<Promise<unknown>>();
-  const busy = { drain: false, reconcile: false };
-  let stopped = false;
-  let lastReconcileError = '';
-  const round = (kind: 'drain' | 'reconcile'): void => {
-    if (stopped || busy[kind]) return;
-    busy[kind] = true;
-    const p = (async () => {
-      try {
-        if (kind === 'drain') await healer.drainJournal();
-        else {
-          await healer.reconcile();
-          if (lastReconcileError !== '') log.info('reconcile works again');
-          lastReconcileError = '';
-        }
-      } catch (err) {
-        const msg = errorMessage(err);
-        if (kind === 'reconcile' && msg !== lastReconcileError)
-          log.warn({ error: msg }, 'reconcile round failed; retried next period');
-        if (kind === 'reconcile') lastReconcileError = msg;
-      } finally {
-        busy[kind] = false;
-      }
-    })();
-    running.add(p);
-    void p.finally(() => running.delete(p));
-  };
-  const timers: NodeJS.Timeout[] = [];
-  void (async () => {
-    round('drain');
-    await Promise.all(running);
-    round('reconcile');
-  })();
-  timers.push(setInterval(() => round('drain'), settings.releaseRetryMs));
-  if (settings.reconcileIntervalMs > 0)
-    timers.push(setInterval(() => round('reconcile'), settings.reconcileIntervalMs));
-  for (const t of timers) t.unref();
-  return {
-    async stop() {
-      stopped = true;
-      for (const t of timers) clearInterval(t);
-      await Promise.all(running);
-    },
-  };
+export function startHealing(healer: Healer, settings: Settings, logger: Logger): BackgroundWork {
+  const work = new BackgroundWork(logger.child({ component: 'heal' }));
+  const firstDrain = work.every('journal drain', settings.releaseRetryMs, () => healer.drainJournal(), {
+    immediately: true,
+  });
+  if (settings.reconcileIntervalMs > 0) {
+    void firstDrain.then(() =>
+      work.every('reconcile', settings.reconcileIntervalMs, () => healer.reconcile(), { immediately: true }),
+    );
+  } else {
+    void work.run('reconcile at start', () => firstDrain.then(() => healer.reconcile()));
+  }
+  return work;
 }

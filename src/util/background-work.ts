@@ -58,14 +58,15 @@ export class BackgroundWork {
 
   /**
    * Repeats `round` every `periodMs` until stop(). Rounds never overlap: a tick while one runs is skipped. A failed
-   * round is logged once per distinct error and the next tick tries again.
+   * round is logged once per distinct error and the next tick tries again. Resolves when the first round (with
+   * `immediately`) has ended, at once otherwise.
    */
-  every(what: string, periodMs: number, round: () => Promise<unknown>, options: PeriodicOptions = {}): void {
-    if (this.stopped) return;
+  every(what: string, periodMs: number, round: () => Promise<unknown>, options: PeriodicOptions = {}): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     let busy = false;
     let lastError = '';
-    const tick = (): void => {
-      if (busy || this.stopped) return;
+    const tick = (): Promise<void> => {
+      if (busy || this.stopped) return Promise.resolve();
       busy = true;
       const p = round().then(
         () => {
@@ -78,12 +79,12 @@ export class BackgroundWork {
           lastError = msg;
         },
       );
-      void this.track(p.finally(() => (busy = false)));
+      return this.track(p.finally(() => (busy = false)));
     };
-    const timer = setInterval(tick, periodMs);
+    const timer = setInterval(() => void tick(), periodMs);
     timer.unref();
     this.timers.add(timer);
-    if (options.immediately === true) tick();
+    return options.immediately === true ? tick() : Promise.resolve();
   }
 
   /** Resolves when nothing started so far (or by what it started) is still running. */
