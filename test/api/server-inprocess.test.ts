@@ -103,8 +103,8 @@ describe('server with etcd unreachable', () => {
     const metrics = await get(running.metricsAddress, '/metrics');
     assert.equal(metrics.status, 200);
     assert.match(metrics.text, /flatnet_plugin_calls_total\{method="Plugin.Activate",outcome="ok"\} \d+/);
-    assert.match(metrics.text, /flatnet_pool_addresses\{pool="10.20.0.0\/24"\} 250/);
-    assert.match(metrics.text, /flatnet_pool_addresses_used\{pool="10.20.0.0\/24"\} 3/);
+    assert.match(metrics.text, /^flatnet_etcd_up 0$/m);
+    assert.doesNotMatch(metrics.text, /flatnet_pool_/, 'no cluster-wide gauge on a host');
 
     await running.close();
     await assert.rejects(lstat(settings.socket), { code: 'ENOENT' });
@@ -206,7 +206,6 @@ describe('server with a live etcd', { skip: missing('etcd') }, () => {
 test('the metrics app answers JSON for other paths and methods, never an HTML page', async () => {
   const app = createMetricsApp({
     listen: '127.0.0.1:0',
-    admin: fixedAdmin([POOL]),
     checkEtcd: async () => undefined,
     timeoutMs: 500,
     logger: silentLogger(),
@@ -220,5 +219,5 @@ test('the metrics app answers JSON for other paths and methods, never an HTML pa
   const health = await request(app).get('/healthz').expect(200);
   assert.deepEqual(health.body, { status: 'ok', etcd: 'reachable' });
   const metrics = await request(app).get('/metrics?x=1').expect(200);
-  assert.match(metrics.text, /flatnet_pool_addresses\{pool="10.20.0.0\/24"\} 250/);
+  assert.match(metrics.text, /^flatnet_etcd_up 1$/m);
 });
