@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
-import type { IpamAdmin, PoolSummary } from '../../src/ipam/contract.js';
 import { settingsSchema, type Settings } from '../../src/config/settings.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { freePort } from '../../src/lab/processes.js';
@@ -20,41 +19,8 @@ import { RecordingIpam, RecordingNetwork } from './recording-drivers.js';
 import { pluginCall as post } from '../harness/plugin-client.js';
 import { get } from './socket-client.js';
 
-/** An admin view with one fixed pool: the server's gauges are under test here, not the IPAM's counting. */
-function fixedAdmin(pools: PoolSummary[]): IpamAdmin {
-  const no = (): never => {
-    throw new Error('not used by the server');
-  };
-  return {
-    addIpRange: no,
-    removeIpRange: no,
-    listIpRanges: no,
-    addHostRange: no,
-    removeHostRange: no,
-    listHostRanges: no,
-    listAssignments: no,
-    listReleased: no,
-    releaseAddress: no,
-    listConflicts: no,
-    clearConflict: no,
-    poolSummaries: async () => pools,
-  };
-}
-
-const POOL: PoolSummary = {
-  subnet: '10.20.0.0/24',
-  family: 4,
-  ranges: [],
-  hostRanges: [],
-  reservations: [],
-  claims: [],
-  size: '250',
-  used: 3,
-  free: '247',
-};
-
 function doubles(): Drivers {
-  return { ipam: new RecordingIpam(), network: new RecordingNetwork(), admin: fixedAdmin([POOL]) };
+  return { ipam: new RecordingIpam(), network: new RecordingNetwork() };
 }
 
 async function settingsFor(dir: string, etcdEndpoints: string): Promise<Settings> {

@@ -96,13 +96,12 @@ function settingsFor(name: string, o: Partial<Record<string, string>>): Settings
 
 /** The production IPAM (releases answered before their txn), journal and healer; the network side is a recording double. */
 const ipamReleasingAfterReply: DriverFactory = (stores, settings, logger) => {
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, {
+  const { driver } = createIpam(stores.ipam, settings.hostId, logger, {
     journal: openReleaseJournal(settings.stateDir, logger),
     releaseAfterReply: true,
   });
   return {
     ipam: driver,
-    admin,
     network: new RecordingNetwork(),
     heal: ipamHealer(driver, stores.ipam, settings, logger),
     close: () => driver.settleReleases(),
@@ -111,12 +110,11 @@ const ipamReleasingAfterReply: DriverFactory = (stores, settings, logger) => {
 
 /** The production IPAM, journal and healer over the server's stores; the network side is a recording double. */
 const realIpam: DriverFactory = (stores, settings, logger) => {
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, {
+  const { driver } = createIpam(stores.ipam, settings.hostId, logger, {
     journal: openReleaseJournal(settings.stateDir, logger),
   });
   return {
     ipam: driver,
-    admin,
     network: new RecordingNetwork(),
     heal: ipamHealer(driver, stores.ipam, settings, logger),
   };
