@@ -16,6 +16,41 @@ export interface ClusterMetricsOptions {
   now?: () => number;
 }
 
+/** The gauges, registered in the cluster endpoint's own registry (never the host's). */
+function clusterGauges(registry: Registry) {
+  const registers = [registry];
+  const perPool = (name: string, help: string) => new Gauge({ name, help, labelNames: ['pool'] as const, registers });
+  return {
+    size: perPool('flatnet_pool_size_addresses', 'Allocatable addresses (ranges minus host ranges and reservations)'),
+    held: perPool('flatnet_pool_held_addresses', 'Addresses containers hold'),
+    conflicts: perPool('flatnet_pool_conflict_addresses', 'Addresses a machine outside flatnet answered for'),
+    cooling: perPool('flatnet_pool_cooling_addresses', 'Released addresses kept from reuse by the cooldown'),
+    parked: perPool('flatnet_pool_parked_addresses', 'Released addresses kept for the container name that left'),
+    free: perPool('flatnet_pool_free_addresses', 'Addresses an allocation may hand out now'),
+    hosts: new Gauge({
+      name: 'flatnet_hosts',
+      help: 'Registered hosts by state: up (live lease) or down (lease gone)',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    downHolding: new Gauge({
+      name: 'flatnet_hosts_down_holding_addresses',
+      help: 'Hosts without a live lease that hold addresses',
+      registers,
+    }),
+    downHeld: new Gauge({
+      name: 'flatnet_hosts_down_held_addresses',
+      help: 'Addresses held by hosts without a live lease',
+      registers,
+    }),
+    scanAge: new Gauge({
+      name: 'flatnet_cluster_scan_age_seconds',
+      help: 'Age of the scan of every address record behind the conflict and down-host gauges',
+      registers,
+    }),
+  };
+}
+
 /** The Prometheus exposition of the cluster gauges, read through `source` at most once per cache period. */
 export class ClusterMetrics {
   readonly registry = new Registry();
@@ -25,7 +60,7 @@ export class ClusterMetrics {
   private readAt = -Infinity;
   private scan: { at: number; data: HolderScan } | undefined;
   private refreshing: Promise<void> | undefined;
-  private readonly g;
+  private readonly g: ReturnType<typeof clusterGauges>;
 
   constructor(
     private readonly source: ClusterSource,
@@ -34,37 +69,7 @@ export class ClusterMetrics {
     this.cacheMs = o.cacheMs ?? 5000;
     this.scanMs = o.scanMs ?? 60_000;
     this.now = o.now ?? Date.now;
-    const registers = [this.registry];
-    const perPool = (name: string, help: string) => new Gauge({ name, help, labelNames: ['pool'] as const, registers });
-    this.g = {
-      size: perPool('flatnet_pool_size_addresses', 'Allocatable addresses of the pool (ranges minus host ranges)'),
-      held: perPool('flatnet_pool_held_addresses', 'Addresses containers hold'),
-      conflicts: perPool('flatnet_pool_conflict_addresses', 'Addresses a machine outside flatnet answered for'),
-      cooling: perPool('flatnet_pool_cooling_addresses', 'Released addresses kept from reuse by the cooldown'),
-      parked: perPool('flatnet_pool_parked_addresses', 'Released addresses kept for the container name that left'),
-      free: perPool('flatnet_pool_free_addresses', 'Addresses an allocation may hand out now'),
-      hosts: new Gauge({
-        name: 'flatnet_hosts',
-        help: 'Registered hosts by state: up (live lease) or down (lease gone)',
-        labelNames: ['state'] as const,
-        registers,
-      }),
-      downHolding: new Gauge({
-        name: 'flatnet_hosts_down_holding_addresses',
-        help: 'Hosts without a live lease that hold addresses',
-        registers,
-      }),
-      downHeld: new Gauge({
-        name: 'flatnet_hosts_down_held_addresses',
-        help: 'Addresses held by hosts without a live lease',
-        registers,
-      }),
-      scanAge: new Gauge({
-        name: 'flatnet_cluster_scan_age_seconds',
-        help: 'Age of the scan of every address record behind the conflict and down-host gauges',
-        registers,
-      }),
-    };
+    this.g = clusterGauges(this.registry);
   }
 
   /** The exposition text; rejects when etcd could not be read (the caller answers 503). */
