@@ -12,6 +12,8 @@ mkdir -p "$top"/{BUILD,RPMS,SOURCES,SPECS,SRPMS,stage/app}
 bash "$repo/rpm/stage-app.sh" "$top/stage/app"
 cp "$repo/rpm/flatnet.sh" "$top/stage/flatnet.sh"
 cp "$repo/plugin-config/flatnet.service" "$repo/plugin-config/flatnet.conf" "$top/stage/"
+mkdir -p "$top/stage/monitoring"
+cp "$repo/monitoring/flatnet-dashboard.json" "$repo/monitoring/flatnet-alerts.yml" "$top/stage/monitoring/"
 tar -cf "$top/SOURCES/flatnet-staged.tar" -C "$top/stage" .
 cp "$repo/rpm/flatnet.spec" "$top/SPECS/"
 rpmbuild -bb --nodeps \

@@ -8,6 +8,7 @@ import type { ConflictSeen } from '../ipam/model/records.js';
 import type { RecordOutcome } from '../ipam/services/conflict-service.js';
 import { formatSubnet } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
+import { conflictProbes } from '../observability/metrics.js';
 
 /**
  * RFC 5227 conflict detection without slowing `docker run`: per pool with a flatnet bridge on this host, the
@@ -288,6 +289,7 @@ export class ConflictProber {
     try {
       result = await this.deps.probe(bridge, address);
     } catch (err) {
+      conflictProbes.inc({ result: 'failed' });
       s.known.delete(address);
       s.pausedUntil = this.now() + this.o.tickMs;
       this.sayOnce(
@@ -300,6 +302,7 @@ export class ConflictProber {
     }
     this.said.delete(`${poolId}|probe`);
     if (!result.answered) {
+      conflictProbes.inc({ result: 'silent' });
       // Still a candidate (not handed out meanwhile): fresh until staleMs.
       if (s.known.get(address)?.state === 'probing') s.known.set(address, { state: 'free', probedAt: this.now() });
       return;
@@ -312,6 +315,7 @@ export class ConflictProber {
     };
     try {
       const outcome = await this.deps.record(poolId, address, seen);
+      conflictProbes.inc({ result: outcome === 'recorded' ? 'conflict' : 'taken' });
       const log = this.deps.logger;
       if (outcome === 'recorded')
         log.warn(
@@ -324,6 +328,7 @@ export class ConflictProber {
           'a probed address answered but is no longer free; nothing recorded',
         );
     } catch (err) {
+      conflictProbes.inc({ result: 'unrecorded' });
       this.deps.logger.warn(
         { poolId, address, mac: result.mac, error: errorMessage(err) },
         'address conflict seen but not recorded; probed again next round',

@@ -1,5 +1,5 @@
 import type { Settings } from '../config/settings.js';
-import type { IpamAdmin, IpamDriver } from '../ipam/contract.js';
+import type { IpamDriver } from '../ipam/contract.js';
 import type { NetworkDriver } from '../netdriver/network-driver.js';
 import type { Logger } from '../observability/logger.js';
 import type { EtcdStores } from '../store/etcd-stores.js';
@@ -8,7 +8,6 @@ import type { Healer } from './heal.js';
 export interface Drivers {
   ipam: IpamDriver;
   network: NetworkDriver;
-  admin: IpamAdmin;
   /** Host work to redo before serving (re-establish bridges after a reboot, remove orphan veths). */
   init?: () => Promise<void>;
   /** Work to finish before etcd closes (background veth removals and announcements). */

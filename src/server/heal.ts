@@ -5,6 +5,13 @@ import type { IpamDriverService } from '../ipam/services/driver-service.js';
 import { Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js';
 import { ReleaseJournal } from '../ipam/services/release-journal.js';
 import type { Logger } from '../observability/logger.js';
+import {
+  hostHeld,
+  reconcileCandidates,
+  reconcileFreed,
+  reconcileRounds,
+  reconcileSkippedPools,
+} from '../observability/metrics.js';
 import { AtomicTextFile } from '../util/atomic-file.js';
 import { BackgroundWork } from '../util/background-work.js';
 import { coolingFrom } from './cooling.js';
@@ -50,11 +57,39 @@ export interface Healer {
   reconcile(): Promise<ReconcileResult>;
 }
 
+/** What this host holds per pool after a round: the addresses the round read as this host's, less those it freed. */
+export function heldPerPool(result: ReconcileResult): Map<string, number> {
+  const freed = new Set(result.freed);
+  const out = new Map<string, number>();
+  for (const a of [...result.plan.kept.map((k) => k.address), ...result.plan.free])
+    if (!freed.has(a.address)) out.set(a.subnet, (out.get(a.subnet) ?? 0) + 1);
+  return out;
+}
+
+/** The round's gauges and counters; the held gauge is replaced whole, so a pool this host left drops out. */
+export function recordReconcileRound(result: ReconcileResult): void {
+  reconcileRounds.inc({ outcome: 'ok' });
+  reconcileCandidates.inc(result.plan.free.length);
+  reconcileFreed.inc(result.freed.length);
+  reconcileSkippedPools.set(result.plan.skipped.length);
+  hostHeld.reset();
+  for (const [pool, n] of heldPerPool(result)) hostHeld.set({ pool }, n);
+}
+
 export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settings: Settings, logger: Logger): Healer {
   const reconciler = hostReconciler(stores, settings, logger, () => driver.inFlightSubnets());
   return {
     drainJournal: async () => driver.drainJournal(),
-    reconcile: () => reconciler.run(),
+    reconcile: async () => {
+      try {
+        const result = await reconciler.run();
+        recordReconcileRound(result);
+        return result;
+      } catch (err) {
+        reconcileRounds.inc({ outcome: 'failed' });
+        throw err;
+      }
+    },
   };
 }
 

@@ -1,14 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import type { IpamAdmin } from '../ipam/contract.js';
 import type { Logger } from '../observability/logger.js';
-import { poolSize, poolUsed, registry } from '../observability/metrics.js';
+import { etcdUp, registry } from '../observability/metrics.js';
 import { errorMessage } from '../errors.js';
 
 export interface MetricsListenerDeps {
   /** "HOST:PORT" (IPv6 hosts in brackets), port 0 for any. */
   listen: string;
-  admin: IpamAdmin;
   /** Resolves when etcd answers a quorum read; rejects otherwise. */
   checkEtcd: () => Promise<void>;
   /** Bound on the etcd work one scrape or health check may do. */
@@ -30,19 +28,16 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Pool gauges are read from etcd at scrape time so they show the whole cluster, not this host's calls. */
-async function refreshPoolGauges(deps: MetricsListenerDeps): Promise<void> {
+/**
+ * etcd reachability as this host sees it, read at scrape time: one key, so a scrape costs the same on every host
+ * of any cluster. Nothing cluster-wide is read here (pool and host gauges are cluster-metrics.ts's, served apart).
+ */
+async function refreshEtcdUp(deps: MetricsListenerDeps): Promise<void> {
   try {
-    const pools = await withTimeout(deps.admin.poolSummaries(), deps.timeoutMs, 'reading pool summaries');
-    poolSize.reset();
-    poolUsed.reset();
-    for (const p of pools) {
-      poolSize.set({ pool: p.subnet }, Number(p.size));
-      poolUsed.set({ pool: p.subnet }, p.used);
-    }
-  } catch (err) {
-    // A scrape must not fail because etcd is slow: the counters are still worth serving.
-    deps.logger.warn({ error: errorMessage(err) }, 'pool gauges not refreshed');
+    await withTimeout(deps.checkEtcd(), deps.timeoutMs, 'the etcd health read');
+    etcdUp.set(1);
+  } catch {
+    etcdUp.set(0);
   }
 }
 
@@ -60,7 +55,7 @@ export function createMetricsApp(deps: MetricsListenerDeps): Express {
     next();
   });
   app.get('/metrics', (_req: Request, res: Response) => {
-    void refreshPoolGauges(deps)
+    void refreshEtcdUp(deps)
       .then(() => registry.metrics())
       .then((text) => res.type(registry.contentType).send(text))
       .catch((err: unknown) =>

@@ -10,7 +10,7 @@ import type { ConflictProber } from './conflict-prober.js';
 import { hostConflictProber } from './conflict-probing.js';
 
 /**
- * The production wiring: IPAM and admin over the etcd stores, networking on this host, and the network driver
+ * The production wiring: the IPAM over the etcd stores, networking on this host, and the network driver
  * telling the IPAM (in the background) which endpoint and container hold each address.
  */
 export const createDrivers: DriverFactory = (stores, settings, logger) => {
@@ -27,7 +27,7 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
   const cooling = coolingFrom(settings);
   const journal = openReleaseJournal(settings.stateDir, logger);
   let prober: ConflictProber | undefined;
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, {
+  const { driver } = createIpam(stores.ipam, settings.hostId, logger, {
     journal,
     releaseAfterReply: true,
     cooling,
@@ -40,7 +40,6 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
     heal: ipamHealer(driver, stores.ipam, settings, logger),
     ipam: driver,
     network,
-    admin,
     init: async () => {
       await network.init();
       prober?.start();

@@ -104,7 +104,6 @@ export async function startServer(
     try {
       metrics = await startMetricsListener({
         listen: settings.metricsListen,
-        admin: drivers.admin,
         checkEtcd: () => stores.probe(),
         timeoutMs: Math.min(settings.etcdTimeoutMs, 3000),
         logger: log,

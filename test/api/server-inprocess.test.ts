@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
-import type { IpamAdmin, PoolSummary } from '../../src/ipam/contract.js';
 import { settingsSchema, type Settings } from '../../src/config/settings.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { freePort } from '../../src/lab/processes.js';
@@ -20,41 +19,8 @@ import { RecordingIpam, RecordingNetwork } from './recording-drivers.js';
 import { pluginCall as post } from '../harness/plugin-client.js';
 import { get } from './socket-client.js';
 
-/** An admin view with one fixed pool: the server's gauges are under test here, not the IPAM's counting. */
-function fixedAdmin(pools: PoolSummary[]): IpamAdmin {
-  const no = (): never => {
-    throw new Error('not used by the server');
-  };
-  return {
-    addIpRange: no,
-    removeIpRange: no,
-    listIpRanges: no,
-    addHostRange: no,
-    removeHostRange: no,
-    listHostRanges: no,
-    listAssignments: no,
-    listReleased: no,
-    releaseAddress: no,
-    listConflicts: no,
-    clearConflict: no,
-    poolSummaries: async () => pools,
-  };
-}
-
-const POOL: PoolSummary = {
-  subnet: '10.20.0.0/24',
-  family: 4,
-  ranges: [],
-  hostRanges: [],
-  reservations: [],
-  claims: [],
-  size: '250',
-  used: 3,
-  free: '247',
-};
-
 function doubles(): Drivers {
-  return { ipam: new RecordingIpam(), network: new RecordingNetwork(), admin: fixedAdmin([POOL]) };
+  return { ipam: new RecordingIpam(), network: new RecordingNetwork() };
 }
 
 async function settingsFor(dir: string, etcdEndpoints: string): Promise<Settings> {
@@ -103,8 +69,8 @@ describe('server with etcd unreachable', () => {
     const metrics = await get(running.metricsAddress, '/metrics');
     assert.equal(metrics.status, 200);
     assert.match(metrics.text, /flatnet_plugin_calls_total\{method="Plugin.Activate",outcome="ok"\} \d+/);
-    assert.match(metrics.text, /flatnet_pool_addresses\{pool="10.20.0.0\/24"\} 250/);
-    assert.match(metrics.text, /flatnet_pool_addresses_used\{pool="10.20.0.0\/24"\} 3/);
+    assert.match(metrics.text, /^flatnet_etcd_up 0$/m);
+    assert.doesNotMatch(metrics.text, /flatnet_pool_/, 'no cluster-wide gauge on a host');
 
     await running.close();
     await assert.rejects(lstat(settings.socket), { code: 'ENOENT' });
@@ -206,7 +172,6 @@ describe('server with a live etcd', { skip: missing('etcd') }, () => {
 test('the metrics app answers JSON for other paths and methods, never an HTML page', async () => {
   const app = createMetricsApp({
     listen: '127.0.0.1:0',
-    admin: fixedAdmin([POOL]),
     checkEtcd: async () => undefined,
     timeoutMs: 500,
     logger: silentLogger(),
@@ -220,5 +185,5 @@ test('the metrics app answers JSON for other paths and methods, never an HTML pa
   const health = await request(app).get('/healthz').expect(200);
   assert.deepEqual(health.body, { status: 'ok', etcd: 'reachable' });
   const metrics = await request(app).get('/metrics?x=1').expect(200);
-  assert.match(metrics.text, /flatnet_pool_addresses\{pool="10.20.0.0\/24"\} 250/);
+  assert.match(metrics.text, /^flatnet_etcd_up 1$/m);
 });

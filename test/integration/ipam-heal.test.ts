@@ -11,6 +11,7 @@ import { createIpam } from '../../src/ipam/services/driver-service.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { freePort } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { registry } from '../../src/observability/metrics.js';
 import type { DriverFactory } from '../../src/server/drivers.js';
 import { EtcdIpamAdmin, EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
 import { ipamHealer, openReleaseJournal, releaseJournalPath } from '../../src/server/heal.js';
@@ -24,6 +25,7 @@ import { assertOk, runFlatnet } from '../harness/cli-runner.js';
 import { startFlatnetServer } from '../harness/flatnet-server.js';
 import { pluginCall } from '../harness/plugin-client.js';
 import { missing } from '../harness/requirements.js';
+import { sampleValue } from '../observability/exposition.js';
 
 const skip = missing('etcd');
 let cluster: EtcdCluster;
@@ -94,13 +96,12 @@ function settingsFor(name: string, o: Partial<Record<string, string>>): Settings
 
 /** The production IPAM (releases answered before their txn), journal and healer; the network side is a recording double. */
 const ipamReleasingAfterReply: DriverFactory = (stores, settings, logger) => {
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, {
+  const { driver } = createIpam(stores.ipam, settings.hostId, logger, {
     journal: openReleaseJournal(settings.stateDir, logger),
     releaseAfterReply: true,
   });
   return {
     ipam: driver,
-    admin,
     network: new RecordingNetwork(),
     heal: ipamHealer(driver, stores.ipam, settings, logger),
     close: () => driver.settleReleases(),
@@ -109,12 +110,11 @@ const ipamReleasingAfterReply: DriverFactory = (stores, settings, logger) => {
 
 /** The production IPAM, journal and healer over the server's stores; the network side is a recording double. */
 const realIpam: DriverFactory = (stores, settings, logger) => {
-  const { driver, admin } = createIpam(stores.ipam, settings.hostId, logger, {
+  const { driver } = createIpam(stores.ipam, settings.hostId, logger, {
     journal: openReleaseJournal(settings.stateDir, logger),
   });
   return {
     ipam: driver,
-    admin,
     network: new RecordingNetwork(),
     heal: ipamHealer(driver, stores.ipam, settings, logger),
   };
@@ -181,6 +181,8 @@ test(
         ['address', 'pool'],
       );
       assert.equal((await admin.listAssignments()).length, 1, 'nothing reached etcd during the outage');
+      const landedBefore = sampleValue(await registry.metrics(), 'flatnet_release_journal_landed_total');
+      assert.equal(sampleValue(await registry.metrics(), 'flatnet_release_journal_backlog'), 2);
 
       await new Promise((r) => setTimeout(r, 2000));
       await relay.restore();
@@ -200,6 +202,9 @@ test(
         },
         5000,
       );
+      const after = await registry.metrics();
+      assert.equal(sampleValue(after, 'flatnet_release_journal_backlog'), 0);
+      assert.equal(sampleValue(after, 'flatnet_release_journal_landed_total') - landedBefore, 2);
       t.diagnostic(
         `two releases answered in ${answered} ms during the outage; landed ${landed} ms after etcd returned`,
       );
@@ -292,6 +297,13 @@ test('a restarted server frees an address no endpoint holds within its reconcile
       [held, unseen].sort(),
       'the held address stays, and so does the one whose pool this host cannot see',
     );
+    // The host's own gauges, from its last reconcile round (this process's registry: the server runs in it).
+    const metrics = await registry.metrics();
+    assert.equal(sampleValue(metrics, 'flatnet_host_held_addresses', { pool: '10.62.0.0/24' }), 1);
+    assert.equal(sampleValue(metrics, 'flatnet_host_held_addresses', { pool: '10.63.0.0/24' }), 1);
+    assert.equal(sampleValue(metrics, 'flatnet_reconcile_skipped_pools'), 1);
+    assert.ok(sampleValue(metrics, 'flatnet_reconcile_freed_total') >= 1);
+    assert.ok(sampleValue(metrics, 'flatnet_reconcile_rounds_total', { outcome: 'ok' }) >= 2);
 
     // the CLI sees the same: no orphans left on pool A, pool B skipped for its incomplete view
     const flags = [

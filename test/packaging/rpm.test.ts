@@ -34,6 +34,8 @@ test(
         '/usr/lib/flatnet/node_modules/etcd3/package.json',
         '/usr/lib/systemd/system/flatnet.service',
         '/etc/flatnet/flatnet.conf',
+        '/usr/share/flatnet/flatnet-dashboard.json',
+        '/usr/share/flatnet/flatnet-alerts.yml',
       ]) {
         assert.ok(files.includes(f), `${f} is in the rpm`);
       }
@@ -56,6 +58,7 @@ test(
       ).stdout;
       assert.match(flags, /^\/etc\/flatnet\/flatnet\.conf cn -rw-------$/m, 'config is %config(noreplace), mode 0600');
       assert.match(flags, /^\/usr\/bin\/flatnet \S* -rwxr-xr-x$/m);
+      assert.match(flags, /^\/usr\/share\/flatnet\/flatnet-alerts\.yml \S* -rw-r--r--$/m);
       const arch = (await run('rpm', ['-qp', '--qf', '%{ARCH}', rpmFile])).stdout;
       assert.equal(arch, 'noarch');
     } finally {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { errorMessage, FlatnetError } from '../../errors.js';
 import type { Logger } from '../../observability/logger.js';
+import { journalBacklog, journalLanded } from '../../observability/metrics.js';
 
 /**
  * Releases that could not reach etcd, kept on disk until they land. Docker gets its answer at once (a release
@@ -76,12 +77,14 @@ export class ReleaseJournal {
       else this.logger.error('the release journal is damaged; starting a new one (reconcile frees what it held)');
     }
     this.loaded = true;
+    journalBacklog.set(this.entries.length);
   }
 
   /** Stores `entries`, and only then takes them as the journal (a failed write changes nothing). */
   private async replace(entries: JournalEntry[]): Promise<void> {
     await this.storage.save(`${JSON.stringify({ entries })}\n`);
     this.entries = entries;
+    journalBacklog.set(entries.length);
   }
 
   add(entry: JournalEntry): Promise<void> {
@@ -136,6 +139,7 @@ export class ReleaseJournal {
       try {
         await apply(entry);
         landed++;
+        journalLanded.inc();
       } catch (err) {
         if (err instanceof FlatnetError && err.kind === 'unavailable') break;
         discarded++;
