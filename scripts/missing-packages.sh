@@ -25,4 +25,5 @@ nsenter util-linux
 rpmbuild rpm
 modprobe kmod
 openssl openssl
+chromium chromium
 LIST

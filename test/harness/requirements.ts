@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 
 export type Requirement =
-  'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3' | 'openssl';
+  'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3' | 'openssl' | 'chromium';
 
 const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   etcd: 'etcd',
@@ -12,6 +12,7 @@ const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   rpmbuild: 'rpmbuild',
   iperf3: 'iperf3',
   openssl: 'openssl',
+  chromium: 'chromium',
 };
 
 function hasBinary(name: string): boolean {

@@ -89,6 +89,7 @@ test('missing-packages.sh lists every package on a machine that has none of thei
     'rpm',
     'kmod',
     'openssl',
+    'chromium',
   ]);
 });
 
