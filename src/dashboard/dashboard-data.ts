@@ -75,8 +75,10 @@ export interface SearchHit {
 
 /** Addresses asked per block read: two keys each, under etcd's 128 operations per txn with the block's own keys. */
 const RECORDS_PER_READ = 50;
-/** Overview reads within this age are shared: many tabs and change events cost one read. */
+/** An overview read is served again for this long unless etcd changed meanwhile. */
 const OVERVIEW_TTL_MS = 2000;
+/** Overview reads (every address record: see README Limits) begin at most this often. */
+const OVERVIEW_MIN_INTERVAL_MS = 1000;
 const MAX_SEARCH_HITS = 20;
 
 /**
@@ -85,16 +87,19 @@ const MAX_SEARCH_HITS = 20;
  * costs what the open block holds.
  */
 export class DashboardData {
-  private overviewRead: { at: number; value: Promise<Overview & { assignments: AssignmentInfo[] }> } | undefined;
+  /** The latest overview read; `at` = when it begins (it may be waiting for OVERVIEW_MIN_INTERVAL_MS). */
+  private overviewRead:
+    { at: number; value: Promise<Overview & { assignments: AssignmentInfo[] }>; stale: boolean } | undefined;
   private readonly now: () => number;
 
   constructor(private readonly src: DashboardSources) {
     this.now = src.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
-  /** Something changed in etcd: the next overview is read afresh, not taken from a read that began before. */
+  /** Something changed in etcd: a read that began before it is not served again. */
   invalidate(): void {
-    this.overviewRead = undefined;
+    const r = this.overviewRead;
+    if (r && Date.now() >= r.at) r.stale = true;
   }
 
   async overview(): Promise<Overview> {
@@ -102,14 +107,21 @@ export class DashboardData {
     return rest;
   }
 
+  /**
+   * The shared overview: a fresh one is read at most every OVERVIEW_MIN_INTERVAL_MS however many pages ask and
+   * however often etcd changes (a request meanwhile waits for the next read).
+   */
   private overviewWithNames(): Promise<Overview & { assignments: AssignmentInfo[] }> {
     const cached = this.overviewRead;
-    if (cached && Date.now() - cached.at < OVERVIEW_TTL_MS) return cached.value;
-    const value = this.readOverview();
-    this.overviewRead = { at: Date.now(), value };
+    const now = Date.now();
+    if (cached && (now < cached.at || (!cached.stale && now - cached.at < OVERVIEW_TTL_MS))) return cached.value;
+    const wait = cached ? Math.max(0, cached.at + OVERVIEW_MIN_INTERVAL_MS - now) : 0;
+    const value = new Promise<void>((r) => setTimeout(r, wait)).then(() => this.readOverview());
+    const entry = { at: now + wait, value, stale: false };
+    this.overviewRead = entry;
     // A failed read is not kept: the next request tries again.
     value.catch(() => {
-      if (this.overviewRead?.value === value) this.overviewRead = undefined;
+      if (this.overviewRead === entry) this.overviewRead = undefined;
     });
     return value;
   }

@@ -184,3 +184,33 @@ test('change events reach open pages; the watch runs only while a page listens; 
     await new Promise((r) => server.close(r));
   }
 });
+
+test('the overview is read once for many pages at a time, and afresh after etcd changed', async () => {
+  const { stores, admin } = await poolWithRange('10.1.0.1/22', '10.1.3.254');
+  let reads = 0;
+  const counting = Object.assign(Object.create(admin) as typeof admin, {
+    poolSummaries: () => {
+      reads++;
+      return admin.poolSummaries();
+    },
+  });
+  const data = new DashboardData({ admin: counting, stores, hosts: { list: async () => [] }, policy });
+  const driver = new IpamDriverService(stores, 'h1', logger);
+  const { poolId } = await driver.requestPool({
+    addressSpace: 'FlatLocal',
+    pool: '10.1.0.0/22',
+    subPool: '',
+    options: {},
+    v6: false,
+  });
+  const first = await Promise.all(Array.from({ length: 5 }, () => data.overview()));
+  assert.equal(reads, 1);
+  assert.ok(first.every((o) => o.pools[0]?.used === 0));
+  await data.overview();
+  assert.equal(reads, 1, 'served again while nothing changed');
+  await driver.requestAddress({ poolId, address: '', kind: 'container' });
+  data.invalidate();
+  const after = await Promise.all(Array.from({ length: 5 }, () => data.overview()));
+  assert.equal(reads, 2);
+  assert.ok(after.every((o) => o.pools[0]?.used === 1));
+});

@@ -324,11 +324,11 @@ async function goTo(hit) {
     ?.focus();
 }
 
-// Change events: redraw only what changed, at most every half second.
+// Change events: redraw the open block and page at once, the counts at most every second.
 let overviewTimer;
 function onChange(ev) {
   const change = JSON.parse(ev.data);
-  if (!overviewTimer) overviewTimer = setTimeout(() => ((overviewTimer = undefined), void refreshOverview()), 500);
+  if (!overviewTimer) overviewTimer = setTimeout(() => ((overviewTimer = undefined), void refreshOverview()), 1000);
   const mine = state.pool && change.pools[state.pool];
   if (!mine) return;
   const touched = (hex) => mine === 'pool' || mine.includes(hex);
