@@ -182,6 +182,11 @@ export function createDashboardApp(deps: DashboardAppDeps): Express {
       next(err);
       return;
     }
+    // HEAD says the stream exists without holding a connection open.
+    if (req.method === 'HEAD') {
+      res.status(200).type('text/event-stream').end();
+      return;
+    }
     void feed.subscribe(res);
   });
   // Cluster-wide pool gauges (Prometheus text) are mounted here when given.

@@ -69,8 +69,16 @@ export class IpamChangeWatch {
   async start(): Promise<void> {
     const root = this.prefix.replace(/\/+$/, '');
     const pools = await this.etcd.watch().prefix(this.keys.allPoolsPrefix()).create();
-    const hosts = await this.etcd.watch().prefix(`${root}/hosts/`).create();
-    this.watchers = [pools, hosts];
+    this.watchers = [pools];
+    const hosts = await this.etcd
+      .watch()
+      .prefix(`${root}/hosts/`)
+      .create()
+      .catch(async (err: unknown) => {
+        await this.stop();
+        throw err;
+      });
+    this.watchers.push(hosts);
     if (this.stopped) return this.stop();
     const onPool = (kv: { key: Buffer }): void => this.notePool(kv.key.toString());
     pools.on('put', onPool).on('delete', onPool);

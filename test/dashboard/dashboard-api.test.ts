@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { ChangeReport } from '../../src/store/change-watch.js';
 import { poolWithRange } from '../fakes/pools.js';
+import { assertOneLineError, runFlatnet } from '../harness/cli-runner.js';
 
 /** The dashboard's HTTP face over the in-memory IPAM: headers, refusals, the JSON it serves, the event stream. */
 const logger = silentLogger();
@@ -213,4 +215,22 @@ test('the overview is read once for many pages at a time, and afresh after etcd 
   const after = await Promise.all(Array.from({ length: 5 }, () => data.overview()));
   assert.equal(reads, 2);
   assert.ok(after.every((o) => o.pools[0]?.used === 1));
+});
+
+test('flatnet dashboard refuses a bad --listen, and a taken port, in one line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flatnet-dashboard-cli-'));
+  await writeFile(join(dir, 'none.conf'), '# empty\n');
+  const env = { PATH: process.env.PATH ?? '', FLATNET_CONFIG: join(dir, 'none.conf') };
+  const bad = await runFlatnet(['dashboard', '--listen', 'nowhere'], { env });
+  assertOneLineError(bad, /--listen nowhere: a listen address is HOST:PORT/, 2);
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  try {
+    const port = (taken.address() as AddressInfo).port;
+    const busy = await runFlatnet(['dashboard', '--listen', `127.0.0.1:${port}`], { env });
+    assertOneLineError(busy, /cannot listen on 127\.0\.0\.1:\d+ \(EADDRINUSE\); choose another --listen/, 2);
+  } finally {
+    await new Promise((r) => taken.close(r));
+    await rm(dir, { recursive: true, force: true });
+  }
 });
