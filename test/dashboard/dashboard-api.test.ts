@@ -234,3 +234,22 @@ test('flatnet dashboard refuses a bad --listen, and a taken port, in one line', 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a /8 pool pages its 65,536 blocks and opens one with as few reads as a /24', async () => {
+  const { stores, admin } = await poolWithRange('10.0.0.1/8', '10.255.255.254');
+  const data = new DashboardData({ admin, stores, hosts: { list: async () => [] }, policy });
+  const a = createDashboardApp({
+    data,
+    feed: new ChangeFeed(async () => ({ stop: async () => undefined }), logger),
+    logger,
+  });
+  const page = (await request(a).get('/api/pools/10.0.0.0_8/blocks?from=65500&count=64').expect(200)).body;
+  assert.equal(page.total, '65536');
+  assert.equal(page.blocks.length, 36);
+  assert.equal(page.blocks[0].first, '10.255.220.0');
+  const before = stores.stats.reads;
+  const block = (await request(a).get('/api/pools/10.0.0.0_8/blocks/ffff').expect(200)).body;
+  assert.equal(block.cells.length, 256);
+  assert.equal(block.cells[255].state, 'outside', 'the broadcast address');
+  assert.ok(stores.stats.reads - before < 20, `one block read, not the pool (${stores.stats.reads - before} reads)`);
+});

@@ -345,6 +345,7 @@ function follow() {
     live.className = 'live on';
     // Whatever changed while the stream was down is read again.
     void refreshOverview();
+    if (state.pool !== undefined) void loadPage().catch(showError);
     if (state.block !== undefined) void openBlock(state.block).catch(showError);
   });
   es.addEventListener('error', () => {
