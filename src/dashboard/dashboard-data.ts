@@ -5,7 +5,8 @@ import { heldBack } from '../ipam/core/cooling.js';
 import type { CoolingPolicy, ReleasedRecord } from '../ipam/model/cooling.js';
 import type { AssignmentRead } from '../ipam/model/records.js';
 import type { IpamStores } from '../ipam/ports.js';
-import { formatSubnet, type Subnet, subnetContains, tryParseAddress } from '../net/address.js';
+import { addressAt, formatSubnet, type Subnet, subnetContains, tryParseAddress } from '../net/address.js';
+import type { Interval } from '../net/intervals.js';
 import type { HostInfo } from '../store/host-registry.js';
 import {
   type BlockTally,
@@ -229,46 +230,44 @@ export class DashboardData {
    * or container id prefix, looked up in the overview's assignments.
    */
   async search(q: string): Promise<SearchHit[]> {
+    const subnets = await this.src.stores.pools.listSubnets();
+    const listed = new Map<string, Promise<Interval[]>>();
+    // Where an address sits: its pool, block, and the block's place in the pool's list (each pool read once).
+    const locate = async (subnet: Subnet, value: bigint): Promise<SearchHit> => {
+      const pool = formatSubnet(subnet);
+      const offset = value - subnet.network;
+      const block = offset >> 8n;
+      if (!listed.has(pool)) listed.set(pool, this.listedBlocks(subnet));
+      const position = positionOf(await (listed.get(pool) as Promise<Interval[]>), block);
+      return {
+        pool,
+        address: addressAt(subnet, offset),
+        block: block.toString(16),
+        ...(position !== undefined ? { position: position.toString() } : {}),
+      };
+    };
     const a = tryParseAddress(q);
     if (a) {
-      const subnet = (await this.src.stores.pools.listSubnets()).find((s) => subnetContains(s, a.family, a.value));
-      if (!subnet) return [];
-      const offset = a.value - subnet.network;
-      const block = offset >> 8n;
-      const position = positionOf(await this.listedBlocks(subnet), block);
-      return [
-        {
-          pool: formatSubnet(subnet),
-          address: q,
-          block: block.toString(16),
-          ...(position !== undefined ? { position: position.toString() } : {}),
-        },
-      ];
+      const subnet = subnets.find((s) => subnetContains(s, a.family, a.value));
+      return subnet ? [await locate(subnet, a.value)] : [];
     }
     const { assignments } = await this.overviewWithNames();
     const needle = q.toLowerCase();
     const exact: AssignmentInfo[] = [];
     const partial: AssignmentInfo[] = [];
     for (const x of assignments) {
-      const names = [x.containerName, x.endpointName].filter((n): n is string => n !== undefined);
-      const lower = names.map((n) => n.toLowerCase().replace(/^\//, ''));
-      if (lower.includes(needle)) exact.push(x);
-      else if (lower.some((n) => n.includes(needle)) || (needle.length >= 4 && x.containerId?.startsWith(needle)))
+      const names = [x.containerName, x.endpointName].flatMap((n) => (n ? [n.toLowerCase().replace(/^\//, '')] : []));
+      if (names.includes(needle)) exact.push(x);
+      else if (names.some((n) => n.includes(needle)) || (needle.length >= 4 && x.containerId?.startsWith(needle)))
         partial.push(x);
     }
-    const subnets = await this.src.stores.pools.listSubnets();
     const out: SearchHit[] = [];
     for (const x of [...exact, ...partial].slice(0, MAX_SEARCH_HITS)) {
       const subnet = subnets.find((s) => formatSubnet(s) === x.subnet);
       const parsed = tryParseAddress(x.address);
       if (!subnet || !parsed) continue;
-      const block = (parsed.value - subnet.network) >> 8n;
-      const position = positionOf(await this.listedBlocks(subnet), block);
       out.push({
-        pool: x.subnet,
-        address: x.address,
-        block: block.toString(16),
-        ...(position !== undefined ? { position: position.toString() } : {}),
+        ...(await locate(subnet, parsed.value)),
         hostId: x.hostId,
         ...(x.containerName ? { containerName: x.containerName } : {}),
         ...(x.containerId ? { containerId: x.containerId } : {}),
