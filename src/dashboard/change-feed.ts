@@ -13,6 +13,14 @@ const MAX_BACKLOG_BYTES = 1 << 20;
 /** A comment line now and then keeps proxies and the browser from closing an idle stream. */
 const HEARTBEAT_MS = 20_000;
 
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the etcd watch did not start within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
 /** The report as the page reads it: per pool the changed blocks (hex) or "pool". */
 export function changeEvent(report: ChangeReport): { pools: Record<string, string[] | 'pool'>; hosts: boolean } {
   const pools: Record<string, string[] | 'pool'> = {};
@@ -27,11 +35,17 @@ export function changeEvent(report: ChangeReport): { pools: Record<string, strin
 export class ChangeFeed {
   private readonly clients = new Set<Response>();
   private watch: Promise<{ stop(): Promise<void> }> | undefined;
+  /** The watch once it has started. */
+  private started: { stop(): Promise<void> } | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Pages waiting for the watch to start: they count against MAX_CLIENTS too. */
+  private waiting = 0;
 
+  /** `startMs`: how long a page waits for the watch to start (etcd away) before it gets 503 and retries. */
   constructor(
     private readonly startWatch: StartWatch,
     private readonly logger: Logger,
+    private readonly startMs = 5000,
   ) {}
 
   get size(): number {
@@ -40,17 +54,27 @@ export class ChangeFeed {
 
   /** Serves one GET /api/events. */
   async subscribe(res: Response): Promise<void> {
-    if (this.clients.size >= MAX_CLIENTS) {
+    if (this.clients.size + this.waiting >= MAX_CLIENTS) {
       res.status(503).json({ error: `at most ${MAX_CLIENTS} pages may follow changes at once` });
       return;
     }
+    let gone = false;
+    res.on('close', () => {
+      gone = true;
+      this.drop(res);
+    });
+    this.waiting++;
     try {
-      await this.ensureWatch();
+      await withDeadline(this.ensureWatch(), this.startMs);
     } catch (err) {
       this.logger.warn({ error: errorMessage(err) }, 'dashboard: etcd watch not started');
-      res.status(503).json({ error: 'etcd did not answer; the page retries' });
+      if (!gone) res.status(503).json({ error: 'etcd did not answer; the page retries' });
       return;
+    } finally {
+      this.waiting--;
     }
+    // The page left while the watch started.
+    if (gone) return;
     res.status(200);
     res.set({
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -61,7 +85,6 @@ export class ChangeFeed {
     // The browser reconnects after this many ms when the stream ends (a restart, etcd away).
     res.write('retry: 3000\n\n');
     this.clients.add(res);
-    res.on('close', () => this.drop(res));
   }
 
   private drop(res: Response): void {
@@ -74,21 +97,32 @@ export class ChangeFeed {
     if (!this.watch) {
       const started = this.startWatch((report) => this.broadcast('change', changeEvent(report)));
       this.watch = started;
-      started.catch(() => {
-        if (this.watch === started) this.watch = undefined;
-      });
+      started.then(
+        (handle) => {
+          if (this.watch === started) this.started = handle;
+          // Started after every page waiting for it gave up: nobody listens.
+          if (this.clients.size + this.waiting === 0 && this.watch === started) void this.stopWatch();
+        },
+        () => {
+          if (this.watch === started) this.watch = undefined;
+        },
+      );
       this.heartbeat = setInterval(() => this.send(': keep-alive\n\n'), HEARTBEAT_MS);
       this.heartbeat.unref();
     }
     return this.watch;
   }
 
+  /** Stops a started watch; one still starting (etcd away) is stopped when it starts, without waiting for it. */
   private async stopWatch(): Promise<void> {
     const w = this.watch;
+    const handle = this.started;
     this.watch = undefined;
+    this.started = undefined;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
-    if (w) await (await w.catch(() => undefined))?.stop();
+    if (handle) await handle.stop();
+    else if (w) void w.then((h) => h.stop()).catch(() => undefined);
   }
 
   broadcast(event: string, data: unknown): void {

@@ -32,6 +32,7 @@ export async function startDashboard(settings: Settings, listen: string, logger:
         onChange(report);
       }),
     logger,
+    settings.etcdTimeoutMs,
   );
   const app = createDashboardApp({ data, feed, logger });
   const { host, port } = parseListenAddress(listen);

@@ -253,3 +253,30 @@ test('a /8 pool pages its 65,536 blocks and opens one with as few reads as a /24
   assert.equal(block.cells[255].state, 'outside', 'the broadcast address');
   assert.ok(stores.stats.reads - before < 20, `one block read, not the pool (${stores.stats.reads - before} reads)`);
 });
+
+test('a page gets 503 when the watch does not start in time, and a watch that starts late is stopped', async () => {
+  const { stores, admin } = await poolWithRange();
+  const data = new DashboardData({ admin, stores, hosts: { list: async () => [] }, policy });
+  let startWatch!: () => void;
+  let stopped = 0;
+  const feed = new ChangeFeed(
+    () =>
+      new Promise((resolve) => {
+        startWatch = () =>
+          resolve({
+            stop: async () => {
+              stopped++;
+            },
+          });
+      }),
+    logger,
+    50,
+  );
+  const a = createDashboardApp({ data, feed, logger });
+  const res = await request(a).get('/api/events').expect(503);
+  assert.match(res.body.error as string, /etcd did not answer; the page retries/);
+  startWatch();
+  for (let i = 0; i < 100 && stopped === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.equal(stopped, 1);
+  await feed.close();
+});

@@ -35,6 +35,9 @@ export function dashboardCommand(): Command {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
-    await running.close();
+    // A watch still trying to reach etcd would keep the process alive: the close is bounded, then it exits.
+    const closed = running.close().catch(() => undefined);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000).unref())]);
+    process.exit(0);
   });
 }

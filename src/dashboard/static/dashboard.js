@@ -352,6 +352,8 @@ function follow() {
     state.live = false;
     live.textContent = 'reconnecting…';
     live.className = 'live off';
+    // A refused stream (etcd away: 503) is not retried by the browser itself.
+    if (es.readyState === EventSource.CLOSED) setTimeout(follow, 5000);
   });
   es.addEventListener('change', onChange);
 }
