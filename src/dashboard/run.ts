@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import type { RequestHandler } from 'express';
 import type { Settings } from '../config/settings.js';
 import { IpamAdminService } from '../ipam/services/admin-service.js';
 import type { Logger } from '../observability/logger.js';
@@ -16,7 +17,13 @@ export interface RunningDashboard {
 }
 
 /** Builds the dashboard over one etcd client and listens; close() ends the streams, the server and the client. */
-export async function startDashboard(settings: Settings, listen: string, logger: Logger): Promise<RunningDashboard> {
+/** `metrics`: served at GET /metrics (cluster-wide pool gauges as Prometheus text). */
+export async function startDashboard(
+  settings: Settings,
+  listen: string,
+  logger: Logger,
+  options: { metrics?: RequestHandler } = {},
+): Promise<RunningDashboard> {
   const stores = EtcdStores.open(settings, logger);
   const cooling = coolingFrom(settings);
   const data = new DashboardData({
@@ -34,7 +41,7 @@ export async function startDashboard(settings: Settings, listen: string, logger:
     logger,
     settings.etcdTimeoutMs,
   );
-  const app = createDashboardApp({ data, feed, logger });
+  const app = createDashboardApp({ data, feed, logger, ...(options.metrics ? { metrics: options.metrics } : {}) });
   const { host, port } = parseListenAddress(listen);
   const server: Server = createServer(app);
   try {

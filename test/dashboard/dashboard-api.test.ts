@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { RequestHandler } from 'express';
 import request from 'supertest';
 import { createDashboardApp, SAFE_HEADERS, staticDirFor } from '../../src/dashboard/app.js';
 import { ChangeFeed, MAX_CLIENTS } from '../../src/dashboard/change-feed.js';
@@ -279,4 +280,18 @@ test('a page gets 503 when the watch does not start in time, and a watch that st
   for (let i = 0; i < 100 && stopped === 0; i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(stopped, 1);
   await feed.close();
+});
+
+test('GET /metrics is served by the handler given to the app, with the same headers', async () => {
+  const { stores, admin } = await poolWithRange();
+  const data = new DashboardData({ admin, stores, hosts: { list: async () => [] }, policy });
+  const feed = new ChangeFeed(async () => ({ stop: async () => undefined }), logger);
+  const metrics: RequestHandler = (_req, res) => {
+    res.type('text/plain').send('flatnet_pool_size{pool="10.1.0.0/22"} 1020\n');
+  };
+  const a = createDashboardApp({ data, feed, logger, metrics });
+  const res = await request(a).get('/metrics').expect(200);
+  assert.match(res.text, /^flatnet_pool_size/);
+  assert.equal(res.headers['x-content-type-options'], 'nosniff');
+  assert.equal((await request(createDashboardApp({ data, feed, logger })).get('/metrics')).status, 404);
 });
