@@ -13,6 +13,9 @@ cp "$repo/package.json" "$dest/"
 # `flatnet demo` runs each lab host through these scripts, looked up at <app>/src/lab/
 mkdir -p "$dest/src/lab"
 cp "$repo/src/lab/host-launcher.sh" "$repo/src/lab/host-dockerd.sh" "$dest/src/lab/"
+# `flatnet dashboard` serves its page (html, css, js: not compiled by tsc) from <app>/src/dashboard/static/
+mkdir -p "$dest/src/dashboard"
+cp -a "$repo/src/dashboard/static" "$dest/src/dashboard/"
 # `flatnet plugin build` runs the rootfs builder from <app>/plugin-config/ (an installed app builds the plugin too)
 mkdir -p "$dest/plugin-config"
 cp "$repo/plugin-config/build-rootfs.sh" "$repo/plugin-config/config.json" "$dest/plugin-config/"

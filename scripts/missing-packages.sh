@@ -26,4 +26,5 @@ rpmbuild rpm
 modprobe kmod
 openssl openssl
 promtool prometheus
+chromium chromium
 LIST

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { bridgeCommand } from './commands/bridge.js';
+import { dashboardCommand } from './commands/dashboard.js';
 import { createNetworkCommand } from './commands/create-network.js';
 import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     hostRangeCommand(),
     ipCommand(),
     statusCommand(),
+    dashboardCommand(),
     hostCommand(),
     fsckCommand(),
     createNetworkCommand(),

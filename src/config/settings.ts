@@ -59,7 +59,8 @@ const onOff = z
   .pipe(z.enum(['on', 'off', 'true', 'false', 'yes', 'no', '1', '0'], { message: 'expected on or off' }))
   .transform((v) => ['on', 'true', 'yes', '1'].includes(v));
 
-const listenAddress = z
+/** HOST:PORT for a TCP listener (metrics, dashboard); IPv6 hosts in brackets. */
+export const listenAddress = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):\d{1,5}$/, 'a listen address is HOST:PORT (e.g. 127.0.0.1:9471)');
 

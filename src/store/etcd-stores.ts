@@ -4,6 +4,7 @@ import type { ConflictRetry, IpamStores } from '../ipam/ports.js';
 import type { Logger } from '../observability/logger.js';
 import { EtcdAddressRecords } from './address-records.js';
 import { EtcdBlockRepository } from './block-repository.js';
+import { type ChangeReport, IpamChangeWatch } from './change-watch.js';
 import { createEtcdClient } from './etcd-client.js';
 import { EtcdIo } from './etcd-io.js';
 import { HostRegistry } from './host-registry.js';
@@ -50,6 +51,13 @@ export class EtcdStores {
    */
   async probe(): Promise<void> {
     await this.io.read([`${this.prefix}/healthz-probe`]);
+  }
+
+  /** Starts an etcd watch on the pools and hosts that reports what changed (see IpamChangeWatch); stop() ends it. */
+  async watchChanges(onChange: (report: ChangeReport) => void, debounceMs?: number): Promise<IpamChangeWatch> {
+    const watch = new IpamChangeWatch(this.etcd, this.keys, this.prefix, onChange, debounceMs);
+    await watch.start();
+    return watch;
   }
 
   close(): void {

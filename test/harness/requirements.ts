@@ -1,7 +1,17 @@
 import { execFileSync } from 'node:child_process';
 
 export type Requirement =
-  'root' | 'etcd' | 'docker' | 'iproute2' | 'iptables' | 'arping' | 'rpmbuild' | 'iperf3' | 'openssl' | 'promtool';
+  | 'root'
+  | 'etcd'
+  | 'docker'
+  | 'iproute2'
+  | 'iptables'
+  | 'arping'
+  | 'rpmbuild'
+  | 'iperf3'
+  | 'openssl'
+  | 'promtool'
+  | 'chromium';
 
 const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   etcd: 'etcd',
@@ -13,6 +23,7 @@ const BINARY: Record<Exclude<Requirement, 'root'>, string> = {
   iperf3: 'iperf3',
   openssl: 'openssl',
   promtool: 'promtool',
+  chromium: 'chromium',
 };
 
 function hasBinary(name: string): boolean {

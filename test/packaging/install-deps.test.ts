@@ -90,6 +90,7 @@ test('missing-packages.sh lists every package on a machine that has none of thei
     'kmod',
     'openssl',
     'prometheus',
+    'chromium',
   ]);
 });
 

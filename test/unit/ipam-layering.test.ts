@@ -58,7 +58,7 @@ test('net is pure parsing: no ipam, store, etcd, host networking', () => {
 });
 
 test('only store touches the etcd3 client', () => {
-  const outside = ['api', 'cli', 'ipam', 'net', 'netdriver', 'server', 'util'].flatMap((d) =>
+  const outside = ['api', 'cli', 'dashboard', 'ipam', 'net', 'netdriver', 'server', 'util'].flatMap((d) =>
     importsInto(d, (r) => r !== 'etcd3'),
   );
   // types only: the test/bench convenience classes take a client the caller holds
