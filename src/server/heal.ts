@@ -3,7 +3,7 @@ import type { Settings } from '../config/settings.js';
 import { errorMessage } from '../errors.js';
 import type { IpamStores } from '../ipam/ports.js';
 import type { IpamDriverService } from '../ipam/services/driver-service.js';
-import { Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js';
+import { type HostViewSource, Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js';
 import { ReleaseJournal } from '../ipam/services/release-journal.js';
 import type { Logger } from '../observability/logger.js';
 import { AtomicTextFile } from '../util/atomic-file.js';
@@ -24,17 +24,19 @@ export function openReleaseJournal(stateDir: string, logger: Logger): ReleaseJou
   );
 }
 
+/** `view`: this host's endpoints (default: the state dir and the local dockerd). */
 export function hostReconciler(
   stores: IpamStores,
   settings: Settings,
   logger: Logger,
   inFlight?: () => ReadonlySet<string>,
+  view?: HostViewSource,
 ): Reconciler {
   const log = logger.child({ component: 'reconcile' });
   return new Reconciler(
     stores,
     settings.hostId,
-    LocalHostView.fromSettings(settings, log),
+    view ?? LocalHostView.fromSettings(settings, log),
     {
       graceMs: settings.reconcileGraceMs,
       cooling: coolingFrom(settings),
@@ -50,8 +52,14 @@ export interface Healer {
   reconcile(): Promise<ReconcileResult>;
 }
 
-export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settings: Settings, logger: Logger): Healer {
-  const reconciler = hostReconciler(stores, settings, logger, () => driver.inFlightSubnets());
+export function ipamHealer(
+  driver: IpamDriverService,
+  stores: IpamStores,
+  settings: Settings,
+  logger: Logger,
+  view?: HostViewSource,
+): Healer {
+  const reconciler = hostReconciler(stores, settings, logger, () => driver.inFlightSubnets(), view);
   return {
     drainJournal: async () => driver.drainJournal(),
     reconcile: () => reconciler.run(),
