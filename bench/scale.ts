@@ -29,6 +29,7 @@ import { type EtcdCounters, countersSince, scrapeCluster } from './scale/etcd-me
 import { ETCD_LIMITS, extrapolate, type IdlePoint, percentile, perHostPerMinute } from './scale/figures.js';
 import { measureHeldMemory, type HeldMemory } from './scale/memory-held.js';
 import { SimHost } from './scale/sim-host.js';
+import { onTeardown, tearDownOnSignals } from './scale/teardown.js';
 
 const POOL_A = '10.0.0.0/14';
 const POOL_B = '10.8.0.0/16';
@@ -156,6 +157,11 @@ async function runHosts(h: number, f: Flags, log: (line: string) => void): Promi
   );
   const logger = silentLogger();
   const hosts: SimHost[] = [];
+  const tearDown = onTeardown(async () => {
+    for (const c of clients) c.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
   try {
     for (let i = 0; i < h; i++)
       hosts.push(
@@ -260,9 +266,7 @@ async function runHosts(h: number, f: Flags, log: (line: string) => void): Promi
     };
   } finally {
     await Promise.all(hosts.map((x) => x.stop().catch(() => undefined)));
-    for (const c of clients) c.close();
-    await cluster.stop();
-    await rm(dir, { recursive: true, force: true });
+    await tearDown();
   }
 }
 
@@ -425,6 +429,7 @@ function report(f: Flags, runs: RunResult[], memory: HeldMemory | undefined): st
 
 async function main(): Promise<void> {
   const f = readFlags();
+  tearDownOnSignals();
   const log = (line: string): void => void process.stdout.write(`${line}\n`);
   const runs: RunResult[] = [];
   for (const h of f.hosts) {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startEtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { scrapeCluster } from './etcd-metrics.js';
+import { onTeardown } from './teardown.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
@@ -42,6 +43,13 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
   const etcd = createEtcdClient({ etcdEndpoints: cluster.endpoints, etcdPrefix: prefix, etcdTimeoutMs: 30_000 });
   const agent = new Agent({ keepAlive: true, maxSockets: 8 });
   let server: ReturnType<typeof startServerProcess>['server'] | undefined;
+  const tearDown = onTeardown(async () => {
+    agent.destroy();
+    await server?.stop();
+    etcd.close();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
   try {
     const t0 = performance.now();
     let left = total - OWN;
@@ -135,10 +143,6 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
     );
     return { summary };
   } finally {
-    agent.destroy();
-    await server?.stop();
-    etcd.close();
-    await cluster.stop();
-    await rm(dir, { recursive: true, force: true });
+    await tearDown();
   }
 }
