@@ -10,37 +10,22 @@
  * BENCH_HEAP_SNAPSHOTS=DIR makes the server write a heap snapshot (node --heapsnapshot-signal) at every point.
  */
 import { Agent } from 'node:http';
-import { mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
-import { startProcess, waitFor, type Started } from '../src/lab/processes.js';
+import { waitFor, type Started } from '../src/lab/processes.js';
 import { pluginCall, type PluginResult } from '../test/harness/plugin-client.js';
-
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+import { memoryOf, SHIPPED_FLAGS, startServerProcess } from './flatnet-server-process.js';
 const STEP = Number(process.env.BENCH_STEP ?? 10_000);
 const CLIENTS = 8;
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2000);
-/** No flags (the baseline) and the flags the systemd unit and the managed plugin ship (plugin-config/). */
-const SHIPPED_FLAGS = '--max-semi-space-size=2 --max-old-space-size=128';
 const VARIANTS = (process.env.BENCH_NODE_FLAGS ?? `;${SHIPPED_FLAGS}`).split(';').map((v) => v.trim());
 const SNAPSHOT_DIR = process.env.BENCH_HEAP_SNAPSHOTS;
 
 /** Keep-alive calls through the tests' plugin client (the way dockerd sends them). */
 function call(agent: Agent, socketPath: string, method: string, body: unknown): Promise<PluginResult> {
   return pluginCall(socketPath, method, body, agent);
-}
-
-interface Memory {
-  rssMiB: number;
-  anonMiB: number;
-}
-
-async function memoryOf(pid: number): Promise<Memory> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMiB: kib('VmRSS') / 1024, anonMiB: kib('RssAnon') / 1024 };
 }
 
 /** Lets the server settle (group-commit timers, GC after the burst) before a reading. */
@@ -101,7 +86,6 @@ async function releaseAll(agent: Agent, socket: string, poolId: string, held: st
 }
 
 async function measure(endpoints: string[], dir: string, flags: string, index: number): Promise<string[]> {
-  const socket = join(dir, `v${index}`, 'plugins', 'flatnet.sock');
   const config = join(dir, 'empty.conf');
   const tokens = flags === '' ? [] : flags.split(/\s+/);
   // NAME=VALUE tokens are environment variables for the server (e.g. MALLOC_ARENA_MAX=2), the rest node flags.
@@ -110,29 +94,16 @@ async function measure(endpoints: string[], dir: string, flags: string, index: n
   );
   const nodeFlags = tokens.filter((t) => !/^[A-Z_]+=/.test(t));
   if (SNAPSHOT_DIR !== undefined) nodeFlags.push('--heapsnapshot-signal=SIGUSR2');
-  const server = startProcess(
-    process.execPath,
-    [
-      ...nodeFlags,
-      CLI,
-      'server',
-      '--config',
-      config,
-      '--socket',
-      socket,
-      '--etcd-endpoints',
-      endpoints.join(','),
-      '--etcd-prefix',
-      `/flatnet-membench-${process.pid}-${index}`,
-      '--host-id',
-      'bench-host',
-      '--state-dir',
-      join(dir, `v${index}`, 'state'),
-      '--log-level',
-      'info',
-    ],
-    { stdio: ['ignore', 'ignore', 'ignore'], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...envVars } },
-  );
+  const { server, socket } = startServerProcess({
+    endpoints,
+    prefix: `/flatnet-membench-${process.pid}-${index}`,
+    hostId: 'bench-host',
+    dir: join(dir, `v${index}`),
+    config,
+    cwd: dir,
+    nodeFlags,
+    env: envVars,
+  });
   const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
   try {
     await waitFor(

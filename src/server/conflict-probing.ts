@@ -6,12 +6,15 @@ import { ConflictService } from '../ipam/services/conflict-service.js';
 import { DriverState } from '../netdriver/state.js';
 import type { Logger } from '../observability/logger.js';
 import { formatSubnet, parseSubnet } from '../net/address.js';
-import { ConflictProber, type ConflictProberOptions } from './conflict-prober.js';
+import { ConflictProber, type ConflictProberDeps, type ConflictProberOptions } from './conflict-prober.js';
+
+/** The prober's host-local side, replaceable where there is no bridge to probe from (the scale bench). */
+export type ProberLinkPorts = Partial<Pick<ConflictProberDeps, 'bridgeFor' | 'probe' | 'localNetworks'>>;
 
 /**
  * The production wiring of the conflict probe: this host's pools from its claims in etcd, each pool's bridge from
  * the network driver's records in the state dir, `arping -D` from that bridge, conflict records through the IPAM.
- * `upcoming` is the IPAM driver's (its allocator's view of what it hands out next).
+ * `upcoming` is the IPAM driver's (its allocator's view of what it hands out next); `link` replaces the local side.
  */
 export function hostConflictProber(
   stores: IpamStores,
@@ -19,6 +22,7 @@ export function hostConflictProber(
   upcoming: (poolId: string, n: number) => Promise<string[]>,
   logger: Logger,
   options: Partial<ConflictProberOptions> = {},
+  link: ProberLinkPorts = {},
 ): ConflictProber {
   const state = new DriverState(settings.stateDir);
   const arp = new ArpProber();
@@ -43,6 +47,7 @@ export function hostConflictProber(
           .map((n) => `${n.networkId}:${n.pool}:${n.bridge}`)
           .sort()
           .join(','),
+      ...link,
     },
     options,
   );

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Settings } from '../config/settings.js';
 import type { IpamStores } from '../ipam/ports.js';
 import type { IpamDriverService } from '../ipam/services/driver-service.js';
-import { Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js';
+import { type HostViewSource, Reconciler, type ReconcileResult } from '../ipam/services/reconcile.js';
 import { ReleaseJournal } from '../ipam/services/release-journal.js';
 import type { Logger } from '../observability/logger.js';
 import {
@@ -31,17 +31,19 @@ export function openReleaseJournal(stateDir: string, logger: Logger): ReleaseJou
   );
 }
 
+/** `view`: this host's endpoints (default: the state dir and the local dockerd). */
 export function hostReconciler(
   stores: IpamStores,
   settings: Settings,
   logger: Logger,
   inFlight?: () => ReadonlySet<string>,
+  view?: HostViewSource,
 ): Reconciler {
   const log = logger.child({ component: 'reconcile' });
   return new Reconciler(
     stores,
     settings.hostId,
-    LocalHostView.fromSettings(settings, log),
+    view ?? LocalHostView.fromSettings(settings, log),
     {
       graceMs: settings.reconcileGraceMs,
       cooling: coolingFrom(settings),
@@ -76,8 +78,14 @@ export function recordReconcileRound(result: ReconcileResult): void {
   for (const [pool, n] of heldPerPool(result)) hostHeld.set({ pool }, n);
 }
 
-export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settings: Settings, logger: Logger): Healer {
-  const reconciler = hostReconciler(stores, settings, logger, () => driver.inFlightSubnets());
+export function ipamHealer(
+  driver: IpamDriverService,
+  stores: IpamStores,
+  settings: Settings,
+  logger: Logger,
+  view?: HostViewSource,
+): Healer {
+  const reconciler = hostReconciler(stores, settings, logger, () => driver.inFlightSubnets(), view);
   return {
     drainJournal: async () => driver.drainJournal(),
     reconcile: async () => {

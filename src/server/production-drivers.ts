@@ -1,13 +1,67 @@
+import type { Settings } from '../config/settings.js';
 import { DockerEngineApi } from '../docker/engine-api.js';
-import { createIpam } from '../ipam/services/driver-service.js';
+import type { IpamStores } from '../ipam/ports.js';
+import { createIpam, type IpamDriverService } from '../ipam/services/driver-service.js';
+import type { IpamAdminService } from '../ipam/services/admin-service.js';
 import { OwnerService } from '../ipam/services/owner-service.js';
+import type { HostViewSource } from '../ipam/services/reconcile.js';
 import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
+import type { Logger } from '../observability/logger.js';
 import { coolingFrom } from './cooling.js';
 import type { DriverFactory } from './drivers.js';
-import { ipamHealer, openReleaseJournal } from './heal.js';
+import { type Healer, ipamHealer, openReleaseJournal } from './heal.js';
 import { EndpointOwners } from './endpoint-owners.js';
-import type { ConflictProber } from './conflict-prober.js';
-import { hostConflictProber } from './conflict-probing.js';
+import type { ConflictProber, ConflictProberOptions } from './conflict-prober.js';
+import { hostConflictProber, type ProberLinkPorts } from './conflict-probing.js';
+
+/** What a host's IPAM is made of besides etcd: the local ports its background work reads (defaults: this host's). */
+export interface HostIpamPorts {
+  /** This host's endpoints, for the reconcile (default: the state dir and the local dockerd). */
+  hostView?: HostViewSource;
+  /** The conflict prober's bridge lookup and ARP probe (default: the state dir's networks and arping). */
+  link?: ProberLinkPorts;
+  proberOptions?: Partial<ConflictProberOptions>;
+}
+
+/** One host's IPAM: the driver and admin, its healer (journal, reconcile) and its conflict prober (when on). */
+export interface HostIpam {
+  driver: IpamDriverService;
+  admin: IpamAdminService;
+  heal: Healer;
+  prober: ConflictProber | undefined;
+}
+
+/**
+ * The IPAM of one host as the server runs it, without the network driver: the scale bench builds many of these
+ * in one process over its own ports.
+ */
+export function createHostIpam(
+  stores: IpamStores,
+  settings: Settings,
+  logger: Logger,
+  ports: HostIpamPorts = {},
+): HostIpam {
+  const cooling = coolingFrom(settings);
+  const journal = openReleaseJournal(settings.stateDir, logger);
+  let prober: ConflictProber | undefined;
+  const { driver, admin } = createIpam(stores, settings.hostId, logger, {
+    journal,
+    releaseAfterReply: true,
+    cooling,
+    onAllocated: (poolId) => prober?.allocated(poolId),
+  });
+  if (settings.conflictProbe)
+    prober = hostConflictProber(
+      stores,
+      settings,
+      (poolId, n) => driver.upcoming(poolId, n),
+      logger,
+      ports.proberOptions,
+      ports.link,
+    );
+  else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
+  return { driver, admin, heal: ipamHealer(driver, stores, settings, logger, ports.hostView), prober };
+}
 
 /**
  * The production wiring: the IPAM over the etcd stores, networking on this host, and the network driver
@@ -24,20 +78,9 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
     logger: logger.child({ component: 'netdriver' }),
     owners,
   });
-  const cooling = coolingFrom(settings);
-  const journal = openReleaseJournal(settings.stateDir, logger);
-  let prober: ConflictProber | undefined;
-  const { driver } = createIpam(stores.ipam, settings.hostId, logger, {
-    journal,
-    releaseAfterReply: true,
-    cooling,
-    onAllocated: (poolId) => prober?.allocated(poolId),
-  });
-  if (settings.conflictProbe)
-    prober = hostConflictProber(stores.ipam, settings, (poolId, n) => driver.upcoming(poolId, n), logger);
-  else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
+  const { driver, heal, prober } = createHostIpam(stores.ipam, settings, logger);
   return {
-    heal: ipamHealer(driver, stores.ipam, settings, logger),
+    heal,
     ipam: driver,
     network,
     init: async () => {

@@ -34,7 +34,7 @@ test('every(): rounds never overlap, a failed round does not stop the next, stop
   const work = new BackgroundWork(silentLogger());
   const gates: ReturnType<typeof gate>[] = [];
   let rounds = 0;
-  work.every('round', 1000, async () => {
+  void work.every('round', 1000, async () => {
     rounds++;
     const g = gate();
     gates.push(g);
@@ -66,9 +66,9 @@ test('every(): rounds never overlap, a failed round does not stop the next, stop
 test('every() with immediately runs a first round at once; nothing starts after stop()', async () => {
   const work = new BackgroundWork(silentLogger());
   let rounds = 0;
-  work.every('round', 60_000, async () => void rounds++, { immediately: true });
+  void work.every('round', 60_000, async () => void rounds++, { immediately: true });
   assert.equal(rounds, 1);
   await work.stop();
-  work.every('late', 1, async () => void rounds++, { immediately: true });
+  void work.every('late', 1, async () => void rounds++, { immediately: true });
   assert.equal(rounds, 1);
 });
