@@ -1,7 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Settings } from '../config/settings.js';
+import { errorMessage } from '../errors.js';
 import { IpamAdminService } from '../ipam/services/admin-service.js';
+import { ClusterCensus } from '../ipam/services/cluster-census.js';
+import { clusterMetricsHandler } from '../observability/cluster-metrics.js';
 import type { Logger } from '../observability/logger.js';
 import { coolingFrom } from '../server/cooling.js';
 import { parseListenAddress } from '../server/metrics-listener.js';
@@ -16,14 +19,26 @@ export interface RunningDashboard {
   close(): Promise<void>;
 }
 
-/** Builds the dashboard over one etcd client and listens; close() ends the streams, the server and the client. */
-/** `metrics`: served at GET /metrics (cluster-wide pool gauges as Prometheus text). */
-export async function startDashboard(
-  settings: Settings,
-  listen: string,
-  logger: Logger,
-  options: { metrics?: RequestHandler } = {},
-): Promise<RunningDashboard> {
+/** GET /metrics: the cluster-wide gauges; 503 while etcd does not answer (Prometheus then marks the target down). */
+function clusterMetricsRoute(source: ClusterCensus, logger: Logger): RequestHandler {
+  const scrape = clusterMetricsHandler(source);
+  return (_req, res) => {
+    scrape().then(
+      ({ contentType, body }) => res.type(contentType).send(body),
+      (err: unknown) => {
+        logger.warn({ err: errorMessage(err) }, 'cluster metrics: etcd did not answer');
+        res.status(503).type('text/plain').send('etcd did not answer\n');
+      },
+    );
+  };
+}
+
+/**
+ * Builds the dashboard over one etcd client and listens: the page, its API and the cluster-wide Prometheus gauges
+ * (one process per cluster serves them, so no host pays for a cluster-wide read). close() ends the streams, the
+ * server and the client.
+ */
+export async function startDashboard(settings: Settings, listen: string, logger: Logger): Promise<RunningDashboard> {
   const stores = EtcdStores.open(settings, logger);
   const cooling = coolingFrom(settings);
   const data = new DashboardData({
@@ -41,7 +56,8 @@ export async function startDashboard(
     logger,
     settings.etcdTimeoutMs,
   );
-  const app = createDashboardApp({ data, feed, logger, ...(options.metrics ? { metrics: options.metrics } : {}) });
+  const metrics = clusterMetricsRoute(new ClusterCensus(stores.ipam, stores.hosts, cooling), logger);
+  const app = createDashboardApp({ data, feed, logger, metrics });
   const { host, port } = parseListenAddress(listen);
   const server: Server = createServer(app);
   try {

@@ -195,6 +195,16 @@ test(
     assert.match((await h1Row.textContent()) ?? '', /10\.77\.0\.0\/16 ×1/);
     assert.equal(await page.locator('#hosts tr[data-host="h2"] .state').textContent(), 'down');
 
+    // The same process serves the cluster-wide gauges for Prometheus.
+    const scrape = await fetch(`${url}metrics`);
+    assert.equal(scrape.status, 200);
+    const text = await scrape.text();
+    assert.match(
+      text,
+      new RegExp(`^flatnet_pool_held_addresses\\{pool="${POOL.replace(/\./g, '\\.')}"\\} ${held.length}$`, 'm'),
+    );
+    assert.match(text, /^flatnet_hosts_down_holding_addresses 1$/m);
+
     // The map opens at the pool's first listed block: the host range with the gateway.
     await page.locator('#grid [data-address="10.77.0.1"]').waitFor();
     assert.equal(await cellState(page, '10.77.0.1'), 'gateway-aux');
