@@ -3,6 +3,7 @@ import { errorMessage } from '../errors.js';
 import type { OwnerService } from '../ipam/services/owner-service.js';
 import type { EndpointOwnerHook } from '../netdriver/endpoint-owner-hook.js';
 import type { Logger } from '../observability/logger.js';
+import { BackgroundWork } from '../util/background-work.js';
 
 /**
  * Fills the owner of each container address after the plugin replied: CreateEndpoint tells which endpoint and
@@ -43,16 +44,16 @@ export class EndpointOwners implements EndpointOwnerHook {
   private readonly known = new Map<string, Known>();
   /** Endpoints deleted (bounded, oldest forgotten first): an attempt already running for one stops there. */
   private readonly gone = new Set<string>();
-  /** Pending attempts' timers per endpoint: a deleted endpoint's are cleared. */
-  private readonly timers = new Map<string, Set<NodeJS.Timeout>>();
-  private readonly running = new Set<Promise<void>>();
-  private closed = false;
+  /** Cancels of the pending attempts per endpoint: a deleted endpoint's are dropped. */
+  private readonly pending = new Map<string, Set<() => void>>();
+  private readonly work: BackgroundWork;
   private readonly joinDelays: number[];
   private readonly createDelays: number[];
 
   constructor(private readonly o: EndpointOwnersOptions) {
     this.joinDelays = o.joinDelaysMs ?? [1000, 2000, 5000, 10_000];
     this.createDelays = o.createDelaysMs ?? [1000, 2000, 5000];
+    this.work = new BackgroundWork(o.logger);
   }
 
   created(e: { networkId: string; endpointId: string; addresses: string[] }): void {
@@ -106,49 +107,38 @@ export class EndpointOwners implements EndpointOwnerHook {
     this.known.delete(endpointId);
     this.gone.add(endpointId);
     forgetOldest(this.gone);
-    const timers = this.timers.get(endpointId);
-    if (timers === undefined) return;
-    for (const t of timers) clearTimeout(t);
-    this.timers.delete(endpointId);
+    for (const cancel of this.pending.get(endpointId) ?? []) cancel();
+    this.pending.delete(endpointId);
   }
 
   /** Runs `attempt` after each delay until it returns true; failures are logged at debug and retried. */
   private attempts(delays: number[], attempt: () => Promise<boolean>, ctx: { endpointId: string; what: string }): void {
+    const { endpointId } = ctx;
     const next = (i: number): void => {
-      if (this.closed || this.gone.has(ctx.endpointId) || i >= delays.length) return;
-      let mine = this.timers.get(ctx.endpointId);
-      if (mine === undefined) {
-        mine = new Set();
-        this.timers.set(ctx.endpointId, mine);
-      }
-      const timers = mine;
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        if (timers.size === 0 && this.timers.get(ctx.endpointId) === timers) this.timers.delete(ctx.endpointId);
-        const run = attempt().then(
-          (done) => (done ? undefined : next(i + 1)),
-          (err: unknown) => {
-            this.o.logger.debug(
-              { ...ctx, attempt: i + 1, err: errorMessage(err) },
-              'owner update failed; retrying later',
-            );
-            next(i + 1);
-          },
-        );
-        const tracked = run.finally(() => this.running.delete(tracked));
-        this.running.add(tracked);
-      }, delays[i]);
-      timer.unref();
-      timers.add(timer);
+      const delay = delays[i];
+      if (this.gone.has(endpointId) || delay === undefined) return;
+      const cancels = this.pending.get(endpointId) ?? new Set<() => void>();
+      this.pending.set(endpointId, cancels);
+      const cancel = this.work.after(ctx.what, delay, async () => {
+        cancels.delete(cancel);
+        if (cancels.size === 0 && this.pending.get(endpointId) === cancels) this.pending.delete(endpointId);
+        const done = await attempt().catch((err: unknown) => {
+          this.o.logger.debug(
+            { ...ctx, attempt: i + 1, err: errorMessage(err) },
+            'owner update failed; retrying later',
+          );
+          return false;
+        });
+        if (!done) next(i + 1);
+      });
+      cancels.add(cancel);
     };
     next(0);
   }
 
   /** Stops pending attempts and waits for running ones (before etcd closes). */
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const timers of this.timers.values()) for (const t of timers) clearTimeout(t);
-    this.timers.clear();
-    await Promise.allSettled([...this.running]);
+  close(): Promise<void> {
+    this.pending.clear();
+    return this.work.stop();
   }
 }

@@ -49,6 +49,21 @@ export class BackgroundWork {
     return this.run(what, () => afterReply().then(fn));
   }
 
+  /** Runs `fn` as run() does after `delayMs`, unless cancelled or stopped first. Returns the cancel. */
+  after(what: string, delayMs: number, fn: () => Promise<unknown>): () => void {
+    if (this.stopped) return () => undefined;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.run(what, fn);
+    }, delayMs);
+    timer.unref();
+    this.timers.add(timer);
+    return () => {
+      clearTimeout(timer);
+      this.timers.delete(timer);
+    };
+  }
+
   /** Tracks a promise the caller made (it must not reject: handle its errors first). */
   track(p: Promise<void>): Promise<void> {
     const tracked = p.finally(() => this.inFlight.delete(tracked));
@@ -92,9 +107,9 @@ export class BackgroundWork {
     while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
-  /** No new rounds, the signal aborted, then waits for what is still running. Safe to call twice. */
+  /** No new rounds or delayed tasks, the signal aborted, then waits for what is still running. Safe to call twice. */
   async stop(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.controller.abort();
     await this.idle();
