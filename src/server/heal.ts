@@ -48,6 +48,11 @@ export function hostReconciler(
 export interface Healer {
   drainJournal(): Promise<unknown>;
   reconcile(): Promise<ReconcileResult>;
+  /**
+   * Fills in the host index of a cluster upgraded from the layout without it, step after step, until it is
+   * complete, an older version is alive, another host took a step first, or `stopping` says so.
+   */
+  fillIndex?(stopping: () => boolean): Promise<unknown>;
 }
 
 export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settings: Settings, logger: Logger): Healer {
@@ -55,6 +60,13 @@ export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settin
   return {
     drainJournal: async () => driver.drainJournal(),
     reconcile: () => reconciler.run(),
+    fillIndex: async (stopping) => {
+      if (await stores.hostIndex.complete()) return 'complete';
+      for (;;) {
+        const step = await stores.hostIndex.fillStep();
+        if (step !== 'progress' || stopping()) return step;
+      }
+    },
   };
 }
 
@@ -70,22 +82,26 @@ export interface HealLoops {
 export function startHealing(healer: Healer, settings: Settings, logger: Logger): HealLoops {
   const log = logger.child({ component: 'heal' });
   const running = new Set<Promise<unknown>>();
-  const busy = { drain: false, reconcile: false };
+  const busy = { drain: false, reconcile: false, fill: false };
   let stopped = false;
   let lastReconcileError = '';
-  const round = (kind: 'drain' | 'reconcile'): void => {
+  const round = (kind: 'drain' | 'reconcile' | 'fill'): void => {
     if (stopped || busy[kind]) return;
     busy[kind] = true;
     const p = (async () => {
       try {
         if (kind === 'drain') await healer.drainJournal();
+        else if (kind === 'fill') await healer.fillIndex?.(() => stopped);
         else {
+          // Each reconcile period also looks whether the host index still needs filling in (one key read).
+          round('fill');
           await healer.reconcile();
           if (lastReconcileError !== '') log.info('reconcile works again');
           lastReconcileError = '';
         }
       } catch (err) {
         const msg = errorMessage(err);
+        if (kind === 'fill') log.info({ error: msg }, 'host index backfill step failed; tried again next period');
         if (kind === 'reconcile' && msg !== lastReconcileError)
           log.warn({ error: msg }, 'reconcile round failed; retried next period');
         if (kind === 'reconcile') lastReconcileError = msg;

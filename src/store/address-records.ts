@@ -24,6 +24,22 @@ export class EtcdAddressRecords implements AddressRecords {
     }));
   }
 
+  async *pages(subnet: Subnet): AsyncGenerator<{ address: string; read: AssignmentRead }[]> {
+    const prefix = this.keys.addrPrefix(subnet);
+    for await (const page of this.io.pages(prefix, prefixEnd(prefix), this.pageSize))
+      yield page.map((kv) => ({ address: addressOfKey(prefix, kv.key), read: decodeAssignment(kv.value) }));
+  }
+
+  async readMany(subnet: Subnet, addresses: readonly string[]): Promise<Map<string, AssignmentRead>> {
+    const snap = await this.io.read(addresses.map((a) => this.keys.addr(subnet, a)));
+    const out = new Map<string, AssignmentRead>();
+    for (const a of addresses) {
+      const kv = snap.kvs.get(this.keys.addr(subnet, a));
+      if (kv) out.set(a, decodeAssignment(kv.value));
+    }
+    return out;
+  }
+
   async count(subnet: Subnet): Promise<number> {
     const prefix = this.keys.addrPrefix(subnet);
     return (await this.io.readRange(prefix, prefixEnd(prefix), { countOnly: true })).count;
