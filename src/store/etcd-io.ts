@@ -376,8 +376,12 @@ export class EtcdIo {
    * writes by txn-budget.ts, and etcd would refuse it for good anyway).
    */
   async writeAt(w: Write): Promise<string | undefined> {
-    if (!fits(writeCost(w))) {
-      throw new FlatnetError('internal', `A write of ${w.puts.length} puts is over etcd's txn limits (a flatnet bug).`);
+    const cost = writeCost(w);
+    if (!fits(cost)) {
+      throw new FlatnetError(
+        'internal',
+        `A write of ${cost.writes} operations, ${cost.compares} compares and ${cost.bytes} bytes is over etcd's txn limits (a flatnet bug).`,
+      );
     }
     const marker = b(`${this.markerPrefix}${randomUUID()}`);
     const markerAbsent: ICompare = { key: marker, target: 'Create', result: 'Equal', create_revision: 0 };

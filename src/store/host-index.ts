@@ -139,9 +139,12 @@ export class EtcdHostIndex implements HostIndex {
       return 'complete';
     }
     const { subnet, after } = at;
-    const perStep = perTxn(
-      { compares: 1, writes: 1, bytes: FILL_BYTES_PER_RECORD },
-      { compares: 1 + MARKER_COST.compares, writes: 1 + MARKER_COST.writes, bytes: 4096 },
+    const perStep = Math.min(
+      this.pageSize,
+      perTxn(
+        { compares: 1, writes: 1, bytes: FILL_BYTES_PER_RECORD },
+        { compares: 1 + MARKER_COST.compares, writes: 1 + MARKER_COST.writes, bytes: 4096 },
+      ),
     );
     const page = await this.firstPage(subnet, after, perStep);
     const w: Write = { expect: [], puts: [] };
