@@ -38,7 +38,7 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                deleted in the same txn as the record, so "what does host X hold"
  *                                                is one prefix read that costs what X holds. A hint: the addr record
  *                                                decides (an index entry whose record is gone or names another
- *                                                holder is stale; `flatnet fsck --repair` drops it). <hostId>
+ *                                                holder is stale: its host's reconcile drops it). <hostId>
  *                                                URI-encoded.
  *   P/ipam/v1/layout                             layout marker JSON {hostIndex:"filling"|"complete", cursor?:
  *                                                {subnet,after}, passStart?}: absent on a cluster from before the
