@@ -176,6 +176,10 @@ export interface HostIndex {
   fillStep(): Promise<'complete' | 'progress' | 'waiting' | 'conflict'>;
   /** Drops index entries of the host that no record backs (checked in the same txn). Returns how many went. */
   dropStale(hostId: string, entries: readonly IndexedAddress[]): Promise<number>;
+  /** Every host's entries, a page at a time (fsck only: this costs what the cluster holds). */
+  everyEntry(): AsyncIterable<(IndexedAddress & { hostId: string })[]>;
+  /** Starts a new backfill pass (fsck --repair of entries found missing): readers list the pools until it is done. */
+  refill(): Promise<void>;
 }
 
 /** The bounded loop around one read-decide-write: runs attempts until one returns a value (undefined = conflict). */

@@ -61,7 +61,7 @@ export function ipamHealer(driver: IpamDriverService, stores: IpamStores, settin
     drainJournal: async () => driver.drainJournal(),
     reconcile: () => reconciler.run(),
     fillIndex: async (stopping) => {
-      if (await stores.hostIndex.complete()) return 'complete';
+      // A complete index costs one key read here; `fsck --repair` may have started a new pass.
       for (;;) {
         const step = await stores.hostIndex.fillStep();
         if (step !== 'progress' || stopping()) return step;

@@ -32,8 +32,6 @@ export type OlderHosts = (seenSince: Date) => Promise<string[]>;
  * and the README's "Upgrade"). Until the layout marker says "complete", readers list the pools instead.
  */
 export class EtcdHostIndex implements HostIndex {
-  private known = false;
-
   constructor(
     private readonly io: EtcdIo,
     private readonly keys: IpamKeys,
@@ -42,12 +40,10 @@ export class EtcdHostIndex implements HostIndex {
     private readonly pageSize = DEFAULT_PAGE_SIZE,
   ) {}
 
-  /** One key read until the index is complete; nothing once it is (it never goes back). */
+  /** One key read, each time: `fsck --repair` can start a new pass, and every reader must then list the pools. */
   async complete(): Promise<boolean> {
-    if (this.known) return true;
     const kv = (await this.io.read([this.keys.layout()])).kvs.get(this.keys.layout());
-    this.known = kv !== undefined && parseLayout(kv)?.hostIndex === 'complete';
-    return this.known;
+    return kv !== undefined && parseLayout(kv)?.hostIndex === 'complete';
   }
 
   async *entries(hostId: string): AsyncGenerator<IndexedAddress[]> {
@@ -61,6 +57,29 @@ export class EtcdHostIndex implements HostIndex {
       }
       if (out.length > 0) yield out;
     }
+  }
+
+  async *everyEntry(): AsyncGenerator<(IndexedAddress & { hostId: string })[]> {
+    const root = this.keys.hostIndexPrefix();
+    for await (const page of this.io.pages(root, prefixEnd(root), this.pageSize)) {
+      const out: (IndexedAddress & { hostId: string })[] = [];
+      for (const kv of page) {
+        const slash = kv.key.indexOf('/', root.length);
+        if (slash < 0) continue;
+        const hostId = decodeURIComponent(kv.key.slice(root.length, slash));
+        const where = hostAddrOfKey(this.keys.hostAddrPrefix(hostId), kv.key);
+        const entry = decodeIndexEntry(kv.value);
+        if (where !== undefined && entry !== undefined) out.push({ hostId, ...where, ...entry });
+      }
+      if (out.length > 0) yield out;
+    }
+  }
+
+  async refill(): Promise<void> {
+    await this.io.write({
+      expect: [],
+      puts: [{ key: this.keys.layout(), value: JSON.stringify({ hostIndex: 'filling' }) }],
+    });
   }
 
   async dropStale(hostId: string, entries: readonly IndexedAddress[]): Promise<number> {
@@ -107,10 +126,7 @@ export class EtcdHostIndex implements HostIndex {
     const snap = await this.io.read([layoutKey, this.keys.index()]);
     const markerKv = snap.kvs.get(layoutKey);
     const marker = markerKv ? parseLayout(markerKv) : undefined;
-    if (marker?.hostIndex === 'complete') {
-      this.known = true;
-      return 'complete';
-    }
+    if (marker?.hostIndex === 'complete') return 'complete';
     const setMarker = (next: Layout, w: Write = { expect: [], puts: [] }): Promise<boolean> =>
       this.io.write({
         ...w,
@@ -134,7 +150,6 @@ export class EtcdHostIndex implements HostIndex {
         return (await setMarker({ hostIndex: 'filling' })) ? 'waiting' : 'conflict';
       }
       if (!(await setMarker({ hostIndex: 'complete' }))) return 'conflict';
-      this.known = true;
       this.logger?.info('host index complete: reconciles read only their own host index');
       return 'complete';
     }

@@ -134,7 +134,23 @@ export class MemoryStores implements IpamStores {
           for (let i = 0; i < entries.length; i += 2) yield entries.slice(i, i + 2);
         })();
       },
-      fillStep: async () => 'complete' as const,
+      fillStep: async () => {
+        this.indexComplete = true;
+        return 'complete' as const;
+      },
+      refill: async () => {
+        this.indexComplete = false;
+      },
+      everyEntry: () => {
+        const entries = this.entries('host/').map(([k, e]) => {
+          const hostId = k.split('/')[1] as string;
+          const [subnet, address] = k.slice(`host/${hostId}/`.length).split('|') as [string, string];
+          return { hostId, subnet, address, ...(e.value as { since: string; poolId: string }) };
+        });
+        return (async function* () {
+          for (let i = 0; i < entries.length; i += 2) yield entries.slice(i, i + 2);
+        })();
+      },
       dropStale: async (hostId: string, entries: readonly IndexedAddress[]) => {
         let n = 0;
         for (const e of entries) {

@@ -7,7 +7,7 @@ import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import type { BlockRepository, IpamStores } from '../../src/ipam/ports.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
-import { fsck } from '../../src/ipam/services/fsck.js';
+import { fsck, repairIndex } from '../../src/ipam/services/fsck.js';
 import { forgetHost, hostFootprint } from '../../src/ipam/services/host-forget.js';
 import { PoolService } from '../../src/ipam/services/pool-service.js';
 import { Reconciler } from '../../src/ipam/services/reconcile.js';
@@ -264,3 +264,31 @@ test('a stale index entry (its record freed by an older version) is dropped by t
   assert.deepEqual(result.freed, []);
   assert.deepEqual((await recordsAndIndex(prefix)).index, [], 'the stale entry went');
 });
+
+test(
+  'fsck finds missing and stale index entries; --repair drops the stale and refills the missing',
+  { skip },
+  async () => {
+    const prefix = fresh();
+    const { ipam } = await withPool(prefix);
+    await fillIndex(ipam);
+    const [a, b] = await allocate(ipam, 'h1', 2);
+    const root = `${prefix}/ipam/v1`;
+    await etcd.delete().key(`${root}/host/h1/addr/10.45.0.0_24/${a}`);
+    await etcd.put(`${root}/host/h9/addr/10.45.0.0_24/${b}`).value(JSON.stringify({ since: 'x', poolId }));
+    const findings = await fsck(ipam);
+    assert.deepEqual(
+      findings.map((f) => [f.kind, f.what, f.hostId]),
+      [
+        ['index-missing', a, 'h1'],
+        ['index-stale', b, 'h9'],
+      ],
+    );
+    await repairIndex(ipam, findings);
+    const fresher = new EtcdStores(etcd, prefix, log).ipam;
+    assert.equal(await fresher.hostIndex.complete(), false, 'a new pass started');
+    await fillIndex(fresher);
+    assert.deepEqual(await fsck(fresher), []);
+    assert.equal(await assertIndexExact(prefix, 'after the repair'), 2);
+  },
+);
