@@ -33,6 +33,7 @@ function fixedAdmin(pools: PoolSummary[]): IpamAdmin {
     removeHostRange: no,
     listHostRanges: no,
     listAssignments: no,
+    assignmentPages: no,
     listReleased: no,
     releaseAddress: no,
     listConflicts: no,

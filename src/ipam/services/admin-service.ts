@@ -119,34 +119,43 @@ export class IpamAdminService implements IpamAdmin {
     );
   }
 
-  /**
-   * The pools' container assignments, a page at a time (memory: one page plus what is kept). With a host, only
-   * its index and its records are read (every pool's records while an upgrade fills the index).
-   */
   async listAssignments(filter: { subnet?: string; hostId?: string } = {}): Promise<AssignmentInfo[]> {
     const out: AssignmentInfo[] = [];
+    for await (const page of this.assignmentPages(filter)) out.push(...page);
+    return out;
+  }
+
+  /**
+   * The pools' container assignments, a page at a time. With a host, only its index and its records are read
+   * (every pool's records while an upgrade fills the index).
+   */
+  async *assignmentPages(filter: { subnet?: string; hostId?: string } = {}): AsyncGenerator<AssignmentInfo[]> {
     // An unreadable record is still counted as used; it is listed once someone repairs or releases it.
     // A conflict is no container's: `ip list --conflicts` shows those.
-    const keep = (subnet: string, address: string, read: AssignmentRead | undefined): void => {
-      if (read === undefined || read === 'unreadable' || isConflict(read)) return;
-      if (filter.hostId !== undefined && read.assignment.hostId !== filter.hostId) return;
+    const info = (subnet: string, address: string, read: AssignmentRead | undefined): AssignmentInfo[] => {
+      if (read === undefined || read === 'unreadable' || isConflict(read)) return [];
+      if (filter.hostId !== undefined && read.assignment.hostId !== filter.hostId) return [];
       const { poolId: _poolId, ...rest } = read.assignment;
-      out.push({ address, subnet, kind: 'container', ...rest });
+      return [{ address, subnet, kind: 'container', ...rest }];
     };
     if (filter.hostId !== undefined) {
       for await (const page of (await heldBy(this.stores, filter.hostId)).pages) {
         const wanted = page.filter((e) => !filter.subnet || e.subnet === filter.subnet);
-        for (const { entry, read } of await recordsOf(this.stores, wanted)) keep(entry.subnet, entry.address, read);
+        const out = (await recordsOf(this.stores, wanted)).flatMap((r) =>
+          info(r.entry.subnet, r.entry.address, r.read),
+        );
+        if (out.length > 0) yield out;
       }
-      return out;
+      return;
     }
     for (const subnet of await this.stores.pools.listSubnets()) {
       const text = formatSubnet(subnet);
       if (filter.subnet && text !== filter.subnet) continue;
-      for await (const page of this.stores.addresses.pages(subnet))
-        for (const { address, read } of page) keep(text, address, read);
+      for await (const page of this.stores.addresses.pages(subnet)) {
+        const out = page.flatMap((r) => info(text, r.address, r.read));
+        if (out.length > 0) yield out;
+      }
     }
-    return out;
   }
 
   async listReleased(filter: { subnet?: string; hostId?: string } = {}): Promise<ReleasedInfo[]> {
