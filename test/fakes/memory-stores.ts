@@ -115,7 +115,15 @@ export class MemoryStores implements IpamStores {
         const e = this.get(key);
         const next = decide(e ? structuredClone(e.value as AssignmentRead) : undefined);
         if (next === undefined || e === undefined) return 'unchanged';
-        const rev = await this.commit([{ key, rev: e.rev }], [[key, { assignment: structuredClone(next) }]]);
+        const puts: [string, unknown][] = [[key, { assignment: structuredClone(next) }]];
+        const deletes: string[] = [];
+        const before = e.value as AssignmentRead;
+        const was = before === 'unreadable' ? undefined : before.assignment;
+        if (was === undefined || was.hostId !== next.hostId || was.since !== next.since || was.poolId !== next.poolId) {
+          if (was !== undefined && was.hostId !== next.hostId) deletes.push(keys.hostAddr(was.hostId, subnet, address));
+          puts.push([keys.hostAddr(next.hostId, subnet, address), { since: next.since, poolId: next.poolId }]);
+        }
+        const rev = await this.commit([{ key, rev: e.rev }], puts, deletes);
         return rev === undefined ? 'conflict' : 'written';
       },
     };

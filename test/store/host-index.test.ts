@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { FlatnetError } from '../../src/errors.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
+import type { Assignment, AssignmentRead } from '../../src/ipam/model/records.js';
 import type { BlockRepository, IpamStores } from '../../src/ipam/ports.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
@@ -129,6 +130,29 @@ test(
     ]);
     await new IpamAdminService(ipam, log).releaseAddress(live[2] as string);
     await assertIndexExact(prefix, 'after releases');
+
+    // an owner update leaves the entry; a record handed to another holder moves it
+    const ownerOf = live[3] as string;
+    const patch = (f: (a: Assignment) => Assignment) => (read: AssignmentRead | undefined) =>
+      read === undefined || read === 'unreadable' ? undefined : f(read.assignment);
+    assert.equal(
+      await ipam.addresses.updateHeld(
+        ref().subnet,
+        ownerOf,
+        patch((a) => ({ ...a, endpointId: 'e1' })),
+      ),
+      'written',
+    );
+    await assertIndexExact(prefix, 'after an owner update');
+    assert.equal(
+      await ipam.addresses.updateHeld(
+        ref().subnet,
+        ownerOf,
+        patch((a) => ({ ...a, hostId: 'live2' })),
+      ),
+      'written',
+    );
+    await assertIndexExact(prefix, 'after a record changed holder');
 
     // a conflict record takes an address, and goes again
     await new ConflictService(ipam).record(ref(), poolId, '10.45.0.250', { seenAt: 'now', seenBy: 'live' });
