@@ -13,6 +13,8 @@ const layoutSchema = z.object({
   cursor: z.object({ subnet: z.string(), after: z.string() }).optional(),
   /** When the running pass began (ISO): an older version seen alive since then makes it start over. */
   passStart: z.string().optional(),
+  /** When a server last found an older version alive (ISO): the others do not look again for a while. */
+  olderSeenAt: z.string().optional(),
 });
 type Layout = z.infer<typeof layoutSchema>;
 
@@ -21,6 +23,11 @@ type Layout = z.infer<typeof layoutSchema>;
  * time is refreshed every minute and its live key outlives a crash by its lease's TTL.
  */
 const LAST_SEEN_SLACK_MS = 120_000;
+/**
+ * How long after one server found an older version alive the others wait before looking again: during a rolling
+ * upgrade the registry is read about once per period cluster-wide, not once per server.
+ */
+const OLDER_RECHECK_MS = 60_000;
 /** Bytes per backfilled record in a txn: its addr key's compare, its index key and entry. */
 const FILL_BYTES_PER_RECORD = 768;
 
@@ -135,8 +142,11 @@ export class EtcdHostIndex implements HostIndex {
       });
     const now = new Date();
     if (marker?.passStart === undefined) {
+      const seen = marker?.olderSeenAt === undefined ? undefined : Date.parse(marker.olderSeenAt);
+      if (seen !== undefined && now.getTime() - seen < OLDER_RECHECK_MS) return 'waiting';
       // A pass starts only with no older version alive: their writes would carry no index entries.
-      if ((await this.olderHosts(now)).length > 0) return 'waiting';
+      if ((await this.olderHosts(now)).length > 0)
+        return (await setMarker({ hostIndex: 'filling', olderSeenAt: now.toISOString() })) ? 'waiting' : 'conflict';
       const ok = await setMarker({ hostIndex: 'filling', passStart: now.toISOString() });
       return ok ? 'progress' : 'conflict';
     }
@@ -147,7 +157,7 @@ export class EtcdHostIndex implements HostIndex {
       const older = await this.olderHosts(new Date(Date.parse(passStart) - LAST_SEEN_SLACK_MS));
       if (older.length > 0) {
         this.logger?.info({ hosts: older }, 'host index backfill starts over: an older version ran during the pass');
-        return (await setMarker({ hostIndex: 'filling' })) ? 'waiting' : 'conflict';
+        return (await setMarker({ hostIndex: 'filling', olderSeenAt: now.toISOString() })) ? 'waiting' : 'conflict';
       }
       if (!(await setMarker({ hostIndex: 'complete' }))) return 'conflict';
       this.logger?.info('host index complete: reconciles read only their own host index');

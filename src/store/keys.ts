@@ -41,10 +41,10 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                holder is stale: its host's reconcile drops it). <hostId>
  *                                                URI-encoded.
  *   P/ipam/v1/layout                             layout marker JSON {hostIndex:"filling"|"complete", cursor?:
- *                                                {subnet,after}, passStart?}: absent on a cluster from before the
- *                                                host index. "complete" once a backfill pass has indexed every addr
- *                                                record with no older version alive; until then readers list the
- *                                                pools (see store/host-index.ts).
+ *                                                {subnet,after}, passStart?, olderSeenAt?}: absent on a cluster
+ *                                                from before the host index. "complete" once a backfill pass has
+ *                                                indexed every addr record with no older version alive; until then
+ *                                                readers list the pools (see store/host-index.ts).
  *
  * <S> is the pool's canonical subnet with "/" written "_" (10.20.0.0_24, fd00::_64). An allocation is one
  * txn comparing the config's mod revision, the block's mod revision (or create revision 0 when absent) and

@@ -257,6 +257,10 @@ test(
     const byScan = await new Reconciler(ipam, 'old', emptyHost, { graceMs: 0 }, log).run();
     assert.equal(byScan.freed.length, 3, 'freed by the pool scan while the index is incomplete');
     await etcd.delete().key(oldHost);
+    // the finding holds for a minute (the registry is read once a minute cluster-wide), then the pass may start
+    assert.equal(await ipam.hostIndex.fillStep(), 'waiting');
+    const minuteAgo = new Date(Date.now() - 61_000).toISOString();
+    await etcd.put(`${root}/layout`).value(JSON.stringify({ hostIndex: 'filling', olderSeenAt: minuteAgo }));
 
     // A new host's registration and the backfill, in pages (pageSize 7 < the records), resumable step by step.
     await etcd
