@@ -177,6 +177,8 @@ export interface IpamAdmin {
   removeHostRange(spec: IpRangeSpec): Promise<void>;
   listHostRanges(): Promise<HostRangeInfo[]>;
   listAssignments(filter?: { subnet?: string; hostId?: string }): Promise<AssignmentInfo[]>;
+  /** The same a page at a time, for a caller that prints as it reads (memory: one page). */
+  assignmentPages(filter?: { subnet?: string; hostId?: string }): AsyncIterable<AssignmentInfo[]>;
   /** Released addresses not yet handed out again (cooling, or parked for a name), oldest release first. */
   listReleased(filter?: { subnet?: string; hostId?: string }): Promise<ReleasedInfo[]>;
   /** Frees an assigned address whoever holds it; returns what was freed, undefined when it was not assigned. */

@@ -93,7 +93,23 @@ export interface BlockCommit {
   names?: { name: string; address: string }[];
 }
 
+/**
+ * What one commit of a block may carry: etcd's txn limits as the store spends them on its keys. The services split
+ * their multi-address work by it and never see etcd's numbers.
+ */
+export interface CommitCapacity {
+  /** Addresses one commit may free (each with its released record, name and index entries). */
+  removals: number;
+  /**
+   * For an allocation of addresses, named or not: what the i-th address costs and what one commit may spend in
+   * all (core's OpsBudget; dropping an expired released record costs 1 more).
+   */
+  creations(named: readonly boolean[]): { costOf: (i: number) => number; total: number };
+}
+
 export interface BlockRepository {
+  /** See CommitCapacity. */
+  capacity(subnet: Subnet): CommitCapacity;
   /** Config, block, its summary path and the given addresses' assignments at one revision; undefined = no pool. */
   read(subnet: Subnet, block: bigint, addresses?: string[]): Promise<BlockSnapshot | undefined>;
   /**
@@ -117,6 +133,10 @@ export interface BlockRepository {
 /** The container assignments of a pool, for listing and counting. */
 export interface AddressRecords {
   list(subnet: Subnet): Promise<{ address: string; read: AssignmentRead }[]>;
+  /** The pool's records a page at a time (memory: one page, whatever the pool's size). */
+  pages(subnet: Subnet): AsyncIterable<{ address: string; read: AssignmentRead }[]>;
+  /** The records of some addresses of a pool (absent = none), read at one revision. */
+  readMany(subnet: Subnet, addresses: readonly string[]): Promise<Map<string, AssignmentRead>>;
   count(subnet: Subnet): Promise<number>;
   /** Released (cooling or parked) addresses' records; unreadable ones are left out. */
   listReleased(subnet: Subnet): Promise<{ address: string; record: ReleasedRecord }[]>;
@@ -131,6 +151,37 @@ export interface AddressRecords {
   ): Promise<'written' | 'unchanged' | 'conflict'>;
 }
 
+/** An address a host's index says it holds: a hint, the address record decides. */
+export interface IndexedAddress {
+  /** Canonical CIDR of the pool. */
+  subnet: string;
+  address: string;
+  since: string;
+  poolId: string;
+}
+
+/**
+ * The per-host index of held addresses (store/keys.ts: host/<hostId>/addr/...): kept in the txns that write the
+ * address records, so that reading what one host holds costs what it holds.
+ */
+export interface HostIndex {
+  /** Whether every address record has its index entry; false while an upgrade from an older layout fills it in. */
+  complete(): Promise<boolean>;
+  /** One host's index entries (conflict records: CONFLICT_HOLDER's), a page at a time. */
+  entries(hostId: string): AsyncIterable<IndexedAddress[]>;
+  /**
+   * One step of the backfill of records written by older versions; 'waiting' while an older version is alive
+   * (it writes records without index entries), 'complete' once the index is.
+   */
+  fillStep(): Promise<'complete' | 'progress' | 'waiting' | 'conflict'>;
+  /** Drops index entries of the host that no record backs (checked in the same txn). Returns how many went. */
+  dropStale(hostId: string, entries: readonly IndexedAddress[]): Promise<number>;
+  /** Every host's entries, a page at a time (fsck only: this costs what the cluster holds). */
+  everyEntry(): AsyncIterable<(IndexedAddress & { hostId: string })[]>;
+  /** Starts a new backfill pass (fsck --repair of entries found missing): readers list the pools until it is done. */
+  refill(): Promise<void>;
+}
+
 /** The bounded loop around one read-decide-write: runs attempts until one returns a value (undefined = conflict). */
 export interface ConflictRetry {
   retrying<T>(what: string, attempt: (n: number) => Promise<T | undefined>): Promise<T>;
@@ -141,5 +192,6 @@ export interface IpamStores {
   pools: PoolRepository;
   blocks: BlockRepository;
   addresses: AddressRecords;
+  hostIndex: HostIndex;
   retry: ConflictRetry;
 }

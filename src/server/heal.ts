@@ -57,6 +57,11 @@ export function hostReconciler(
 export interface Healer {
   drainJournal(): Promise<unknown>;
   reconcile(): Promise<ReconcileResult>;
+  /**
+   * Fills in the host index of a cluster upgraded from the layout without it, step after step, until it is
+   * complete, an older version is alive, another host took a step first, or `stopping` says so.
+   */
+  fillIndex?(stopping: () => boolean): Promise<unknown>;
 }
 
 /** What this host holds per pool after a round: the addresses the round read as this host's, less those it freed. */
@@ -98,25 +103,39 @@ export function ipamHealer(
         throw err;
       }
     },
+    fillIndex: async (stopping) => {
+      // A complete index costs one key read here; `fsck --repair` may have started a new pass.
+      for (;;) {
+        const step = await stores.hostIndex.fillStep();
+        if (step !== 'progress' || stopping()) return step;
+      }
+    },
   };
 }
 
 /**
  * Drains the journal and then reconciles at start (in the background: serving never waits on etcd), then drains
- * every releaseRetryMs and reconciles every reconcileIntervalMs. A failed round (etcd away) is logged and the
- * next one tries again; rounds of one kind never overlap. stop() ends both and waits for a running round.
+ * every releaseRetryMs and reconciles every reconcileIntervalMs; the host index backfill looks for work at the
+ * same times (one key read once complete). A failed round (etcd away) is logged and the next one tries again;
+ * rounds of one kind never overlap. stop() ends them all and waits for running rounds.
  */
 export function startHealing(healer: Healer, settings: Settings, logger: Logger): BackgroundWork {
   const work = new BackgroundWork(logger.child({ component: 'heal' }));
   const firstDrain = work.every('journal drain', settings.releaseRetryMs, () => healer.drainJournal(), {
     immediately: true,
   });
-  if (settings.reconcileIntervalMs > 0) {
-    void firstDrain.then(() =>
-      work.every('reconcile', settings.reconcileIntervalMs, () => healer.reconcile(), { immediately: true }),
-    );
-  } else {
-    void work.run('reconcile at start', () => firstDrain.then(() => healer.reconcile()));
-  }
+  const fill = healer.fillIndex?.bind(healer);
+  const fillRound = (): Promise<unknown> => fill?.(() => work.stopped) ?? Promise.resolve();
+  const reconcile = (): Promise<unknown> => healer.reconcile();
+  const period = settings.reconcileIntervalMs;
+  void firstDrain.then(() => {
+    if (period > 0) {
+      void work.every('host index backfill', period, fillRound, { immediately: true });
+      void work.every('reconcile', period, reconcile, { immediately: true });
+    } else {
+      void work.run('host index backfill', fillRound);
+      void work.run('reconcile at start', reconcile);
+    }
+  });
   return work;
 }

@@ -1,11 +1,16 @@
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../ipam/model/block.js';
 import { type Cooling, decodeCooling, encodeCooling, type ReleasedRecord } from '../ipam/model/cooling.js';
 import type { AssignmentRead } from '../ipam/model/records.js';
-import type { BlockCommit, BlockRepository, BlockSnapshot } from '../ipam/ports.js';
+import type { BlockCommit, BlockRepository, BlockSnapshot, CommitCapacity } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';
 import { DEFAULT_PAGE_SIZE, type EtcdIo, type Expect, type Write } from './etcd-io.js';
 import { blockOfKey, type IpamKeys, prefixEnd } from './keys.js';
-import { decodeAssignment, decodeConfig, decodeNameIndex, decodeReleased } from './records.js';
+import { decodeAssignment, decodeConfig, decodeNameIndex, decodeReleased, encodeIndexEntry } from './records.js';
+import { MARKER_COST, opBytes, perTxn, splitByBudget, type TxnCost } from './txn-budget.js';
+
+/** Longest key or record the capacity reckons with per address (addr, rel, index and name keys, their values). */
+const ADDRESS_KEY_BYTES = 512;
+const RECORD_BYTES = 4096;
 
 /** The revisions a snapshot was read at: what its commit compares. */
 interface ReadRevisions {
@@ -19,6 +24,28 @@ interface ReadRevisions {
 }
 
 const MAX_CACHED_BLOCKS = 256;
+
+/**
+ * A block commit spends, besides its addresses: the config's and the block's compares, the block, each summary
+ * node above it (compare and put), the cool key, and the txn marker. A freed address: the addr key (compare,
+ * delete), its index entry (delete), its released record (put or compare-and-delete), its name entry (put). A
+ * created one: the addr key (compare, put), its index entry (put), its name entry when named (put).
+ */
+export function blockCommitCapacity(subnet: Subnet): CommitCapacity {
+  const levels = ancestors(0n, subnet.hostBits).length;
+  const fixed: TxnCost = {
+    compares: 2 + levels + MARKER_COST.compares,
+    writes: 2 + levels + MARKER_COST.writes,
+    bytes: MARKER_COST.bytes + (3 + levels) * opBytes('k'.repeat(ADDRESS_KEY_BYTES), 'v'.repeat(256 * 6)),
+  };
+  const removal: TxnCost = { compares: 2, writes: 4, bytes: 4 * ADDRESS_KEY_BYTES + 2 * RECORD_BYTES };
+  // costOf counts writes (2 or 3 per address, each under a record's bytes); compares stay fewer than writes.
+  const writes = perTxn({ compares: 0, writes: 1, bytes: ADDRESS_KEY_BYTES + RECORD_BYTES }, fixed);
+  return {
+    removals: perTxn(removal, fixed),
+    creations: (named) => ({ costOf: (i) => 2 + (named[i] ? 1 : 0), total: writes }),
+  };
+}
 
 /** Blocks, summary nodes and assignment keys of the pools over etcd: the allocation and release txns. */
 export class EtcdBlockRepository implements BlockRepository {
@@ -35,6 +62,10 @@ export class EtcdBlockRepository implements BlockRepository {
     private readonly keys: IpamKeys,
     private readonly pageSize = DEFAULT_PAGE_SIZE,
   ) {}
+
+  capacity(subnet: Subnet): CommitCapacity {
+    return blockCommitCapacity(subnet);
+  }
 
   takeCached(subnet: Subnet, block: bigint): BlockSnapshot | undefined {
     const key = this.keys.block(subnet, block);
@@ -154,12 +185,20 @@ export class EtcdBlockRepository implements BlockRepository {
       const key = this.keys.addr(subnet, c.address);
       expect.push({ key, modRevision: undefined });
       w.puts.push({ key, value: JSON.stringify(c.assignment) });
+      w.puts.push({
+        key: this.keys.hostAddr(c.assignment.hostId, subnet, c.address),
+        value: encodeIndexEntry(c.assignment),
+      });
     }
     for (const address of change.remove ?? []) {
       if (!revs.addresses.has(address)) throw new Error(`EtcdBlockRepository: ${address} removed without being read`);
       const key = this.keys.addr(subnet, address);
       expect.push({ key, modRevision: revs.addresses.get(address) });
       w.deletes?.push(key);
+      // The index entry goes with its record (an unreadable record names no host: its entry, if any, stays stale).
+      const held = view.assignments.get(address);
+      if (held !== undefined && held !== 'unreadable')
+        w.deletes?.push(this.keys.hostAddr(held.assignment.hostId, subnet, address));
     }
     this.addCoolingWrites(view, revs, change, w);
     const revision = await this.io.writeAt(w);
@@ -248,6 +287,11 @@ export class EtcdBlockRepository implements BlockRepository {
       const [level, index] = k.split(':');
       puts.push({ key: this.keys.summary(subnet, Number(level), BigInt(index as string)), value: Buffer.from(b) });
     }
-    for (let i = 0; i < puts.length; i += 100) await this.io.write({ expect: [], puts: puts.slice(i, i + 100) });
+    for (const group of splitByBudget(
+      puts,
+      (p) => ({ compares: 0, writes: 1, bytes: opBytes(p.key, p.value) }),
+      MARKER_COST,
+    ))
+      await this.io.write({ expect: [], puts: group });
   }
 }

@@ -11,6 +11,7 @@ import { FlatnetError, errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { etcdTxnRetries, etcdTxnSeconds } from '../observability/metrics.js';
 import { EtcdHostCoolingDown, etcdClientProfile, isProvablyUnsent } from './etcd-client.js';
+import { addCost, fits, MARKER_COST, NO_COST, opBytes, splitByBudget, type TxnCost } from './txn-budget.js';
 
 /**
  * The store's only door to etcd: consistent multi-key reads (one round trip) and compare-and-write txns.
@@ -89,6 +90,18 @@ const sleep = (ms: number, unref = false): Promise<void> =>
     const t = setTimeout(r, ms);
     if (unref) t.unref();
   });
+
+/** What a write spends of etcd's txn limits, the marker included. */
+export function writeCost(w: Write): TxnCost {
+  let cost = MARKER_COST;
+  for (const e of w.expect) cost = addCost(cost, { ...NO_COST, compares: 1, bytes: opBytes(e.key) });
+  for (const u of w.unchangedSince ?? [])
+    cost = addCost(cost, { ...NO_COST, compares: 1, bytes: opBytes(u.start, u.end) });
+  for (const p of w.puts) cost = addCost(cost, { ...NO_COST, writes: 1, bytes: opBytes(p.key, p.value) });
+  for (const d of w.deletes ?? []) cost = addCost(cost, { ...NO_COST, writes: 1, bytes: opBytes(d) });
+  for (const r of w.deleteRanges ?? []) cost = addCost(cost, { ...NO_COST, writes: 1, bytes: opBytes(r.start, r.end) });
+  return cost;
+}
 
 /** Transport trouble worth another send; anything else is etcd's definite answer (bad request, no permission). */
 function isTransient(err: unknown): boolean {
@@ -230,23 +243,36 @@ export class EtcdIo {
     }
   }
 
-  /** Reads several keys (and small key ranges [start, end)) at one revision in one round trip. */
+  /**
+   * Reads several keys (and small key ranges [start, end)) at one revision: one round trip, or one per txn's worth
+   * of keys (see txn-budget.ts), the later ones pinned to the first one's revision.
+   */
   async read(keys: string[], ranges: { start: string; end: string }[] = []): Promise<Snapshot> {
-    const ops: IRequestOp[] = [
-      ...keys.map((k) => ({ request_range: { key: b(k) } })),
-      ...ranges.map((r) => ({ request_range: { key: b(r.start), range_end: b(r.end) } })),
-    ];
-    const res = await this.resending('read', (options) =>
-      this.etcd.kv.txn({ compare: [], success: ops, failure: [] }, options),
-    );
+    const wanted = [...keys.map((k) => ({ start: k, end: undefined })), ...ranges];
+    const groups = splitByBudget(wanted, (r) => ({ compares: 0, writes: 1, bytes: opBytes(r.start, r.end) }));
     const kvs = new Map<string, Kv>();
-    for (const r of res.responses) {
-      for (const kv of r.response_range?.kvs ?? []) {
-        const key = kv.key.toString();
-        kvs.set(key, { key, value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision });
+    let revision: string | undefined;
+    for (const group of groups.length > 0 ? groups : [[]]) {
+      const at = revision;
+      const ops: IRequestOp[] = group.map((r) => ({
+        request_range: {
+          key: b(r.start),
+          ...(r.end === undefined ? {} : { range_end: b(r.end) }),
+          ...(at === undefined ? {} : { revision: at }),
+        },
+      }));
+      const res = await this.resending('read', (options) =>
+        this.etcd.kv.txn({ compare: [], success: ops, failure: [] }, options),
+      );
+      revision ??= res.header.revision;
+      for (const r of res.responses) {
+        for (const kv of r.response_range?.kvs ?? []) {
+          const key = kv.key.toString();
+          kvs.set(key, { key, value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision });
+        }
       }
     }
-    return { revision: res.header.revision, kvs };
+    return { revision: revision as string, kvs };
   }
 
   /** All keys in [start, end), optionally at a given revision, with the revision read. */
@@ -311,6 +337,32 @@ export class EtcdIo {
     }
   }
 
+  /**
+   * The keys in [start, end) a page of `pageSize` at a time, each page one range read continued just after the last
+   * key read. Pages are not one snapshot (a listing of hints, or of records checked again before any write): memory
+   * holds one page, however large the range.
+   */
+  async *pages(start: string, end: string, pageSize: number): AsyncGenerator<Kv[]> {
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) throw new Error(`pages: page size ${pageSize}`);
+    let from = b(start);
+    for (;;) {
+      const key = from;
+      const res = await this.resending('range read', (options) =>
+        this.etcd.kv.range({ key, range_end: b(end), limit: pageSize }, options),
+      );
+      const page = res.kvs.map((kv) => ({
+        key: kv.key.toString(),
+        value: kv.value,
+        modRevision: kv.mod_revision,
+        createRevision: kv.create_revision,
+      }));
+      if (page.length > 0) yield page;
+      const last = res.kvs.at(-1);
+      if (!res.more || last === undefined) return;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
   /** One txn attempt: true when every expectation held and the writes happened. */
   async write(w: Write): Promise<boolean> {
     return (await this.writeAt(w)) !== undefined;
@@ -320,11 +372,17 @@ export class EtcdIo {
    * One txn attempt: the revision the writes got, or undefined when an expectation failed. The attempt is
    * settled: re-sent on transport errors until etcd gives a definite answer (see the class comment).
    *
-   * Op count: etcd allows 128 compares and 128 ops per branch (each counted on its own). The marker adds one
-   * of each; flatnet's largest txn (a batch of 100 addresses: 100 addr keys + block + at most 7 summary
-   * nodes on a /64) stays at 109 puts and 110 compares.
+   * A write over etcd's txn limits is refused here, before any send (a caller bug: the repositories split their
+   * writes by txn-budget.ts, and etcd would refuse it for good anyway).
    */
   async writeAt(w: Write): Promise<string | undefined> {
+    const cost = writeCost(w);
+    if (!fits(cost)) {
+      throw new FlatnetError(
+        'internal',
+        `A write of ${cost.writes} operations, ${cost.compares} compares and ${cost.bytes} bytes is over etcd's txn limits (a flatnet bug).`,
+      );
+    }
     const marker = b(`${this.markerPrefix}${randomUUID()}`);
     const markerAbsent: ICompare = { key: marker, target: 'Create', result: 'Equal', create_revision: 0 };
     const compare: ICompare[] = w.expect.map((e) =>

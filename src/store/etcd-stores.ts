@@ -7,6 +7,7 @@ import { EtcdBlockRepository } from './block-repository.js';
 import { type ChangeReport, IpamChangeWatch } from './change-watch.js';
 import { createEtcdClient } from './etcd-client.js';
 import { EtcdIo } from './etcd-io.js';
+import { EtcdHostIndex } from './host-index.js';
 import { HostRegistry } from './host-registry.js';
 import { IpamKeys } from './keys.js';
 import { EtcdPoolRepository } from './pool-repository.js';
@@ -31,13 +32,15 @@ export class EtcdStores {
     this.io = new EtcdIo(etcd, logger, { prefix });
     this.keys = new IpamKeys(prefix);
     const retry: ConflictRetry = { retrying: (what, attempt) => this.io.retrying(what, attempt) };
+    this.hosts = new HostRegistry(etcd, this.io, prefix);
+    const hosts = this.hosts;
     this.ipam = {
       pools: new EtcdPoolRepository(this.io, this.keys, options.pageSize),
       blocks: new EtcdBlockRepository(this.io, this.keys, options.pageSize),
       addresses: new EtcdAddressRecords(this.io, this.keys, options.pageSize),
+      hostIndex: new EtcdHostIndex(this.io, this.keys, (since) => hosts.olderLayout(since), logger, options.pageSize),
       retry,
     };
-    this.hosts = new HostRegistry(etcd, this.io, prefix);
   }
 
   /** A client from the settings (TLS, auth, timeouts) and the stores over it; close() closes the client. */

@@ -22,7 +22,12 @@ const hostRecordSchema = z.object({
   hostname: z.string(),
   version: z.string(),
   startedAt: z.string(),
+  /** The IPAM layout this server writes: HOST_INDEX_LAYOUT (address records with host index entries); absent = older. */
+  ipamLayout: z.number().int().optional(),
 });
+
+/** The layout of servers that keep the host index with every address record (see store/host-index.ts). */
+export const HOST_INDEX_LAYOUT = 1;
 const knownHostSchema = hostRecordSchema.extend({ lastSeen: z.string() });
 
 export type HostRecord = z.infer<typeof hostRecordSchema>;
@@ -79,6 +84,15 @@ export class HostRegistry {
     return mergeHosts(text(l), text(k));
   }
 
+  /** Hosts on an older IPAM layout that are alive, or were seen since `seenSince` (the host index backfill waits). */
+  async olderLayout(seenSince: Date): Promise<string[]> {
+    return (await this.list())
+      .filter(
+        (h) => (h.ipamLayout ?? 0) < HOST_INDEX_LAYOUT && (h.alive || Date.parse(h.lastSeen) >= seenSince.getTime()),
+      )
+      .map((h) => h.hostId);
+  }
+
   /** Whether the host's server holds a live lease now. */
   async isAlive(hostId: string): Promise<boolean> {
     const key = liveKey(this.prefix, hostId);
@@ -113,6 +127,7 @@ function startHostRegistration(
     hostname: opts.hostname ?? osHostname(),
     version: opts.version ?? 'unknown',
     startedAt: new Date().toISOString(),
+    ipamLayout: HOST_INDEX_LAYOUT,
   };
   const ttl = opts.ttlSeconds ?? HOST_LEASE_TTL_SECONDS;
   let lease: Lease | undefined;

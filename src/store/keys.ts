@@ -33,6 +33,18 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *   P/ipam/v1/pool/<S>/name/<name>               name index JSON {"address":"10.20.0.7"}: the address a container
  *                                                name (Docker 29+) last held or released in the pool. A hint: the
  *                                                addr/rel record decides. <name> URI-encoded.
+ *   P/ipam/v1/host/<hostId>/addr/<S>/<ip>        host index entry JSON {since,poolId}: one per addr record, under
+ *                                                the record's hostId (conflict records under "~conflict"), put and
+ *                                                deleted in the same txn as the record, so "what does host X hold"
+ *                                                is one prefix read that costs what X holds. A hint: the addr record
+ *                                                decides (an index entry whose record is gone or names another
+ *                                                holder is stale: its host's reconcile drops it). <hostId>
+ *                                                URI-encoded.
+ *   P/ipam/v1/layout                             layout marker JSON {hostIndex:"filling"|"complete", cursor?:
+ *                                                {subnet,after}, passStart?, olderSeenAt?}: absent on a cluster
+ *                                                from before the host index. "complete" once a backfill pass has
+ *                                                indexed every addr record with no older version alive; until then
+ *                                                readers list the pools (see store/host-index.ts).
  *
  * <S> is the pool's canonical subnet with "/" written "_" (10.20.0.0_24, fd00::_64). An allocation is one
  * txn comparing the config's mod revision, the block's mod revision (or create revision 0 when absent) and
@@ -109,6 +121,24 @@ export class IpamKeys {
     return `${this.claimPrefix(subnet)}${encodeURIComponent(hostId)}`;
   }
 
+  /** Every host's index entries (fsck's comparison of the index with the records). */
+  hostIndexPrefix(): string {
+    return `${this.root}/host/`;
+  }
+
+  /** One host's index of the addresses it holds, in every pool. */
+  hostAddrPrefix(hostId: string): string {
+    return `${this.hostIndexPrefix()}${encodeURIComponent(hostId)}/addr/`;
+  }
+
+  hostAddr(hostId: string, subnet: Subnet, address: string): string {
+    return `${this.hostAddrPrefix(hostId)}${formatSubnet(subnet).replace('/', '_')}/${address}`;
+  }
+
+  layout(): string {
+    return `${this.root}/layout`;
+  }
+
   name(subnet: Subnet, name: string): string {
     return `${this.poolPrefix(subnet)}name/${encodeURIComponent(name)}`;
   }
@@ -129,6 +159,14 @@ export function prefixEnd(p: string): string {
 /** The address part of an addr key (the inverse of IpamKeys.addr). */
 export function addressOfKey(addrPrefix: string, key: string): string {
   return key.slice(addrPrefix.length);
+}
+
+/** The subnet text (canonical CIDR) and address of a host index key, given its host's prefix. */
+export function hostAddrOfKey(hostAddrPrefix: string, key: string): { subnet: string; address: string } | undefined {
+  const rest = key.slice(hostAddrPrefix.length);
+  const slash = rest.indexOf('/');
+  if (!key.startsWith(hostAddrPrefix) || slash < 0) return undefined;
+  return { subnet: rest.slice(0, slash).replace('_', '/'), address: rest.slice(slash + 1) };
 }
 
 /** The block index of a block key (the inverse of IpamKeys.block). */

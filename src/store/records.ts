@@ -54,3 +54,16 @@ export function decodeNameIndex(raw: Buffer): string | undefined {
   const parsed = nameIndexSchema.safeParse(safeJson(raw));
   return parsed.success ? parsed.data.address : undefined;
 }
+
+/** A host index entry (keys.ts: host/<hostId>/addr/<S>/<ip>): what the reconcile needs without the record. */
+export const indexEntrySchema = z.object({ since: z.string(), poolId: z.string() });
+
+export function encodeIndexEntry(a: { since: string; poolId: string }): string {
+  return JSON.stringify({ since: a.since, poolId: a.poolId });
+}
+
+/** undefined when malformed: an entry is a hint, and a broken one is treated like a missing one. */
+export function decodeIndexEntry(raw: Buffer): { since: string; poolId: string } | undefined {
+  const parsed = indexEntrySchema.safeParse(safeJson(raw));
+  return parsed.success ? parsed.data : undefined;
+}

@@ -7,7 +7,10 @@ import type {
   BlockCommit,
   BlockRepository,
   BlockSnapshot,
+  CommitCapacity,
   ConflictRetry,
+  HostIndex,
+  IndexedAddress,
   IpamStores,
   PoolDecision,
   PoolRecord,
@@ -15,6 +18,7 @@ import type {
   PoolTxn,
 } from '../../src/ipam/ports.js';
 import { formatSubnet, parseSubnet, type Subnet } from '../../src/net/address.js';
+import { blockCommitCapacity } from '../../src/store/block-repository.js';
 
 /**
  * The IPAM ports in memory, for unit tests of the services (CNI host-local's backend/testing/fake_store.go is
@@ -41,6 +45,8 @@ function inScope(c: { prefix: string; blocks?: { from: bigint; to: bigint } }, k
 }
 
 const MAX_ATTEMPTS = 20;
+/** etcd's --max-txn-ops default: compares and writes of one txn, each counted on its own (the marker included). */
+const MAX_TXN_OPS = 128;
 
 export class MemoryStores implements IpamStores {
   private readonly data = new Map<string, Entry>();
@@ -52,6 +58,9 @@ export class MemoryStores implements IpamStores {
   readonly pools: PoolRepository;
   readonly blocks: BlockRepository;
   readonly addresses: AddressRecords;
+  readonly hostIndex: HostIndex;
+  /** What hostIndex.complete() answers: false plays a cluster whose upgrade has not filled the index yet. */
+  indexComplete = true;
   readonly retry: ConflictRetry = {
     retrying: async <T>(what: string, attempt: (n: number) => Promise<T | undefined>): Promise<T> => {
       for (let n = 0; n < MAX_ATTEMPTS; n++) {
@@ -65,6 +74,7 @@ export class MemoryStores implements IpamStores {
   constructor() {
     this.pools = new MemoryPoolRepository(this);
     this.blocks = new MemoryBlockRepository(this);
+    this.hostIndex = this.makeHostIndex();
     this.addresses = {
       list: async (subnet) => {
         this.stats.reads++;
@@ -72,6 +82,21 @@ export class MemoryStores implements IpamStores {
         return [...this.data]
           .filter(([k]) => k.startsWith(prefix))
           .map(([k, e]) => ({ address: k.slice(prefix.length), read: e.value as AssignmentRead }));
+      },
+      pages: (subnet) => {
+        const list = this.addresses.list(subnet);
+        return (async function* () {
+          const all = await list;
+          for (let i = 0; i < all.length; i += 2) yield all.slice(i, i + 2);
+        })();
+      },
+      readMany: async (subnet, addresses) => {
+        const out = new Map<string, AssignmentRead>();
+        for (const a of addresses) {
+          const e = this.get(keys.addr(subnet, a));
+          if (e) out.set(a, e.value as AssignmentRead);
+        }
+        return out;
       },
       count: async (subnet) => {
         this.stats.reads++;
@@ -90,10 +115,78 @@ export class MemoryStores implements IpamStores {
         const e = this.get(key);
         const next = decide(e ? structuredClone(e.value as AssignmentRead) : undefined);
         if (next === undefined || e === undefined) return 'unchanged';
-        const rev = await this.commit([{ key, rev: e.rev }], [[key, { assignment: structuredClone(next) }]]);
+        const puts: [string, unknown][] = [[key, { assignment: structuredClone(next) }]];
+        const deletes: string[] = [];
+        const before = e.value as AssignmentRead;
+        const was = before === 'unreadable' ? undefined : before.assignment;
+        if (was === undefined || was.hostId !== next.hostId || was.since !== next.since || was.poolId !== next.poolId) {
+          if (was !== undefined && was.hostId !== next.hostId) deletes.push(keys.hostAddr(was.hostId, subnet, address));
+          puts.push([keys.hostAddr(next.hostId, subnet, address), { since: next.since, poolId: next.poolId }]);
+        }
+        const rev = await this.commit([{ key, rev: e.rev }], puts, deletes);
         return rev === undefined ? 'conflict' : 'written';
       },
     };
+  }
+
+  private makeHostIndex(): HostIndex {
+    return {
+      complete: async () => this.indexComplete,
+      entries: (hostId) => {
+        const prefix = keys.hostAddrPrefix(hostId);
+        const entries = this.entries(prefix).map(([k, e]) => {
+          const [subnet, address] = k.slice(prefix.length).split('|') as [string, string];
+          return { subnet, address, ...(e.value as { since: string; poolId: string }) };
+        });
+        return (async function* () {
+          for (let i = 0; i < entries.length; i += 2) yield entries.slice(i, i + 2);
+        })();
+      },
+      fillStep: async () => {
+        this.indexComplete = true;
+        return 'complete' as const;
+      },
+      refill: async () => {
+        this.indexComplete = false;
+      },
+      everyEntry: () => {
+        const entries = this.entries('host/').map(([k, e]) => {
+          const hostId = k.split('/')[1] as string;
+          const [subnet, address] = k.slice(`host/${hostId}/`.length).split('|') as [string, string];
+          return { hostId, subnet, address, ...(e.value as { since: string; poolId: string }) };
+        });
+        return (async function* () {
+          for (let i = 0; i < entries.length; i += 2) yield entries.slice(i, i + 2);
+        })();
+      },
+      dropStale: async (hostId: string, entries: readonly IndexedAddress[]) => {
+        let n = 0;
+        for (const e of entries) {
+          const subnet = parseSubnet(e.subnet);
+          const key = keys.hostAddr(hostId, subnet, e.address);
+          const index = this.get(key);
+          const rec = this.get(keys.addr(subnet, e.address));
+          const read = rec?.value as AssignmentRead | undefined;
+          if (index === undefined || read === 'unreadable' || (read !== undefined && read.assignment.hostId === hostId))
+            continue;
+          const ok = await this.commit(
+            [
+              { key, rev: index.rev },
+              { key: keys.addr(subnet, e.address), rev: rec?.rev },
+            ],
+            [],
+            [key],
+          );
+          if (ok !== undefined) n++;
+        }
+        return n;
+      },
+    };
+  }
+
+  /** Every host index entry as [host, subnet, address] (tests compare the index with the records). */
+  hostIndexEntries(): string[] {
+    return [...this.data.keys()].filter((k) => k.startsWith('host/')).sort();
   }
 
   /** The next n commits fail as if another writer had come first (nothing is written). */
@@ -141,6 +234,9 @@ export class MemoryStores implements IpamStores {
     deletePrefixes: string[] = [],
     hintsOnly = false,
   ): Promise<number | undefined> {
+    // etcd refuses such a txn whole, before any compare (the +1s: EtcdIo's txn marker).
+    if (compares.length + 1 > MAX_TXN_OPS || puts.length + deletes.length + deletePrefixes.length + 1 > MAX_TXN_OPS)
+      throw new Error('etcdserver: too many operations in txn request');
     // Hint repairs are best effort and not what a test injects into.
     const hook = hintsOnly ? undefined : this.hooks.shift();
     if (hook) await hook();
@@ -182,6 +278,8 @@ const keys = {
   relPrefix: (s: Subnet) => `pool/${S(s)}/rel/`,
   rel: (s: Subnet, a: string) => `pool/${S(s)}/rel/${a}`,
   name: (s: Subnet, n: string) => `pool/${S(s)}/name/${n}`,
+  hostAddrPrefix: (h: string) => `host/${h}/`,
+  hostAddr: (h: string, s: Subnet, a: string) => `host/${h}/${S(s)}|${a}`,
 };
 
 const cloneConfig = (c: PoolConfig): PoolConfig => structuredClone(c);
@@ -317,6 +415,10 @@ class MemoryBlockRepository implements BlockRepository {
     return view;
   }
 
+  capacity(subnet: Subnet): CommitCapacity {
+    return blockCommitCapacity(subnet);
+  }
+
   takeCached(subnet: Subnet, block: bigint): BlockSnapshot | undefined {
     const k = keys.block(subnet, block);
     const v = this.written.get(k);
@@ -381,12 +483,18 @@ class MemoryBlockRepository implements BlockRepository {
     for (const c of change.create ?? []) {
       compares.push({ key: keys.addr(subnet, c.address), rev: undefined });
       puts.push([keys.addr(subnet, c.address), { assignment: structuredClone<Assignment>(c.assignment) }]);
+      puts.push([
+        keys.hostAddr(c.assignment.hostId, subnet, c.address),
+        { since: c.assignment.since, poolId: c.assignment.poolId },
+      ]);
     }
     const deletes: string[] = [];
     for (const a of change.remove ?? []) {
       if (!revs.addresses.has(a)) throw new Error(`MemoryBlockRepository: ${a} removed without being read`);
       compares.push({ key: keys.addr(subnet, a), rev: revs.addresses.get(a) });
       deletes.push(keys.addr(subnet, a));
+      const held = view.assignments.get(a);
+      if (held !== undefined && held !== 'unreadable') deletes.push(keys.hostAddr(held.assignment.hostId, subnet, a));
     }
     if (change.cooling !== undefined) {
       if (change.cooling.size > 0) puts.push([keys.cool(subnet, view.block), new Map(change.cooling)]);

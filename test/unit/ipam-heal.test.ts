@@ -40,6 +40,8 @@ function outage(inner: MemoryStores): { stores: IpamStores; down: { on: boolean 
         return (...args: unknown[]) => {
           // the block cache is memory: an outage only means no cached block is trusted
           if (down.on && prop === 'takeCached') return undefined;
+          // etcd's limits are no round trip
+          if (prop === 'capacity') return (v as (...a: unknown[]) => unknown).apply(target, args);
           if (down.on) return Promise.reject(new FlatnetError('unavailable', 'etcd did not answer (test outage)'));
           return (v as (...a: unknown[]) => unknown).apply(target, args);
         };
@@ -51,6 +53,7 @@ function outage(inner: MemoryStores): { stores: IpamStores; down: { on: boolean 
       pools: guard<PoolRepository>(inner.pools),
       blocks: guard<BlockRepository>(inner.blocks),
       addresses: inner.addresses,
+      hostIndex: inner.hostIndex,
       retry: inner.retry,
     },
   };
@@ -426,7 +429,7 @@ test('a journaled ReleasePool names the claim it chose: replayed after its write
     };
     const journal = new ReleaseJournal(memoryStorage(), silentLogger());
     const h1 = new IpamDriverService(
-      { pools, blocks: inner.blocks, addresses: inner.addresses, retry: inner.retry },
+      { pools, blocks: inner.blocks, addresses: inner.addresses, hostIndex: inner.hostIndex, retry: inner.retry },
       'h1',
       silentLogger(),
       { journal },

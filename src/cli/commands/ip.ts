@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { hostIdFlag, settingsFrom, subnetFlag, withAdmin, withSettingsFlags } from '../common.js';
-import { formatTable, printJson, printLine } from '../output.js';
+import { formatTable, JsonArrayPrinter, printJson, printLine, TablePrinter } from '../output.js';
 import { FlatnetError } from '../../errors.js';
 import { clearConflictAction, conflictsAction } from './ip-conflicts.js';
 import { orphansAction, reconcileAction, releaseAction } from './ip-heal.js';
@@ -64,24 +64,29 @@ export function ipCommand(): Command {
         );
         return;
       }
-      const assigned = await withAdmin(settings, (admin) => admin.listAssignments(filter));
-      if (flags.json) return printJson(assigned);
-      printLine(
-        formatTable(
-          ['ADDRESS', 'SUBNET', 'HOST', 'SINCE', 'NAME', 'CONTAINER', 'ENDPOINT', 'NETWORK', 'MAC'],
-          assigned.map((a) => [
-            a.address,
-            a.subnet,
-            a.hostId,
-            a.since,
-            nameOf(a),
-            short(a.containerId),
-            short(a.endpointId),
-            short(a.networkId),
-            a.macAddress ?? '',
-          ]),
-        ),
-      );
+      // Printed page by page as read: the CLI holds one page, whatever the pools' size.
+      const header = ['ADDRESS', 'SUBNET', 'HOST', 'SINCE', 'NAME', 'CONTAINER', 'ENDPOINT', 'NETWORK', 'MAC'];
+      const out = flags.json ? new JsonArrayPrinter() : new TablePrinter(header);
+      await withAdmin(settings, async (admin) => {
+        for await (const page of admin.assignmentPages(filter)) {
+          if (out instanceof JsonArrayPrinter) out.page(page);
+          else
+            out.page(
+              page.map((a) => [
+                a.address,
+                a.subnet,
+                a.hostId,
+                a.since,
+                nameOf(a),
+                short(a.containerId),
+                short(a.endpointId),
+                short(a.networkId),
+                a.macAddress ?? '',
+              ]),
+            );
+        }
+      });
+      out.end();
     },
   );
 

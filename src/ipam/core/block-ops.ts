@@ -33,7 +33,7 @@ export interface BlockEdit {
   dropReleased: bigint[];
 }
 
-/** Expired records cleared per txn: keeps the txn well below etcd's 128 operations. */
+/** Expired records cleared per allocation (within its budget): a few, so that clearing never crowds out the allocation. */
 export const RECLAIM_PER_TXN = 8;
 
 function now(state: BlockState): number {
@@ -69,7 +69,7 @@ export function summaryEdit(
   };
 }
 
-/** What an allocation txn may spend on the addresses it writes (etcd allows 128 operations per txn). */
+/** What an allocation commit may spend on the addresses it writes (the store derives it from etcd's limits). */
 export interface OpsBudget {
   /** Operations the i-th address costs besides dropping an expired record (its addr key, its name key). */
   costOf: (i: number) => number;

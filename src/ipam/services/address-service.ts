@@ -26,8 +26,6 @@ import { updatePool } from './pool-update.js';
 
 export type { ContainerRelease } from '../core/block-ops.js';
 
-const RELEASES_PER_TXN = 40;
-
 /** Gateway/aux reservations, preferred (--ip) addresses and releases: one compare-and-swap each, retried. */
 export class AddressService {
   constructor(
@@ -106,9 +104,8 @@ export class AddressService {
    * with force, in one read and one commit (see releaseInBlock for the outcomes).
    */
   async releaseContainers(ref: PoolRef, poolId: string, given: bigint[], force = false): Promise<ContainerRelease[]> {
-    // Each release may cost three operations (addr delete, released record, name index): a longer batch is
-    // served in part, the rest go to the next txn (GroupCommit), below etcd's 128 operations per txn.
-    const offsets = given.slice(0, RELEASES_PER_TXN);
+    // A batch longer than one commit may carry is served in part; the rest go to the next run (GroupCommit).
+    const offsets = given.slice(0, this.stores.blocks.capacity(ref.subnet).removals);
     const first = offsets[0];
     if (first === undefined) return [];
     const block = blockOf(first);

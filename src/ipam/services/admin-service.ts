@@ -17,11 +17,12 @@ import type {
   PoolSummary,
   ReleasedInfo,
 } from '../contract.js';
-import { emptyPoolConfig } from '../model/records.js';
+import { type AssignmentRead, emptyPoolConfig } from '../model/records.js';
 import type { IpamStores, PoolRecord, PoolTxn } from '../ports.js';
 import { isConflict } from '../core/conflicts.js';
 import { AddressService } from './address-service.js';
 import { ConflictService } from './conflict-service.js';
+import { heldBy, recordsOf } from './held-addresses.js';
 import { readAssignment } from './host-forget.js';
 import { updatePool } from './pool-update.js';
 import type { CoolingOptions } from './allocation-service.js';
@@ -118,25 +119,43 @@ export class IpamAdminService implements IpamAdmin {
     );
   }
 
-  private async assignmentsOf(p: PoolRecord): Promise<AssignmentInfo[]> {
+  async listAssignments(filter: { subnet?: string; hostId?: string } = {}): Promise<AssignmentInfo[]> {
     const out: AssignmentInfo[] = [];
-    for (const { address, read } of await this.stores.addresses.list(p.subnet)) {
-      // An unreadable record is still counted as used; it is listed once someone repairs or releases it.
-      // A conflict is no container's: `ip list --conflicts` shows those.
-      if (read === 'unreadable' || isConflict(read)) continue;
-      const { poolId: _poolId, ...rest } = read.assignment;
-      out.push({ address, subnet: p.config.subnet, kind: 'container', ...rest });
-    }
+    for await (const page of this.assignmentPages(filter)) out.push(...page);
     return out;
   }
 
-  async listAssignments(filter: { subnet?: string; hostId?: string } = {}): Promise<AssignmentInfo[]> {
-    const out: AssignmentInfo[] = [];
-    for (const p of await this.stores.pools.readAll()) {
-      if (filter.subnet && p.config.subnet !== filter.subnet) continue;
-      out.push(...(await this.assignmentsOf(p)).filter((a) => !filter.hostId || a.hostId === filter.hostId));
+  /**
+   * The pools' container assignments, a page at a time. With a host, only its index and its records are read
+   * (every pool's records while an upgrade fills the index).
+   */
+  async *assignmentPages(filter: { subnet?: string; hostId?: string } = {}): AsyncGenerator<AssignmentInfo[]> {
+    // An unreadable record is still counted as used; it is listed once someone repairs or releases it.
+    // A conflict is no container's: `ip list --conflicts` shows those.
+    const info = (subnet: string, address: string, read: AssignmentRead | undefined): AssignmentInfo[] => {
+      if (read === undefined || read === 'unreadable' || isConflict(read)) return [];
+      if (filter.hostId !== undefined && read.assignment.hostId !== filter.hostId) return [];
+      const { poolId: _poolId, ...rest } = read.assignment;
+      return [{ address, subnet, kind: 'container', ...rest }];
+    };
+    if (filter.hostId !== undefined) {
+      for await (const page of (await heldBy(this.stores, filter.hostId)).pages) {
+        const wanted = page.filter((e) => !filter.subnet || e.subnet === filter.subnet);
+        const out = (await recordsOf(this.stores, wanted)).flatMap((r) =>
+          info(r.entry.subnet, r.entry.address, r.read),
+        );
+        if (out.length > 0) yield out;
+      }
+      return;
     }
-    return out;
+    for (const subnet of await this.stores.pools.listSubnets()) {
+      const text = formatSubnet(subnet);
+      if (filter.subnet && text !== filter.subnet) continue;
+      for await (const page of this.stores.addresses.pages(subnet)) {
+        const out = page.flatMap((r) => info(text, r.address, r.read));
+        if (out.length > 0) yield out;
+      }
+    }
   }
 
   async listReleased(filter: { subnet?: string; hostId?: string } = {}): Promise<ReleasedInfo[]> {

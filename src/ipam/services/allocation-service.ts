@@ -56,15 +56,9 @@ export function editCommit(ref: PoolRef, edit: BlockEdit): BlockCommit & { dropR
   };
 }
 
-/**
- * Operations one allocation txn may spend on addresses: each address costs its addr key, its name index key
- * when named, and the delete of its expired released record when it had one. With the block, its cool key and
- * the summaries this stays below etcd's 128 per txn.
- */
-const ADDRESS_OPS_PER_TXN = 118;
-
-function budgetFor(metas: AssignmentMeta[]): OpsBudget {
-  return { costOf: (i) => (metas[i]?.endpointName ? 2 : 1), total: ADDRESS_OPS_PER_TXN };
+/** What one allocation commit may spend on its addresses: the store's capacity (etcd's limits), per name. */
+function budgetFor(blocks: BlockRepository, ref: PoolRef, metas: AssignmentMeta[]): OpsBudget {
+  return blocks.capacity(ref.subnet).creations(metas.map((m) => (m.endpointName ?? '') !== ''));
 }
 
 /**
@@ -129,7 +123,7 @@ export class AllocationService {
         metas.length,
         allowed,
         all,
-        budgetFor(metas),
+        budgetFor(this.blocks, ref, metas),
       );
       if (!edit) {
         tried.add(block);

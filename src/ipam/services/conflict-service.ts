@@ -6,9 +6,10 @@ import { conflictRecord, isConflict } from '../core/conflicts.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable } from '../core/pool-rules.js';
 import type { ConflictInfo } from '../contract.js';
-import type { ConflictSeen } from '../model/records.js';
+import { CONFLICT_HOLDER, type ConflictSeen } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
 import { blockState, editCommit } from './allocation-service.js';
+import { heldBy, recordsOf } from './held-addresses.js';
 import { releaseWhere } from './reconcile-release.js';
 
 /** 'taken': a container (or another conflict) holds it meanwhile; 'not-allowed': no longer in the pool's ranges. */
@@ -39,14 +40,21 @@ export class ConflictService {
     });
   }
 
+  /** Conflict records are held by CONFLICT_HOLDER: its host index lists them (the pools while it is filled in). */
   async list(filter: { subnet?: string } = {}): Promise<ConflictInfo[]> {
     const out: ConflictInfo[] = [];
-    for (const subnet of await this.stores.pools.listSubnets()) {
-      if (filter.subnet !== undefined && formatSubnet(subnet) !== filter.subnet) continue;
-      for (const { address, read } of await this.stores.addresses.list(subnet)) {
+    for await (const page of (await heldBy(this.stores, CONFLICT_HOLDER)).pages) {
+      const wanted = page.filter((e) => filter.subnet === undefined || e.subnet === filter.subnet);
+      for (const { entry, read } of await recordsOf(this.stores, wanted)) {
         if (!isConflict(read)) continue;
         const { mac, seenAt, seenBy } = read.assignment.conflict;
-        out.push({ address, subnet: formatSubnet(subnet), ...(mac !== undefined ? { mac } : {}), seenAt, seenBy });
+        out.push({
+          address: entry.address,
+          subnet: entry.subnet,
+          ...(mac !== undefined ? { mac } : {}),
+          seenAt,
+          seenBy,
+        });
       }
     }
     return out.sort((a, b) => a.seenAt.localeCompare(b.seenAt) || a.address.localeCompare(b.address));

@@ -21,8 +21,11 @@ import { PoolService } from './pool-service.js';
 import { releaseWhere } from './reconcile-release.js';
 import { isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
 
-/** Below etcd's default limit of 128 operations per txn (one put per address plus block and summaries). */
-const MAX_BATCH = 100;
+/**
+ * Callers one run looks at: a block's worth. A run serves what one commit may carry (the store's capacity) and
+ * leaves the rest for the next run.
+ */
+const MAX_BATCH = 256;
 /** How long a batch may wait for callers the last one served (see GroupCommit); small beside a docker run. */
 const GATHER_MS = 2;
 

@@ -15,17 +15,27 @@ import { blockState, editCommit } from './allocation-service.js';
  *  - bit-without-record: the address can never be handed out again (a leak); repair clears the bit;
  *  - record-without-bit: the allocator may pick the address and then fail its commit; repair sets the bit;
  *  - unreadable-record: the address stays used; `flatnet ip release ADDRESS` frees it;
- *  - record-outside-ranges / claim-of-unknown-host: reported only (an operator decides).
+ *  - record-outside-ranges / claim-of-unknown-host: reported only (an operator decides);
+ *  - index-missing (a record without its host index entry) / index-stale (an entry no record backs), once the host
+ *    index is complete: repair drops stale entries and starts a new backfill pass for missing ones.
  */
 
 export type FsckKind =
-  'bit-without-record' | 'record-without-bit' | 'unreadable-record' | 'record-outside-ranges' | 'claim-of-unknown-host';
+  | 'bit-without-record'
+  | 'record-without-bit'
+  | 'unreadable-record'
+  | 'record-outside-ranges'
+  | 'claim-of-unknown-host'
+  | 'index-missing'
+  | 'index-stale';
 
 export interface FsckFinding {
   subnet: string;
   kind: FsckKind;
   /** The address, or for a claim the host id. */
   what: string;
+  /** For the index findings: the host whose index entry is missing or stale. */
+  hostId?: string;
 }
 
 /** Pure: the findings of one pool from its config, its stored blocks and its records. */
@@ -63,13 +73,64 @@ export function checkPool(
   return out;
 }
 
+/** Pure: records and host index entries of the pools, compared both ways (an entry matches host, pool and since). */
+export function checkIndex(
+  records: readonly { subnet: string; address: string; read: AssignmentRead }[],
+  entries: readonly { hostId: string; subnet: string; address: string; since: string }[],
+): FsckFinding[] {
+  const id = (hostId: string, subnet: string, address: string, since: string): string =>
+    JSON.stringify([hostId, subnet, address, since]);
+  const indexed = new Set(entries.map((e) => id(e.hostId, e.subnet, e.address, e.since)));
+  const recorded = new Set<string>();
+  const out: FsckFinding[] = [];
+  for (const r of records) {
+    if (r.read === 'unreadable') continue;
+    const key = id(r.read.assignment.hostId, r.subnet, r.address, r.read.assignment.since);
+    recorded.add(key);
+    if (!indexed.has(key))
+      out.push({ subnet: r.subnet, kind: 'index-missing', what: r.address, hostId: r.read.assignment.hostId });
+  }
+  // An unreadable record names no host: entries at its address are left alone.
+  const unreadable = new Set(records.filter((r) => r.read === 'unreadable').map((r) => `${r.subnet}|${r.address}`));
+  for (const e of entries) {
+    if (recorded.has(id(e.hostId, e.subnet, e.address, e.since)) || unreadable.has(`${e.subnet}|${e.address}`))
+      continue;
+    out.push({ subnet: e.subnet, kind: 'index-stale', what: e.address, hostId: e.hostId });
+  }
+  return out;
+}
+
 export async function fsck(stores: IpamStores, knownHosts?: ReadonlySet<string>): Promise<FsckFinding[]> {
   const out: FsckFinding[] = [];
+  const all: { subnet: string; address: string; read: AssignmentRead }[] = [];
   for (const p of await stores.pools.readAll()) {
     const [blocks, records] = await Promise.all([stores.blocks.readAll(p.subnet), stores.addresses.list(p.subnet)]);
     out.push(...checkPool(p.subnet, p.config, blocks, records, knownHosts));
+    for (const r of records) all.push({ subnet: formatSubnet(p.subnet), ...r });
+  }
+  // While an upgrade fills the index in, missing entries are expected: the backfill adds them.
+  if (await stores.hostIndex.complete()) {
+    const entries: { hostId: string; subnet: string; address: string; since: string }[] = [];
+    for await (const page of stores.hostIndex.everyEntry()) entries.push(...page);
+    out.push(...checkIndex(all, entries));
   }
   return out;
+}
+
+/** Drops the stale index entries found, and starts a new backfill pass when entries were missing. */
+export async function repairIndex(stores: IpamStores, findings: readonly FsckFinding[]): Promise<number> {
+  let repaired = 0;
+  const stale = new Map<string, { subnet: string; address: string; since: string; poolId: string }[]>();
+  for (const f of findings) {
+    if (f.kind !== 'index-stale' || f.hostId === undefined) continue;
+    stale.set(f.hostId, [...(stale.get(f.hostId) ?? []), { subnet: f.subnet, address: f.what, since: '', poolId: '' }]);
+  }
+  for (const [hostId, entries] of stale) repaired += await stores.hostIndex.dropStale(hostId, entries);
+  if (findings.some((f) => f.kind === 'index-missing')) {
+    await stores.hostIndex.refill();
+    repaired++;
+  }
+  return repaired;
 }
 
 /**

@@ -6,6 +6,7 @@ import { blockOf } from '../core/bitmap.js';
 import { dropRanges, forgetHostInPool, hostHolds, poolIsUnused } from '../core/pool-rules.js';
 import type { AssignmentRead } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
+import { heldBy } from './held-addresses.js';
 import { updatePool } from './pool-update.js';
 import { releaseWhere } from './reconcile-release.js';
 import type { CoolingOptions } from './allocation-service.js';
@@ -18,6 +19,7 @@ export interface HostFootprint {
   addresses: { subnet: string; address: string }[];
 }
 
+/** The addresses come from the host's index (paged), or every pool's records while an upgrade fills it. */
 export async function hostFootprint(stores: IpamStores, hostId: string): Promise<HostFootprint> {
   const out: HostFootprint = { hostId, claims: [], reservations: [], addresses: [] };
   for (const p of await stores.pools.readAll()) {
@@ -25,10 +27,9 @@ export async function hostFootprint(stores: IpamStores, hostId: string): Promise
     const h = hostHolds(p.config, hostId);
     if (h.claims > 0) out.claims.push({ subnet, count: h.claims });
     for (const r of h.reservations) out.reservations.push({ subnet, ...r });
-    for (const { address, read } of await stores.addresses.list(p.subnet)) {
-      if (read !== 'unreadable' && read.assignment.hostId === hostId) out.addresses.push({ subnet, address });
-    }
   }
+  for await (const page of (await heldBy(stores, hostId)).pages)
+    for (const e of page) out.addresses.push({ subnet: e.subnet, address: e.address });
   return out;
 }
 
@@ -40,7 +41,7 @@ export async function hostFootprint(stores: IpamStores, hostId: string): Promise
 export async function forgetHost(stores: IpamStores, hostId: string, cooling?: CoolingOptions): Promise<HostFootprint> {
   const held = await hostFootprint(stores, hostId);
   const subnets = await stores.pools.listSubnets();
-  await releaseWhere(
+  const freed = await releaseWhere(
     stores,
     held.addresses.flatMap((a) => {
       const s = subnets.find((x) => formatSubnet(x) === a.subnet);
@@ -56,6 +57,13 @@ export async function forgetHost(stores: IpamStores, hostId: string, cooling?: C
     }),
     cooling,
   );
+  // What was not freed was no longer this host's (a stale index entry): the entry goes too.
+  const unfreed = held.addresses.filter((a) => !freed.includes(a.address));
+  if (unfreed.length > 0 && (await stores.hostIndex.complete()))
+    await stores.hostIndex.dropStale(
+      hostId,
+      unfreed.map((a) => ({ ...a, since: '', poolId: '' })),
+    );
   for (const s of subnets) {
     await updatePool(stores.pools, `forget host ${hostId}`, s, async (tx) => {
       if (!tx.current) return { result: undefined };

@@ -32,7 +32,15 @@ export async function releaseWhere(
     byBlock.set(key, [...(byBlock.get(key) ?? []), it]);
   }
   const freed: string[] = [];
-  for (const group of byBlock.values()) {
+  // A block's addresses go in as many commits as the store's capacity asks for, each its own compare-and-swap of
+  // the block (read again each time), so a lost reply or a crash between two leaves a consistent block behind.
+  const chunks = [...byBlock.values()].flatMap((group) => {
+    const per = stores.blocks.capacity((group[0] as ConditionalRelease).ref.subnet).removals;
+    const out: ConditionalRelease[][] = [];
+    for (let i = 0; i < group.length; i += per) out.push(group.slice(i, i + per));
+    return out;
+  });
+  for (const group of chunks) {
     const { ref } = group[0] as ConditionalRelease;
     const block = blockOf((group[0] as ConditionalRelease).offset);
     const addresses = group.map((g) => addressAt(ref.subnet, g.offset));

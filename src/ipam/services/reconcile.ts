@@ -5,6 +5,7 @@ import { parsePoolId } from '../core/pool-id.js';
 import type { AssignmentRead } from '../model/records.js';
 import type { IpamStores } from '../ports.js';
 import { offsetInPool } from './address-service.js';
+import { heldBy } from './held-addresses.js';
 import { type HeldAddress, type HostView, planReconcile, type ReconcilePlan } from './reconcile-plan.js';
 import { releaseWhere } from './reconcile-release.js';
 import type { CoolingOptions } from './allocation-service.js';
@@ -53,35 +54,32 @@ export class Reconciler {
     return out;
   }
 
-  private async assignedHere(): Promise<HeldAddress[]> {
-    const out: HeldAddress[] = [];
-    for (const subnet of await this.stores.pools.listSubnets()) {
-      for (const { address, read } of await this.stores.addresses.list(subnet)) {
-        if (read === 'unreadable' || read.assignment.hostId !== this.hostId) continue;
-        out.push({
-          address,
-          subnet: formatSubnet(subnet),
-          poolId: read.assignment.poolId,
-          since: read.assignment.since,
-        });
-      }
-    }
-    return out;
+  /** This host's addresses: its own index (paged), or every pool's records while an upgrade fills the index. */
+  private async assignedHere(): Promise<{ assigned: HeldAddress[]; fromIndex: boolean }> {
+    const assigned: HeldAddress[] = [];
+    const listing = await heldBy(this.stores, this.hostId);
+    for await (const page of listing.pages) assigned.push(...page);
+    return { assigned, fromIndex: listing.fromIndex };
   }
 
   async plan(): Promise<ReconcilePlan> {
+    return (await this.planned()).plan;
+  }
+
+  private async planned(): Promise<{ plan: ReconcilePlan; fromIndex: boolean }> {
     const claims = await this.claimsPerSubnet();
     const view = await this.source.view(claims);
-    const assigned = await this.assignedHere();
-    return planReconcile(assigned, view, {
+    const { assigned, fromIndex } = await this.assignedHere();
+    const plan = planReconcile(assigned, view, {
       now: Date.now(),
       graceMs: this.o.graceMs,
       inFlight: this.o.inFlight?.() ?? new Set(),
     });
+    return { plan, fromIndex };
   }
 
   async run(opts: { dryRun?: boolean } = {}): Promise<ReconcileResult> {
-    const plan = await this.plan();
+    const { plan, fromIndex } = await this.planned();
     for (const s of plan.skipped)
       this.logger.warn(
         { subnet: s.subnet, why: s.why },
@@ -107,6 +105,12 @@ export class Reconciler {
     });
     const freed = await releaseWhere(this.stores, items, this.o.cooling);
     if (freed.length > 0) this.logger.info({ freed }, 'reconcile freed addresses no endpoint on this host holds');
+    // Index entries whose record was not this host's any more (written around an older version): they go.
+    const unfreed = plan.free.filter((a) => !freed.includes(a.address));
+    if (fromIndex && unfreed.length > 0) {
+      const dropped = await this.stores.hostIndex.dropStale(this.hostId, unfreed);
+      if (dropped > 0) this.logger.info({ dropped }, 'reconcile dropped stale entries of its host index');
+    }
     return { plan, freed };
   }
 }
