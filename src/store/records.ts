@@ -54,3 +54,11 @@ export function decodeNameIndex(raw: Buffer): string | undefined {
   const parsed = nameIndexSchema.safeParse(safeJson(raw));
   return parsed.success ? parsed.data.address : undefined;
 }
+
+export const holdSchema = z.object({ refs: z.number().int().nonnegative() });
+
+/** One host's hold key: its reference count (a malformed one counts as one reference, so it is never lost). */
+export function decodeHold(raw: Buffer): number {
+  const parsed = holdSchema.safeParse(safeJson(raw));
+  return parsed.success ? parsed.data.refs : 1;
+}
