@@ -132,6 +132,24 @@ export interface BlockRepository {
   writeHints(snapshot: BlockSnapshot, nodes: readonly (Bitmap | undefined)[]): Promise<void>;
 }
 
+/** What a host hears from a PoolWatch. */
+export interface PoolWatchEvents {
+  /** The shared config of this pool changed (ranges, reservations, gateway) or the pool went. */
+  changed(subnet: Subnet): void;
+  /** Changes may have been missed (the watch's revision was compacted away): read again what was learned by it. */
+  resync(): void;
+}
+
+/**
+ * How a host learns what other hosts changed in the pools it uses, instead of reading them on a timer: a watch
+ * that, after a lost connection, resumes from the last revision it saw (nothing missed, nothing read twice).
+ */
+export interface PoolWatch {
+  /** Watches exactly these pools from now on (those no longer listed are let go). */
+  follow(subnets: readonly Subnet[]): void;
+  close(): Promise<void>;
+}
+
 /** The container assignments of a pool, for listing and counting. */
 export interface AddressRecords {
   list(subnet: Subnet): Promise<{ address: string; read: AssignmentRead }[]>;

@@ -34,7 +34,14 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
     onAllocated: (poolId) => prober?.allocated(poolId),
   });
   if (settings.conflictProbe)
-    prober = hostConflictProber(stores.ipam, settings, (poolId, n) => driver.upcoming(poolId, n), logger);
+    prober = hostConflictProber(
+      stores.ipam,
+      settings,
+      (poolId, n) => driver.upcoming(poolId, n),
+      logger,
+      {},
+      (events) => stores.watchPools(events, logger.child({ component: 'pool-watch' })),
+    );
   else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
   return {
     heal: ipamHealer(driver, stores.ipam, settings, logger),

@@ -50,6 +50,7 @@ export class MemoryStores implements IpamStores {
   private forcedConflicts = 0;
   private hooks: (() => Promise<void>)[] = [];
   readonly stats = { reads: 0, commits: 0, conflicts: 0 };
+  private readonly listeners = new Set<(changed: string[]) => void>();
 
   readonly pools: PoolRepository;
   readonly blocks: BlockRepository;
@@ -96,6 +97,12 @@ export class MemoryStores implements IpamStores {
         return rev === undefined ? 'conflict' : 'written';
       },
     };
+  }
+
+  /** Hears the keys of every commit (written or deleted), as an etcd watch would; returns the way to stop. */
+  listen(fn: (changed: string[]) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
   }
 
   /** The next n commits fail as if another writer had come first (nothing is written). */
@@ -167,15 +174,25 @@ export class MemoryStores implements IpamStores {
     }
     if (!hintsOnly) this.stats.commits++;
     const rev = ++this.rev;
-    for (const p of deletePrefixes) for (const k of [...this.data.keys()]) if (k.startsWith(p)) this.data.delete(k);
-    for (const k of deletes) this.data.delete(k);
-    for (const [k, value] of puts) this.data.set(k, { value, rev });
+    const changed: string[] = [];
+    for (const p of deletePrefixes)
+      for (const k of [...this.data.keys()])
+        if (k.startsWith(p)) {
+          this.data.delete(k);
+          changed.push(k);
+        }
+    for (const k of deletes) if (this.data.delete(k)) changed.push(k);
+    for (const [k, value] of puts) {
+      this.data.set(k, { value, rev });
+      changed.push(k);
+    }
+    for (const fn of this.listeners) fn(changed);
     return rev;
   }
 }
 
 const S = (s: Subnet): string => formatSubnet(s);
-const keys = {
+export const keys = {
   index: 'index',
   pool: (s: Subnet) => `pool/${S(s)}/`,
   config: (s: Subnet) => `pool/${S(s)}/config`,
