@@ -26,8 +26,6 @@ interface StoredPool {
   keyed: Map<string, ClaimRecord[]>;
   /** Hold keys read: address → host → refs. */
   holds: Map<string, Map<string, number>>;
-  /** The revision of every own key read in a host's scope (undefined = read absent): compared at commit. */
-  ownRevisions: Map<string, string | undefined>;
 }
 
 /** Deterministic JSON (sorted keys), to tell whether a config really changed. */
@@ -137,7 +135,6 @@ export class EtcdPoolRepository implements PoolRepository {
       modRevision: kv.modRevision,
       keyed,
       holds,
-      ownRevisions: new Map(),
     };
   }
 
@@ -202,16 +199,23 @@ export class EtcdPoolRepository implements PoolRepository {
    * the config), left [] by its last claim (see the class comment); a hold key only when its count changed, and
    * deleted at 0. In a host's scope, every own key written is compared as read.
    */
-  private addWrites(subnet: Subnet, pool: StoredPool | undefined, decided: PoolConfig, w: Write, onlyHost?: string) {
+  private addWrites(
+    subnet: Subnet,
+    pool: StoredPool | undefined,
+    decided: PoolConfig,
+    w: Write,
+    own?: { hostId: string; revision: (key: string) => string | undefined },
+  ): void {
+    const onlyHost = own?.hostId;
     let next = decided;
     if (onlyHost !== undefined && pool) {
       // A host's own change cannot take shared reservations away: the others' holds were not read.
       const left = pool.config.reservations.filter((r) => !decided.reservations.some((n) => n.address === r.address));
       next = { ...decided, reservations: [...decided.reservations, ...left.map((r) => ({ ...r, holders: {} }))] };
     }
-    const own = (key: string): void => {
-      if (onlyHost !== undefined && !w.expect.some((e) => e.key === key))
-        w.expect.push({ key, modRevision: pool?.ownRevisions.get(key) });
+    const compareOwn = (key: string): void => {
+      if (own !== undefined && !w.expect.some((e) => e.key === key))
+        w.expect.push({ key, modRevision: own.revision(key) });
     };
     // Holds: per address and host, the count before and after.
     const legacy = new Map((pool?.stored.reservations ?? []).map((r) => [r.address, legacyHolders(r)]));
@@ -229,7 +233,7 @@ export class EtcdPoolRepository implements PoolRepository {
         if (was === now && !moving) continue;
         delete left[hostId];
         const key = this.keys.hold(subnet, address, hostId);
-        own(key);
+        compareOwn(key);
         if (now > 0) w.puts.push({ key, value: JSON.stringify({ refs: now }) });
         else if (pool?.holds.get(address)?.has(hostId)) (w.deletes ??= []).push(key);
       }
@@ -253,7 +257,7 @@ export class EtcdPoolRepository implements PoolRepository {
       if (onlyHost !== undefined && hostId !== onlyHost)
         throw new Error(`a change in the scope of host ${onlyHost} touched the claims of ${hostId}`);
       const key = this.keys.claim(subnet, hostId);
-      own(key);
+      compareOwn(key);
       w.puts.push({ key, value: JSON.stringify(mine) });
     }
   }
@@ -293,12 +297,9 @@ export class EtcdPoolRepository implements PoolRepository {
         const snapshot = snapshots[0] as Snapshot;
         const index = this.indexFrom(snapshot);
         const pool = this.poolFrom(subnet, snapshots, onlyHost);
-        if (pool && onlyHost !== undefined) {
-          for (const key of this.ownKeys(subnet, onlyHost, pool.stored, prefetchedAddresses)) {
-            const kv = snapshots.map((s) => s.kvs.get(key)).find((x) => x !== undefined);
-            pool.ownRevisions.set(key, kv?.modRevision);
-          }
-        }
+        // An own key as read (every one a host's change writes was read; one that was not is expected absent).
+        const revision = (key: string): string | undefined =>
+          snapshots.map((s) => s.kvs.get(key)).find((kv) => kv !== undefined)?.modRevision;
         const current = pool?.config;
         // The read set: every key (and the block range) the decision looked at, with the revision it saw.
         const addrReads = new Map<string, string | undefined>();
@@ -353,7 +354,7 @@ export class EtcdPoolRepository implements PoolRepository {
             });
             expect.push({ key: indexKey, modRevision: indexRev });
           }
-          this.addWrites(subnet, pool, d.next, w, onlyHost);
+          this.addWrites(subnet, pool, d.next, w, onlyHost === undefined ? undefined : { hostId: onlyHost, revision });
         }
         return (await this.io.write(w)) ? { value: d.result } : undefined;
       })
