@@ -42,6 +42,8 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  * <S> is the pool's canonical subnet with "/" written "_" (10.20.0.0_24, fd00::_64). An allocation is one
  * txn comparing the config's mod revision, the block's mod revision (or create revision 0 when absent) and
  * create revision 0 of each new addr key; it writes the block, the addr keys and any summary bit that changed.
+ * A host's own pool change (claim, hold) compares the config and that host's claim/hold keys only; a whole-pool
+ * update also compares the claim/ and hold/ ranges as unchanged since its read (see pool-repository.ts).
  */
 export class IpamKeys {
   readonly root: string;
