@@ -109,8 +109,9 @@ export class PoolService {
   }
 
   /**
-   * After this host's release, drops what may have become unused: only when it can have (a Docker range, a hold
-   * this host gave up that nobody else has), since that read covers every host. Of hosts releasing at once, the
+   * After this host's release, drops what may have become unused: only when it can have (`mayDrop`: a Docker range or
+   * a pool of nothing but claims and holds; or a hold this host gave up that nobody else has, by a count), since
+   * that read covers every host. Of hosts releasing at once, the
    * last to commit sees all their releases, so one of them tidies. A failure leaves the pool as it is (it only
    * keeps something unused) and does not fail the release.
    */
