@@ -2,7 +2,7 @@ import type { Subnet } from '../net/address.js';
 import type { Interval } from '../net/intervals.js';
 import type { Bitmap, NodeRef } from './model/block.js';
 import type { Cooling, ReleasedRecord } from './model/cooling.js';
-import type { Assignment, AssignmentRead, PoolConfig } from './model/records.js';
+import type { Assignment, AssignmentRead, ClaimRecord, PoolConfig } from './model/records.js';
 
 /**
  * What the IPAM services need from storage, in their own terms. store/ implements these over etcd and
@@ -39,20 +39,38 @@ export interface PoolDecision<T> {
   next?: PoolConfig | 'delete';
 }
 
+/**
+ * How an update reads and commits. `addresses`: assignments `decide` will likely ask for, read with the first read.
+ *
+ * `onlyHost`: a host's own change (its claims, its gateway/aux holds), the common path of RequestPool, ReleasePool
+ * and RequestAddress of a gateway. `current` then carries that host's claims and holders only, and the commit
+ * compares the shared config and that host's own keys, never another host's: two hosts' own changes never
+ * conflict. Such a decision may add to the shared config (a range, a reservation, a declaration) but never take
+ * from it: a reservation or range it leaves out stays (it cannot know whether other hosts still use it), and
+ * 'delete' is refused. Dropping what nobody uses is a whole-pool update (tidy), which reads every host.
+ */
+export interface PoolUpdateOptions {
+  addresses?: string[];
+  onlyHost?: string;
+}
+
 export interface PoolRepository {
   listSubnets(): Promise<Subnet[]>;
   read(subnet: Subnet): Promise<PoolRecord | undefined>;
   readAll(): Promise<PoolRecord[]>;
+  /** One host's claims on every pool, reading only that host's keys (and the configs of older versions). */
+  claimsOf(hostId: string): Promise<ClaimRecord[]>;
+  /** Whether any host holds the gateway/aux reservation of this address (a count, not a listing of holders). */
+  isHeld(subnet: Subnet, address: string): Promise<boolean>;
   /**
    * Runs `decide` on a consistent read and commits its decision when nothing it read changed meanwhile, else runs
-   * it again (bounded, then 'unavailable'). `prefetch` names addresses `decide` will likely ask for, so they come
-   * with the first read.
+   * it again (bounded, then 'unavailable').
    */
   update<T>(
     what: string,
     subnet: Subnet,
     decide: (tx: PoolTxn) => Promise<PoolDecision<T>> | PoolDecision<T>,
-    prefetch?: { addresses?: string[] },
+    options?: PoolUpdateOptions,
   ): Promise<T>;
 }
 
@@ -128,6 +146,24 @@ export interface BlockRepository {
   commit(snapshot: BlockSnapshot, change: BlockCommit): Promise<BlockSnapshot | undefined>;
   /** Summary nodes only (hint repair), against the snapshot; best effort, a conflict is ignored. */
   writeHints(snapshot: BlockSnapshot, nodes: readonly (Bitmap | undefined)[]): Promise<void>;
+}
+
+/** What a host hears from a PoolWatch. */
+export interface PoolWatchEvents {
+  /** The shared config of this pool changed (ranges, reservations, gateway) or the pool went. */
+  changed(subnet: Subnet): void;
+  /** Changes may have been missed (the watch's revision was compacted away): read again what was learned by it. */
+  resync(): void;
+}
+
+/**
+ * How a host learns what other hosts changed in the pools it uses, instead of reading them on a timer: a watch
+ * that, after a lost connection, resumes from the last revision it saw (nothing missed, nothing read twice).
+ */
+export interface PoolWatch {
+  /** Watches exactly these pools from now on (those no longer listed are let go). */
+  follow(subnets: readonly Subnet[]): void;
+  close(): Promise<void>;
 }
 
 /** The container assignments of a pool, for listing and counting. */

@@ -5,6 +5,7 @@ import type { ProbeResult } from '../hostnet/arp-probe.js';
 import { type CandidateState, planProbes } from '../ipam/core/conflicts.js';
 import { parsePoolId } from '../ipam/core/pool-id.js';
 import type { ConflictSeen } from '../ipam/model/records.js';
+import type { PoolWatch } from '../ipam/ports.js';
 import type { RecordOutcome } from '../ipam/services/conflict-service.js';
 import { formatSubnet } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
@@ -18,8 +19,13 @@ import { conflictProbes } from '../observability/metrics.js';
  */
 export interface ConflictProberDeps {
   hostId: string;
-  /** The pool IDs this host holds a claim on (its networks' pools). */
+  /** The pool IDs this host holds a claim on (its networks' pools): read from this host's own keys only. */
   pools: () => Promise<string[]>;
+  /**
+   * Tells of other hosts' changes to those pools (poolChanged, resync): each round makes it follow this host's
+   * pools, stop() closes it.
+   */
+  watch?: PoolWatch;
   /** The flatnet bridge carrying this subnet on this host; undefined = none (no flatnet network, another driver). */
   bridgeFor: (subnet: string) => Promise<string | undefined>;
   /** The next addresses this host's allocator hands out for the pool, in order. */
@@ -145,6 +151,18 @@ export class ConflictProber {
     if (s.allocatedSince >= this.o.topUpAfter) this.track(this.refresh(poolId));
   }
 
+  /** Another host changed this pool's config (its ranges or reservations): its candidates are planned again now. */
+  poolChanged(subnet: string): void {
+    if (this.stopped) return;
+    for (const [id, s] of this.pools)
+      if (s.leftAt === undefined && subnetOf(id) === subnet) this.track(this.refresh(id));
+  }
+
+  /** The watch may have missed changes (its revision was compacted): a full round, as at the start. */
+  resync(): void {
+    if (!this.stopped) this.track(this.round());
+  }
+
   /** One look at every pool of this host: plans each pool's candidates and starts their probes (settle() waits for those). */
   async round(): Promise<void> {
     let poolIds: string[];
@@ -168,6 +186,17 @@ export class ConflictProber {
       else if (s.leftAt === undefined) s.leftAt = now;
       else if (now - s.leftAt > this.o.staleMs) this.pools.delete(id);
     }
+    const subnets = new Map(
+      poolIds.flatMap((id) => {
+        try {
+          const s = parsePoolId(id).subnet;
+          return [[formatSubnet(s), s] as const];
+        } catch {
+          return [];
+        }
+      }),
+    );
+    this.deps.watch?.follow([...subnets.values()]);
     await Promise.all(poolIds.map((id) => this.refresh(id)));
   }
 
@@ -181,6 +210,7 @@ export class ConflictProber {
     this.stopping.abort();
     if (this.ticker) clearInterval(this.ticker);
     if (this.watcher) clearInterval(this.watcher);
+    await this.deps.watch?.close();
     await this.settle();
   }
 
@@ -336,5 +366,14 @@ export class ConflictProber {
     }
     // The recorded address left the upcoming set: the next one takes its place.
     if (!this.stopped) this.track(this.refresh(poolId));
+  }
+}
+
+/** The subnet of a pool ID as pools are named; '' when malformed. */
+function subnetOf(poolId: string): string {
+  try {
+    return formatSubnet(parsePoolId(poolId).subnet);
+  } catch {
+    return '';
   }
 }

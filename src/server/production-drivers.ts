@@ -1,6 +1,6 @@
 import type { Settings } from '../config/settings.js';
 import { DockerEngineApi } from '../docker/engine-api.js';
-import type { IpamStores } from '../ipam/ports.js';
+import type { IpamStores, PoolWatch, PoolWatchEvents } from '../ipam/ports.js';
 import { createIpam, type IpamDriverService } from '../ipam/services/driver-service.js';
 import type { IpamAdminService } from '../ipam/services/admin-service.js';
 import { OwnerService } from '../ipam/services/owner-service.js';
@@ -21,6 +21,8 @@ export interface HostIpamPorts {
   /** The conflict prober's bridge lookup and ARP probe (default: the state dir's networks and arping). */
   link?: ProberLinkPorts;
   proberOptions?: Partial<ConflictProberOptions>;
+  /** How the prober hears of changes to its pools' configs (default: none, it re-reads them each round). */
+  watchPools?: (events: PoolWatchEvents) => PoolWatch;
 }
 
 /** One host's IPAM: the driver and admin, its healer (journal, reconcile) and its conflict prober (when on). */
@@ -58,6 +60,7 @@ export function createHostIpam(
       logger,
       ports.proberOptions,
       ports.link,
+      ports.watchPools,
     );
   else logger.info('conflict probe off (--conflict-probe off): addresses are handed out without an ARP probe');
   return { driver, admin, heal: ipamHealer(driver, stores, settings, logger, ports.hostView), prober };
@@ -78,7 +81,9 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
     logger: logger.child({ component: 'netdriver' }),
     owners,
   });
-  const { driver, heal, prober } = createHostIpam(stores.ipam, settings, logger);
+  const { driver, heal, prober } = createHostIpam(stores.ipam, settings, logger, {
+    watchPools: (events) => stores.watchPools(events, logger.child({ component: 'pool-watch' })),
+  });
   return {
     heal,
     ipam: driver,

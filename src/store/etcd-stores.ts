@@ -1,6 +1,6 @@
 import type { Etcd3 } from 'etcd3';
 import type { EtcdSettings } from '../config/settings.js';
-import type { ConflictRetry, IpamStores } from '../ipam/ports.js';
+import type { ConflictRetry, IpamStores, PoolWatch, PoolWatchEvents } from '../ipam/ports.js';
 import type { Logger } from '../observability/logger.js';
 import { EtcdAddressRecords } from './address-records.js';
 import { EtcdBlockRepository } from './block-repository.js';
@@ -11,6 +11,7 @@ import { EtcdHostIndex } from './host-index.js';
 import { HostRegistry } from './host-registry.js';
 import { IpamKeys } from './keys.js';
 import { EtcdPoolRepository } from './pool-repository.js';
+import { EtcdPoolWatch } from './pool-watch.js';
 
 /**
  * Everything flatnet keeps in etcd under one prefix, built once per process over one client: the IPAM's
@@ -61,6 +62,11 @@ export class EtcdStores {
     const watch = new IpamChangeWatch(this.etcd, this.keys, this.prefix, onChange, debounceMs);
     await watch.start();
     return watch;
+  }
+
+  /** A watch of the pools this host uses (see EtcdPoolWatch); the caller closes it before close(). */
+  watchPools(events: PoolWatchEvents, logger: Logger): PoolWatch {
+    return new EtcdPoolWatch(this.etcd, this.keys, events, logger);
   }
 
   close(): void {

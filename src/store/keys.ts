@@ -8,7 +8,7 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                cross-pool overlap check transactional.
  *   P/ipam/v1/pool/<S>/config                    pool config JSON: subnet, gateway, ranges [{start,end,origin,
  *                                                createdAt}], hostRanges, reservations [{address,kind,holders:
- *                                                {hostId:refs},tentative?}], claims [] (older versions kept every
+ *                                                {"~keyed":1},tentative?}] (no per-host data), claims [] (older versions kept every
  *                                                host's claims here: still read, moved to the claim keys on the
  *                                                next write). Ranges are intervals: adding a /8 writes this one key.
  *   P/ipam/v1/pool/<S>/claim/<hostId>            that host's claims JSON [{hostId,poolId,subPool,since}] (one entry
@@ -16,6 +16,11 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  *                                                so that a pool update's range compare sees every release). Apart
  *                                                from the config, so that a network create or rm changes no key an
  *                                                allocation compares. <hostId> URI-encoded.
+ *   P/ipam/v1/pool/<S>/hold/<ip>/<hostId>        one host's hold of the gateway/aux reservation <ip> JSON {"refs":n}
+ *                                                (one per network of that host needing it); deleted at 0. The
+ *                                                config lists the reservation once, with holders {"~keyed":1}
+ *                                                (older versions kept {hostId:refs} there: still read, each host's
+ *                                                moved here at its next write). <hostId> URI-encoded.
  *   P/ipam/v1/pool/<S>/block/<hex>               32-byte bitmap of the container addresses assigned in block
  *                                                <hex> (offset >> 8, fixed-width hex); absent = all free.
  *   P/ipam/v1/pool/<S>/sum/<LL>/<hex>            32-byte summary node at level LL (offset >> 8*(LL+1)): bit c
@@ -49,6 +54,8 @@ import { type Subnet, formatSubnet } from '../net/address.js';
  * <S> is the pool's canonical subnet with "/" written "_" (10.20.0.0_24, fd00::_64). An allocation is one
  * txn comparing the config's mod revision, the block's mod revision (or create revision 0 when absent) and
  * create revision 0 of each new addr key; it writes the block, the addr keys and any summary bit that changed.
+ * A host's own pool change (claim, hold) compares the config and that host's claim/hold keys only; a whole-pool
+ * update also compares the claim/ and hold/ ranges as unchanged since its read (see pool-repository.ts).
  */
 export class IpamKeys {
   readonly root: string;
@@ -137,6 +144,20 @@ export class IpamKeys {
 
   layout(): string {
     return `${this.root}/layout`;
+  }
+
+  holdPrefix(subnet: Subnet): string {
+    return `${this.poolPrefix(subnet)}hold/`;
+  }
+
+  /** Every host's hold of one gateway/aux address: counting them says whether anybody still holds it. */
+  holdsOf(subnet: Subnet, address: string): string {
+    return `${this.holdPrefix(subnet)}${address}/`;
+  }
+
+  /** One host's hold of one gateway/aux address (its reference count). */
+  hold(subnet: Subnet, address: string, hostId: string): string {
+    return `${this.holdsOf(subnet, address)}${encodeURIComponent(hostId)}`;
   }
 
   name(subnet: Subnet, name: string): string {

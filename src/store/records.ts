@@ -67,3 +67,11 @@ export function decodeIndexEntry(raw: Buffer): { since: string; poolId: string }
   const parsed = indexEntrySchema.safeParse(safeJson(raw));
   return parsed.success ? parsed.data : undefined;
 }
+
+export const holdSchema = z.object({ refs: z.number().int().nonnegative() });
+
+/** One host's hold key: its reference count (a malformed one counts as one reference, so it is never lost). */
+export function decodeHold(raw: Buffer): number {
+  const parsed = holdSchema.safeParse(safeJson(raw));
+  return parsed.success ? parsed.data.refs : 1;
+}

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { tooManyConflicts } from '../../src/errors.js';
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../../src/ipam/model/block.js';
 import type { Cooling, ReleasedRecord } from '../../src/ipam/model/cooling.js';
@@ -16,6 +17,7 @@ import type {
   PoolRecord,
   PoolRepository,
   PoolTxn,
+  PoolUpdateOptions,
 } from '../../src/ipam/ports.js';
 import { formatSubnet, parseSubnet, type Subnet } from '../../src/net/address.js';
 import { blockCommitCapacity } from '../../src/store/block-repository.js';
@@ -54,6 +56,7 @@ export class MemoryStores implements IpamStores {
   private forcedConflicts = 0;
   private hooks: (() => Promise<void>)[] = [];
   readonly stats = { reads: 0, commits: 0, conflicts: 0 };
+  private readonly listeners = new Set<(changed: string[]) => void>();
 
   readonly pools: PoolRepository;
   readonly blocks: BlockRepository;
@@ -189,6 +192,12 @@ export class MemoryStores implements IpamStores {
     return [...this.data.keys()].filter((k) => k.startsWith('host/')).sort();
   }
 
+  /** Hears the keys of every commit (written or deleted), as an etcd watch would; returns the way to stop. */
+  listen(fn: (changed: string[]) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
   /** The next n commits fail as if another writer had come first (nothing is written). */
   injectConflicts(n = 1): void {
     this.forcedConflicts += n;
@@ -211,6 +220,11 @@ export class MemoryStores implements IpamStores {
   get(key: string): Entry | undefined {
     this.stats.reads++;
     return this.data.get(key);
+  }
+
+  /** A key's value without counting a read (the fakes' own bookkeeping). */
+  peek(key: string): unknown {
+    return this.data.get(key)?.value;
   }
 
   entries(prefix: string): [string, Entry][] {
@@ -256,15 +270,25 @@ export class MemoryStores implements IpamStores {
     }
     if (!hintsOnly) this.stats.commits++;
     const rev = ++this.rev;
-    for (const p of deletePrefixes) for (const k of [...this.data.keys()]) if (k.startsWith(p)) this.data.delete(k);
-    for (const k of deletes) this.data.delete(k);
-    for (const [k, value] of puts) this.data.set(k, { value, rev });
+    const changed: string[] = [];
+    for (const p of deletePrefixes)
+      for (const k of [...this.data.keys()])
+        if (k.startsWith(p)) {
+          this.data.delete(k);
+          changed.push(k);
+        }
+    for (const k of deletes) if (this.data.delete(k)) changed.push(k);
+    for (const [k, value] of puts) {
+      this.data.set(k, { value, rev });
+      changed.push(k);
+    }
+    for (const fn of this.listeners) fn(changed);
     return rev;
   }
 }
 
 const S = (s: Subnet): string => formatSubnet(s);
-const keys = {
+export const keys = {
   index: 'index',
   pool: (s: Subnet) => `pool/${S(s)}/`,
   config: (s: Subnet) => `pool/${S(s)}/config`,
@@ -280,10 +304,20 @@ const keys = {
   name: (s: Subnet, n: string) => `pool/${S(s)}/name/${n}`,
   hostAddrPrefix: (h: string) => `host/${h}/`,
   hostAddr: (h: string, s: Subnet, a: string) => `host/${h}/${S(s)}|${a}`,
+  claimPrefix: (s: Subnet) => `pool/${S(s)}/claim/`,
+  claim: (s: Subnet, h: string) => `pool/${S(s)}/claim/${h}`,
+  holdPrefix: (s: Subnet) => `pool/${S(s)}/hold/`,
+  holdsOf: (s: Subnet, a: string) => `pool/${S(s)}/hold/${a}/`,
+  hold: (s: Subnet, a: string, h: string) => `pool/${S(s)}/hold/${a}/${h}`,
 };
 
 const cloneConfig = (c: PoolConfig): PoolConfig => structuredClone(c);
 
+/**
+ * Pools kept as etcd keeps them: the shared config in one entry, each host's claims and each host's hold of a
+ * reservation in entries of their own. A whole-pool update compares every claim and hold entry; a host's own
+ * update (onlyHost) compares only the config and that host's entries, so two hosts' own updates never conflict.
+ */
 class MemoryPoolRepository implements PoolRepository {
   constructor(private readonly m: MemoryStores) {}
 
@@ -296,9 +330,37 @@ class MemoryPoolRepository implements PoolRepository {
     return this.index().subnets;
   }
 
+  /** The logical config (claims and holders merged), and every entry read with its revision. */
+  private load(
+    subnet: Subnet,
+    onlyHost?: string,
+  ): { config: PoolConfig | undefined; rev: number | undefined; own: Map<string, number | undefined> } {
+    const cfg = this.m.get(keys.config(subnet));
+    const own = new Map<string, number | undefined>();
+    if (!cfg) return { config: undefined, rev: undefined, own };
+    const config = cloneConfig(cfg.value as PoolConfig);
+    const visible = (h: string): boolean => onlyHost === undefined || h === onlyHost;
+    const claimPrefix = keys.claimPrefix(subnet);
+    for (const [k, e] of this.m.entries(claimPrefix))
+      if (visible(k.slice(claimPrefix.length))) config.claims.push(...structuredClone(e.value as PoolConfig['claims']));
+    for (const r of config.reservations) {
+      const prefix = keys.holdsOf(subnet, r.address);
+      for (const [k, e] of this.m.entries(prefix))
+        if (visible(k.slice(prefix.length))) r.holders[k.slice(prefix.length)] = e.value as number;
+    }
+    if (onlyHost !== undefined) {
+      own.set(keys.claim(subnet, onlyHost), this.m.get(keys.claim(subnet, onlyHost))?.rev);
+      for (const r of config.reservations) {
+        const k = keys.hold(subnet, r.address, onlyHost);
+        own.set(k, this.m.get(k)?.rev);
+      }
+    }
+    return { config, rev: cfg.rev, own };
+  }
+
   async read(subnet: Subnet): Promise<PoolRecord | undefined> {
-    const e = this.m.get(keys.config(subnet));
-    return e ? { subnet, config: cloneConfig(e.value as PoolConfig) } : undefined;
+    const { config } = this.load(subnet);
+    return config ? { subnet, config } : undefined;
   }
 
   async readAll(): Promise<PoolRecord[]> {
@@ -310,18 +372,33 @@ class MemoryPoolRepository implements PoolRepository {
     return out;
   }
 
+  async claimsOf(hostId: string): Promise<PoolConfig['claims']> {
+    return this.index().subnets.flatMap((s) => this.load(s, hostId).config?.claims ?? []);
+  }
+
+  async isHeld(subnet: Subnet, address: string): Promise<boolean> {
+    return this.m.entries(keys.holdsOf(subnet, address)).length > 0;
+  }
+
   update<T>(
     what: string,
     subnet: Subnet,
     decide: (tx: PoolTxn) => Promise<PoolDecision<T>> | PoolDecision<T>,
+    options: PoolUpdateOptions = {},
   ): Promise<T> {
+    const onlyHost = options.onlyHost;
     return this.m.retry
       .retrying(what, async () => {
         const index = this.index();
-        const cfg = this.m.get(keys.config(subnet));
-        const compares: Compare[] = [{ key: keys.config(subnet), rev: cfg?.rev }];
+        const read = this.load(subnet, onlyHost);
+        const compares: Compare[] = [{ key: keys.config(subnet), rev: read.rev }];
+        if (onlyHost === undefined)
+          compares.push(
+            { prefix: keys.claimPrefix(subnet), notAfter: this.m.revision },
+            { prefix: keys.holdPrefix(subnet), notAfter: this.m.revision },
+          );
         const tx: PoolTxn = {
-          current: cfg ? cloneConfig(cfg.value as PoolConfig) : undefined,
+          current: read.config,
           index: index.subnets,
           assignment: async (address) => {
             const e = this.m.get(keys.addr(subnet, address));
@@ -346,17 +423,57 @@ class MemoryPoolRepository implements PoolRepository {
         if (d.next === undefined) return { value: d.result };
         const others = index.subnets.filter((s) => S(s) !== S(subnet)).map(S);
         if (d.next === 'delete') {
-          if (!cfg) return (await this.m.commit(compares, [])) !== undefined ? { value: d.result } : undefined;
+          if (onlyHost !== undefined) throw new Error(`${what}: a host's own change cannot delete the pool`);
+          if (!read.config) return (await this.m.commit(compares, [])) !== undefined ? { value: d.result } : undefined;
           compares.push({ key: keys.index, rev: index.rev });
           const ok = await this.m.commit(compares, [[keys.index, others]], [], [keys.pool(subnet)]);
           return ok !== undefined ? { value: d.result } : undefined;
         }
-        const puts: [string, unknown][] = [[keys.config(subnet), cloneConfig(d.next)]];
-        if (!cfg) {
+        let next = cloneConfig(d.next);
+        if (onlyHost !== undefined && read.config) {
+          // As in etcd: a host's own change never takes a shared reservation away.
+          const left = read.config.reservations.filter((r) => !next.reservations.some((n) => n.address === r.address));
+          next = { ...next, reservations: [...next.reservations, ...left.map((r) => ({ ...r, holders: {} }))] };
+        }
+        const puts: [string, unknown][] = [];
+        const deletes: string[] = [];
+        const touch = (k: string): void => {
+          if (onlyHost !== undefined) compares.push({ key: k, rev: read.own.get(k) });
+        };
+        const hosts = new Set([...(read.config?.claims ?? []), ...next.claims].map((c) => c.hostId));
+        for (const h of hosts) {
+          const before = (read.config?.claims ?? []).filter((c) => c.hostId === h);
+          const after = next.claims.filter((c) => c.hostId === h);
+          if (JSON.stringify(before) === JSON.stringify(after)) continue;
+          if (onlyHost !== undefined && h !== onlyHost) throw new Error(`${what}: touched the claims of ${h}`);
+          touch(keys.claim(subnet, h));
+          puts.push([keys.claim(subnet, h), after]);
+        }
+        const before = new Map((read.config?.reservations ?? []).map((r) => [r.address, r.holders]));
+        const after = new Map(next.reservations.map((r) => [r.address, r.holders]));
+        for (const a of new Set([...before.keys(), ...after.keys()])) {
+          const b = before.get(a) ?? {};
+          const n = after.get(a) ?? {};
+          for (const h of new Set([...Object.keys(b), ...Object.keys(n)])) {
+            if ((b[h] ?? 0) === (n[h] ?? 0)) continue;
+            touch(keys.hold(subnet, a, h));
+            if ((n[h] ?? 0) > 0) puts.push([keys.hold(subnet, a, h), n[h]]);
+            else deletes.push(keys.hold(subnet, a, h));
+          }
+        }
+        const shared: PoolConfig = {
+          ...next,
+          claims: [],
+          reservations: next.reservations.map((r) => ({ ...r, holders: {} })),
+        };
+        // Written only when its shared part changed: each write fails every other reader's compare, as in etcd.
+        const stored = this.m.peek(keys.config(subnet));
+        if (!isDeepStrictEqual(stored, shared)) puts.push([keys.config(subnet), shared]);
+        if (!read.config) {
           compares.push({ key: keys.index, rev: index.rev });
           puts.push([keys.index, [...others, S(subnet)].sort()]);
         }
-        return (await this.m.commit(compares, puts)) !== undefined ? { value: d.result } : undefined;
+        return (await this.m.commit(compares, puts, deletes)) !== undefined ? { value: d.result } : undefined;
       })
       .then((r) => r.value);
   }

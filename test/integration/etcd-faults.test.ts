@@ -243,8 +243,11 @@ test('a pool claim and a gateway hold whose replies are lost are not doubled', {
   assert.equal(gw.address, '10.64.0.1/16');
   assert.deepEqual(
     (await poolConfig(prefix, '10.64.0.0/16')).reservations.map((r) => [r.address, r.kind, r.holders]),
-    [['10.64.0.1', 'gateway', { h1: 1 }]],
+    [['10.64.0.1', 'gateway', { '~keyed': 1 }]],
+    'the config holds the reservation, not its holders',
   );
+  const hold = new IpamKeys(prefix).hold(parseSubnet('10.64.0.0/16'), '10.64.0.1', 'h1');
+  assert.equal(await direct.get(hold).string(), '{"refs":1}', "h1's one reference, in its hold key");
 });
 
 for (const mode of ['blackhole', 'refuse'] as const) {

@@ -413,6 +413,8 @@ test('a journaled ReleasePool names the claim it chose: replayed after its write
       listSubnets: () => inner.pools.listSubnets(),
       read: (s) => inner.pools.read(s),
       readAll: () => inner.pools.readAll(),
+      claimsOf: (h) => inner.pools.claimsOf(h),
+      isHeld: (s, a) => inner.pools.isHeld(s, a),
       update: async (what, s, decide, prefetch) => {
         if (!lose) return inner.pools.update(what, s, decide, prefetch);
         lose = false;

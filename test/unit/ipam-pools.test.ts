@@ -5,6 +5,7 @@ import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { AddressService } from '../../src/ipam/services/address-service.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { PoolService } from '../../src/ipam/services/pool-service.js';
+import { parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryStores } from '../fakes/memory-stores.js';
 import { poolWithRange } from '../fakes/pools.js';
@@ -83,7 +84,8 @@ test('a range drop racing an allocation in it is retried and keeps the range', a
   await h2.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
   await h2.releasePool(id);
   const h1Addresses = new AddressService(stores, 'h1', silentLogger());
-  // releasePool reads the blocks, then h1's container takes an address before the commit
+  // the release commits; the tidy after it reads the blocks, then h1's container takes an address before its commit
+  stores.beforeNextCommit(async () => undefined);
   stores.beforeNextCommit(async () => {
     await h1Addresses.requestSpecific(parsePoolId(id), id, '10.9.0.3', {});
   });
@@ -147,4 +149,23 @@ test('idle checks compare only their range: ip-range remove, host-range add and 
   );
   assert.equal(pool?.config.hostRanges.length, 1);
   assert.ok(churned >= 4, `allocations went on meanwhile (${churned})`);
+});
+
+test("a host's RequestPool and ReleasePool conflict with no other host's; the last release tidies the pool", async () => {
+  const stores = new MemoryStores();
+  const [h1, h2] = ['h1', 'h2'].map((h) => new PoolService(stores.pools, h, silentLogger()));
+  const id = '10.9.0.0/24|10.9.0.0/28';
+  await h1?.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
+  // h2 creates its network between h1's read and h1's commit, then removes it between the next ones
+  stores.beforeNextCommit(async () => void (await h2?.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'))));
+  await h1?.requestPool(v4('10.9.0.0/24', '10.9.0.0/28'));
+  stores.beforeNextCommit(async () => void (await h2?.releasePool(id)));
+  await h1?.releasePool(id);
+  assert.equal(stores.stats.conflicts, 0);
+  assert.deepEqual(
+    (await stores.pools.read(parseSubnet('10.9.0.0/24')))?.config.claims.map((c) => c.hostId),
+    ['h1'],
+  );
+  await h1?.releasePool(id);
+  assert.deepEqual(await stores.pools.readAll(), [], 'the tidy after the last release dropped the pool');
 });

@@ -147,6 +147,19 @@ function withoutHolder(reservations: PoolConfig['reservations'], hostId: string)
     .filter((r) => Object.keys(r.holders).length > 0);
 }
 
+/**
+ * What nobody uses any more, seen by a read of every host's claims and holds: reservations no host holds go, and
+ * the Docker ranges no claim uses are returned (the caller drops those in which nothing is assigned). A host's own
+ * release cannot decide this (it does not read the other hosts), so it runs after the release that may have made
+ * something unused.
+ */
+export function withoutUnused(c: PoolConfig): { config: PoolConfig; droppable: Interval[] } {
+  return {
+    config: { ...c, reservations: c.reservations.filter((r) => Object.keys(r.holders).length > 0) },
+    droppable: unusedDockerRanges(c, c.claims),
+  };
+}
+
 /** What a retired host holds in one pool's config. */
 export interface HostHolds {
   claims: number;

@@ -1,4 +1,4 @@
-import { addressInUse, addressNotAllocatable, FlatnetError, poolNotFound } from '../../errors.js';
+import { addressInUse, addressNotAllocatable, errorMessage, FlatnetError, poolNotFound } from '../../errors.js';
 import { addressAt, cidrAt, offsetIn, parseAddress, subnetContains } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { blockOf } from '../core/bitmap.js';
@@ -22,7 +22,7 @@ import {
   type CoolingOptions,
   namesOf,
 } from './allocation-service.js';
-import { updatePool } from './pool-update.js';
+import { tidyPool, updatePool } from './pool-update.js';
 
 export type { ContainerRelease } from '../core/block-ops.js';
 
@@ -44,9 +44,8 @@ export class AddressService {
     declared = true,
   ): Promise<string> {
     const { pools } = this.stores;
-    const before = await pools.read(ref.subnet);
-    if (!before) throw poolNotFound(poolId);
-    const guess = reservationAddress(before.config, ref.subnet, kind, wanted);
+    // A named address comes with the first read; the gateway's default needs the config first.
+    const named = wanted === '' ? [] : [addressAt(ref.subnet, offsetIn(ref.subnet, wanted))];
     const address = await updatePool(
       pools,
       `reserve ${kind} address`,
@@ -58,7 +57,7 @@ export class AddressService {
           throw new FlatnetError('conflict', `${chosen} is assigned to a container; it cannot be the ${kind} address.`);
         return { result: chosen, next: reserve(tx.current, this.hostId, kind, chosen, declared) };
       },
-      { addresses: [guess] },
+      { addresses: named, onlyHost: this.hostId },
     );
     return cidrAt(ref.subnet, offsetIn(ref.subnet, address));
   }
@@ -66,10 +65,16 @@ export class AddressService {
   /** This host's undeclared aux reservations among `addresses` become shared (see declareAux in core). */
   async declareAux(ref: PoolRef, addresses: readonly string[]): Promise<void> {
     const canonical = addresses.map((a) => addressAt(ref.subnet, offsetIn(ref.subnet, a)));
-    await updatePool(this.stores.pools, 'declare aux addresses', ref.subnet, (tx) => {
-      const next = tx.current ? declareAux(tx.current, this.hostId, canonical) : undefined;
-      return next ? { result: undefined, next } : { result: undefined };
-    });
+    await updatePool(
+      this.stores.pools,
+      'declare aux addresses',
+      ref.subnet,
+      (tx) => {
+        const next = tx.current ? declareAux(tx.current, this.hostId, canonical) : undefined;
+        return next ? { result: undefined, next } : { result: undefined };
+      },
+      { onlyHost: this.hostId },
+    );
   }
 
   /** A container asking for one address (--ip): granted only if free and inside what the pool hands out. */
@@ -138,12 +143,30 @@ export class AddressService {
     });
   }
 
-  /** Drops this host's gateway/aux reservation of the address, if it has one. */
-  releaseReservation(ref: PoolRef, address: string): Promise<'reservation' | 'none'> {
-    return updatePool(this.stores.pools, `release reservation ${address}`, ref.subnet, (tx) => {
-      const next = tx.current ? unreserve(tx.current, this.hostId, address) : undefined;
-      return next ? { result: 'reservation' as const, next } : { result: 'none' as const };
-    });
+  /**
+   * Drops this host's gateway/aux reservation of the address, if it has one; when nobody holds it any more, the
+   * reservation goes from the shared config (a whole-pool tidy, see tidyPool).
+   */
+  async releaseReservation(ref: PoolRef, address: string): Promise<'reservation' | 'none'> {
+    const { pools } = this.stores;
+    const outcome = await updatePool(
+      pools,
+      `release reservation ${address}`,
+      ref.subnet,
+      (tx) => {
+        const next = tx.current ? unreserve(tx.current, this.hostId, address) : undefined;
+        return next ? { result: 'reservation' as const, next } : { result: 'none' as const };
+      },
+      { onlyHost: this.hostId },
+    );
+    if (outcome === 'reservation') {
+      try {
+        if (!(await pools.isHeld(ref.subnet, address))) await tidyPool(pools, ref.subnet);
+      } catch (err) {
+        this.logger.warn({ address, error: errorMessage(err) }, 'could not tidy the pool');
+      }
+    }
+    return outcome;
   }
 
   /** Frees a container address this host holds (any holder's with force), or drops this host's reservation. */
