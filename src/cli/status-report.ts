@@ -1,4 +1,5 @@
-import type { AssignmentInfo, ConflictInfo, PoolSummary } from '../ipam/contract.js';
+import type { PoolSummary } from '../ipam/contract.js';
+import type { HolderScan } from '../ipam/services/cluster-census.js';
 import type { HostInfo } from '../store/host-registry.js';
 import { formatTable } from './output.js';
 
@@ -20,33 +21,27 @@ export interface StatusReport {
   hosts: HostStatus[];
 }
 
-/** Joins pools, registry and assignments. Liveness is reported only: nothing is freed for a down host. */
-export function buildStatus(
-  pools: PoolSummary[],
-  hosts: HostInfo[],
-  assignments: AssignmentInfo[],
-  conflicts: readonly ConflictInfo[] = [],
-): StatusReport {
-  const perPool = new Map<string, number>();
-  for (const c of conflicts) perPool.set(c.subnet, (perPool.get(c.subnet) ?? 0) + 1);
+/**
+ * Joins pools, registry and who holds what (counted: see countHolders). Liveness is reported only: nothing is freed
+ * for a down host.
+ */
+export function buildStatus(pools: PoolSummary[], hosts: HostInfo[], holders: HolderScan): StatusReport {
   // A conflict record takes an address like a container does (the pool's count includes it): shown apart.
   const withConflicts = pools.map((p) => {
-    const n = perPool.get(p.subnet) ?? 0;
+    const n = holders.conflicts.get(p.subnet) ?? 0;
     return { ...p, used: Math.max(0, p.used - n), conflicts: n };
   });
-  const perHost = new Map<string, number>();
-  for (const a of assignments) perHost.set(a.hostId, (perHost.get(a.hostId) ?? 0) + 1);
   const out: HostStatus[] = hosts.map((h) => ({
     hostId: h.hostId,
     hostname: h.hostname,
     version: h.version,
     state: h.alive ? 'up' : 'down',
     lastSeen: h.lastSeen,
-    addresses: perHost.get(h.hostId) ?? 0,
+    addresses: holders.heldByHost.get(h.hostId) ?? 0,
   }));
   const registered = new Set(hosts.map((h) => h.hostId));
-  for (const [hostId, count] of [...perHost].sort(([a], [b]) => a.localeCompare(b))) {
-    if (!registered.has(hostId)) out.push({ hostId, state: 'unknown', addresses: count });
+  for (const [hostId, count] of [...holders.heldByHost].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!registered.has(hostId) && count > 0) out.push({ hostId, state: 'unknown', addresses: count });
   }
   return { pools: withConflicts, hosts: out };
 }

@@ -1,4 +1,5 @@
 import { FlatnetError } from '../errors.js';
+import { countHolders } from '../ipam/services/cluster-census.js';
 import { buildStatus, type HostStatus, type PoolStatus } from '../cli/status-report.js';
 import type { AssignmentInfo, IpamAdmin } from '../ipam/contract.js';
 import { heldBack } from '../ipam/core/cooling.js';
@@ -74,11 +75,9 @@ export interface SearchHit {
   endpointName?: string;
 }
 
-/** Addresses asked per block read: two keys each, under etcd's 128 operations per txn with the block's own keys. */
-const RECORDS_PER_READ = 50;
 /** An overview read is served again for this long unless etcd changed meanwhile. */
 const OVERVIEW_TTL_MS = 2000;
-/** Overview reads (every address record: see README Limits) begin at most this often. */
+/** Overview reads (count-only reads, the pool configs and their cooling keys) begin at most this often. */
 const OVERVIEW_MIN_INTERVAL_MS = 1000;
 const MAX_SEARCH_HITS = 20;
 
@@ -89,8 +88,7 @@ const MAX_SEARCH_HITS = 20;
  */
 export class DashboardData {
   /** The latest overview read; `at` = when it begins (it may be waiting for OVERVIEW_MIN_INTERVAL_MS). */
-  private overviewRead:
-    { at: number; value: Promise<Overview & { assignments: AssignmentInfo[] }>; stale: boolean } | undefined;
+  private overviewRead: { at: number; value: Promise<Overview>; stale: boolean } | undefined;
   private readonly now: () => number;
 
   constructor(private readonly src: DashboardSources) {
@@ -103,16 +101,11 @@ export class DashboardData {
     if (r && Date.now() >= r.at) r.stale = true;
   }
 
-  async overview(): Promise<Overview> {
-    const { assignments: _assignments, ...rest } = await this.overviewWithNames();
-    return rest;
-  }
-
   /**
    * The shared overview: a fresh one is read at most every OVERVIEW_MIN_INTERVAL_MS however many pages ask and
    * however often etcd changes (a request meanwhile waits for the next read).
    */
-  private overviewWithNames(): Promise<Overview & { assignments: AssignmentInfo[] }> {
+  overview(): Promise<Overview> {
     const cached = this.overviewRead;
     const now = Date.now();
     if (cached && (now < cached.at || (!cached.stale && now - cached.at < OVERVIEW_TTL_MS))) return cached.value;
@@ -127,16 +120,14 @@ export class DashboardData {
     return value;
   }
 
-  private async readOverview(): Promise<Overview & { assignments: AssignmentInfo[] }> {
+  private async readOverview(): Promise<Overview> {
     const { admin, stores } = this.src;
-    const [summaries, hosts, assignments, conflicts, subnets] = await Promise.all([
+    const [summaries, hosts, subnets] = await Promise.all([
       admin.poolSummaries(),
       this.src.hosts.list(),
-      admin.listAssignments(),
-      admin.listConflicts(),
       stores.pools.listSubnets(),
     ]);
-    const status = buildStatus(summaries, hosts, assignments, conflicts);
+    const status = buildStatus(summaries, hosts, await countHolders(stores, { list: async () => hosts }));
     const now = this.now();
     const pools = await Promise.all(
       status.pools.map(async (p) => {
@@ -170,7 +161,6 @@ export class DashboardData {
       pools,
       hosts: status.hosts.map((h) => ({ ...h, claims: [...(claims.get(h.hostId)?.values() ?? [])] })),
       readAt: new Date().toISOString(),
-      assignments,
     };
   }
 
@@ -207,14 +197,10 @@ export class DashboardData {
     const wanted = recordsNeeded(subnet, block, view.bits, view.cooling);
     const assignments = new Map<string, AssignmentRead>();
     const released = new Map<string, ReleasedRecord>();
-    const reads = [];
-    for (let i = 0; i < wanted.length; i += RECORDS_PER_READ) {
-      reads.push(blocks.read(subnet, block, wanted.slice(i, i + RECORDS_PER_READ)));
-    }
-    for (const part of await Promise.all(reads)) {
-      for (const [a, r] of part?.assignments ?? []) assignments.set(a, r);
-      for (const [a, r] of part?.released ?? []) released.set(a, r);
-    }
+    // One read: the store splits it within etcd's txn limits.
+    const part = await blocks.read(subnet, block, wanted);
+    for (const [a, r] of part?.assignments ?? []) assignments.set(a, r);
+    for (const [a, r] of part?.released ?? []) released.set(a, r);
     const cells = blockCells({ ...view, assignments, released, policy: this.src.policy, now: this.now() });
     const position = positionOf(mapBlocks(view.config, subnet), block);
     return {
@@ -227,7 +213,7 @@ export class DashboardData {
 
   /**
    * An address finds its pool and block (no read of the pool); anything else is a container name, endpoint name
-   * or container id prefix, looked up in the overview's assignments.
+   * or container id prefix, looked up in the assignment records.
    */
   async search(q: string): Promise<SearchHit[]> {
     const subnets = await this.src.stores.pools.listSubnets();
@@ -251,7 +237,8 @@ export class DashboardData {
       const subnet = subnets.find((s) => subnetContains(s, a.family, a.value));
       return subnet ? [await locate(subnet, a.value)] : [];
     }
-    const { assignments } = await this.overviewWithNames();
+    // A name has no index: this reads every assignment record, once per search (README, Limits).
+    const assignments = await this.src.admin.listAssignments();
     const needle = q.toLowerCase();
     const exact: AssignmentInfo[] = [];
     const partial: AssignmentInfo[] = [];

@@ -205,6 +205,8 @@ export interface HostIndex {
   complete(): Promise<boolean>;
   /** One host's index entries (conflict records: CONFLICT_HOLDER's), a page at a time. */
   entries(hostId: string): AsyncIterable<IndexedAddress[]>;
+  /** How many entries a host has (in one pool, or in all), counted by etcd without reading them. */
+  count(hostId: string, subnet?: Subnet): Promise<number>;
   /**
    * One step of the backfill of records written by older versions; 'waiting' while an older version is alive
    * (it writes records without index entries), 'complete' once the index is.

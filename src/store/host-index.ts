@@ -66,6 +66,12 @@ export class EtcdHostIndex implements HostIndex {
     }
   }
 
+  async count(hostId: string, subnet?: Subnet): Promise<number> {
+    const prefix =
+      subnet === undefined ? this.keys.hostAddrPrefix(hostId) : this.keys.hostAddrPoolPrefix(hostId, subnet);
+    return (await this.io.readRange(prefix, prefixEnd(prefix), { countOnly: true })).count;
+  }
+
   async *everyEntry(): AsyncGenerator<(IndexedAddress & { hostId: string })[]> {
     const root = this.keys.hostIndexPrefix();
     for await (const page of this.io.pages(root, prefixEnd(root), this.pageSize)) {

@@ -138,8 +138,13 @@ export class IpamKeys {
     return `${this.hostIndexPrefix()}${encodeURIComponent(hostId)}/addr/`;
   }
 
+  /** One host's index entries in one pool. */
+  hostAddrPoolPrefix(hostId: string, subnet: Subnet): string {
+    return `${this.hostAddrPrefix(hostId)}${formatSubnet(subnet).replace('/', '_')}/`;
+  }
+
   hostAddr(hostId: string, subnet: Subnet, address: string): string {
-    return `${this.hostAddrPrefix(hostId)}${formatSubnet(subnet).replace('/', '_')}/${address}`;
+    return `${this.hostAddrPoolPrefix(hostId, subnet)}${address}`;
   }
 
   layout(): string {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildStatus, formatStatus } from '../../src/cli/status-report.js';
-import type { AssignmentInfo, PoolSummary } from '../../src/ipam/contract.js';
+import type { PoolSummary } from '../../src/ipam/contract.js';
+import type { HolderScan } from '../../src/ipam/services/cluster-census.js';
 import type { HostInfo } from '../../src/store/host-registry.js';
 
 const pool: PoolSummary = {
@@ -26,20 +27,13 @@ const host = (hostId: string, alive: boolean): HostInfo => ({
   startedAt: 't',
   lastSeen: 't2',
 });
-const assigned = (address: string, hostId: string): AssignmentInfo => ({
-  address,
-  subnet: '10.0.0.0/24',
-  hostId,
-  since: 't',
-  kind: 'container',
+const holders = (conflicts: number, held: Record<string, number>): HolderScan => ({
+  conflicts: new Map([['10.0.0.0/24', conflicts]]),
+  heldByHost: new Map(Object.entries(held)),
 });
 
 test('hosts are up, down, or unknown when they hold addresses but never registered', () => {
-  const report = buildStatus(
-    [pool],
-    [host('a', true), host('b', false)],
-    [assigned('10.0.0.100', 'a'), assigned('10.0.0.101', 'b'), assigned('10.0.0.102', 'z')],
-  );
+  const report = buildStatus([pool], [host('a', true), host('b', false)], holders(0, { a: 1, b: 1, z: 1, gone: 0 }));
   assert.deepEqual(
     report.hosts.map((h) => [h.hostId, h.state, h.addresses]),
     [
@@ -55,13 +49,7 @@ test('hosts are up, down, or unknown when they hold addresses but never register
 });
 
 test('conflicts are counted per pool apart from what containers hold (the pool count includes them)', () => {
-  const conflict = { address: '10.0.0.150', subnet: '10.0.0.0/24', mac: '02:00:00:00:00:01', seenAt: 't', seenBy: 'a' };
-  const report = buildStatus(
-    [pool],
-    [host('a', true)],
-    [assigned('10.0.0.100', 'a')],
-    [conflict, { ...conflict, address: '10.0.0.151' }],
-  );
+  const report = buildStatus([pool], [host('a', true)], holders(2, { a: 1 }));
   assert.deepEqual(
     report.pools.map((p) => [p.subnet, p.used, p.conflicts, p.free]),
     [['10.0.0.0/24', 1, 2, '97']],
@@ -70,7 +58,7 @@ test('conflicts are counted per pool apart from what containers hold (the pool c
 });
 
 test('an empty cluster says what to do next', () => {
-  const text = formatStatus(buildStatus([], [], []));
+  const text = formatStatus(buildStatus([], [], { conflicts: new Map(), heldByHost: new Map() }));
   assert.match(text, /flatnet ip-range add/);
   assert.match(text, /flatnet server/);
 });

@@ -145,6 +145,9 @@ export class MemoryStores implements IpamStores {
           for (let i = 0; i < entries.length; i += 2) yield entries.slice(i, i + 2);
         })();
       },
+      count: async (hostId, subnet) =>
+        this.entries(subnet === undefined ? keys.hostAddrPrefix(hostId) : `${keys.hostAddrPrefix(hostId)}${S(subnet)}|`)
+          .length,
       fillStep: async () => {
         this.indexComplete = true;
         return 'complete' as const;

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import type { CoolingOptions } from '../../src/ipam/services/allocation-service.js';
-import { ClusterCensus } from '../../src/ipam/services/cluster-census.js';
+import { ClusterCensus, countHolders } from '../../src/ipam/services/cluster-census.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
@@ -98,6 +98,19 @@ test(
       assert.equal(sampleValue(next.body, 'flatnet_pool_held_addresses', pool), 7);
       const [summary] = await admin.poolSummaries();
       assert.equal(summary?.used, 7 + 1, 'the admin counts the conflict record as used: the gauges show it apart');
+
+      // Who holds what: scanned while the host index may be incomplete, counted in it once complete; the same.
+      const scanned = await countHolders(stores.ipam, stores.hosts);
+      assert.equal(await stores.ipam.hostIndex.complete(), false, 'a new cluster has no layout marker yet');
+      while ((await stores.ipam.hostIndex.fillStep()) === 'progress');
+      assert.equal(await stores.ipam.hostIndex.complete(), true);
+      const counted = await countHolders(stores.ipam, stores.hosts);
+      assert.deepEqual(counted, scanned);
+      assert.deepEqual([...counted.heldByHost].sort(), [
+        ['h1', 4],
+        ['h2', 3],
+      ]);
+      assert.deepEqual([...counted.conflicts], [[POOL, 1]]);
     } finally {
       await h1Reg.stop();
     }

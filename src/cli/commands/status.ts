@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { countHolders } from '../../ipam/services/cluster-census.js';
 import { settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { printJson, printLine } from '../output.js';
 import { buildStatus, formatStatus } from '../status-report.js';
@@ -12,13 +13,8 @@ export function statusCommand(): Command {
   ).action(async (flags: { json?: boolean }, cmd: Command) => {
     const settings = settingsFrom(cmd);
     const report = await withAdmin(settings, async (admin, stores) => {
-      const [pools, hosts, assignments, conflicts] = await Promise.all([
-        admin.poolSummaries(),
-        stores.hosts.list(),
-        admin.listAssignments(),
-        admin.listConflicts(),
-      ]);
-      return buildStatus(pools, hosts, assignments, conflicts);
+      const [pools, hosts] = await Promise.all([admin.poolSummaries(), stores.hosts.list()]);
+      return buildStatus(pools, hosts, await countHolders(stores.ipam, { list: async () => hosts }));
     });
     if (flags.json) printJson(report);
     else printLine(formatStatus(report));

@@ -1,6 +1,7 @@
 import { formatSubnet } from '../../net/address.js';
 import { count } from '../../net/intervals.js';
 import { isConflict } from '../core/conflicts.js';
+import { CONFLICT_HOLDER } from '../model/records.js';
 import { heldBack } from '../core/cooling.js';
 import { allocatable } from '../core/pool-rules.js';
 import type { IpamStores } from '../ports.js';
@@ -9,8 +10,9 @@ import type { CoolingOptions } from './allocation-service.js';
 /**
  * The cluster's address counts, for an operator's tool (the dashboard's Prometheus endpoint), never for a host:
  * every read here grows with the cluster. Counts come in two tiers: what count-only and small reads give (pool
- * configs, the number of addr records, the cooling entries, the host keys), and what only a scan of every addr
- * record gives (which records are conflicts, who holds what), which callers refresh less often.
+ * configs, the number of addr records, the cooling entries, the host keys), and who holds what (conflicts and
+ * each host's addresses: counted in the host index, or scanned while an upgrade fills it in), which callers
+ * refresh less often.
  */
 
 /** One pool's addresses by state. `records` = held + conflicts (addr keys, counted without reading them). */
@@ -88,19 +90,38 @@ export class ClusterCensus implements ClusterSource {
     return out;
   }
 
-  /** Reads every addr record of every pool (paged): conflicts per pool and addresses per holding host. */
-  async holders(): Promise<HolderScan> {
-    const conflicts = new Map<string, number>();
-    const heldByHost = new Map<string, number>();
-    for (const subnet of await this.stores.pools.listSubnets()) {
-      const pool = formatSubnet(subnet);
-      conflicts.set(pool, 0);
-      for (const { read } of await this.stores.addresses.list(subnet)) {
-        if (read === 'unreadable') continue;
-        if (isConflict(read)) conflicts.set(pool, (conflicts.get(pool) ?? 0) + 1);
-        else heldByHost.set(read.assignment.hostId, (heldByHost.get(read.assignment.hostId) ?? 0) + 1);
-      }
-    }
-    return { conflicts, heldByHost };
+  holders(): Promise<HolderScan> {
+    return countHolders(this.stores, this.registry);
   }
+}
+
+/**
+ * Conflicts per pool and addresses per registered host: count-only reads of the host index (one per host and one per
+ * pool), or, while an upgrade still fills the index in, a paged read of every addr record (which also finds holders
+ * that never registered).
+ */
+export async function countHolders(stores: IpamStores, registry: HostLister): Promise<HolderScan> {
+  if (!(await stores.hostIndex.complete())) return scanHolders(stores);
+  const [subnets, hosts] = await Promise.all([stores.pools.listSubnets(), registry.list()]);
+  const conflicts = new Map<string, number>();
+  for (const subnet of subnets)
+    conflicts.set(formatSubnet(subnet), await stores.hostIndex.count(CONFLICT_HOLDER, subnet));
+  const heldByHost = new Map<string, number>();
+  for (const { hostId } of hosts) heldByHost.set(hostId, await stores.hostIndex.count(hostId));
+  return { conflicts, heldByHost };
+}
+
+async function scanHolders(stores: IpamStores): Promise<HolderScan> {
+  const conflicts = new Map<string, number>();
+  const heldByHost = new Map<string, number>();
+  for (const subnet of await stores.pools.listSubnets()) {
+    const pool = formatSubnet(subnet);
+    conflicts.set(pool, 0);
+    for (const { read } of await stores.addresses.list(subnet)) {
+      if (read === 'unreadable') continue;
+      if (isConflict(read)) conflicts.set(pool, (conflicts.get(pool) ?? 0) + 1);
+      else heldByHost.set(read.assignment.hostId, (heldByHost.get(read.assignment.hostId) ?? 0) + 1);
+    }
+  }
+  return { conflicts, heldByHost };
 }
