@@ -122,7 +122,17 @@ export async function removeCgroup(name: string): Promise<void> {
   }
 }
 
-/** PIDs of live processes whose cgroup path or command line mentions `needle`. */
+/**
+ * A zombie has exited and only waits for its parent to reap it; it still shows in its cgroup (a killed container's
+ * process whose shim was killed too, reparented and not yet reaped on a loaded machine), but runs nothing.
+ */
+async function isZombie(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // "pid (comm) S ...": comm may hold spaces and parentheses, so the state follows the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+}
+
+/** PIDs of live processes whose cgroup path or command line mentions `needle` (zombies are not live). */
 export async function processesMentioning(needle: string): Promise<{ pid: number; cmdline: string }[]> {
   const out: { pid: number; cmdline: string }[] = [];
   for (const entry of await readdir('/proc')) {
@@ -131,7 +141,7 @@ export async function processesMentioning(needle: string): Promise<{ pid: number
     if (pid === process.pid) continue;
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ').trim();
     const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
-    if (cmdline.includes(needle) || cgroup.includes(needle)) out.push({ pid, cmdline });
+    if ((cmdline.includes(needle) || cgroup.includes(needle)) && !(await isZombie(pid))) out.push({ pid, cmdline });
   }
   return out;
 }
