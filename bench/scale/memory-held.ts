@@ -88,32 +88,46 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
     const fillS = (performance.now() - t0) / 1000;
     const config = join(dir, 'empty.conf');
     await writeFile(config, '');
-    const started = startServerProcess({
-      endpoints: cluster.endpoints,
-      prefix,
-      hostId: 'bench-host',
-      dir: join(dir, 'server'),
-      config,
-      cwd: dir,
-      nodeFlags: SHIPPED_FLAGS.split(' '),
-      serverArgs: ['--reconcile-interval-ms', String(RECONCILE_MS)],
-    });
-    server = started.server;
+    // A flatnet server elsewhere in this network namespace (another test on the machine) holds the namespace lock
+    // and makes ours exit at once (code 2): the start is tried again until that one is gone.
+    let started: ReturnType<typeof startServerProcess> | undefined;
     let exit: string | undefined;
-    server.child.once('exit', (code, signal) => (exit = `exited (${signal ?? `code ${code}`})`));
-    const call = (method: string, body: unknown) => pluginCall(started.socket, method, body, agent);
-    await waitFor(
-      'the plugin socket',
-      async () => {
-        if (exit) throw new Error(`flatnet server ${exit} before serving`);
-        try {
-          return (await call('Plugin.Activate', {})).status === 200 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      30_000,
-    );
+    for (let attempt = 1; started === undefined; attempt++) {
+      const s = startServerProcess({
+        endpoints: cluster.endpoints,
+        prefix,
+        hostId: 'bench-host',
+        dir: join(dir, `server-${attempt}`),
+        config,
+        cwd: dir,
+        nodeFlags: SHIPPED_FLAGS.split(' '),
+        serverArgs: ['--reconcile-interval-ms', String(RECONCILE_MS)],
+      });
+      server = s.server;
+      exit = undefined;
+      server.child.once('exit', (code, signal) => (exit = `exited (${signal ?? `code ${code}`})`));
+      const serving = await waitFor(
+        'the plugin socket',
+        async () => {
+          if (exit) return false;
+          try {
+            return (await pluginCall(s.socket, 'Plugin.Activate', {}, agent)).status === 200 ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        30_000,
+      );
+      if (serving) started = s;
+      else if (attempt >= 40) throw new Error(`flatnet server ${exit ?? 'did not serve'} at each of 40 starts`);
+      else {
+        log(`  memory: flatnet server ${exit ?? 'did not serve'} before serving; starting it again in 5 s`);
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
+    const { socket } = started;
+    const { pid } = started.server;
+    const call = (method: string, body: unknown) => pluginCall(socket, method, body, agent);
     const pool = await call('IpamDriver.RequestPool', {
       AddressSpace: 'FlatLocal',
       Pool: POOL,
@@ -130,14 +144,14 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
       });
       if (r.status !== 200) throw new Error(`RequestAddress failed: ${JSON.stringify(r.json)}`);
     }
-    const start = await memoryOf(server.pid);
+    const start = await memoryOf(pid);
     const urls = cluster.members.map((m) => m.clientUrl);
     const before = await scrapeCluster(urls);
     let last: Memory = start;
     const until = performance.now() + WATCH_MS;
     while (performance.now() < until && exit === undefined) {
       await new Promise((r) => setTimeout(r, 500));
-      if (exit === undefined) last = await memoryOf(server.pid).catch(() => last);
+      if (exit === undefined) last = await memoryOf(pid).catch(() => last);
     }
     // Nothing else talks to etcd meanwhile: what it sent is what the server read while watched.
     const after = await scrapeCluster(urls);
