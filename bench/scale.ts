@@ -17,7 +17,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { z } from 'zod';
@@ -142,6 +142,10 @@ interface RunResult {
   burstPool: Latencies;
   burstAddress: Latencies;
   burstHost: Latencies;
+  /** etcd's counters over the burst: Txn per host tells whether hosts' RequestPools retried against each other. */
+  burstCounters: EtcdCounters;
+  /** p99 of this process's event-loop delay over the burst: the H simulated hosts share one process's CPU. */
+  burstLoopP99Ms: number;
   churn: Latencies;
   churnMs: number;
   churnCounters: EtcdCounters;
@@ -213,6 +217,9 @@ async function runHosts(h: number, f: Flags, log: (line: string) => void): Promi
     const burstPool = newLatencies();
     const burstAddress = newLatencies();
     const burstHost = newLatencies();
+    const burstBefore = await scrapeCluster(urls);
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
     await Promise.all(
       hosts.map((host) =>
         timed(burstHost, async () => {
@@ -225,8 +232,11 @@ async function runHosts(h: number, f: Flags, log: (line: string) => void): Promi
         }),
       ),
     );
+    loop.disable();
+    const burstLoopP99Ms = loop.percentile(99) / 1e6;
+    const burstCounters = countersSince(burstBefore, await scrapeCluster(urls));
     log(
-      `  burst: host p50 ${ms(percentile(burstHost.samples, 50))} p99 ${ms(percentile(burstHost.samples, 99))}, errors pool ${burstPool.errors} address ${burstAddress.errors}${burstPool.firstError ? ` (${burstPool.firstError})` : ''}`,
+      `  burst: host p50 ${ms(percentile(burstHost.samples, 50))} p99 ${ms(percentile(burstHost.samples, 99))}, errors pool ${burstPool.errors} address ${burstAddress.errors}${burstPool.firstError ? ` (${burstPool.firstError})` : ''}${burstAddress.firstError ? ` (address: ${burstAddress.firstError})` : ''}; etcd Txn ${(burstCounters.txn / h).toFixed(1)} and Range ${(burstCounters.range / h).toFixed(1)} per host; bench event-loop delay p99 ${ms(burstLoopP99Ms)}`,
     );
 
     // Churn: every host releases its oldest address in pool A and requests a new one, in a loop.
@@ -260,6 +270,8 @@ async function runHosts(h: number, f: Flags, log: (line: string) => void): Promi
       burstPool,
       burstAddress,
       burstHost,
+      burstCounters,
+      burstLoopP99Ms,
       churn,
       churnMs,
       churnCounters,
@@ -345,6 +357,8 @@ function report(f: Flags, runs: RunResult[], memory: HeldMemory | undefined): st
         'host p50',
         'host p99',
         'p99 ratio',
+        'Txn/host',
+        'loop delay p99',
       ],
       runs.map((r) => [
         String(r.hosts),
@@ -358,6 +372,8 @@ function report(f: Flags, runs: RunResult[], memory: HeldMemory | undefined): st
         ms(percentile(r.burstHost.samples, 50)),
         ms(percentile(r.burstHost.samples, 99)),
         `x${(percentile(r.burstHost.samples, 99) / p99base).toFixed(2)}`,
+        (r.burstCounters.txn / r.hosts).toFixed(1),
+        ms(r.burstLoopP99Ms),
       ]),
     ),
   );

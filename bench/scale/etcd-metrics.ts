@@ -100,11 +100,11 @@ export function countersSince(before: EtcdCounters, after: EtcdCounters): EtcdCo
   return out;
 }
 
-/** Reads every member's /metrics (plain http client URLs) and sums them. */
+/** Reads every member's /metrics (plain http client URLs) and sums them; patient: etcd may be busy with 1,000 hosts. */
 export async function scrapeCluster(clientUrls: string[]): Promise<EtcdCounters> {
   const pages = await Promise.all(
     clientUrls.map(async (url) => {
-      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(60_000) });
       if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
       return countersOf(parseMetrics(await res.text()));
     }),

@@ -9,6 +9,7 @@ import { onTeardown } from './teardown.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
+import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { createEtcdClient } from '../../src/store/etcd-client.js';
 import { pluginCall } from '../../test/harness/plugin-client.js';
 import { type Memory, memoryOf, SHIPPED_FLAGS, startServerProcess } from '../flatnet-server-process.js';
@@ -24,7 +25,7 @@ const BATCH = 60;
 /** What the measured server holds itself. */
 const OWN = 100;
 const RECONCILE_MS = 5000;
-/** Long enough for a reconcile that lists every record of the pool to finish (or to run out of heap). */
+/** Long enough for several reconciles and for a slow growth to show. */
 const WATCH_MS = 90_000;
 
 export interface HeldMemory {
@@ -51,6 +52,11 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
     await rm(dir, { recursive: true, force: true });
   });
   try {
+    // As on a fresh cluster whose first server ran before the pool was filled: the host index is complete, so the
+    // measured server reads its own index and not, as an upgrade's backfill does, every record of the pool.
+    const index = new EtcdStores(etcd, prefix, silentLogger()).ipam.hostIndex;
+    for (let step = 0; (await index.fillStep()) !== 'complete'; step++)
+      if (step > 10) throw new Error('the host index of the empty cluster did not complete');
     const t0 = performance.now();
     let left = total - OWN;
     let done = 0;
@@ -82,32 +88,46 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
     const fillS = (performance.now() - t0) / 1000;
     const config = join(dir, 'empty.conf');
     await writeFile(config, '');
-    const started = startServerProcess({
-      endpoints: cluster.endpoints,
-      prefix,
-      hostId: 'bench-host',
-      dir: join(dir, 'server'),
-      config,
-      cwd: dir,
-      nodeFlags: SHIPPED_FLAGS.split(' '),
-      serverArgs: ['--reconcile-interval-ms', String(RECONCILE_MS)],
-    });
-    server = started.server;
+    // A flatnet server elsewhere in this network namespace (another test on the machine) holds the namespace lock
+    // and makes ours exit at once (code 2): the start is tried again until that one is gone.
+    let started: ReturnType<typeof startServerProcess> | undefined;
     let exit: string | undefined;
-    server.child.once('exit', (code, signal) => (exit = `exited (${signal ?? `code ${code}`})`));
-    const call = (method: string, body: unknown) => pluginCall(started.socket, method, body, agent);
-    await waitFor(
-      'the plugin socket',
-      async () => {
-        if (exit) throw new Error(`flatnet server ${exit} before serving`);
-        try {
-          return (await call('Plugin.Activate', {})).status === 200 ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      30_000,
-    );
+    for (let attempt = 1; started === undefined; attempt++) {
+      const s = startServerProcess({
+        endpoints: cluster.endpoints,
+        prefix,
+        hostId: 'bench-host',
+        dir: join(dir, `server-${attempt}`),
+        config,
+        cwd: dir,
+        nodeFlags: SHIPPED_FLAGS.split(' '),
+        serverArgs: ['--reconcile-interval-ms', String(RECONCILE_MS)],
+      });
+      server = s.server;
+      exit = undefined;
+      server.child.once('exit', (code, signal) => (exit = `exited (${signal ?? `code ${code}`})`));
+      const serving = await waitFor(
+        'the plugin socket',
+        async () => {
+          if (exit) return false;
+          try {
+            return (await pluginCall(s.socket, 'Plugin.Activate', {}, agent)).status === 200 ? true : undefined;
+          } catch {
+            return undefined;
+          }
+        },
+        30_000,
+      );
+      if (serving) started = s;
+      else if (attempt >= 40) throw new Error(`flatnet server ${exit ?? 'did not serve'} at each of 40 starts`);
+      else {
+        log(`  memory: flatnet server ${exit ?? 'did not serve'} before serving; starting it again in 5 s`);
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
+    const { socket } = started;
+    const { pid } = started.server;
+    const call = (method: string, body: unknown) => pluginCall(socket, method, body, agent);
     const pool = await call('IpamDriver.RequestPool', {
       AddressSpace: 'FlatLocal',
       Pool: POOL,
@@ -124,14 +144,14 @@ export async function measureHeldMemory(total: number, log: (line: string) => vo
       });
       if (r.status !== 200) throw new Error(`RequestAddress failed: ${JSON.stringify(r.json)}`);
     }
-    const start = await memoryOf(server.pid);
+    const start = await memoryOf(pid);
     const urls = cluster.members.map((m) => m.clientUrl);
     const before = await scrapeCluster(urls);
     let last: Memory = start;
     const until = performance.now() + WATCH_MS;
     while (performance.now() < until && exit === undefined) {
       await new Promise((r) => setTimeout(r, 500));
-      if (exit === undefined) last = await memoryOf(server.pid).catch(() => last);
+      if (exit === undefined) last = await memoryOf(pid).catch(() => last);
     }
     // Nothing else talks to etcd meanwhile: what it sent is what the server read while watched.
     const after = await scrapeCluster(urls);

@@ -351,3 +351,39 @@ test("an idle host's reconcile reads what it holds, not what the other hosts hol
   // 7x the records in the pool; the host's own reads stay the same (the metrics reads add a little)
   assert.ok(among < alone * 1.1, `idle reconcile: ${alone} bytes alone, ${among} among 6 other hosts`);
 });
+
+test(
+  "an idle host's reconcile reads its own claim, not the claims of the hosts that join its pool",
+  { skip },
+  async () => {
+    const prefix = fresh();
+    const { ipam } = await withPool(prefix);
+    await fillIndex(ipam);
+    const claim = (hostId: string) => new PoolService(ipam.pools, hostId, log).requestPool(v4);
+    await claim('h0');
+    const mine = new Set(await allocate(ipam, 'h0', 10));
+    const idle = {
+      view: async () => ({ held: mine, complete: new Set<string>(), incomplete: new Map(), dockerComplete: true }),
+    };
+    const reconciler = new Reconciler(ipam, 'h0', idle, { graceMs: 0 }, log);
+    const cost = async (): Promise<number> => {
+      await reconciler.run();
+      const before = await etcdSentBytes();
+      for (let i = 0; i < 3; i++) assert.deepEqual((await reconciler.run()).freed, []);
+      return ((await etcdSentBytes()) - before) / 3;
+    };
+    const alone = await cost();
+    for (let h = 1; h <= 30; h++) {
+      await claim(`h${h}`);
+      await allocate(ipam, `h${h}`, 5);
+    }
+    assert.equal(
+      (await ipam.pools.read(ref().subnet))?.config.claims.length,
+      32,
+      'setup, h0 and 30 others hold claims',
+    );
+    const among = await cost();
+    // 32 claim keys and 160 records in the pool; the host reads its own claim key and index (the metrics reads add a little)
+    assert.ok(among < alone * 1.1, `idle reconcile: ${alone} bytes alone, ${among} among 30 other claiming hosts`);
+  },
+);

@@ -45,11 +45,12 @@ export class Reconciler {
     private readonly logger: Logger,
   ) {}
 
+  /** Reads this host's claim keys only (and the configs): what another host claims is none of its reconcile. */
   private async claimsPerSubnet(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    for (const p of await this.stores.pools.readAll()) {
-      const n = p.config.claims.filter((c) => c.hostId === this.hostId).length;
-      if (n > 0) out.set(formatSubnet(p.subnet), n);
+    for (const c of await this.stores.pools.claimsOf(this.hostId)) {
+      const subnet = formatSubnet(parsePoolId(c.poolId).subnet);
+      out.set(subnet, (out.get(subnet) ?? 0) + 1);
     }
     return out;
   }
