@@ -1,8 +1,8 @@
 import { FlatnetError } from '../errors.js';
 import { buildStatus, type HostStatus, type PoolStatus } from '../cli/status-report.js';
 import type { AssignmentInfo, IpamAdmin } from '../ipam/contract.js';
-import { heldBack } from '../ipam/core/cooling.js';
-import type { CoolingPolicy, ReleasedRecord } from '../ipam/model/cooling.js';
+import { heldBack } from '../ipam/core/cooling-rules.js';
+import type { CoolingPolicy, ReleasedRecord } from '../ipam/model/cooling-record.js';
 import type { AssignmentRead } from '../ipam/model/records.js';
 import type { IpamStores } from '../ipam/ports.js';
 import { addressAt, formatSubnet, type Subnet, subnetContains, tryParseAddress } from '../net/address.js';

@@ -8,12 +8,12 @@ import type { HostViewSource } from '../ipam/services/reconcile.js';
 import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
 import type { Logger } from '../observability/logger.js';
 import { Agents } from '../agents/agents.js';
-import { coolingFrom } from './cooling.js';
+import { coolingFrom } from '../agents/cooling-options.js';
 import type { DriverFactory } from './drivers.js';
-import { type Healer, ipamHealer, openReleaseJournal } from './heal.js';
-import { EndpointOwners } from './endpoint-owners.js';
-import type { ConflictProber, ConflictProberOptions } from './conflict-prober.js';
-import { hostConflictProber, type ProberLinkPorts } from './conflict-probing.js';
+import { type Healer, ipamHealer, openReleaseJournal } from '../agents/ipam-healing.js';
+import { EndpointOwners } from '../agents/endpoint-owners.js';
+import type { ConflictProber, ConflictProberOptions } from '../agents/conflict-prober.js';
+import { hostConflictProber, type ProberLinkPorts } from '../agents/host-conflict-prober.js';
 
 /** What a host's IPAM is made of besides etcd: the local ports its background work reads (defaults: this host's). */
 export interface HostIpamPorts {

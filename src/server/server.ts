@@ -8,7 +8,7 @@ import { EtcdStores } from '../store/etcd-stores.js';
 import { flatnetVersion } from '../version.js';
 import { Agents } from '../agents/agents.js';
 import type { DriverFactory } from './drivers.js';
-import { startHealing } from './heal.js';
+import { startHealing } from '../agents/ipam-healing.js';
 import { createDrivers } from './production-drivers.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { prepareSocketPath, removeOwnSocket, restrictSocket } from './unix-socket.js';

@@ -14,12 +14,12 @@ import {
   summaryEdit,
 } from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
-import { occupied, oldestCooled } from '../core/cooling.js';
+import { occupied, oldestCooled } from '../core/cooling-rules.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
 import { stickyReuse } from '../core/sticky.js';
 import type { Bitmap } from '../model/block.js';
-import { type Cooling, type CoolingPolicy, NO_COOLING } from '../model/cooling.js';
+import { type Cooling, type CoolingPolicy, NO_COOLING } from '../model/cooling-record.js';
 import type { Assignment } from '../model/records.js';
 import type { BlockCommit, BlockRepository, BlockSnapshot, ConflictRetry } from '../ports.js';
 
