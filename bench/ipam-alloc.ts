@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { parseSubnet } from '../src/net/address.js';
 import { withBit } from '../src/ipam/core/bitmap.js';
 import { emptyBitmap } from '../src/ipam/model/block.js';
-import { EtcdIpamAdmin, EtcdIpamDriver } from '../src/server/etcd-ipam.js';
+import { EtcdIpamAdmin, EtcdIpamDriver } from '../src/lab/etcd-ipam.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { EtcdStores } from '../src/store/etcd-stores.js';

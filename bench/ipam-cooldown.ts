@@ -4,7 +4,7 @@
  * host's start block lies inside the cooling region, so the fresh driver must get past it. Target ratio <= 1.2.
  */
 import { performance } from 'node:perf_hooks';
-import { EtcdIpamAdmin } from '../src/server/etcd-ipam.js';
+import { EtcdIpamAdmin } from '../src/lab/etcd-ipam.js';
 import { IpamDriverService } from '../src/ipam/services/driver-service.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';

@@ -1,6 +1,6 @@
 /** Prints the cost of `flatnet ip-range add` for a /8 and a /16: wall time and bytes stored under the prefix. */
 import { performance } from 'node:perf_hooks';
-import { EtcdIpamAdmin } from '../src/server/etcd-ipam.js';
+import { EtcdIpamAdmin } from '../src/lab/etcd-ipam.js';
 import { startEtcdCluster } from '../src/lab/etcd-cluster.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { testEtcdClient } from '../test/harness/etcd-client.js';

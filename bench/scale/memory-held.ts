@@ -8,7 +8,7 @@ import { scrapeCluster } from './etcd-metrics.js';
 import { onTeardown } from './teardown.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
+import { EtcdIpamDriver } from '../../src/lab/etcd-ipam.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { createEtcdClient } from '../../src/store/etcd-client.js';
 import { pluginCall } from '../../test/harness/plugin-client.js';

@@ -5,7 +5,7 @@ import { settingsSchema, type Settings } from '../../src/config/settings.js';
 import type { HostView } from '../../src/ipam/services/reconcile-plan.js';
 import type { HostViewSource } from '../../src/ipam/services/reconcile.js';
 import type { Logger } from '../../src/observability/logger.js';
-import { startHealing } from '../../src/server/heal.js';
+import { startHealing } from '../../src/agents/ipam-healing.js';
 import type { BackgroundWork } from '../../src/util/background-work.js';
 import { createHostIpam, type HostIpam } from '../../src/server/production-drivers.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';

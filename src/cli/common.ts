@@ -8,7 +8,7 @@ import { parseRangeSpec } from '../ipam/core/range-spec.js';
 import { isHostId } from '../net/ids.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import type { EtcdStores } from '../store/etcd-stores.js';
-import { coolingFrom } from '../server/cooling.js';
+import { coolingFrom } from '../agents/cooling-options.js';
 
 const SETTING_HELP: Record<(typeof SETTING_KEYS)[number], string> = {
   socket: 'plugin socket path',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { HOST_ID } from '../net/ids.js';
 
 /** Every setting flatnet reads, with its flag, environment and config-file spelling derived from the key. */
 export const SETTING_KEYS = [
@@ -85,7 +86,7 @@ export const settingsSchema = z
     etcdUsername: z.string().min(1).optional(),
     etcdPassword: z.string().min(1).optional(),
     etcdTimeoutMs: z.coerce.number().int().min(100).max(600_000),
-    hostId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a host id is 1-64 of [A-Za-z0-9._-]'),
+    hostId: z.string().regex(HOST_ID, 'a host id is 1-64 of [A-Za-z0-9._-]'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     stateDir: z.string().min(1),
     metricsListen: listenAddress.optional(),

@@ -2,10 +2,10 @@ import { addressAt, offsetIn, type Subnet } from '../net/address.js';
 import { contains, count, intersect, type Interval, nthMember, union } from '../net/intervals.js';
 import { blockSpan, getBit, popcount } from '../ipam/core/bitmap.js';
 import { isConflict } from '../ipam/core/conflicts.js';
-import { heldBack } from '../ipam/core/cooling.js';
+import { heldBack } from '../ipam/core/cooling-rules.js';
 import { interval, rangeSet } from '../ipam/core/pool-rules.js';
 import type { Bitmap } from '../ipam/model/block.js';
-import type { Cooling, CoolingPolicy, ReleasedRecord } from '../ipam/model/cooling.js';
+import type { Cooling, CoolingPolicy, ReleasedRecord } from '../ipam/model/cooling-record.js';
 import type { AssignmentRead, PoolConfig } from '../ipam/model/records.js';
 
 /**

@@ -6,7 +6,7 @@ import { IpamAdminService } from '../ipam/services/admin-service.js';
 import { ClusterCensus } from '../ipam/services/cluster-census.js';
 import { clusterMetricsHandler } from '../observability/cluster-metrics.js';
 import type { Logger } from '../observability/logger.js';
-import { coolingFrom } from '../server/cooling.js';
+import { coolingFrom } from '../agents/cooling-options.js';
 import { parseListenAddress } from '../server/metrics-listener.js';
 import { EtcdStores } from '../store/etcd-stores.js';
 import { createDashboardApp } from './app.js';

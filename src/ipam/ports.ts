@@ -1,7 +1,7 @@
 import type { Subnet } from '../net/address.js';
 import type { Interval } from '../net/intervals.js';
 import type { Bitmap, NodeRef } from './model/block.js';
-import type { Cooling, ReleasedRecord } from './model/cooling.js';
+import type { Cooling, ReleasedRecord } from './model/cooling-record.js';
 import type { Assignment, AssignmentRead, ClaimRecord, PoolConfig } from './model/records.js';
 
 /**

@@ -3,7 +3,7 @@ import type { IpamDriver } from '../ipam/contract.js';
 import type { NetworkDriver } from '../netdriver/network-driver.js';
 import type { Logger } from '../observability/logger.js';
 import type { EtcdStores } from '../store/etcd-stores.js';
-import type { Healer } from './heal.js';
+import type { Healer } from '../agents/ipam-healing.js';
 
 export interface Drivers {
   ipam: IpamDriver;

@@ -13,7 +13,7 @@ import { socketAnswers } from './unix-socket.js';
  *   the process, so kill -9 leaves no stale lock.
  * - A socket file in the state directory: reachable across namespaces, so two servers in different namespaces
  *   cannot share one state directory. A file nobody answers on is a crashed server's and is replaced.
- * - The plugin socket: a live server answering there is refused too (a stale file is replaced later, as before).
+ * - The plugin socket: a live server answering there is refused too (a stale file is replaced later).
  *
  * Each lock socket answers a connection with one JSON line naming its server, for the refusal message.
  */

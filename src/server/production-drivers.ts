@@ -7,12 +7,13 @@ import { OwnerService } from '../ipam/services/owner-service.js';
 import type { HostViewSource } from '../ipam/services/reconcile.js';
 import { HostNetworkDriver } from '../netdriver/host-network-driver.js';
 import type { Logger } from '../observability/logger.js';
-import { coolingFrom } from './cooling.js';
+import { Agents } from '../agents/agents.js';
+import { coolingFrom } from '../agents/cooling-options.js';
 import type { DriverFactory } from './drivers.js';
-import { type Healer, ipamHealer, openReleaseJournal } from './heal.js';
-import { EndpointOwners } from './endpoint-owners.js';
-import type { ConflictProber, ConflictProberOptions } from './conflict-prober.js';
-import { hostConflictProber, type ProberLinkPorts } from './conflict-probing.js';
+import { type Healer, ipamHealer, openReleaseJournal } from '../agents/ipam-healing.js';
+import { EndpointOwners } from '../agents/endpoint-owners.js';
+import type { ConflictProber, ConflictProberOptions } from '../agents/conflict-prober.js';
+import { hostConflictProber, type ProberLinkPorts } from '../agents/host-conflict-prober.js';
 
 /** What a host's IPAM is made of besides etcd: the local ports its background work reads (defaults: this host's). */
 export interface HostIpamPorts {
@@ -71,6 +72,7 @@ export function createHostIpam(
  * telling the IPAM (in the background) which endpoint and container hold each address.
  */
 export const createDrivers: DriverFactory = (stores, settings, logger) => {
+  const agents = new Agents(logger);
   const owners = new EndpointOwners({
     owners: new OwnerService(stores.ipam.pools, stores.ipam.addresses, settings.hostId),
     docker: new DockerEngineApi({ socketPath: settings.dockerSocket, timeoutMs: 2000 }),
@@ -84,19 +86,20 @@ export const createDrivers: DriverFactory = (stores, settings, logger) => {
   const { driver, heal, prober } = createHostIpam(stores.ipam, settings, logger, {
     watchPools: (events) => stores.watchPools(events, logger.child({ component: 'pool-watch' })),
   });
+  // Stopped in this order: the prober first (it reads the allocator), the network driver's veth removals and
+  // bridge re-checks, the owner records they may have queued, then the releases still landing.
+  if (prober) agents.add('conflict prober', prober);
+  agents.add('network driver background', { stop: () => network.close() });
+  agents.add('endpoint owners', { stop: () => owners.close() });
+  agents.add('releases landing', { stop: () => driver.settleReleases() });
   return {
     heal,
     ipam: driver,
     network,
     init: async () => {
       await network.init();
-      prober?.start();
+      await agents.start();
     },
-    close: async () => {
-      await prober?.stop();
-      await network.close();
-      await owners.close();
-      await driver.settleReleases();
-    },
+    close: () => agents.stop(),
   };
 };

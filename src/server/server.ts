@@ -6,8 +6,9 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { EtcdStores } from '../store/etcd-stores.js';
 import { flatnetVersion } from '../version.js';
+import { Agents } from '../agents/agents.js';
 import type { DriverFactory } from './drivers.js';
-import { startHealing } from './heal.js';
+import { startHealing } from '../agents/ipam-healing.js';
 import { createDrivers } from './production-drivers.js';
 import { startMetricsListener } from './metrics-listener.js';
 import { prepareSocketPath, removeOwnSocket, restrictSocket } from './unix-socket.js';
@@ -117,13 +118,16 @@ export async function startServer(
       throw err;
     }
   }
+  // The host's background work, in the order it stops: the heal loops, then the drivers' own agents, and the
+  // registration last (the host shows as down once nothing of it runs any more).
+  const agents = new Agents(log);
+  if (drivers.heal) agents.add('heal loops', startHealing(drivers.heal, settings, logger));
+  agents.add('drivers', { stop: () => drivers.close?.() ?? Promise.resolve() });
   // Liveness for `flatnet status`; it retries on its own, so etcd being down never blocks serving.
-  const registration = stores.hosts.start({
-    hostId: settings.hostId,
-    logger: log,
-    version: flatnetVersion(),
-  });
-  const healing = drivers.heal ? startHealing(drivers.heal, settings, logger) : undefined;
+  agents.add(
+    'host registration',
+    stores.hosts.start({ hostId: settings.hostId, logger: log, version: flatnetVersion() }),
+  );
   log.info(
     { socket: settings.socket, metrics: metrics?.address, host_id: settings.hostId },
     'flatnet plugin listening',
@@ -138,11 +142,7 @@ export async function startServer(
       // Plugin calls are done. What is left (heal loops, owner updates, deregistration) still reaches a healthy
       // etcd at the first send, but must not hold the exit up for the whole etcd budget while etcd is away.
       stores.io.close();
-      await healing?.stop();
-      await drivers.close?.().catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'driver close failed'));
-      await registration
-        .stop()
-        .catch((err: unknown) => log.warn({ error: errorMessage(err) }, 'host deregistration failed'));
+      await agents.stop();
       stores.close();
       await removeOwnSocket(settings.socket, own).catch((err: unknown) =>
         log.warn({ error: errorMessage(err) }, 'could not remove the socket'),

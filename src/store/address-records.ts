@@ -1,4 +1,4 @@
-import type { ReleasedRecord } from '../ipam/model/cooling.js';
+import type { ReleasedRecord } from '../ipam/model/cooling-record.js';
 import type { Assignment, AssignmentRead } from '../ipam/model/records.js';
 import type { AddressRecords } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';

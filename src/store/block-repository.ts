@@ -1,5 +1,5 @@
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../ipam/model/block.js';
-import { type Cooling, decodeCooling, encodeCooling, type ReleasedRecord } from '../ipam/model/cooling.js';
+import { type Cooling, decodeCooling, encodeCooling, type ReleasedRecord } from '../ipam/model/cooling-record.js';
 import type { AssignmentRead } from '../ipam/model/records.js';
 import type { BlockCommit, BlockRepository, BlockSnapshot, CommitCapacity } from '../ipam/ports.js';
 import type { Subnet } from '../net/address.js';

@@ -13,25 +13,7 @@ import { etcdTxnRetries, etcdTxnSeconds } from '../observability/metrics.js';
 import { EtcdHostCoolingDown, etcdClientProfile, isProvablyUnsent } from './etcd-client.js';
 import { addCost, fits, MARKER_COST, NO_COST, opBytes, splitByBudget, type TxnCost } from './txn-budget.js';
 
-/**
- * The store's only door to etcd: consistent multi-key reads (one round trip) and compare-and-write txns.
- * Anything etcd throws becomes FlatnetError('unavailable') so that an unreachable cluster never crashes a caller.
- *
- * Every write settles its outcome here, so that a caller only ever sees "committed" or "conflict":
- * each txn carries a marker key P/txn/<uuid> (compare: absent; put: "c", on a short-lived lease). A send
- * that gets no answer (deadline, dropped connection, leader lost) is sent again, identical, with backoff,
- * until etcd answers or the time budget (etcdTimeoutMs) is spent:
- *  - success: this send committed;
- *  - compare failure: if the marker exists with "c", an earlier send committed (at the marker's create
- *    revision): reported as committed; otherwise it is a genuine conflict (the caller re-reads, as before).
- * Because every send of one write compares the same marker as absent, at most one of them can commit.
- * The client itself (createEtcdClient) re-sends only what provably never reached etcd, so the first send
- * that reaches etcd is the only one nobody but EtcdIo knows of.
- *
- * A marker lives 90-180 s (see MARKER_TTL_S), far beyond any send's life. A duplicate arriving after its
- * marker expired (not seen in practice: gRPC cancels a send at its deadline) still cannot apply twice: every
- * flatnet txn compares the mod revision (or absence) of a key it also writes, and a committed write moved it.
- */
+/** A key as read: its value and the revisions a compare needs. */
 export interface Kv {
   key: string;
   value: Buffer;
@@ -174,6 +156,25 @@ class MarkerLease {
 
 const markerLeases = new WeakMap<Etcd3, MarkerLease>();
 
+/**
+ * The store's only door to etcd: consistent multi-key reads (one round trip) and compare-and-write txns.
+ * Anything etcd throws becomes FlatnetError('unavailable') so that an unreachable cluster never crashes a caller.
+ *
+ * Every write settles its outcome here, so that a caller only ever sees "committed" or "conflict":
+ * each txn carries a marker key P/txn/<uuid> (compare: absent; put: "c", on a short-lived lease). A send
+ * that gets no answer (deadline, dropped connection, leader lost) is sent again, identical, with backoff,
+ * until etcd answers or the time budget (etcdTimeoutMs) is spent:
+ *  - success: this send committed;
+ *  - compare failure: if the marker exists with "c", an earlier send committed (at the marker's create
+ *    revision): reported as committed; otherwise it is a genuine conflict (the caller re-reads).
+ * Because every send of one write compares the same marker as absent, at most one of them can commit.
+ * The client itself (createEtcdClient) re-sends only what provably never reached etcd, so the first send
+ * that reaches etcd is the only one nobody but EtcdIo knows of.
+ *
+ * A marker lives 90-180 s (see MARKER_TTL_S), far beyond any send's life. A duplicate arriving after its
+ * marker expired (gRPC cancels a send at its deadline, so it should not happen) still cannot apply twice: every
+ * flatnet txn compares the mod revision (or absence) of a key it also writes, and a committed write moved it.
+ */
 export class EtcdIo {
   private readonly markerPrefix: string;
   private readonly budgetMs: number;

@@ -3,6 +3,7 @@ import type { Etcd3, Lease } from 'etcd3';
 import { z } from 'zod';
 import type { Logger } from '../observability/logger.js';
 import type { EtcdIo } from './etcd-io.js';
+import { BackgroundWork } from '../util/background-work.js';
 import { prefixEnd } from './keys.js';
 
 /**
@@ -131,8 +132,9 @@ function startHostRegistration(
   };
   const ttl = opts.ttlSeconds ?? HOST_LEASE_TTL_SECONDS;
   let lease: Lease | undefined;
-  let stopped = false;
-  let retryTimer: NodeJS.Timeout | undefined;
+  // The last-seen refresh and the registration retries; a registration itself is not tracked (it uses the etcd3
+  // client directly, which stop() must not wait on while etcd is away).
+  const work = new BackgroundWork(logger);
   let markReady: () => void = () => undefined;
   const ready = new Promise<void>((resolve) => {
     markReady = resolve;
@@ -142,28 +144,26 @@ function startHostRegistration(
     const value = JSON.stringify({ ...record, lastSeen: new Date().toISOString() });
     await io.write({ expect: [], puts: [{ key: knownKey(prefix, hostId), value }] });
   };
-  const refresh = setInterval(() => {
-    if (lease !== undefined && !stopped) {
-      writeLastSeen().catch((err: unknown) => logger.warn({ err }, 'could not refresh host last-seen time'));
-    }
-  }, LAST_SEEN_REFRESH_MS);
-  refresh.unref();
+  void work.every('host last-seen refresh', LAST_SEEN_REFRESH_MS, async () => {
+    if (lease !== undefined && !work.stopped) await writeLastSeen();
+  });
 
+  let retryPending = false;
   const scheduleRetry = (): void => {
-    if (stopped || retryTimer !== undefined) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
+    if (work.stopped || retryPending) return;
+    retryPending = true;
+    work.after('host registration retry', RETRY_MS, async () => {
+      retryPending = false;
       void register();
-    }, RETRY_MS);
-    retryTimer.unref();
+    });
   };
 
   const register = async (): Promise<void> => {
-    if (stopped) return;
+    if (work.stopped) return;
     const current = etcd.lease(ttl, { autoKeepAlive: true });
     lease = current;
     current.on('lost', (err) => {
-      if (lease !== current || stopped) return;
+      if (lease !== current || work.stopped) return;
       logger.warn({ err: err.message }, 'host registration lease lost; registering again');
       lease = undefined;
       scheduleRetry();
@@ -174,7 +174,7 @@ function startHostRegistration(
       logger.info({ hostId, ttlSeconds: ttl }, 'host registered');
       markReady();
     } catch (err) {
-      if (stopped) return;
+      if (work.stopped) return;
       logger.warn({ err: (err as Error).message }, 'could not register host in etcd; retrying');
       if (lease === current) lease = undefined;
       current.release();
@@ -186,9 +186,7 @@ function startHostRegistration(
   return {
     ready,
     async stop() {
-      stopped = true;
-      clearInterval(refresh);
-      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      await work.stop();
       const current = lease;
       lease = undefined;
       if (current === undefined) return;

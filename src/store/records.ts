@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FlatnetError } from '../errors.js';
-import { type ReleasedRecord, releasedSchema } from '../ipam/model/cooling.js';
+import { type ReleasedRecord, releasedSchema } from '../ipam/model/cooling-record.js';
 import {
   type AssignmentRead,
   assignmentSchema,

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { type Engine, IMAGE, LAN, type Lab, labLeftovers, type LabHost, startLab } from '../../src/lab/lab.js';
 import { signal, sleep } from '../../src/lab/proc-tools.js';
 import { waitFor } from '../../src/lab/processes.js';
-import { releaseJournalPath } from '../../src/server/heal.js';
+import { releaseJournalPath } from '../../src/agents/ipam-healing.js';
 import { postPlugin } from '../../src/util/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 import { labEngines } from './engines.js';

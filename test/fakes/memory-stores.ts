@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { tooManyConflicts } from '../../src/errors.js';
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../../src/ipam/model/block.js';
-import type { Cooling, ReleasedRecord } from '../../src/ipam/model/cooling.js';
+import type { Cooling, ReleasedRecord } from '../../src/ipam/model/cooling-record.js';
 import type { Assignment, AssignmentRead, PoolConfig } from '../../src/ipam/model/records.js';
 import type {
   AddressRecords,

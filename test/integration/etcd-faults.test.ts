@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { FlatnetError } from '../../src/errors.js';
 import { parseSubnet } from '../../src/net/address.js';
-import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
+import { EtcdIpamDriver } from '../../src/lab/etcd-ipam.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';

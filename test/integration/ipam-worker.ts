@@ -3,7 +3,7 @@
  * container addresses until the pool is exhausted, and prints what it got as one JSON line.
  * Usage: node ipam-worker.js <endpoints> <prefix> <hostId> <subnet> <subPool>
  */
-import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
+import { EtcdIpamDriver } from '../../src/lab/etcd-ipam.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
 import { FlatnetError } from '../../src/errors.js';

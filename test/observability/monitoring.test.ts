@@ -12,7 +12,7 @@ import { ReleaseJournal } from '../../src/ipam/services/release-journal.js';
 import { ClusterMetrics } from '../../src/observability/cluster-metrics.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { registry } from '../../src/observability/metrics.js';
-import { recordReconcileRound } from '../../src/server/heal.js';
+import { recordReconcileRound } from '../../src/agents/ipam-healing.js';
 import { appWith, dockerCall } from '../api/app-harness.js';
 import { RecordingNetwork } from '../api/recording-drivers.js';
 import { poolWithRange } from '../fakes/pools.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { decodeCooling } from '../../src/ipam/model/cooling.js';
+import { decodeCooling } from '../../src/ipam/model/cooling-record.js';
 import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';

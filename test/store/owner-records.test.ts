@@ -11,7 +11,7 @@ import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { OwnerService } from '../../src/ipam/services/owner-service.js';
 import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { EndpointOwners } from '../../src/server/endpoint-owners.js';
+import { EndpointOwners } from '../../src/agents/endpoint-owners.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { missing } from '../harness/requirements.js';
 

@@ -11,7 +11,7 @@ import {
   ConflictProber,
   type ConflictProberDeps,
   type ConflictProberOptions,
-} from '../../src/server/conflict-prober.js';
+} from '../../src/agents/conflict-prober.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { poolWithRange } from '../fakes/pools.js';
 

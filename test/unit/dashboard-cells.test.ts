@@ -12,7 +12,7 @@ import {
 import { withBit } from '../../src/ipam/core/bitmap.js';
 import { conflictRecord } from '../../src/ipam/core/conflicts.js';
 import { type Bitmap, emptyBitmap } from '../../src/ipam/model/block.js';
-import type { CoolingEntry, ReleasedRecord } from '../../src/ipam/model/cooling.js';
+import type { CoolingEntry, ReleasedRecord } from '../../src/ipam/model/cooling-record.js';
 import type { AssignmentRead, PoolConfig } from '../../src/ipam/model/records.js';
 import { parseSubnet } from '../../src/net/address.js';
 import { IpamKeys } from '../../src/store/keys.js';

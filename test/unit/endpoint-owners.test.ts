@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { silentLogger } from '../../src/observability/logger.js';
-import { EndpointOwners } from '../../src/server/endpoint-owners.js';
+import { EndpointOwners } from '../../src/agents/endpoint-owners.js';
 
 /** Owner writes wait for the container's start to be over, and a container gone by then costs nothing. */
 const NET = 'a'.repeat(64);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { heldPerPool } from '../../src/server/heal.js';
+import { heldPerPool } from '../../src/agents/ipam-healing.js';
 
 const at = (address: string, subnet: string) => ({ address, subnet, poolId: subnet, since: '2026-01-01T00:00:00Z' });
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { DockerEngineApi } from '../../src/docker/engine-api.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { LocalHostView, staleEndpointRecord } from '../../src/server/host-view.js';
+import { LocalHostView, staleEndpointRecord } from '../../src/agents/host-view.js';
 
 const network = (id: string, pool: string) =>
   JSON.stringify({

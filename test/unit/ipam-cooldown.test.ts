@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
-import { heldBack, oldestCooled } from '../../src/ipam/core/cooling.js';
+import { heldBack, oldestCooled } from '../../src/ipam/core/cooling-rules.js';
 import { withOwner } from '../../src/ipam/core/owners.js';
 import { stickyReuse } from '../../src/ipam/core/sticky.js';
-import { decodeCooling, encodeCooling } from '../../src/ipam/model/cooling.js';
+import { decodeCooling, encodeCooling } from '../../src/ipam/model/cooling-record.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { OwnerService } from '../../src/ipam/services/owner-service.js';
 import { silentLogger } from '../../src/observability/logger.js';

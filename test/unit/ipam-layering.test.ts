@@ -58,12 +58,38 @@ test('net is pure parsing: no ipam, store, etcd, host networking', () => {
 });
 
 test('only store touches the etcd3 client', () => {
-  const outside = ['api', 'cli', 'dashboard', 'ipam', 'net', 'netdriver', 'server', 'util'].flatMap((d) =>
+  const outside = ['agents', 'api', 'cli', 'dashboard', 'ipam', 'net', 'netdriver', 'server', 'util'].flatMap((d) =>
     importsInto(d, (r) => r !== 'etcd3'),
   );
   // types only: the test/bench convenience classes take a client the caller holds
   assert.deepEqual(
-    outside.filter((l) => !l.startsWith('server/etcd-ipam.ts')),
+    outside.filter((l) => !l.startsWith('lab/etcd-ipam.ts')),
     [],
   );
+});
+
+test('the host agents are built only by the composition roots (server, CLI, dashboard)', () => {
+  const lower = ['api', 'ipam', 'net', 'netdriver', 'hostnet', 'store', 'util', 'docker', 'config'];
+  const bad = lower.flatMap((d) => importsInto(d, (r) => !r.startsWith('agents/') && !r.startsWith('server/')));
+  assert.deepEqual(bad, []);
+  // Agents never reach back up into the composition root or the plugin API.
+  assert.deepEqual(
+    importsInto('agents', (r) => !r.startsWith('server/') && !r.startsWith('api/') && !r.startsWith('cli/')),
+    [],
+  );
+});
+
+test('server/ holds the composition root and the socket only', () => {
+  const files = tsFiles(join(SRC, 'server'))
+    .map((f) => relative(join(SRC, 'server'), f))
+    .sort();
+  assert.deepEqual(files, [
+    'drivers.ts',
+    'host-lock.ts',
+    'metrics-listener.ts',
+    'production-drivers.ts',
+    'run.ts',
+    'server.ts',
+    'unix-socket.ts',
+  ]);
 });

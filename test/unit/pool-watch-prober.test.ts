@@ -5,7 +5,7 @@ import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { formatSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import { ConflictProber } from '../../src/server/conflict-prober.js';
+import { ConflictProber } from '../../src/agents/conflict-prober.js';
 import { poolWithRange } from '../fakes/pools.js';
 import { MemoryPoolWatch } from '../fakes/pool-watch.js';
 

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { FlatnetError } from '../../errors.js';
 import { hostIdFlag, settingsFrom, withAdmin, withSettingsFlags } from '../common.js';
 import { printJson, printLine } from '../output.js';
-import { coolingFrom } from '../../server/cooling.js';
+import { coolingFrom } from '../../agents/cooling-options.js';
 
 /** `flatnet host forget HOST`: drop what a retired host holds in etcd. */
 export function hostCommand(): Command {

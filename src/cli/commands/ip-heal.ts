@@ -4,7 +4,7 @@ import { FlatnetError } from '../../errors.js';
 import type { ReconcilePlan } from '../../ipam/services/reconcile-plan.js';
 import { addressFlag, cliLogger, settingsFrom, withAdmin } from '../common.js';
 import { formatTable, printJson, printLine } from '../output.js';
-import { coolingFrom } from '../../server/cooling.js';
+import { coolingFrom } from '../../agents/cooling-options.js';
 
 /*
  * `flatnet ip reconcile`, `ip list --orphans` and the checked `ip release`. They take this host's view from the
@@ -13,7 +13,7 @@ import { coolingFrom } from '../../server/cooling.js';
  */
 
 async function reconciler(settings: Settings, stores: Parameters<Parameters<typeof withAdmin>[1]>[1]) {
-  const { hostReconciler } = await import('../../server/heal.js');
+  const { hostReconciler } = await import('../../agents/ipam-healing.js');
   return hostReconciler(stores.ipam, settings, cliLogger(settings));
 }
 
@@ -58,7 +58,7 @@ export async function releaseAction(address: string, flags: { force?: boolean },
   addressFlag('address', address);
   const settings = settingsFrom(cmd);
   const [{ LocalHostView }, { operatorRelease }] = await Promise.all([
-    import('../../server/host-view.js'),
+    import('../../agents/host-view.js'),
     import('../../ipam/services/host-forget.js'),
   ]);
   const { parseAddress, formatAddress } = await import('../../net/address.js');

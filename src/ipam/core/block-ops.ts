@@ -1,9 +1,9 @@
 import { contains, type Interval, type IntervalSet, intersect } from '../../net/intervals.js';
 import type { Bitmap } from '../model/block.js';
-import { type Cooling, type CoolingEntry, type CoolingPolicy, NO_COOLING } from '../model/cooling.js';
+import { type Cooling, type CoolingEntry, type CoolingPolicy, NO_COOLING } from '../model/cooling-record.js';
 import type { AssignmentRead } from '../model/records.js';
 import { bitOf, blockFull, blockOf, freeOffsets, getBit, withBit } from './bitmap.js';
-import { coolingOnRelease, expiredBits, occupied } from './cooling.js';
+import { coolingOnRelease, expiredBits, occupied } from './cooling-rules.js';
 import { pathUpdate } from './summary-tree.js';
 
 /**

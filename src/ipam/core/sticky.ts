@@ -1,4 +1,4 @@
-import type { CoolingEntry, CoolingPolicy, ReleasedRecord } from '../model/cooling.js';
+import type { CoolingEntry, CoolingPolicy, ReleasedRecord } from '../model/cooling-record.js';
 import type { AssignmentRead } from '../model/records.js';
 
 /**

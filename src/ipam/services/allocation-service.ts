@@ -14,12 +14,12 @@ import {
   summaryEdit,
 } from '../core/block-ops.js';
 import { findOpenBlock, scanForOpenBlock } from '../core/block-search.js';
-import { occupied, oldestCooled } from '../core/cooling.js';
+import { occupied, oldestCooled } from '../core/cooling-rules.js';
 import type { PoolRef } from '../core/pool-id.js';
 import { allocatable, allowedFor } from '../core/pool-rules.js';
 import { stickyReuse } from '../core/sticky.js';
 import type { Bitmap } from '../model/block.js';
-import { type Cooling, type CoolingPolicy, NO_COOLING } from '../model/cooling.js';
+import { type Cooling, type CoolingPolicy, NO_COOLING } from '../model/cooling-record.js';
 import type { Assignment } from '../model/records.js';
 import type { BlockCommit, BlockRepository, BlockSnapshot, ConflictRetry } from '../ports.js';
 
@@ -87,17 +87,35 @@ export class AllocationService {
     return this.retry.retrying('allocate an address', () => this.allocateOnce(ref, poolId, metas, tried));
   }
 
-  private assignments(
+  /**
+   * The block read with the pool's config: the one read every allocation path starts from. `addresses`: the
+   * records to read along (see BlockRepository.read).
+   */
+  private async read(ref: PoolRef, poolId: string, block: bigint, addresses?: string[]): Promise<BlockSnapshot> {
+    const view = await this.blocks.read(ref.subnet, block, addresses);
+    if (!view) throw poolNotFound(poolId);
+    return view;
+  }
+
+  /**
+   * Commits the block edit the rules decided with this host's assignments of `offsets` (one per meta) and their
+   * name hints, compared against `view`: the addresses, or undefined when another writer got there first.
+   */
+  private async commitAssignments(
+    view: BlockSnapshot,
     ref: PoolRef,
     poolId: string,
+    edit: BlockEdit,
     offsets: bigint[],
     metas: AssignmentMeta[],
-  ): BlockCommit['create'] & object {
+  ): Promise<string[] | undefined> {
     const since = new Date().toISOString();
-    return offsets.map((o, i) => ({
+    const create = offsets.map((o, i) => ({
       address: addressAt(ref.subnet, o),
       assignment: { hostId: this.hostId, since, poolId, ...definedOnly(metas[i]) },
     }));
+    const written = await this.blocks.commit(view, { ...editCommit(ref, edit), create, names: namesOf(create) });
+    return written === undefined ? undefined : create.map((c) => c.address);
   }
 
   private async allocateOnce(
@@ -114,10 +132,8 @@ export class AllocationService {
         this.cursors.set(poolKey, block);
       }
       const cached = this.blocks.takeCached(ref.subnet, block);
-      const view = cached ?? (await this.blocks.read(ref.subnet, block));
-      if (!view) throw poolNotFound(poolId);
-      const all = allocatable(view.config, ref.subnet);
-      const allowed = allowedFor(view.config, ref, all);
+      const view = cached ?? (await this.read(ref, poolId, block));
+      const { all, allowed } = rulesOf(view, ref);
       const { offsets, edit } = autoAssign(
         blockState(view, this.cooling),
         metas.length,
@@ -132,8 +148,7 @@ export class AllocationService {
         this.cursors.set(poolKey, next);
         continue;
       }
-      const create = this.assignments(ref, poolId, offsets, metas);
-      const written = await this.blocks.commit(view, { ...editCommit(ref, edit), create, names: namesOf(create) });
+      const written = await this.commitAssignments(view, ref, poolId, edit, offsets, metas);
       if (written === undefined) {
         // A stale cached view is not contention: re-read at once instead of backing off.
         if (view === cached) continue;
@@ -142,13 +157,13 @@ export class AllocationService {
           ref,
           poolId,
           all,
-          create.map((c) => c.address),
+          offsets.map((o) => addressAt(ref.subnet, o)),
         );
         if (settled === 'repaired') continue;
         if (settled === 'none') await this.moveAwayFrom(view, ref, allowed);
         return undefined;
       }
-      return create.map((c) => c.address);
+      return written;
     }
   }
 
@@ -161,13 +176,11 @@ export class AllocationService {
     let block = this.cursors.get(formatSubnet(ref.subnet)) ?? (await this.startBlock(ref, poolId));
     const out: string[] = [];
     for (let i = 0; i < 2 && out.length < n; i++, block++) {
-      const view = await this.blocks.read(ref.subnet, block);
-      if (!view) throw poolNotFound(poolId);
-      const all = allocatable(view.config, ref.subnet);
+      const view = await this.read(ref, poolId, block);
       const free = freeOffsets(
         occupiedOf(blockState(view, this.cooling)),
         block,
-        allowedFor(view.config, ref, all),
+        rulesOf(view, ref).allowed,
         n - out.length,
       );
       out.push(...free.map((o) => addressAt(ref.subnet, o)));
@@ -192,17 +205,15 @@ export class AllocationService {
     const pick = oldestCooled(merged, allowed);
     if (!pick) throw poolExhausted(poolId);
     const address = addressAt(ref.subnet, pick.offset);
-    const view = await this.blocks.read(ref.subnet, pick.block, [address]);
-    if (!view) throw poolNotFound(poolId);
-    const all = allocatable(view.config, ref.subnet);
-    const decided = assignOffset(blockState(view, this.cooling), pick.offset, allowedFor(view.config, ref, all), all);
+    const view = await this.read(ref, poolId, pick.block, [address]);
+    const { all, allowed: allowedNow } = rulesOf(view, ref);
+    const decided = assignOffset(blockState(view, this.cooling), pick.offset, allowedNow, all);
     // Taken or no longer allowed since the scan: another attempt rescans.
     if (decided.outcome !== 'assigned') return undefined;
-    const create = this.assignments(ref, poolId, [pick.offset], [meta ?? {}]);
-    const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
-    if (!ok) return undefined;
+    const written = await this.commitAssignments(view, ref, poolId, decided.edit, [pick.offset], [meta ?? {}]);
+    if (written === undefined) return undefined;
     this.cursors.set(formatSubnet(ref.subnet), pick.block);
-    return [address];
+    return written;
   }
 
   /**
@@ -227,8 +238,7 @@ export class AllocationService {
     const address = addressAt(ref.subnet, offset);
     return this.retry
       .retrying(`give ${address} back to ${meta.endpointName}`, async () => {
-        const view = await this.blocks.read(ref.subnet, blockOf(offset), [address]);
-        if (!view) throw poolNotFound(poolId);
+        const view = await this.read(ref, poolId, blockOf(offset), [address]);
         const state = blockState(view, this.cooling);
         const entry = view.cooling.get(Number(offset & 255n));
         const verdict = stickyReuse(
@@ -238,12 +248,11 @@ export class AllocationService {
           this.cooling.policy,
         );
         if (verdict !== 'give-back') return { address: undefined };
-        const all = allocatable(view.config, ref.subnet);
-        const decided = assignOffset(state, offset, allowedFor(view.config, ref, all), all);
+        const { all, allowed } = rulesOf(view, ref);
+        const decided = assignOffset(state, offset, allowed, all);
         if (decided.outcome !== 'assigned') return { address: undefined };
-        const create = this.assignments(ref, poolId, [offset], [meta]);
-        const ok = await this.blocks.commit(view, { ...editCommit(ref, decided.edit), create, names: namesOf(create) });
-        return ok ? { address } : undefined;
+        const written = await this.commitAssignments(view, ref, poolId, decided.edit, [offset], [meta]);
+        return written === undefined ? undefined : { address };
       })
       .then((r) => r.address);
   }
@@ -351,6 +360,12 @@ export class AllocationService {
       bits.set(block, occupied(bits.get(block) ?? new Uint8Array(32), c, now, this.cooling.policy));
     return scanForOpenBlock(bits, allowed, skip);
   }
+}
+
+/** The pool's rules over a block read: every allocatable address, and those `ref` may hand out. */
+function rulesOf(view: BlockSnapshot, ref: PoolRef): { all: Interval[]; allowed: Interval[] } {
+  const all = allocatable(view.config, ref.subnet);
+  return { all, allowed: allowedFor(view.config, ref, all) };
 }
 
 /** Name index entries for the named assignments of a commit. */

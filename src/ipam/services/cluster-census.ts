@@ -2,7 +2,7 @@ import { formatSubnet } from '../../net/address.js';
 import { count } from '../../net/intervals.js';
 import { isConflict } from '../core/conflicts.js';
 import { CONFLICT_HOLDER } from '../model/records.js';
-import { heldBack } from '../core/cooling.js';
+import { heldBack } from '../core/cooling-rules.js';
 import { allocatable } from '../core/pool-rules.js';
 import type { IpamStores } from '../ports.js';
 import type { CoolingOptions } from './allocation-service.js';

@@ -1,5 +1,5 @@
-import { errorMessage, FlatnetError } from '../../errors.js';
-import { addressAt, formatSubnet, subnetContains, tryParseAddress } from '../../net/address.js';
+import { FlatnetError } from '../../errors.js';
+import { addressAt, formatSubnet } from '../../net/address.js';
 import type { Logger } from '../../observability/logger.js';
 import { allocationFailures, allocations, releases } from '../../observability/metrics.js';
 import { GroupCommit } from '../../util/group-commit.js';
@@ -19,7 +19,8 @@ import { AllocationService, type AssignmentMeta, COOLING_OFF, type CoolingOption
 import { IpamAdminService } from './admin-service.js';
 import { PoolService } from './pool-service.js';
 import { releaseWhere } from './reconcile-release.js';
-import { isUnavailable, type JournalEntry, type ReleaseJournal } from './release-journal.js';
+import type { DrainResult, JournalEntry, ReleaseJournal } from './release-journal.js';
+import { ReleasesAhead } from './releases-ahead.js';
 
 /**
  * Callers one run looks at: a block's worth. A run serves what one commit may carry (the store's capacity) and
@@ -59,13 +60,8 @@ export class IpamDriverService implements IpamDriver {
   private readonly releases: GroupCommit<ReleaseRequest, ContainerRelease>;
   /** Address requests under way per subnet: the reconcile leaves those pools alone meanwhile. */
   private readonly requesting = new Map<string, number>();
-  private readonly journal: ReleaseJournal | undefined;
-  private readonly releaseAfterReply: boolean;
-  /**
-   * Releases answered whose txn still runs, per pool and address: a request that could want that address back
-   * (a given address, a name's parked one) and a ReleasePool wait for them; nothing else does.
-   */
-  private readonly pendingReleases = new Map<string, Map<string, Promise<void>>>();
+  /** Releases answered before their write and the journal: waited for by requests that could want one back. */
+  private readonly ahead: ReleasesAhead;
   private readonly cooling: CoolingOptions;
   private readonly onAllocated: ((poolId: string) => void) | undefined;
 
@@ -77,8 +73,10 @@ export class IpamDriverService implements IpamDriver {
   ) {
     const cooling = options.cooling ?? COOLING_OFF;
     this.cooling = cooling;
-    this.journal = options.journal;
-    this.releaseAfterReply = options.releaseAfterReply === true && options.journal !== undefined;
+    this.ahead = new ReleasesAhead((ref, poolId, offset) => this.commitRelease(ref, poolId, offset), logger, {
+      ...(options.journal !== undefined ? { journal: options.journal } : {}),
+      answerFirst: options.releaseAfterReply === true,
+    });
     this.onAllocated = options.onAllocated;
     this.pools = new PoolService(stores.pools, hostId, logger);
     this.addresses = new AddressService(stores, hostId, logger, cooling);
@@ -106,15 +104,14 @@ export class IpamDriverService implements IpamDriver {
   async releasePool(poolId: string): Promise<void> {
     const at = new Date().toISOString();
     parsePoolId(poolId);
-    await this.releasesLanded(poolId);
+    await this.ahead.landed(poolId);
     // The claim the release chose: its journal entry names it, so that a replay after a write that applied with
     // its answer lost drops nothing more (a host with two networks on the pool would lose the other one's claim).
     let chosen: string | undefined;
     try {
       await this.pools.releasePool(poolId, { chose: (since) => (chosen = since) });
     } catch (err) {
-      if (!this.journal || !isUnavailable(err)) throw err;
-      await this.journalOrThrow(
+      await this.ahead.journalIfUnavailable(
         { op: 'pool', poolId, at, ...(chosen !== undefined ? { claimSince: chosen } : {}) },
         err,
       );
@@ -132,7 +129,7 @@ export class IpamDriverService implements IpamDriver {
    */
   inFlightSubnets(): ReadonlySet<string> {
     const subnets = new Set(this.requesting.keys());
-    for (const poolId of this.pendingReleases.keys()) subnets.add(formatSubnet(parsePoolId(poolId).subnet));
+    for (const poolId of this.ahead.pools()) subnets.add(formatSubnet(parsePoolId(poolId).subnet));
     return subnets;
   }
 
@@ -144,7 +141,7 @@ export class IpamDriverService implements IpamDriver {
       this.requesting.set(subnet, (this.requesting.get(subnet) ?? 0) + 1);
       // The address asked for, or the one this name parked, may be in a release still landing.
       if (input.address !== '' || input.endpointName)
-        await this.releasesLanded(input.poolId, input.address !== '' ? input.address : undefined);
+        await this.ahead.landed(input.poolId, input.address !== '' ? input.address : undefined);
       let address: string;
       if (input.kind !== 'container') {
         address = await this.addresses.reserve(
@@ -194,91 +191,14 @@ export class IpamDriverService implements IpamDriver {
 
   /**
    * Frees the address, or journals the release when etcd cannot be reached (Docker's container is gone either
-   * way; the journal lands it later, see release-journal.ts). With releaseAfterReply, the journal entry comes
-   * first and the txn after the reply; the entry goes once the txn landed, and stays for the journal's replay
-   * when it could not (etcd away, or this process killed meanwhile).
+   * way); with releaseAfterReply, answers once it is journaled (see ReleasesAhead).
    */
   async releaseAddress(poolId: string, address: string): Promise<void> {
     const at = new Date().toISOString();
     const ref = parsePoolId(poolId);
     const offset = offsetInPool(ref, address);
     if (offset === undefined) return;
-    const entry: JournalEntry = { op: 'address', poolId, address: addressAt(ref.subnet, offset), at };
-    const journal = this.journal;
-    if (this.releaseAfterReply && journal !== undefined) {
-      const added = journal.add(entry).then(
-        () => true,
-        (err: unknown) => {
-          this.logger.warn(
-            { entry, error: errorMessage(err) },
-            'could not journal a release; releasing before the reply',
-          );
-          return false;
-        },
-      );
-      // Registered before the entry is written, so that no journal replay takes it for a forgotten one.
-      this.trackLanding(poolId, entry.address, (before) => this.land(entry, ref, offset, journal, added, before));
-      if (await added) return;
-    }
-    // No journal entry, no answer before the txn: without a journal or a written entry, the release comes first.
-    try {
-      await this.commitRelease(ref, poolId, offset);
-    } catch (err) {
-      if (!journal || !isUnavailable(err)) throw err;
-      await this.journalOrThrow(entry, err);
-    }
-  }
-
-  /**
-   * The txn of a release already answered. A request waiting for it resumes once the txn landed; the journal
-   * entry goes after that. Any failure keeps the entry for the journal's replay (which frees the address only
-   * if this host still holds it from before the release).
-   */
-  private async land(
-    entry: JournalEntry & { op: 'address' },
-    ref: PoolRef,
-    offset: bigint,
-    journal: ReleaseJournal,
-    added: Promise<boolean>,
-    before: Promise<void> | undefined,
-  ): Promise<void> {
-    if (!(await added)) return;
-    await before;
-    try {
-      await this.commitRelease(ref, entry.poolId, offset);
-    } catch (err) {
-      this.logger.warn(
-        { entry, error: errorMessage(err) },
-        isUnavailable(err)
-          ? 'etcd unreachable: release journaled, retried in the background'
-          : 'release failed after its reply; kept in the journal for its replay',
-      );
-      return;
-    }
-    void journal
-      .remove(entry)
-      .catch((err: unknown) =>
-        this.logger.warn(
-          { entry, error: errorMessage(err) },
-          'could not drop a landed release from the journal (its replay changes nothing)',
-        ),
-      );
-  }
-
-  /** Runs one landing per address at a time, in order, and keeps it findable until it is done. */
-  private trackLanding(
-    poolId: string,
-    address: string,
-    run: (before: Promise<void> | undefined) => Promise<void>,
-  ): void {
-    const byAddress = this.pendingReleases.get(poolId) ?? new Map<string, Promise<void>>();
-    this.pendingReleases.set(poolId, byAddress);
-    const landing = run(byAddress.get(address));
-    byAddress.set(address, landing);
-    void landing.finally(() => {
-      if (byAddress.get(address) === landing) byAddress.delete(address);
-      if (byAddress.size === 0 && this.pendingReleases.get(poolId) === byAddress) this.pendingReleases.delete(poolId);
-    });
+    await this.ahead.release({ op: 'address', poolId, address: addressAt(ref.subnet, offset), at }, ref, offset);
   }
 
   private async commitRelease(ref: PoolRef, poolId: string, offset: bigint): Promise<void> {
@@ -292,43 +212,9 @@ export class IpamDriverService implements IpamDriver {
     if (outcome !== 'none') releases.inc();
   }
 
-  /** Waits for the pool's releases still landing (of one address, when given); never throws. */
-  private async releasesLanded(poolId: string, address?: string): Promise<void> {
-    const byAddress = this.pendingReleases.get(poolId);
-    if (byAddress === undefined) return;
-    if (address === undefined) {
-      await Promise.all(byAddress.values());
-      return;
-    }
-    // Keys are canonical addresses (an IPv6 address may come written another way).
-    const ref = parsePoolId(poolId);
-    const parsed = tryParseAddress(address);
-    if (parsed === undefined || !subnetContains(ref.subnet, parsed.family, parsed.value)) return;
-    await byAddress.get(addressAt(ref.subnet, parsed.value - ref.subnet.network));
-  }
-
-  /** A journal entry whose release is landing right now (the journal's replay leaves it to that). */
-  private isLanding(entry: JournalEntry): boolean {
-    return entry.op === 'address' && this.pendingReleases.get(entry.poolId)?.has(entry.address) === true;
-  }
-
   /** Waits for every release answered and still landing (shutdown); one that cannot reach etcd stays journaled. */
-  async settleReleases(): Promise<void> {
-    while (this.pendingReleases.size > 0)
-      await Promise.all([...this.pendingReleases.values()].flatMap((m) => [...m.values()]));
-  }
-
-  private async journalOrThrow(entry: JournalEntry, cause: unknown): Promise<void> {
-    try {
-      await (this.journal as ReleaseJournal).add(entry);
-    } catch (err) {
-      this.logger.error({ entry, error: errorMessage(err) }, 'could not journal a release');
-      throw cause;
-    }
-    this.logger.warn(
-      { entry, error: errorMessage(cause) },
-      'etcd unreachable: release journaled, retried in the background',
-    );
+  settleReleases(): Promise<void> {
+    return this.ahead.settle();
   }
 
   /**
@@ -344,7 +230,7 @@ export class IpamDriverService implements IpamDriver {
    */
   async replay(entry: JournalEntry): Promise<void> {
     if (entry.op === 'pool') {
-      await this.releasesLanded(entry.poolId);
+      await this.ahead.landed(entry.poolId);
       await this.pools.releasePool(
         entry.poolId,
         entry.claimSince !== undefined ? { exactly: entry.claimSince } : { notAfter: entry.at },
@@ -369,12 +255,9 @@ export class IpamDriverService implements IpamDriver {
     );
   }
 
-  /** Replays the journal (at start and periodically, see server.ts). */
-  drainJournal(): Promise<{ landed: number; left: number }> | undefined {
-    return this.journal?.drain(
-      (e) => this.replay(e),
-      (e) => this.isLanding(e),
-    );
+  /** Replays the journal (at start and periodically, see the heal agent). */
+  drainJournal(): Promise<DrainResult> | undefined {
+    return this.ahead.drain((e) => this.replay(e));
   }
 }
 

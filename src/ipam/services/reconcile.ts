@@ -10,7 +10,7 @@ import { type HeldAddress, type HostView, planReconcile, type ReconcilePlan } fr
 import { releaseWhere } from './reconcile-release.js';
 import type { CoolingOptions } from './allocation-service.js';
 
-/** This host's own view of its endpoints (state dir, local Docker API); see server/host-view.ts. */
+/** This host's own view of its endpoints (state dir, local Docker API); see agents/host-view.ts. */
 export interface HostViewSource {
   /** `claims`: how many networks this host holds per subnet (etcd's word), to tell whether local records cover them. */
   view(claims: ReadonlyMap<string, number>): Promise<HostView>;

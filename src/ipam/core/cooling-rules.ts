@@ -1,6 +1,6 @@
 import { contains, type IntervalSet } from '../../net/intervals.js';
 import { type Bitmap, FANOUT } from '../model/block.js';
-import type { Cooling, CoolingEntry, CoolingPolicy } from '../model/cooling.js';
+import type { Cooling, CoolingEntry, CoolingPolicy } from '../model/cooling-record.js';
 import { getBit } from './bitmap.js';
 
 /**

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import { errorMessage } from '../errors.js';
-import { sleepUnlessAborted } from '../util/abortable-sleep.js';
 import type { ProbeResult } from '../hostnet/arp-probe.js';
 import { type CandidateState, planProbes } from '../ipam/core/conflicts.js';
 import { parsePoolId } from '../ipam/core/pool-id.js';
@@ -10,13 +9,10 @@ import type { RecordOutcome } from '../ipam/services/conflict-service.js';
 import { formatSubnet } from '../net/address.js';
 import type { Logger } from '../observability/logger.js';
 import { conflictProbes } from '../observability/metrics.js';
+import { sleepUnlessAborted } from '../util/abortable-sleep.js';
+import { BackgroundWork } from '../util/background-work.js';
 
-/**
- * RFC 5227 conflict detection without slowing `docker run`: per pool with a flatnet bridge on this host, the
- * addresses the allocator hands out next are ARP-probed ahead of time, in the background. An address someone
- * answers for is recorded in etcd as a conflict, which every host's allocator then skips. A probe never runs on
- * a plugin call's path: an allocation only pokes the prober, which tops its candidates up shortly after.
- */
+/** What the prober reads, probes and records through. */
 export interface ConflictProberDeps {
   hostId: string;
   /** The pool IDs this host holds a claim on (its networks' pools): read from this host's own keys only. */
@@ -63,9 +59,8 @@ export interface ConflictProberOptions {
 }
 
 /**
- * Probes are process spawns (arping), and each made while Docker starts a container slowed `docker run`
- * (measured): so the top-up comes in batches of 8 (24 candidates: normally 16 or more probed ahead), and probes
- * wait for a pause in container starts (3 s, at most 15 s).
+ * Probes are process spawns (arping), and a spawn while Docker starts a container slows `docker run`: so the
+ * top-up comes in batches, and probes wait for a pause in container starts.
  */
 export const PROBE_DEFAULTS: ConflictProberOptions = {
   candidates: 24,
@@ -89,20 +84,23 @@ interface PoolProbes {
   leftAt: number | undefined;
 }
 
+/**
+ * RFC 5227 conflict detection without slowing `docker run`: per pool with a flatnet bridge on this host, the
+ * addresses the allocator hands out next are ARP-probed ahead of time, in the background. An address someone
+ * answers for is recorded in etcd as a conflict, which every host's allocator then skips. A probe never runs on
+ * a plugin call's path: an allocation only pokes the prober, which tops its candidates up shortly after.
+ */
 export class ConflictProber {
   private readonly o: ConflictProberOptions;
   private readonly now: () => number;
   private readonly pools = new Map<string, PoolProbes>();
-  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Rounds, refreshes and probes under way, the two periodic looks, and the stop signal the quiet gate takes. */
+  private readonly work: BackgroundWork;
   /** "<poolId>|<reason>" said once in the log; cleared when probing works there again. */
   private readonly said = new Set<string>();
-  private ticker: NodeJS.Timeout | undefined;
-  private watcher: NodeJS.Timeout | undefined;
   private lastNetworks: string | undefined;
   /** performance.now() of the last allocation or new local network (the quiet gate's own clock, not `now`). */
   private lastBusy = Number.NEGATIVE_INFINITY;
-  private readonly stopping = new AbortController();
-  private stopped = false;
 
   constructor(
     private readonly deps: ConflictProberDeps,
@@ -110,33 +108,28 @@ export class ConflictProber {
   ) {
     this.o = { ...PROBE_DEFAULTS, ...options };
     this.now = deps.now ?? Date.now;
+    this.work = new BackgroundWork(deps.logger);
+  }
+
+  private get stopped(): boolean {
+    return this.work.stopped;
   }
 
   /** First round now (in the background), then one every tickMs. */
   start(): void {
     this.track(this.round());
-    this.ticker = setInterval(() => this.track(this.round()), this.o.tickMs);
-    this.ticker.unref();
+    // Each tick starts its round without waiting for the last: a round may wait for quiet (see whenQuiet).
+    void this.work.every('conflict probe tick', this.o.tickMs, async () => this.track(this.round()));
     const local = this.deps.localNetworks;
-    if (local) {
-      let looking = false;
-      this.watcher = setInterval(() => {
-        if (looking || this.stopped) return;
-        looking = true;
-        this.track(
-          local()
-            .then((sig) => {
-              const changed = sig !== this.lastNetworks;
-              if (changed && this.lastNetworks !== undefined) this.lastBusy = performance.now();
-              this.lastNetworks = sig;
-              // Not waited for here: a round may wait for quiet, and the next network must still be seen.
-              if (changed) this.track(this.round());
-            })
-            .finally(() => (looking = false)),
-        );
-      }, this.o.watchMs);
-      this.watcher.unref();
-    }
+    if (local)
+      void this.work.every('local networks look', this.o.watchMs, async () => {
+        const sig = await local();
+        const changed = sig !== this.lastNetworks;
+        if (changed && this.lastNetworks !== undefined) this.lastBusy = performance.now();
+        this.lastNetworks = sig;
+        // Not waited for here: a round may wait for quiet, and the next network must still be seen.
+        if (changed) this.track(this.round());
+      });
   }
 
   /**
@@ -201,17 +194,15 @@ export class ConflictProber {
   }
 
   /** Waits for every refresh and probe under way (tests, shutdown). */
-  async settle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  settle(): Promise<void> {
+    return this.work.idle();
   }
 
+  /** No new rounds or probes, the quiet gate let go, the pool watch closed; then waits for what still runs. */
   async stop(): Promise<void> {
-    this.stopped = true;
-    this.stopping.abort();
-    if (this.ticker) clearInterval(this.ticker);
-    if (this.watcher) clearInterval(this.watcher);
+    const stopped = this.work.stop();
     await this.deps.watch?.close();
-    await this.settle();
+    await stopped;
   }
 
   /** Until quietMs passed without an allocation or a new network (maxDeferMs at most, or stop()). */
@@ -221,14 +212,18 @@ export class ConflictProber {
       const t = performance.now();
       const wait = Math.min(this.lastBusy + this.o.quietMs, deadline) - t;
       if (wait <= 0 || this.stopped) return;
-      if (!(await sleepUnlessAborted(wait, this.stopping.signal))) return;
+      if (!(await sleepUnlessAborted(wait, this.work.signal))) return;
     }
   }
 
+  /** Tracks work already started; its own failures are handled where it runs, so none is logged twice. */
   private track(p: Promise<unknown>): void {
-    const q = p.catch(() => undefined);
-    this.inFlight.add(q);
-    void q.finally(() => this.inFlight.delete(q));
+    void this.work.track(
+      p.then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
   }
 
   private sayOnce(poolId: string, reason: string, fields: Record<string, unknown>, msg: string): void {

@@ -5,15 +5,7 @@ import type { EndpointOwnerHook } from '../netdriver/endpoint-owner-hook.js';
 import type { Logger } from '../observability/logger.js';
 import { BackgroundWork } from '../util/background-work.js';
 
-/**
- * Fills the owner of each container address after the plugin replied: CreateEndpoint tells which endpoint and
- * network hold the address; after Join, Docker's own API tells the container id and name (Docker registers the
- * endpoint in the network only after Join returns, hence a few delayed attempts). Everything here runs in the
- * background, is safe to repeat and may be lost: an owner is information, never a condition for anything.
- * The first attempts wait about a second: an etcd write and a Docker API call made while the container starts
- * compete with its start (measured: `docker run` slower), and a container gone by then (`docker run --rm` of a
- * short job) needs neither, so its pending attempts are dropped when its endpoint is deleted.
- */
+/** What the owner records are written through, and where they are logged. */
 export interface EndpointOwnersOptions {
   owners: Pick<OwnerService, 'record'>;
   /** undefined = no Docker API (container ids and names stay unknown). */
@@ -40,6 +32,15 @@ function forgetOldest(entries: Set<string> | Map<string, unknown>): void {
   }
 }
 
+/**
+ * Fills the owner of each container address after the plugin replied: CreateEndpoint tells which endpoint and
+ * network hold the address; after Join, Docker's own API tells the container id and name (Docker registers the
+ * endpoint in the network only after Join returns, hence a few delayed attempts). Everything here runs in the
+ * background, is safe to repeat and may be lost: an owner is information, never a condition for anything.
+ * The first attempts wait about a second: an etcd write and a Docker API call made while the container starts
+ * compete with its start and slow `docker run`, and a container gone by then (`docker run --rm` of a
+ * short job) needs neither, so its pending attempts are dropped when its endpoint is deleted.
+ */
 export class EndpointOwners implements EndpointOwnerHook {
   private readonly known = new Map<string, Known>();
   /** Endpoints deleted (bounded, oldest forgotten first): an attempt already running for one stops there. */

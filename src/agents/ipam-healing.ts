@@ -14,7 +14,7 @@ import {
 } from '../observability/metrics.js';
 import { AtomicTextFile } from '../util/atomic-file.js';
 import { BackgroundWork } from '../util/background-work.js';
-import { coolingFrom } from './cooling.js';
+import { coolingFrom } from './cooling-options.js';
 import { LocalHostView } from './host-view.js';
 
 /** The release journal's file in the state dir. */
