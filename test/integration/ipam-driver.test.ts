@@ -10,11 +10,11 @@ import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.j
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
 import { missing } from '../harness/requirements.js';
+import { kind, v4 } from '../harness/ipam-requests.js';
 
 const skip = missing('etcd');
 let cluster: EtcdCluster;
 const clients: Etcd3[] = [];
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
 const client = (endpoints = cluster.endpoints, timeout = 5000): Etcd3 => {
   const c = testEtcdClient(endpoints, { timeoutMs: timeout });
   clients.push(c);
@@ -23,7 +23,6 @@ const client = (endpoints = cluster.endpoints, timeout = 5000): Etcd3 => {
 const freshPrefix = (): string => `/t${randomBytes(4).toString('hex')}`;
 const driver = (prefix: string, hostId: string): EtcdIpamDriver =>
   new EtcdIpamDriver({ etcd: client(), prefix, hostId, logger: silentLogger() });
-const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
 const container = (poolId: string, address = '') => ({ poolId, address, kind: 'container' as const });
 
 before(async () => {
