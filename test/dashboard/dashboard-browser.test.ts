@@ -46,8 +46,6 @@ let dashboard: ChildProcess | undefined;
 let context: BrowserContext | undefined;
 const registrations: HostRegistration[] = [];
 
-const lab = etcdFixture(skip);
-
 before(async () => {
   if (skip) return;
   dir = await mkdtemp(join(tmpdir(), 'flatnet-dashboard-'));
@@ -64,6 +62,8 @@ after(async () => {
   for (const r of registrations) await r.stop().catch(() => undefined);
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+// after the hooks above, so that what they stop still has its etcd
+const lab = etcdFixture(skip);
 
 /** Starts `flatnet dashboard` on a free port and resolves with the URL it prints. */
 function startDashboard(prefix: string): Promise<string> {

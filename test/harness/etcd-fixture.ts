@@ -11,7 +11,8 @@ export interface EtcdFixture {
 
 /**
  * Starts the cluster in the file's before() and stops it (client first) in after(); nothing starts when `skip`
- * says the tier or the machine has no etcd. `timeoutMs` is the client's deadline.
+ * says the tier or the machine has no etcd. `timeoutMs` is the client's deadline. node:test runs after() hooks in
+ * the order they were registered: call this below a file's own after() when that one still needs etcd.
  */
 export function etcdFixture(skip: string | false, o: { members?: number; timeoutMs?: number } = {}): EtcdFixture {
   let cluster: EtcdCluster | undefined;

@@ -20,8 +20,6 @@ let dir = '';
 const bare = (cidr: string): string => cidr.split('/')[0] as string;
 const seen = { mac: '02:11:22:33:44:55', seenAt: '2026-12-01T12:00:00.000Z', seenBy: 'h1' };
 
-const lab = etcdFixture(skip);
-
 before(async () => {
   if (skip) return;
   dir = await mkdtemp(join(tmpdir(), 'flatnet-conflicts-'));
@@ -30,6 +28,8 @@ before(async () => {
 after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+// after the hooks above, so that what they stop still has its etcd
+const lab = etcdFixture(skip);
 
 async function pool(prefix: string) {
   const stores = new EtcdStores(lab.etcd, prefix, silentLogger()).ipam;

@@ -30,8 +30,6 @@ import { until } from '../harness/until.js';
 const skip = missing('etcd');
 let dir: string;
 
-const lab = etcdFixture(skip);
-
 before(async () => {
   if (skip) return;
   dir = await mkdtemp(join(tmpdir(), 'flatnet-heal-'));
@@ -39,6 +37,8 @@ before(async () => {
 after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+// after the hooks above, so that what they stop still has its etcd
+const lab = etcdFixture(skip);
 
 /** A TCP relay in front of etcd: closing it is an etcd outage as the server sees it (etcd itself keeps running). */
 async function etcdRelay(
