@@ -104,7 +104,7 @@ async function goTo(page: Page, address: string): Promise<void> {
 }
 
 test(
-  'the dashboard page shows pools, hosts and the map from lab.etcd, finds a container, and follows changes live',
+  'the dashboard page shows pools, hosts and the map from etcd, finds a container, and follows changes live',
   { skip },
   async () => {
     const prefix = `/d${Math.random().toString(36).slice(2, 8)}`;

@@ -137,7 +137,7 @@ async function poolWithAddress(
 }
 
 test(
-  'releases during an lab.etcd outage answer at once, are journaled, and land after lab.etcd returns',
+  'releases during an etcd outage answer at once, are journaled, and land after etcd returns',
   { skip },
   async (t) => {
     const relay = await etcdRelay(lab.cluster.endpoints[0] as string);
@@ -166,7 +166,7 @@ test(
         journal.entries.map((e) => e.op),
         ['address', 'pool'],
       );
-      assert.equal((await admin.listAssignments()).length, 1, 'nothing reached lab.etcd during the outage');
+      assert.equal((await admin.listAssignments()).length, 1, 'nothing reached etcd during the outage');
       const landedBefore = sampleValue(await registry.metrics(), 'flatnet_release_journal_landed_total');
       assert.equal(sampleValue(await registry.metrics(), 'flatnet_release_journal_backlog'), 2);
 
@@ -194,7 +194,7 @@ test(
       assert.equal(sampleValue(after, 'flatnet_release_journal_backlog'), 0);
       assert.equal(sampleValue(after, 'flatnet_release_journal_landed_total') - landedBefore, 2);
       t.diagnostic(
-        `two releases answered in ${answered} ms during the outage; landed ${landed} ms after lab.etcd returned`,
+        `two releases answered in ${answered} ms during the outage; landed ${landed} ms after etcd returned`,
       );
     } finally {
       await running.close();
@@ -322,7 +322,7 @@ test('a restarted server frees an address no endpoint holds within its reconcile
 });
 
 test(
-  "a server that started while lab.etcd was away frees the orphan within a reconcile period of etcd's return",
+  "a server that started while etcd was away frees the orphan within a reconcile period of etcd's return",
   { skip },
   async (t) => {
     const relay = await etcdRelay(lab.cluster.endpoints[0] as string);
@@ -371,7 +371,7 @@ test(
       await new Promise((r) => setTimeout(r, 4000));
       assert.ok(
         (await admin.listAssignments()).some((x) => x.address === orphan),
-        'nothing freed while lab.etcd is away',
+        'nothing freed while etcd is away',
       );
       await relay.restore();
       const back = Date.now();
@@ -380,7 +380,7 @@ test(
         async () => ((await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true),
         60_000,
       );
-      t.diagnostic(`orphan freed ${Date.now() - back} ms after lab.etcd returned (reconcile period 3000 ms)`);
+      t.diagnostic(`orphan freed ${Date.now() - back} ms after etcd returned (reconcile period 3000 ms)`);
     } finally {
       await running.close();
       await relay.close();
@@ -524,7 +524,7 @@ test(
       const cutRel = await pluginCall(settings.socket, 'IpamDriver.ReleaseAddress', { PoolID, Address: other });
       const answeredMs = Date.now() - asked;
       assert.equal(cutRel.status, 200);
-      assert.ok(answeredMs < 500, `answered in ${answeredMs} ms, not after the lab.etcd budget`);
+      assert.ok(answeredMs < 500, `answered in ${answeredMs} ms, not after the etcd budget`);
       assert.deepEqual(
         (await journalEntries(settings)).map((e) => e.address),
         [other],
@@ -533,7 +533,7 @@ test(
       assert.deepEqual(
         (await admin.listAssignments()).map((a) => a.address),
         [other],
-        'nothing reached lab.etcd during the outage',
+        'nothing reached etcd during the outage',
       );
       await relay.restore();
       await until(
@@ -541,7 +541,7 @@ test(
         async () => ((await admin.listAssignments()).length === 0 ? true : undefined),
         10_000,
       );
-      t.diagnostic(`release landed ${landedMs} ms after its answer; answered in ${answeredMs} ms with lab.etcd cut`);
+      t.diagnostic(`release landed ${landedMs} ms after its answer; answered in ${answeredMs} ms with etcd cut`);
     } finally {
       await running.close();
       await relay.close();

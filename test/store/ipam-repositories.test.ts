@@ -141,7 +141,7 @@ test('a pool update retries when an address or block it read changed before its 
 });
 
 test(
-  'an allocation does not spin on a record its block calls free: the bit is set in lab.etcd and the allocation goes on',
+  'an allocation does not spin on a record its block calls free: the bit is set in etcd and the allocation goes on',
   { skip },
   async () => {
     const prefix = fresh();
