@@ -5,10 +5,10 @@ import type { Etcd3 } from 'etcd3';
 import { FlatnetError } from '../../src/errors.js';
 import { parseSubnet } from '../../src/net/address.js';
 import { EtcdIpamDriver } from '../../src/server/etcd-ipam.js';
+import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
 import { IpamKeys } from '../../src/store/keys.js';
-import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
 import { v4 } from '../harness/ipam-requests.js';
@@ -20,6 +20,7 @@ import { until } from '../harness/until.js';
  * so it runs last.
  */
 const skip = missing('etcd');
+let cluster: EtcdCluster;
 let direct: Etcd3;
 const clients: Etcd3[] = [];
 const proxies: TcpProxy[] = [];
@@ -32,13 +33,15 @@ const client = (endpoints: string[], prefix: string, timeout = 5000): Etcd3 => {
 const freshPrefix = (): string => `/f${randomBytes(4).toString('hex')}`;
 const container = (poolId: string, address = '') => ({ poolId, address, kind: 'container' as const });
 
+before(async () => {
+  if (skip) return;
+  cluster = await startEtcdCluster({ members: 3 });
+  direct = client(cluster.endpoints, '/direct');
+});
 after(async () => {
   for (const p of proxies) await p.close();
   for (const c of clients) c.close();
-});
-const lab = etcdFixture(skip, { members: 3 });
-before(() => {
-  if (!skip) direct = client(lab.cluster.endpoints, '/direct');
+  await cluster?.stop();
 });
 
 /** A driver whose only etcd endpoint is a proxy in front of member 0. */
@@ -46,7 +49,7 @@ async function proxiedDriver(
   prefix: string,
   hostId: string,
 ): Promise<{ driver: EtcdIpamDriver; etcd: Etcd3; proxy: TcpProxy }> {
-  const proxy = await TcpProxy.start(lab.cluster.endpoints[0] as string);
+  const proxy = await TcpProxy.start(cluster.endpoints[0] as string);
   proxies.push(proxy);
   const etcd = client([proxy.url], prefix);
   return { driver: new EtcdIpamDriver({ etcd, prefix, hostId, logger: silentLogger() }), etcd, proxy };
@@ -285,14 +288,14 @@ for (const mode of ['blackhole', 'refuse'] as const) {
 
 test('the leader killed (SIGKILL) during allocations fails none of them and leaks nothing', { skip }, async () => {
   const prefix = freshPrefix();
-  const etcd = client(lab.cluster.endpoints, prefix);
+  const etcd = client(cluster.endpoints, prefix);
   const drivers = ['h1', 'h2'].map((h) => new EtcdIpamDriver({ etcd, prefix, hostId: h, logger: silentLogger() }));
   const [d1, d2] = drivers as [EtcdIpamDriver, EtcdIpamDriver];
   const { poolId } = await d1.requestPool(v4('10.66.0.0/16', '10.66.0.0/18'));
   await d2.requestPool(v4('10.66.0.0/16', '10.66.0.0/18'));
   // which member leads?
   let leader = -1;
-  for (const [i, m] of lab.cluster.members.entries()) {
+  for (const [i, m] of cluster.members.entries()) {
     const c = client([m.clientUrl], prefix);
     const s = await c.maintenance.status();
     if (s.header.member_id === s.leader) leader = i;
@@ -314,7 +317,7 @@ test('the leader killed (SIGKILL) during allocations fails none of them and leak
   await new Promise((r) => setTimeout(r, 700));
   const before = got.length;
   const killedAt = Date.now();
-  process.kill((lab.cluster.members[leader] as { pid: number }).pid, 'SIGKILL');
+  process.kill((cluster.members[leader] as { pid: number }).pid, 'SIGKILL');
   // keep allocating through the election and a while after it
   let resumedAfter = -1;
   while (Date.now() - killedAt < 6000) {
