@@ -11,13 +11,13 @@ import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
 import { OwnerService } from '../../src/ipam/services/owner-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import type { HostRegistration } from '../../src/store/host-registry.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { FLATNET_CLI } from '../harness/flatnet-server.js';
 import { missing } from '../harness/requirements.js';
+import { v4 } from '../harness/ipam-requests.js';
 
 /**
  * `flatnet dashboard` in a real headless Chromium against a real etcd: allocations of two hosts (one up, one
@@ -39,11 +39,8 @@ const CHROMIUM_ARGS = [
 const POOL = '10.77.0.0/16';
 const logger = silentLogger();
 const cooling = { policy: { cooldownSec: 300, stickySec: 86_400 }, now: () => Math.floor(Date.now() / 1000) };
-const v4 = { addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false };
 const bare = (cidr: string): string => cidr.split('/')[0] as string;
 
-let cluster: EtcdCluster | undefined;
-let etcd: Etcd3 | undefined;
 let dir = '';
 let dashboard: ChildProcess | undefined;
 let context: BrowserContext | undefined;
@@ -51,8 +48,6 @@ const registrations: HostRegistration[] = [];
 
 before(async () => {
   if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
   dir = await mkdtemp(join(tmpdir(), 'flatnet-dashboard-'));
   await writeFile(join(dir, 'none.conf'), '# empty\n');
 });
@@ -65,17 +60,17 @@ after(async () => {
     await exited;
   }
   for (const r of registrations) await r.stop().catch(() => undefined);
-  etcd?.close();
-  await cluster?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+// after the hooks above, so that what they stop still has its etcd
+const lab = etcdFixture(skip);
 
 /** Starts `flatnet dashboard` on a free port and resolves with the URL it prints. */
 function startDashboard(prefix: string): Promise<string> {
   const child = spawn(process.execPath, [FLATNET_CLI, 'dashboard', '--listen', '127.0.0.1:0'], {
     env: {
       PATH: process.env.PATH ?? '',
-      FLATNET_ETCD_ENDPOINTS: (cluster as EtcdCluster).endpoints.join(','),
+      FLATNET_ETCD_ENDPOINTS: lab.cluster.endpoints.join(','),
       FLATNET_ETCD_PREFIX: prefix,
       FLATNET_CONFIG: join(dir, 'none.conf'),
       FLATNET_RELEASE_COOLDOWN: '300',
@@ -113,14 +108,14 @@ test(
   { skip },
   async () => {
     const prefix = `/d${Math.random().toString(36).slice(2, 8)}`;
-    const stores = new EtcdStores(etcd as Etcd3, prefix, logger);
+    const stores = new EtcdStores(lab.etcd as Etcd3, prefix, logger);
     const admin = new IpamAdminService(stores.ipam, logger, cooling);
     await admin.addIpRange({ start: '10.77.1.1/16', end: '10.77.2.254/16' });
     await admin.addHostRange({ start: '10.77.0.1/16', end: '10.77.0.254/16', gateway: '10.77.0.1' });
     const h1 = new IpamDriverService(stores.ipam, 'h1', logger, { cooling });
-    const h2 = new IpamDriverService(new EtcdStores(etcd as Etcd3, prefix, logger).ipam, 'h2', logger, { cooling });
-    const { poolId } = await h1.requestPool(v4);
-    await h2.requestPool(v4);
+    const h2 = new IpamDriverService(new EtcdStores(lab.etcd as Etcd3, prefix, logger).ipam, 'h2', logger, { cooling });
+    const { poolId } = await h1.requestPool(v4(POOL));
+    await h2.requestPool(v4(POOL));
     registrations.push(stores.hosts.start({ hostId: 'h1', logger, hostname: 'node-1', version: '0.1.0' }));
     await registrations[0]?.ready;
     const gone = stores.hosts.start({ hostId: 'h2', logger, hostname: 'node-2', version: '0.1.0' });

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { tooManyConflicts } from '../../src/errors.js';
+import { FlatnetError, tooManyConflicts } from '../../src/errors.js';
 import { ancestors, type Bitmap, bitmapFrom, type NodeRef } from '../../src/ipam/model/block.js';
 import type { Cooling, ReleasedRecord } from '../../src/ipam/model/cooling-record.js';
 import type { Assignment, AssignmentRead, PoolConfig } from '../../src/ipam/model/records.js';
@@ -251,9 +251,13 @@ export class MemoryStores implements IpamStores {
     deletePrefixes: string[] = [],
     hintsOnly = false,
   ): Promise<number | undefined> {
-    // etcd refuses such a txn whole, before any compare (the +1s: EtcdIo's txn marker).
-    if (compares.length + 1 > MAX_TXN_OPS || puts.length + deletes.length + deletePrefixes.length + 1 > MAX_TXN_OPS)
-      throw new Error('etcdserver: too many operations in txn request');
+    // EtcdIo refuses such a txn whole, before sending it (the +1s: its txn marker), as a flatnet bug.
+    const writes = puts.length + deletes.length + deletePrefixes.length + 1;
+    if (compares.length + 1 > MAX_TXN_OPS || writes > MAX_TXN_OPS)
+      throw new FlatnetError(
+        'internal',
+        `A write of ${writes} operations and ${compares.length + 1} compares is over etcd's txn limits (a flatnet bug).`,
+      );
     // Hint repairs are best effort and not what a test injects into.
     const hook = hintsOnly ? undefined : this.hooks.shift();
     if (hook) await hook();

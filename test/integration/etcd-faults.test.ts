@@ -11,6 +11,8 @@ import { testEtcdClient } from '../harness/etcd-client.js';
 import { IpamKeys } from '../../src/store/keys.js';
 import { missing } from '../harness/requirements.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
+import { v4 } from '../harness/ipam-requests.js';
+import { until } from '../harness/until.js';
 
 /*
  * etcd faults against a real 3-member cluster: replies lost after commit (through a TCP proxy that swallows
@@ -29,7 +31,6 @@ const client = (endpoints: string[], prefix: string, timeout = 5000): Etcd3 => {
   return c;
 };
 const freshPrefix = (): string => `/f${randomBytes(4).toString('hex')}`;
-const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
 const container = (poolId: string, address = '') => ({ poolId, address, kind: 'container' as const });
 
 before(async () => {
@@ -72,16 +73,6 @@ function loseNextWriteReply(etcd: Etcd3, proxy: TcpProxy): Promise<void> {
   });
 }
 
-/** Polls etcd directly until `probe` holds (the stalled txn committed), failing after 1.5 s. */
-async function untilInEtcd(what: string, probe: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + 1500;
-  while (Date.now() < end) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.fail(`${what} never reached etcd`);
-}
-
 /** Runs `call` with its write's reply lost; checks (via `committed`) that it committed before the reply. */
 async function withLostReply<T>(
   etcd: Etcd3,
@@ -96,7 +87,8 @@ async function withLostReply<T>(
     settled = true;
   });
   await reached;
-  await untilInEtcd(what, committed);
+  // the stalled txn reaches etcd within 1.5 s or never
+  await until(`${what} in etcd`, async () => ((await committed()) ? true : undefined), 1500);
   assert.equal(settled, false, `${what}: the caller must not have had an answer when etcd committed (reply lost)`);
   assert.ok(proxy.stalledCount() > 0, 'a connection is stalled');
   return pending;

@@ -1,37 +1,24 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
-import { FlatnetError } from '../../src/errors.js';
+import { test } from 'node:test';
 import { EtcdIpamAdmin } from '../../src/lab/etcd-ipam.js';
 import { EtcdIpamDriver } from '../../src/lab/etcd-ipam.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
+import { kind, v4 } from '../harness/ipam-requests.js';
 
 const skip = missing('etcd');
-let cluster: EtcdCluster;
-let etcd: Etcd3;
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
-const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
 
-before(async () => {
-  if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
-});
-after(async () => {
-  etcd?.close();
-  await cluster?.stop();
-});
+const lab = etcdFixture(skip);
 
 test('ip ranges, host ranges, gateway data, listing and release', { skip }, async () => {
   const prefix = `/t${randomBytes(4).toString('hex')}`;
-  const admin = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
-  const h1 = new EtcdIpamDriver({ etcd, prefix, hostId: 'h1', logger: silentLogger() });
-  const h2 = new EtcdIpamDriver({ etcd, prefix, hostId: 'h2', logger: silentLogger() });
+  const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix, logger: silentLogger() });
+  const h1 = new EtcdIpamDriver({ etcd: lab.etcd, prefix, hostId: 'h1', logger: silentLogger() });
+  const h2 = new EtcdIpamDriver({ etcd: lab.etcd, prefix, hostId: 'h2', logger: silentLogger() });
 
   await assert.rejects(h1.requestPool(v4('')), /pass --subnet/);
   const r = await admin.addIpRange({ start: '192.168.7.100/24', end: '192.168.7.103' });
@@ -100,7 +87,7 @@ test('ip ranges, host ranges, gateway data, listing and release', { skip }, asyn
 test('idle checks finish while other hosts allocate and release in another range of the pool', { skip }, async () => {
   const prefix = `/t${randomBytes(4).toString('hex')}`;
   // the checks go over a slow link (40 ms per reply): every read-decide-write spans several of the others' commits
-  const proxy = await TcpProxy.start(cluster.endpoints[0] as string);
+  const proxy = await TcpProxy.start(lab.cluster.endpoints[0] as string);
   proxy.delayReplies(40);
   const slow = testEtcdClient([proxy.url]);
   const admin = new EtcdIpamAdmin({ etcd: slow, prefix, logger: silentLogger() });
@@ -111,7 +98,7 @@ test('idle checks finish while other hosts allocate and release in another range
   let churning = true;
   let churned = 0;
   const loops = [16, 20, 24, 28].flatMap((third) => {
-    const host = new EtcdIpamDriver({ etcd, prefix, hostId: `busy${third}`, logger: silentLogger() });
+    const host = new EtcdIpamDriver({ etcd: lab.etcd, prefix, hostId: `busy${third}`, logger: silentLogger() });
     const pool = host.requestPool(v4('10.61.0.0/16', `10.61.${third}.0/22`));
     return [0, 1].map(async () => {
       const { poolId } = await pool;
@@ -140,7 +127,7 @@ test('idle checks finish while other hosts allocate and release in another range
     slow.close();
     await proxy.close();
   }
-  const direct = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
+  const direct = new EtcdIpamAdmin({ etcd: lab.etcd, prefix, logger: silentLogger() });
   const ranges = (await direct.listIpRanges()).map((r) => [r.start, r.end]);
   assert.deepEqual(ranges, [['10.61.16.1', '10.61.31.254']], 'the removed range and the --ip-range are gone');
   assert.equal((await direct.listHostRanges()).length, 1);

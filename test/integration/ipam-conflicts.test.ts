@@ -3,46 +3,40 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { assertOk, assertOneLineError, runFlatnet } from '../harness/cli-runner.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
+import { v4 } from '../harness/ipam-requests.js';
 
 /** Conflict records in a real etcd: what is stored, the compare against a racing allocation, the CLI's view and clear. */
 const skip = missing('etcd');
-let cluster: EtcdCluster;
-let etcd: Etcd3;
 let dir = '';
 const bare = (cidr: string): string => cidr.split('/')[0] as string;
-const v4 = (pool: string) => ({ addressSpace: 'FlatLocal', pool, subPool: '', options: {}, v6: false });
 const seen = { mac: '02:11:22:33:44:55', seenAt: '2026-12-01T12:00:00.000Z', seenBy: 'h1' };
 
 before(async () => {
   if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
   dir = await mkdtemp(join(tmpdir(), 'flatnet-conflicts-'));
   await writeFile(join(dir, 'none.conf'), '# empty\n');
 });
 after(async () => {
-  etcd?.close();
-  await cluster?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+// after the hooks above, so that what they stop still has its etcd
+const lab = etcdFixture(skip);
 
 async function pool(prefix: string) {
-  const stores = new EtcdStores(etcd, prefix, silentLogger()).ipam;
+  const stores = new EtcdStores(lab.etcd, prefix, silentLogger()).ipam;
   const admin = new IpamAdminService(stores, silentLogger());
   await admin.addIpRange({ start: '10.77.0.10/24', end: '10.77.0.29' });
   const h1 = new IpamDriverService(stores, 'h1', silentLogger());
-  const h2 = new IpamDriverService(new EtcdStores(etcd, prefix, silentLogger()).ipam, 'h2', silentLogger());
+  const h2 = new IpamDriverService(new EtcdStores(lab.etcd, prefix, silentLogger()).ipam, 'h2', silentLogger());
   const { poolId } = await h1.requestPool(v4('10.77.0.0/24'));
   await h2.requestPool(v4('10.77.0.0/24'));
   return { stores, admin, h1, h2, poolId, conflicts: new ConflictService(stores) };
@@ -52,7 +46,7 @@ const cli = (prefix: string, args: string[]) =>
   runFlatnet(args, {
     env: {
       PATH: process.env.PATH ?? '',
-      FLATNET_ETCD_ENDPOINTS: cluster.endpoints.join(','),
+      FLATNET_ETCD_ENDPOINTS: lab.cluster.endpoints.join(','),
       FLATNET_ETCD_PREFIX: prefix,
       FLATNET_ETCD_TIMEOUT_MS: '3000',
       FLATNET_CONFIG: join(dir, 'none.conf'),
@@ -70,10 +64,10 @@ test(
     assert.equal(await conflicts.record(parsePoolId(poolId), poolId, a, seen), 'recorded');
     assert.equal(await conflicts.record(parsePoolId(poolId), poolId, b, { ...seen, mac: undefined }), 'recorded');
     const stored = JSON.parse(
-      (await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string()) ?? 'null',
+      (await lab.etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string()) ?? 'null',
     ) as unknown;
     assert.deepEqual(stored, { hostId: '~conflict', since: seen.seenAt, poolId, conflict: seen });
-    const block = await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/block/0`).buffer();
+    const block = await lab.etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/block/0`).buffer();
     const bit = Number(a.split('.')[3]);
     assert.ok(block && ((block[bit >> 3] as number) & (1 << (bit & 7))) !== 0, 'the block bit is set');
 
@@ -131,9 +125,9 @@ test(
       cleared.stdout,
       new RegExp(`cleared the conflict on ${a.replace(/\./g, '\\.')} .*MAC 02:11:22:33:44:55`),
     );
-    assert.equal(await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string(), null);
+    assert.equal(await lab.etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/addr/${a}`).string(), null);
     assert.equal(
-      await etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/rel/${a}`).string(),
+      await lab.etcd.get(`${prefix}/ipam/v1/pool/10.77.0.0_24/rel/${a}`).string(),
       null,
       'freed at once: no released record',
     );

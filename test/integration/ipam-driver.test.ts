@@ -2,20 +2,19 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { FlatnetError } from '../../src/errors.js';
 import { EtcdIpamDriver } from '../../src/lab/etcd-ipam.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
+import { kind, v4 } from '../harness/ipam-requests.js';
 
 const skip = missing('etcd');
-let cluster: EtcdCluster;
 const clients: Etcd3[] = [];
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
-const client = (endpoints = cluster.endpoints, timeout = 5000): Etcd3 => {
+const client = (endpoints = lab.cluster.endpoints, timeout = 5000): Etcd3 => {
   const c = testEtcdClient(endpoints, { timeoutMs: timeout });
   clients.push(c);
   return c;
@@ -23,16 +22,12 @@ const client = (endpoints = cluster.endpoints, timeout = 5000): Etcd3 => {
 const freshPrefix = (): string => `/t${randomBytes(4).toString('hex')}`;
 const driver = (prefix: string, hostId: string): EtcdIpamDriver =>
   new EtcdIpamDriver({ etcd: client(), prefix, hostId, logger: silentLogger() });
-const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
 const container = (poolId: string, address = '') => ({ poolId, address, kind: 'container' as const });
 
-before(async () => {
-  if (!skip) cluster = await startEtcdCluster({ members: 3 });
-});
-after(async () => {
+after(() => {
   for (const c of clients) c.close();
-  await cluster?.stop();
 });
+const lab = etcdFixture(skip, { members: 3 });
 
 async function drain(d: EtcdIpamDriver, poolId: string): Promise<{ got: string[]; end: string }> {
   const got: string[] = [];
@@ -62,7 +57,7 @@ test(
       new Promise<{ got: string[]; end: string }>((resolve, reject) => {
         execFile(
           process.execPath,
-          [worker, cluster.endpoints.join(','), prefix, host, '10.50.0.0/24', '10.50.0.64/26'],
+          [worker, lab.cluster.endpoints.join(','), prefix, host, '10.50.0.0/24', '10.50.0.64/26'],
           (err, out) => (err ? reject(err) : resolve(JSON.parse(out) as { got: string[]; end: string })),
         );
       });

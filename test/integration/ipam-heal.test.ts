@@ -5,10 +5,8 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
 import { settingsSchema, type Settings } from '../../src/config/settings.js';
 import { createIpam } from '../../src/ipam/services/driver-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { freePort } from '../../src/lab/processes.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { registry } from '../../src/observability/metrics.js';
@@ -16,7 +14,7 @@ import type { DriverFactory } from '../../src/server/drivers.js';
 import { EtcdIpamAdmin, EtcdIpamDriver } from '../../src/lab/etcd-ipam.js';
 import { ipamHealer, openReleaseJournal, releaseJournalPath } from '../../src/agents/ipam-healing.js';
 import { startServer } from '../../src/server/server.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { IpamKeys } from '../../src/store/keys.js';
 import { parseSubnet } from '../../src/net/address.js';
@@ -26,23 +24,21 @@ import { startFlatnetServer } from '../harness/flatnet-server.js';
 import { pluginCall } from '../harness/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 import { sampleValue } from '../observability/exposition.js';
+import { v4 } from '../harness/ipam-requests.js';
+import { until } from '../harness/until.js';
 
 const skip = missing('etcd');
-let cluster: EtcdCluster;
-let etcd: Etcd3;
 let dir: string;
 
 before(async () => {
   if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
   dir = await mkdtemp(join(tmpdir(), 'flatnet-heal-'));
 });
 after(async () => {
-  etcd?.close();
-  await cluster?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+// after the hooks above, so that what they stop still has its etcd
+const lab = etcdFixture(skip);
 
 /** A TCP relay in front of etcd: closing it is an etcd outage as the server sees it (etcd itself keeps running). */
 async function etcdRelay(
@@ -82,7 +78,7 @@ async function etcdRelay(
 function settingsFor(name: string, o: Partial<Record<string, string>>): Settings {
   return settingsSchema.parse({
     socket: join(dir, name, 'flatnet.sock'),
-    etcdEndpoints: cluster.endpoints.join(','),
+    etcdEndpoints: lab.cluster.endpoints.join(','),
     etcdPrefix: `/heal-${randomBytes(4).toString('hex')}`,
     etcdTimeoutMs: '1000',
     hostId: `heal-${name}`,
@@ -120,16 +116,6 @@ const realIpam: DriverFactory = (stores, settings, logger) => {
   };
 };
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** A pool (with its sub-pool) and one container address from it, through the plugin socket. */
 async function poolWithAddress(
   socket: string,
@@ -154,7 +140,7 @@ test(
   'releases during an etcd outage answer at once, are journaled, and land after etcd returns',
   { skip },
   async (t) => {
-    const relay = await etcdRelay(cluster.endpoints[0] as string);
+    const relay = await etcdRelay(lab.cluster.endpoints[0] as string);
     const settings = settingsFor('outage', {
       etcdEndpoints: relay.url,
       releaseRetryMs: '500',
@@ -162,7 +148,7 @@ test(
       reconcileGraceMs: '86400000',
     });
     const running = await startServer(settings, silentLogger(), { createDrivers: realIpam });
-    const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
+    const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
     try {
       const { PoolID, address } = await poolWithAddress(settings.socket, '10.61.0.0/24', '10.61.0.0/28');
       assert.equal((await admin.listAssignments()).length, 1);
@@ -187,8 +173,10 @@ test(
       await new Promise((r) => setTimeout(r, 2000));
       await relay.restore();
       const back = Date.now();
-      await until('the journaled releases to land', async () =>
-        (await admin.poolSummaries()).length === 0 ? true : undefined,
+      await until(
+        'the journaled releases to land',
+        async () => ((await admin.poolSummaries()).length === 0 ? true : undefined),
+        60_000,
       );
       const landed = Date.now() - back;
       // the journal drops an entry right after it landed
@@ -218,7 +206,7 @@ test(
 test('a restarted server frees an address no endpoint holds within its reconcile period', { skip }, async (t) => {
   const base = settingsFor('restart', { reconcileIntervalMs: '0', reconcileGraceMs: '1000' });
   let running = await startServer(base, silentLogger(), { createDrivers: realIpam });
-  const admin = new EtcdIpamAdmin({ etcd, prefix: base.etcdPrefix, logger: silentLogger() });
+  const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix: base.etcdPrefix, logger: silentLogger() });
   const call = (m: string, body: unknown) => pluginCall(base.socket, m, body);
   let freedAfter = 0;
   try {
@@ -286,8 +274,10 @@ test('a restarted server frees an address no endpoint holds within its reconcile
     const restarted = { ...base, reconcileIntervalMs: 2000 };
     const started = Date.now();
     running = await startServer(restarted, silentLogger(), { createDrivers: realIpam });
-    await until('the orphan to be freed', async () =>
-      (await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true,
+    await until(
+      'the orphan to be freed',
+      async () => ((await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true),
+      60_000,
     );
     freedAfter = Date.now() - started;
     await new Promise((r) => setTimeout(r, 2500));
@@ -335,14 +325,19 @@ test(
   "a server that started while etcd was away frees the orphan within a reconcile period of etcd's return",
   { skip },
   async (t) => {
-    const relay = await etcdRelay(cluster.endpoints[0] as string);
+    const relay = await etcdRelay(lab.cluster.endpoints[0] as string);
     const base = settingsFor('etcd-return', {
       etcdEndpoints: relay.url,
       reconcileIntervalMs: '0',
       reconcileGraceMs: '0',
     });
-    const h = new EtcdIpamDriver({ etcd, prefix: base.etcdPrefix, hostId: base.hostId, logger: silentLogger() });
-    const admin = new EtcdIpamAdmin({ etcd, prefix: base.etcdPrefix, logger: silentLogger() });
+    const h = new EtcdIpamDriver({
+      etcd: lab.etcd,
+      prefix: base.etcdPrefix,
+      hostId: base.hostId,
+      logger: silentLogger(),
+    });
+    const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix: base.etcdPrefix, logger: silentLogger() });
     const { poolId } = await h.requestPool({
       addressSpace: 'FlatLocal',
       pool: '10.65.0.0/24',
@@ -380,8 +375,10 @@ test(
       );
       await relay.restore();
       const back = Date.now();
-      await until('the orphan to be freed', async () =>
-        (await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true,
+      await until(
+        'the orphan to be freed',
+        async () => ((await admin.listAssignments()).some((x) => x.address === orphan) ? undefined : true),
+        60_000,
       );
       t.diagnostic(`orphan freed ${Date.now() - back} ms after etcd returned (reconcile period 3000 ms)`);
     } finally {
@@ -396,20 +393,19 @@ test(
   { skip },
   async () => {
     const prefix = `/heal-${randomBytes(4).toString('hex')}`;
-    const h1 = new EtcdIpamDriver({ etcd, prefix, hostId: 'h1', logger: silentLogger() });
-    const gone = new EtcdIpamDriver({ etcd, prefix, hostId: 'gone', logger: silentLogger() });
-    const v4 = { addressSpace: 'FlatLocal', pool: '10.64.0.0/24', subPool: '10.64.0.0/28', options: {}, v6: false };
-    const { poolId } = await h1.requestPool(v4);
+    const h1 = new EtcdIpamDriver({ etcd: lab.etcd, prefix, hostId: 'h1', logger: silentLogger() });
+    const gone = new EtcdIpamDriver({ etcd: lab.etcd, prefix, hostId: 'gone', logger: silentLogger() });
+    const { poolId } = await h1.requestPool(v4('10.64.0.0/24', '10.64.0.0/28'));
     // its ReleasePool was lost: the next create of the same pool on the host still succeeds
-    assert.equal((await h1.requestPool(v4)).poolId, poolId);
-    await gone.requestPool(v4);
+    assert.equal((await h1.requestPool(v4('10.64.0.0/24', '10.64.0.0/28'))).poolId, poolId);
+    await gone.requestPool(v4('10.64.0.0/24', '10.64.0.0/28'));
     await gone.requestAddress({ poolId, address: '', kind: 'gateway' });
     await gone.requestAddress({ poolId, address: '', kind: 'container' });
 
-    const stores = new EtcdStores(etcd, prefix, silentLogger());
+    const stores = new EtcdStores(lab.etcd, prefix, silentLogger());
     const live = stores.hosts.start({ hostId: 'h1', logger: silentLogger(), ttlSeconds: 5 });
     await live.ready;
-    const flags = ['--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', prefix];
+    const flags = ['--etcd-endpoints', lab.cluster.endpoints.join(','), '--etcd-prefix', prefix];
     try {
       const refused = await runFlatnet(['host', 'forget', 'h1', '--force', ...flags]);
       assert.notEqual(refused.code, 0);
@@ -420,7 +416,7 @@ test(
       const forced = await runFlatnet(['host', 'forget', 'gone', '--force', ...flags]);
       assertOk(forced);
       assert.match(forced.stdout, /forgot host gone/);
-      const admin = new EtcdIpamAdmin({ etcd, prefix, logger: silentLogger() });
+      const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix, logger: silentLogger() });
       const [summary] = await admin.poolSummaries();
       assert.deepEqual(
         summary?.claims.map((c) => c.hostId),
@@ -432,7 +428,7 @@ test(
       const damaged = (await h1.requestAddress({ poolId, address: '', kind: 'container' })).address.split(
         '/',
       )[0] as string;
-      await etcd.put(new IpamKeys(prefix).addr(parseSubnet('10.64.0.0/24'), damaged)).value('{not json');
+      await lab.etcd.put(new IpamKeys(prefix).addr(parseSubnet('10.64.0.0/24'), damaged)).value('{not json');
       const freed = await runFlatnet([
         'ip',
         'release',
@@ -470,7 +466,7 @@ test(
   'ReleaseAddress answered before its txn: the txn lands right after, a request for that address waits for it, an outage leaves it journaled',
   { skip },
   async (t) => {
-    const relay = await etcdRelay(cluster.endpoints[0] as string);
+    const relay = await etcdRelay(lab.cluster.endpoints[0] as string);
     const settings = settingsFor('after-reply', {
       etcdEndpoints: relay.url,
       releaseRetryMs: '500',
@@ -478,7 +474,7 @@ test(
       reconcileGraceMs: '86400000',
     });
     const running = await startServer(settings, silentLogger(), { createDrivers: ipamReleasingAfterReply });
-    const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
+    const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
     try {
       const { PoolID, address } = await poolWithAddress(settings.socket, '10.62.0.0/24', '10.62.0.0/28');
 
@@ -557,7 +553,7 @@ test(
   'a server SIGKILLed between the release answer and its txn: the next start lands the release from the journal',
   { skip: skip || missing('root') },
   async () => {
-    const relay = await etcdRelay(cluster.endpoints[0] as string);
+    const relay = await etcdRelay(lab.cluster.endpoints[0] as string);
     const settings = settingsFor('killed', { etcdEndpoints: relay.url });
     const args = [
       '--etcd-endpoints',
@@ -582,7 +578,7 @@ test(
       'warn',
     ];
     let server = await startFlatnetServer({ socket: settings.socket, args });
-    const admin = new EtcdIpamAdmin({ etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
+    const admin = new EtcdIpamAdmin({ etcd: lab.etcd, prefix: settings.etcdPrefix, logger: silentLogger() });
     try {
       const { PoolID, address } = await poolWithAddress(settings.socket, '10.63.0.0/24', '10.63.0.0/28');
       // The txn cannot land (etcd unreachable) when the kill comes: the window between answer and txn, held open.

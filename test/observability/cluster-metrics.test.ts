@@ -1,37 +1,25 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
+import { test } from 'node:test';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import type { CoolingOptions } from '../../src/ipam/services/allocation-service.js';
 import { ClusterCensus, countHolders } from '../../src/ipam/services/cluster-census.js';
 import { ConflictService } from '../../src/ipam/services/conflict-service.js';
 import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { clusterMetricsHandler } from '../../src/observability/cluster-metrics.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
 import { sampleValue } from './exposition.js';
+import { v4 } from '../harness/ipam-requests.js';
 
 /** The cluster gauges over a real etcd, with real allocations, releases that cool or park, conflicts and leases. */
 const skip = missing('etcd');
-let cluster: EtcdCluster;
-let etcd: Etcd3;
 
-before(async () => {
-  if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
-});
-after(async () => {
-  etcd?.close();
-  await cluster?.stop();
-});
+const lab = etcdFixture(skip);
 
 const POOL = '10.77.0.0/24';
-const v4 = { addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false };
 const cooling: CoolingOptions = {
   policy: { cooldownSec: 600, stickySec: 3600 },
   now: () => Math.floor(Date.now() / 1000),
@@ -42,15 +30,15 @@ test(
   { skip },
   async () => {
     const prefix = `/m${Math.random().toString(36).slice(2, 8)}`;
-    const stores = new EtcdStores(etcd, prefix, silentLogger(), { pageSize: 3 });
+    const stores = new EtcdStores(lab.etcd, prefix, silentLogger(), { pageSize: 3 });
     const admin = new IpamAdminService(stores.ipam, silentLogger(), cooling);
     await admin.addIpRange({ start: '10.77.0.10/24', end: '10.77.0.29' });
     const host = (id: string) =>
-      new IpamDriverService(new EtcdStores(etcd, prefix, silentLogger()).ipam, id, silentLogger(), { cooling });
+      new IpamDriverService(new EtcdStores(lab.etcd, prefix, silentLogger()).ipam, id, silentLogger(), { cooling });
     const h1 = host('h1');
     const h2 = host('h2');
-    const { poolId } = await h1.requestPool(v4);
-    await h2.requestPool(v4);
+    const { poolId } = await h1.requestPool(v4(POOL));
+    await h2.requestPool(v4(POOL));
     const take = async (h: IpamDriverService, endpointName?: string) =>
       (
         await h.requestAddress({ poolId, address: '', kind: 'container', ...(endpointName ? { endpointName } : {}) })

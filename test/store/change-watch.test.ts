@@ -1,37 +1,25 @@
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
+import { test } from 'node:test';
 import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
 import { IpamDriverService } from '../../src/ipam/services/driver-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { ChangeReport } from '../../src/store/change-watch.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
 
 /** The dashboard's etcd watch against a real etcd: an allocation names its block, a range change its pool. */
 const skip = missing('etcd');
 const logger = silentLogger();
-let cluster: EtcdCluster;
-let etcd: Etcd3;
 
-before(async () => {
-  if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
-});
-after(async () => {
-  etcd?.close();
-  await cluster?.stop();
-});
+const lab = etcdFixture(skip);
 
 test(
   'the change watch reports the block of an allocation, a pool change as a whole, and host registrations',
   { skip },
   async () => {
     const prefix = `/w${Math.random().toString(36).slice(2, 8)}`;
-    const stores = new EtcdStores(etcd, prefix, logger);
+    const stores = new EtcdStores(lab.etcd, prefix, logger);
     const admin = new IpamAdminService(stores.ipam, logger);
     await admin.addIpRange({ start: '10.66.3.1/16', end: '10.66.3.254/16' });
     const reports: ChangeReport[] = [];

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
+import { test } from 'node:test';
 import { FlatnetError } from '../../src/errors.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import type { Assignment, AssignmentRead } from '../../src/ipam/model/records.js';
@@ -14,12 +13,12 @@ import { PoolService } from '../../src/ipam/services/pool-service.js';
 import { Reconciler } from '../../src/ipam/services/reconcile.js';
 import { AddressService } from '../../src/ipam/services/address-service.js';
 import { IpamAdminService } from '../../src/ipam/services/admin-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdIo } from '../../src/store/etcd-io.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
+import { v4 } from '../harness/ipam-requests.js';
 
 /**
  * The per-host index and the txn budget against a real etcd: the index stays exactly the records through every
@@ -27,9 +26,6 @@ import { missing } from '../harness/requirements.js';
  * etcd's 128 operations), and a cluster on the layout without the index is filled in while it keeps working.
  */
 const skip = missing('etcd');
-let cluster: EtcdCluster | undefined;
-let etcd: Etcd3;
-const v4 = { addressSpace: 'FlatLocal', pool: '10.45.0.0/24', subPool: '10.45.0.0/24', options: {}, v6: false };
 /** The pool's ID as RequestPool answers it (the same for every test's prefix). */
 let poolId = '';
 const ref = () => parsePoolId(poolId);
@@ -45,19 +41,12 @@ const emptyHost = {
   }),
 };
 
-before(async () => {
-  if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  etcd = testEtcdClient(cluster.endpoints);
-});
-after(async () => {
-  etcd?.close();
-  await cluster?.stop();
-});
+const lab = etcdFixture(skip);
 
 async function withPool(prefix: string): Promise<EtcdStores> {
-  const stores = new EtcdStores(etcd, prefix, log, { pageSize: 7 });
-  poolId = (await new PoolService(stores.ipam.pools, 'setup', log).requestPool(v4)).poolId;
+  const stores = new EtcdStores(lab.etcd, prefix, log, { pageSize: 7 });
+  poolId = (await new PoolService(stores.ipam.pools, 'setup', log).requestPool(v4('10.45.0.0/24', '10.45.0.0/24')))
+    .poolId;
   return stores;
 }
 
@@ -87,7 +76,7 @@ async function fillIndex(ipam: IpamStores): Promise<void> {
 /** Every addr record as "host|subnet|ip since poolId", and every index entry the same way: they must be equal. */
 async function recordsAndIndex(prefix: string): Promise<{ records: string[]; index: string[] }> {
   const root = `${prefix}/ipam/v1`;
-  const records = Object.entries(await etcd.getAll().prefix(`${root}/pool/`).strings())
+  const records = Object.entries(await lab.etcd.getAll().prefix(`${root}/pool/`).strings())
     .filter(([k]) => k.includes('/addr/'))
     .map(([k, v]) => {
       const [, s, , ip] = k.slice(`${root}/`.length).split('/');
@@ -95,7 +84,7 @@ async function recordsAndIndex(prefix: string): Promise<{ records: string[]; ind
       return `${a.hostId}|${s}|${ip} ${a.since} ${a.poolId}`;
     })
     .sort();
-  const index = Object.entries(await etcd.getAll().prefix(`${root}/host/`).strings())
+  const index = Object.entries(await lab.etcd.getAll().prefix(`${root}/host/`).strings())
     .map(([k, v]) => {
       const [, host, , s, ip] = k.slice(`${root}/`.length).split('/');
       const e = JSON.parse(v) as { since: string; poolId: string };
@@ -217,7 +206,7 @@ test(
   { skip },
   async () => {
     const prefix = fresh();
-    const io = new EtcdIo(etcd, log, { prefix });
+    const io = new EtcdIo(lab.etcd, log, { prefix });
     const keys = Array.from({ length: 300 }, (_, i) => `${prefix}/k/${String(i).padStart(3, '0')}`);
     for (let i = 0; i < keys.length; i += 100)
       assert.ok(await io.write({ expect: [], puts: keys.slice(i, i + 100).map((key) => ({ key, value: 'v' })) }));
@@ -227,7 +216,7 @@ test(
       io.write({ expect: [], puts: keys.slice(0, 128).map((key) => ({ key, value: 'w' })) }),
       (err: unknown) => err instanceof FlatnetError && err.kind === 'internal' && /txn limits/.test(err.message),
     );
-    assert.equal((await etcd.get(keys[0] as string).string()) ?? '', 'v', 'nothing sent');
+    assert.equal((await lab.etcd.get(keys[0] as string).string()) ?? '', 'v', 'nothing sent');
   },
 );
 
@@ -242,28 +231,28 @@ test(
     // Today's layout: records without index entries, no layout marker.
     await allocate(ipam, 'h1', 20);
     await allocate(ipam, 'h2', 12);
-    await etcd.delete().prefix(`${root}/host/`);
+    await lab.etcd.delete().prefix(`${root}/host/`);
     assert.equal(await ipam.hostIndex.complete(), false);
     assert.equal((await hostFootprint(ipam, 'h1')).addresses.length, 20, 'found by the pool scan');
 
     // An older version alive: no pass starts (its writes would carry no index entries).
     const oldHost = `${prefix}/hosts/old`;
-    await etcd.put(oldHost).value(JSON.stringify({ hostId: 'old', hostname: 'o', version: '0.9', startedAt: 'x' }));
+    await lab.etcd.put(oldHost).value(JSON.stringify({ hostId: 'old', hostname: 'o', version: '0.9', startedAt: 'x' }));
     assert.equal(await ipam.hostIndex.fillStep(), 'waiting');
     // the old host keeps working meanwhile: its record has no entry, and the new host's reconcile frees it right
-    const dropEntry = async (): Promise<void> => void (await etcd.delete().prefix(`${root}/host/old/`));
+    const dropEntry = async (): Promise<void> => void (await lab.etcd.delete().prefix(`${root}/host/old/`));
     await allocate(ipam, 'old', 3);
     await dropEntry();
     const byScan = await new Reconciler(ipam, 'old', emptyHost, { graceMs: 0 }, log).run();
     assert.equal(byScan.freed.length, 3, 'freed by the pool scan while the index is incomplete');
-    await etcd.delete().key(oldHost);
+    await lab.etcd.delete().key(oldHost);
     // the finding holds for a minute (the registry is read once a minute cluster-wide), then the pass may start
     assert.equal(await ipam.hostIndex.fillStep(), 'waiting');
     const minuteAgo = new Date(Date.now() - 61_000).toISOString();
-    await etcd.put(`${root}/layout`).value(JSON.stringify({ hostIndex: 'filling', olderSeenAt: minuteAgo }));
+    await lab.etcd.put(`${root}/layout`).value(JSON.stringify({ hostIndex: 'filling', olderSeenAt: minuteAgo }));
 
     // A new host's registration and the backfill, in pages (pageSize 7 < the records), resumable step by step.
-    await etcd
+    await lab.etcd
       .put(`${prefix}/hosts/new`)
       .value(JSON.stringify({ hostId: 'new', hostname: 'n', version: '1', startedAt: 'x', ipamLayout: 1 }));
     let steps = 0;
@@ -271,7 +260,8 @@ test(
       assert.notEqual(step, 'waiting');
       steps++;
       // a step repeated (a lost reply, another host's backfill) changes nothing
-      if (steps === 2) assert.notEqual(await new EtcdStores(etcd, prefix, log).ipam.hostIndex.fillStep(), 'waiting');
+      if (steps === 2)
+        assert.notEqual(await new EtcdStores(lab.etcd, prefix, log).ipam.hostIndex.fillStep(), 'waiting');
     }
     assert.equal(await assertIndexExact(prefix, 'after the backfill'), 32);
     assert.equal(await ipam.hostIndex.complete(), true);
@@ -287,7 +277,7 @@ test('a stale index entry (its record freed by an older version) is dropped by t
   await fillIndex(ipam);
   const [a] = await allocate(ipam, 'h1', 1);
   // an older version frees the address: the record and the bit go, the entry stays
-  await etcd.delete().key(`${prefix}/ipam/v1/pool/10.45.0.0_24/addr/${a}`);
+  await lab.etcd.delete().key(`${prefix}/ipam/v1/pool/10.45.0.0_24/addr/${a}`);
   const result = await new Reconciler(ipam, 'h1', emptyHost, { graceMs: 0 }, log).run();
   assert.deepEqual(result.freed, []);
   assert.deepEqual((await recordsAndIndex(prefix)).index, [], 'the stale entry went');
@@ -302,8 +292,8 @@ test(
     await fillIndex(ipam);
     const [a, b] = await allocate(ipam, 'h1', 2);
     const root = `${prefix}/ipam/v1`;
-    await etcd.delete().key(`${root}/host/h1/addr/10.45.0.0_24/${a}`);
-    await etcd.put(`${root}/host/h9/addr/10.45.0.0_24/${b}`).value(JSON.stringify({ since: 'x', poolId }));
+    await lab.etcd.delete().key(`${root}/host/h1/addr/10.45.0.0_24/${a}`);
+    await lab.etcd.put(`${root}/host/h9/addr/10.45.0.0_24/${b}`).value(JSON.stringify({ since: 'x', poolId }));
     const findings = await fsck(ipam);
     assert.deepEqual(
       findings.map((f) => [f.kind, f.what, f.hostId]),
@@ -313,7 +303,7 @@ test(
       ],
     );
     await repairIndex(ipam, findings);
-    const fresher = new EtcdStores(etcd, prefix, log).ipam;
+    const fresher = new EtcdStores(lab.etcd, prefix, log).ipam;
     assert.equal(await fresher.hostIndex.complete(), false, 'a new pass started');
     await fillIndex(fresher);
     assert.deepEqual(await fsck(fresher), []);
@@ -323,7 +313,7 @@ test(
 
 /** Bytes etcd sent to clients (its own /metrics): what a reconcile reads, whatever client or page size. */
 async function etcdSentBytes(): Promise<number> {
-  const text = await (await fetch(`${cluster?.endpoints[0] ?? ''}/metrics`)).text();
+  const text = await (await fetch(`${lab.cluster.endpoints[0] ?? ''}/metrics`)).text();
   return text
     .split('\n')
     .filter((l) => l.startsWith('etcd_network_client_grpc_sent_bytes_total'))
@@ -359,7 +349,8 @@ test(
     const prefix = fresh();
     const { ipam } = await withPool(prefix);
     await fillIndex(ipam);
-    const claim = (hostId: string) => new PoolService(ipam.pools, hostId, log).requestPool(v4);
+    const claim = (hostId: string) =>
+      new PoolService(ipam.pools, hostId, log).requestPool(v4('10.45.0.0/24', '10.45.0.0/24'));
     await claim('h0');
     const mine = new Set(await allocate(ipam, 'h0', 10));
     const idle = {

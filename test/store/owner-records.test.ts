@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { EndpointOwners } from '../../src/agents/endpoint-owners.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
 import { missing } from '../harness/requirements.js';
+import { until } from '../harness/until.js';
 
 /**
  * Owner records in real etcd: the endpoint and network written after CreateEndpoint, the container id and name
@@ -65,16 +66,6 @@ async function dockerApi(
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(socketPath, resolve));
   return { calls: () => calls };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 before(async () => {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
+import { test } from 'node:test';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { releaseClaim } from '../../src/ipam/core/pool-rules.js';
 import { reserve } from '../../src/ipam/core/reservations.js';
@@ -9,11 +8,10 @@ import type { PoolConfig } from '../../src/ipam/model/records.js';
 import type { IpamStores, PoolRepository, PoolTxn } from '../../src/ipam/ports.js';
 import { AddressService } from '../../src/ipam/services/address-service.js';
 import { PoolService } from '../../src/ipam/services/pool-service.js';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
 import { parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { EtcdStores } from '../../src/store/etcd-stores.js';
-import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
 
 /**
@@ -22,8 +20,6 @@ import { missing } from '../harness/requirements.js';
  * and compares every host, so the races the whole-pool compare guards against stay guarded.
  */
 const skip = missing('etcd');
-let cluster: EtcdCluster | undefined;
-let etcd: Etcd3;
 const subnet = parseSubnet('10.46.0.0/24');
 const fresh = (): string => `/hosts-${randomBytes(4).toString('hex')}`;
 const withRange = {
@@ -37,16 +33,7 @@ const poolId = '10.46.0.0/24|10.46.0.128/25';
 const ref = parsePoolId(poolId);
 const gw = '10.46.0.1';
 
-before(async () => {
-  if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  // 200 hosts' calls at once on one client, on a shared 2-core machine: a generous deadline
-  etcd = testEtcdClient(cluster.endpoints, { timeoutMs: 30_000 });
-});
-after(async () => {
-  etcd?.close();
-  await cluster?.stop();
-});
+const lab = etcdFixture(skip, { timeoutMs: 30_000 });
 
 /** The repository with a hook around every decision (counting attempts, or racing another host in). */
 function hooked(pools: PoolRepository, hook: (what: string, tx: PoolTxn) => Promise<void> | void): PoolRepository {
@@ -82,11 +69,13 @@ function host(ipam: IpamStores, id: string, pools: PoolRepository = ipam.pools):
 }
 
 async function stored(prefix: string): Promise<PoolConfig> {
-  return JSON.parse((await etcd.get(`${prefix}/ipam/v1/pool/10.46.0.0_24/config`).string()) ?? 'null') as PoolConfig;
+  return JSON.parse(
+    (await lab.etcd.get(`${prefix}/ipam/v1/pool/10.46.0.0_24/config`).string()) ?? 'null',
+  ) as PoolConfig;
 }
 
 async function revisionOf(key: string): Promise<string | undefined> {
-  return (await etcd.get(key).exec()).kvs[0]?.mod_revision;
+  return (await lab.etcd.get(key).exec()).kvs[0]?.mod_revision;
 }
 
 test(
@@ -95,7 +84,7 @@ test(
   async () => {
     const prefix = fresh();
     const root = `${prefix}/ipam/v1/pool/10.46.0.0_24`;
-    const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+    const { ipam } = new EtcdStores(lab.etcd, prefix, silentLogger());
     for (const id of ['h1', 'h2']) {
       const h = host(ipam, id);
       await h.pools.requestPool(withRange);
@@ -104,7 +93,7 @@ test(
     const config = await stored(prefix);
     assert.deepEqual(config.claims, []);
     assert.deepEqual(config.reservations, [{ address: gw, kind: 'gateway', holders: { '~keyed': 1 } }]);
-    assert.equal(await etcd.get(`${root}/hold/${gw}/h1`).string(), '{"refs":1}');
+    assert.equal(await lab.etcd.get(`${root}/hold/${gw}/h1`).string(), '{"refs":1}');
     assert.deepEqual((await ipam.pools.read(subnet))?.config.reservations[0]?.holders, { h1: 1, h2: 1 });
 
     // h3 creates and removes its network (claim + gateway hold) between h1's read and h1's commit, twice over
@@ -124,9 +113,9 @@ test(
     await h1.addresses.reserve(ref, poolId, 'gateway', '');
     assert.deepEqual(attempts, { claim: 1, hold: 1 }, 'h1 committed at its first attempt both times');
     assert.equal(await revisionOf(`${root}/config`), configRev, 'nobody wrote the config');
-    assert.equal(await etcd.get(`${root}/hold/${gw}/h1`).string(), '{"refs":2}');
-    assert.equal(await etcd.get(`${root}/hold/${gw}/h3`).string(), null, 'a hold key goes at 0');
-    assert.equal(await etcd.get(`${root}/claim/h3`).string(), '[]', 'a claim key stays, empty');
+    assert.equal(await lab.etcd.get(`${root}/hold/${gw}/h1`).string(), '{"refs":2}');
+    assert.equal(await lab.etcd.get(`${root}/hold/${gw}/h3`).string(), null, 'a hold key goes at 0');
+    assert.equal(await lab.etcd.get(`${root}/claim/h3`).string(), '[]', 'a claim key stays, empty');
   },
 );
 
@@ -135,7 +124,7 @@ test(
   { skip },
   async (t) => {
     const prefix = fresh();
-    const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+    const { ipam } = new EtcdStores(lab.etcd, prefix, silentLogger());
     const attempts = new Map<string, number>();
     const hosts = Array.from({ length: 200 }, (_, i) => {
       const id = `host-${String(i).padStart(3, '0')}`;
@@ -182,13 +171,13 @@ test(
     t.diagnostic(`attempts (max per host / total): ${JSON.stringify({ created, held, released, tidied })}`);
     assert.equal(released.max, 1, `ReleasePool: no host's release conflicted (${JSON.stringify(released)})`);
     assert.equal(await ipam.pools.read(subnet), undefined, 'the last release tidied: range, reservation and pool gone');
-    assert.deepEqual(await etcd.getAll().prefix(`${prefix}/ipam/v1/pool/`).keys(), []);
+    assert.deepEqual(await lab.etcd.getAll().prefix(`${prefix}/ipam/v1/pool/`).keys(), []);
   },
 );
 
 test('the pool deletion racing a new claim: the claim wins, the pool and its range stay', { skip }, async () => {
   const prefix = fresh();
-  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  const { ipam } = new EtcdStores(lab.etcd, prefix, silentLogger());
   await host(ipam, 'h1').pools.requestPool(withRange);
   const h2 = host(ipam, 'h2');
   let tidies = 0;
@@ -211,7 +200,7 @@ test(
   { skip },
   async () => {
     const prefix = fresh();
-    const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+    const { ipam } = new EtcdStores(lab.etcd, prefix, silentLogger());
     const h1 = host(ipam, 'h1');
     await h1.pools.requestPool(withRange);
     let claims = 0;
@@ -229,7 +218,7 @@ test(
 test('a reservation drop racing a new hold of it: the hold wins, the gateway stays reserved', { skip }, async () => {
   const prefix = fresh();
   const root = `${prefix}/ipam/v1/pool/10.46.0.0_24`;
-  const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+  const { ipam } = new EtcdStores(lab.etcd, prefix, silentLogger());
   const [h1, h2] = [host(ipam, 'h1'), host(ipam, 'h2')];
   for (const h of [h1, h2]) await h.pools.requestPool(withRange);
   await h1.addresses.reserve(ref, poolId, 'gateway', '');
@@ -242,7 +231,7 @@ test('a reservation drop racing a new hold of it: the hold wins, the gateway sta
   assert.deepEqual((await ipam.pools.read(subnet))?.config.reservations, [
     { address: gw, kind: 'gateway', holders: { h2: 1 } },
   ]);
-  assert.ok(await etcd.get(`${root}/config`).string());
+  assert.ok(await lab.etcd.get(`${root}/config`).string());
 });
 
 test(
@@ -265,10 +254,10 @@ test(
       reservations: [{ address: gw, kind: 'gateway', holders: { h1: 1, old: 1 } }],
       claims: [],
     };
-    await etcd.put(`${prefix}/ipam/v1/pools`).value(JSON.stringify({ subnets: ['10.46.0.0/24'] }));
-    await etcd.put(`${root}/config`).value(JSON.stringify(old));
-    for (const h of ['h1', 'old']) await etcd.put(`${root}/claim/${h}`).value(JSON.stringify([claim(h)]));
-    const { ipam } = new EtcdStores(etcd, prefix, silentLogger());
+    await lab.etcd.put(`${prefix}/ipam/v1/pools`).value(JSON.stringify({ subnets: ['10.46.0.0/24'] }));
+    await lab.etcd.put(`${root}/config`).value(JSON.stringify(old));
+    for (const h of ['h1', 'old']) await lab.etcd.put(`${root}/claim/${h}`).value(JSON.stringify([claim(h)]));
+    const { ipam } = new EtcdStores(lab.etcd, prefix, silentLogger());
     assert.deepEqual((await ipam.pools.read(subnet))?.config.reservations[0]?.holders, { h1: 1, old: 1 });
 
     // h1 (upgraded) creates a second network: its hold moves to its key, the older host's stays where that host reads it
@@ -276,19 +265,19 @@ test(
     await h1.pools.requestPool(withRange);
     await h1.addresses.reserve(ref, poolId, 'gateway', '');
     assert.deepEqual((await stored(prefix)).reservations[0]?.holders, { old: 1, '~keyed': 1 });
-    assert.equal(await etcd.get(`${root}/hold/${gw}/h1`).string(), '{"refs":2}');
+    assert.equal(await lab.etcd.get(`${root}/hold/${gw}/h1`).string(), '{"refs":2}');
 
     // the older host removes its network as that version does: its own entry goes, the pseudo holder keeps the
     // reservation (it drops a reservation only once its holders map is empty)
     const asOld = releaseClaim({ ...(await stored(prefix)), claims: [claim('old')] }, 'old', poolId).config;
-    await etcd.put(`${root}/config`).value(JSON.stringify({ ...asOld, claims: [] }));
-    await etcd.put(`${root}/claim/old`).value('[]');
+    await lab.etcd.put(`${root}/config`).value(JSON.stringify({ ...asOld, claims: [] }));
+    await lab.etcd.put(`${root}/claim/old`).value('[]');
     assert.deepEqual(asOld.reservations, [{ address: gw, kind: 'gateway', holders: { '~keyed': 1 } }]);
     // and an older host joining writes its entry beside the pseudo holder, which the newer hosts read as its hold
     const joined = reserve(await stored(prefix), 'old', 'gateway', gw);
-    await etcd.put(`${root}/config`).value(JSON.stringify(joined));
+    await lab.etcd.put(`${root}/config`).value(JSON.stringify(joined));
     assert.deepEqual((await ipam.pools.read(subnet))?.config.reservations[0]?.holders, { h1: 2, old: 1 });
-    await etcd.put(`${root}/config`).value(JSON.stringify(asOld));
+    await lab.etcd.put(`${root}/config`).value(JSON.stringify(asOld));
 
     // h1 removes both networks: nobody holds anything, the tidy drops the pool
     await h1.addresses.releaseReservation(ref, gw);

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { after, before, test } from 'node:test';
-import type { Etcd3 } from 'etcd3';
-import { startEtcdCluster, type EtcdCluster } from '../../src/lab/etcd-cluster.js';
+import { test } from 'node:test';
 import { waitFor } from '../../src/lab/processes.js';
 import { formatSubnet, parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { IpamKeys } from '../../src/store/keys.js';
 import { EtcdPoolWatch } from '../../src/store/pool-watch.js';
 import { testEtcdClient } from '../harness/etcd-client.js';
+import { etcdFixture } from '../harness/etcd-fixture.js';
 import { missing } from '../harness/requirements.js';
 import { TcpProxy } from '../harness/tcp-proxy.js';
 
@@ -18,24 +17,14 @@ import { TcpProxy } from '../harness/tcp-proxy.js';
  * cut off makes it resync (a full re-read), and the watch goes on from there.
  */
 const skip = missing('etcd');
-let cluster: EtcdCluster | undefined;
-let direct: Etcd3;
 const subnet = parseSubnet('10.47.0.0/24');
 
-before(async () => {
-  if (skip) return;
-  cluster = await startEtcdCluster({ members: 1 });
-  direct = testEtcdClient(cluster.endpoints);
-});
-after(async () => {
-  direct?.close();
-  await cluster?.stop();
-});
+const lab = etcdFixture(skip);
 
 async function rig() {
   const prefix = `/watch-${randomBytes(4).toString('hex')}`;
   const keys = new IpamKeys(prefix);
-  const proxy = await TcpProxy.start(cluster?.endpoints[0] as string);
+  const proxy = await TcpProxy.start(lab.cluster.endpoints[0] as string);
   const host = testEtcdClient([proxy.url], { prefix });
   const heard = { changed: [] as string[], resyncs: 0 };
   const watch = new EtcdPoolWatch(
@@ -45,7 +34,7 @@ async function rig() {
     silentLogger(),
   );
   const put = async (v: string): Promise<string> =>
-    (await direct.put(keys.config(subnet)).value(v).exec()).header.revision;
+    (await lab.etcd.put(keys.config(subnet)).value(v).exec()).header.revision;
   const close = async (): Promise<void> => {
     await watch.close();
     host.close();
@@ -84,7 +73,7 @@ test('a revision compacted while the host was cut off means a resync, and the wa
     r.proxy.setMode('refuse');
     await r.put('{"v":1}');
     const last = await r.put('{"v":2}');
-    await direct.kv.compact({ revision: last, physical: true });
+    await lab.etcd.kv.compact({ revision: last, physical: true });
     r.proxy.setMode('pass');
     await waitFor('the resync', async () => (r.heard.resyncs > 0 ? true : undefined));
     assert.equal(r.heard.resyncs, 1);

@@ -13,6 +13,7 @@ import {
   type ConflictProberOptions,
 } from '../../src/agents/conflict-prober.js';
 import { waitFor } from '../../src/lab/processes.js';
+import { fakeClock } from '../harness/fake-clock.js';
 import { poolWithRange } from '../fakes/pools.js';
 
 /** The background probe loop over the in-memory IPAM, with a scripted arping and a hand-driven clock. */
@@ -115,12 +116,13 @@ test('the next addresses are probed from the bridge; one that answers is recorde
   assert.deepEqual(got, ['10.1.0.1', '10.1.0.3', '10.1.0.4', '10.1.0.6']);
 });
 
-test('each allocation tops the set up in the background; fresh candidates are not probed again until stale', async () => {
+test('each allocation tops the set up in the background; fresh candidates are not probed again until stale', async (t) => {
+  const timers = fakeClock(t);
   const r = await rig();
   await r.settle();
   assert.equal(r.probes.length, 4);
   await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
-  await new Promise((res) => setTimeout(res, 20));
+  await timers.advance(20);
   await r.prober.settle();
   assert.deepEqual(
     r.probes.slice(4),
@@ -138,16 +140,17 @@ test('each allocation tops the set up in the background; fresh candidates are no
   );
 });
 
-test('top-ups come in batches: nothing until topUpAfter allocations, then all the missing candidates at once', async () => {
+test('top-ups come in batches: nothing until topUpAfter allocations, then all the missing candidates at once', async (t) => {
+  const timers = fakeClock(t);
   const r = await rig({ topUpAfter: 3 });
   await r.settle();
   assert.equal(r.probes.length, 4);
   for (let i = 0; i < 2; i++) await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
-  await new Promise((res) => setTimeout(res, 20));
+  await timers.advance(20);
   await r.prober.settle();
   assert.equal(r.probes.length, 4, 'two allocations: no probe yet (two candidates still probed ahead)');
   await r.driver.requestAddress({ poolId: r.poolId, address: '', kind: 'container' });
-  await new Promise((res) => setTimeout(res, 20));
+  await timers.advance(20);
   await r.prober.settle();
   assert.deepEqual(
     r.probes.slice(4).sort(),
@@ -219,7 +222,8 @@ async function silentLan(
   return { prober, probes };
 }
 
-test('a network created on the host is probed at once, not at the next tick', async () => {
+test('a network created on the host is probed at once, not at the next tick', async (t) => {
+  const timers = fakeClock(t);
   const local = { networks: '' };
   const { prober, probes } = await silentLan(
     (poolId) => ({
@@ -230,10 +234,12 @@ test('a network created on the host is probed at once, not at the next tick', as
     { candidates: 2, tickMs: 3_600_000, watchMs: 5 },
   );
   prober.start();
-  await new Promise((res) => setTimeout(res, 30));
+  await timers.advance(30);
   assert.deepEqual(probes, [], 'no bridge yet: nothing probed');
   local.networks = 'n1:10.1.0.0/22:br0';
-  await waitFor('the new network probed', async () => (probes.length === 2 ? true : undefined), 2000, 5);
+  await timers.advance(5);
+  await prober.settle();
+  assert.equal(probes.length, 2, 'probed within one watchMs');
   await prober.stop();
   assert.deepEqual(probes, ['10.1.0.1', '10.1.0.2']);
 });

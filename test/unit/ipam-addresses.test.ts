@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FlatnetError } from '../../src/errors.js';
 import { emptyBitmap } from '../../src/ipam/model/block.js';
 import { autoAssign, releaseInBlock, type BlockState } from '../../src/ipam/core/block-ops.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
@@ -8,8 +7,8 @@ import { AddressService } from '../../src/ipam/services/address-service.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { poolWithRange } from '../fakes/pools.js';
+import { kind } from '../harness/ipam-requests.js';
 
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
 const POOL = '10.1.0.0/22';
 const ref = parsePoolId(POOL);
 const held = (hostId: string) => ({ assignment: { hostId, since: '2026-01-01T00:00:00.000Z', poolId: POOL } });

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FlatnetError } from '../../src/errors.js';
 import { blockOf, getBit } from '../../src/ipam/core/bitmap.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
@@ -9,8 +8,8 @@ import { offsetIn } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { MemoryStores } from '../fakes/memory-stores.js';
 import { poolWithRange } from '../fakes/pools.js';
+import { kind } from '../harness/ipam-requests.js';
 
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
 const ref = parsePoolId('10.1.0.0/22');
 const POOL = '10.1.0.0/22';
 const allocator = (stores: MemoryStores, host = 'h1') => new AllocationService(stores.blocks, stores.retry, host);

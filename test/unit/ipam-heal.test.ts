@@ -13,9 +13,8 @@ import { parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryStores } from '../fakes/memory-stores.js';
 import { poolWithRange } from '../fakes/pools.js';
+import { kind, v4 } from '../harness/ipam-requests.js';
 
-const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
 const container = (poolId: string, address = '') => ({ poolId, address, kind: 'container' as const });
 
 /** A journal file in memory (the file itself is util/atomic-file.ts, exercised by the integration test). */

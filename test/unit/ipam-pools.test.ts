@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FlatnetError } from '../../src/errors.js';
 import { parsePoolId } from '../../src/ipam/core/pool-id.js';
 import { AddressService } from '../../src/ipam/services/address-service.js';
 import { AllocationService } from '../../src/ipam/services/allocation-service.js';
@@ -9,9 +8,7 @@ import { parseSubnet } from '../../src/net/address.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryStores } from '../fakes/memory-stores.js';
 import { poolWithRange } from '../fakes/pools.js';
-
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
-const v4 = (pool: string, subPool = '') => ({ addressSpace: 'FlatLocal', pool, subPool, options: {}, v6: false });
+import { kind, v4 } from '../harness/ipam-requests.js';
 
 test('claims: a Docker --ip-range becomes a range, shared by hosts, counted on one host, refused on overlap', async () => {
   const stores = new MemoryStores();

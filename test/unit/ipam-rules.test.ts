@@ -12,7 +12,7 @@ import {
   releaseClaim,
 } from '../../src/ipam/core/pool-rules.js';
 import { declareAux, reservationAddress, reserve, unreserve } from '../../src/ipam/core/reservations.js';
-import { FlatnetError } from '../../src/errors.js';
+import { kind } from '../harness/ipam-requests.js';
 
 const now = '2026-01-01T00:00:00.000Z';
 const subnet = parseSubnet('10.20.0.0/24');
@@ -22,7 +22,6 @@ const withRange = (): PoolConfig => ({
   hostRanges: [{ start: '10.20.0.10', end: '10.20.0.19', createdAt: now }],
   gateway: '10.20.0.1',
 });
-const kind = (k: string) => (e: unknown) => e instanceof FlatnetError && e.kind === k;
 
 test('allocatable = ranges minus network, gateway, host ranges and reservations', () => {
   const c = reserve(withRange(), 'h1', 'aux', '10.20.0.5');

@@ -8,15 +8,15 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { ConflictProber } from '../../src/agents/conflict-prober.js';
 import { poolWithRange } from '../fakes/pools.js';
 import { MemoryPoolWatch } from '../fakes/pool-watch.js';
+import { v4 } from '../harness/ipam-requests.js';
 
 /** The conflict prober hears of other hosts' pool changes through a watch, and reads only its own host's claims. */
 const POOL = '10.1.0.0/22';
-const v4 = { addressSpace: 'FlatLocal', pool: POOL, subPool: '', options: {}, v6: false };
 
 async function rig() {
   const { stores, admin } = await poolWithRange('10.1.0.1/22', '10.1.0.30');
   const driver = new IpamDriverService(stores, 'h1', silentLogger());
-  await driver.requestPool(v4);
+  await driver.requestPool(v4(POOL));
   const calls = { pools: 0, upcoming: 0 };
   let prober: ConflictProber | undefined;
   const watch = new MemoryPoolWatch(stores, {
@@ -55,7 +55,7 @@ test("a config change by another host re-plans the pool's probes at once; anothe
 
   // another host creates and removes its network on the pool: its own keys only, nothing this host watches
   const h2 = new IpamDriverService(r.stores, 'h2', silentLogger());
-  const { poolId } = await h2.requestPool(v4);
+  const { poolId } = await h2.requestPool(v4(POOL));
   await h2.releasePool(poolId);
   await r.prober.settle();
   assert.equal(r.calls.upcoming, before, 'no re-plan');
