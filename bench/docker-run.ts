@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { DOCKER20, docker28, type Engine, IMAGE, LAN, startLab } from '../src/lab/lab.js';
+import { DOCKER20, docker28, type Engine, flatNetworkCreate, IMAGE, startLab } from '../src/lab/lab.js';
 import { waitFor } from '../src/lab/processes.js';
 
 function parseArgs(argv: string[]): { runs: number; engine: Engine } {
@@ -48,23 +48,7 @@ let minimal: ChildProcess | undefined;
 try {
   const host = lab.hosts[0]!;
   const version = (await host.docker(['version', '--format', '{{.Server.Version}}'])).trim();
-  await host.docker([
-    'network',
-    'create',
-    '-d',
-    'flatnet',
-    '--ipam-driver',
-    'flatnet',
-    '--subnet',
-    LAN.subnet,
-    '--gateway',
-    LAN.gateway,
-    '--ip-range',
-    LAN.containerRange,
-    '-o',
-    'parent=eth0',
-    'flat',
-  ]);
+  await host.docker(flatNetworkCreate('flat'));
   await host.docker(['network', 'create', '-d', 'bridge', '--subnet', '10.97.0.0/24', 'builtin']);
   // eth0 is a port of flatnet's br0 now (a bridge port cannot also be a macvlan parent): macvlan hangs off br0.
   await host.docker(['network', 'create', '-d', 'macvlan', '--subnet', '10.96.0.0/24', '-o', 'parent=br0', 'mvlan']);

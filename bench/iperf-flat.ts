@@ -5,7 +5,7 @@
  * Run: npx tsc -p . && node dist/bench/iperf-flat.js [seconds]   (root, docker, etcd, iperf3)
  */
 import { z } from 'zod';
-import { IMAGE, LAN, type LabHost, startLab } from '../src/lab/lab.js';
+import { flatNetworkCreate, IMAGE, type LabHost, startLab } from '../src/lab/lab.js';
 import { run, startProcess, waitFor } from '../src/lab/processes.js';
 
 const seconds = Number(process.argv[2] ?? 4);
@@ -51,23 +51,7 @@ try {
   for (let i = 0; i < rounds; i++) eth0.push(await iperf(h2.netnsPath, h1.netnsPath, h2.lanAddress));
 
   for (const h of [h1, h2]) {
-    await h.docker([
-      'network',
-      'create',
-      '-d',
-      'flatnet',
-      '--ipam-driver',
-      'flatnet',
-      '--subnet',
-      LAN.subnet,
-      '--gateway',
-      LAN.gateway,
-      '--ip-range',
-      LAN.containerRange,
-      '-o',
-      'parent=eth0',
-      'lan',
-    ]);
+    await h.docker(flatNetworkCreate('lan'));
   }
   await h1.docker(['run', '-d', '--name', 'client', '--net', 'lan', IMAGE, 'sleep', '3600']);
   await h2.docker(['run', '-d', '--name', 'server', '--net', 'lan', IMAGE, 'sleep', '3600']);

@@ -15,7 +15,7 @@ import { teardownState } from './teardown.js';
 
 export { IMAGE } from './busybox-image.js';
 export { DOCKER20, docker28, type Engine } from './engine.js';
-export { LAN, SEGMENT2, SEGMENTS, type SegmentIndex } from './names.js';
+export { flatNetworkCreate, LAN, SEGMENT2, SEGMENTS, type SegmentIndex } from './names.js';
 export { teardownLab, labLeftovers } from './teardown.js';
 
 export interface LabOptions {

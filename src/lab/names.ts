@@ -12,6 +12,19 @@ export const LAN = {
 } as const;
 
 /**
+ * `docker network create` of the lab's flat LAN as a flatnet network (driver and IPAM), the same on every host;
+ * `ipRange: false` leaves the containers' range to `flatnet ip-range add`.
+ */
+export function flatNetworkCreate(name: string, { ipRange = true }: { ipRange?: boolean } = {}): string[] {
+  return [
+    ...['network', 'create', '-d', 'flatnet', '--ipam-driver', 'flatnet'],
+    ...['--subnet', LAN.subnet, '--gateway', LAN.gateway],
+    ...(ipRange ? ['--ip-range', LAN.containerRange] : []),
+    ...['-o', 'parent=eth0', name],
+  ];
+}
+
+/**
  * A second LAN segment (another rack) for beds with `segments`: its own bridge in the LAN namespace, which then
  * routes between the two (still no uplink: nothing leaves the machine).
  */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { z } from 'zod';
-import { type Engine, IMAGE, LAN, type Lab, labLeftovers, startLab } from '../../src/lab/lab.js';
+import { type Engine, flatNetworkCreate, IMAGE, type Lab, labLeftovers, startLab } from '../../src/lab/lab.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { missing } from '../harness/requirements.js';
 import { labEngines } from './engines.js';
@@ -53,21 +53,7 @@ function suite(engine: Engine, engineSkip: string | false): void {
         for (const a of FOREIGN) await lab.lanExec('ip', ['addr', 'add', `${a}/32`, 'dev', 'lan0']);
         await host.flatnet(['ip-range', 'add', '--ip-start', `${RANGE[0]}/16`, '--ip-end', RANGE[19]!]);
         const created = Date.now();
-        await host.docker([
-          'network',
-          'create',
-          '-d',
-          'flatnet',
-          '--ipam-driver',
-          'flatnet',
-          '--subnet',
-          LAN.subnet,
-          '--gateway',
-          LAN.gateway,
-          '-o',
-          'parent=eth0',
-          NETWORK,
-        ]);
+        await host.docker(flatNetworkCreate(NETWORK, { ipRange: false }));
 
         // The first candidates (the 24 lowest free addresses) are probed in the background once the network exists;
         // the conflicts below them are recorded on the way. Probing off: none ever appears, and the checks below fail.

@@ -9,7 +9,7 @@ import { releaseJournalPath } from '../../src/agents/ipam-healing.js';
 import { postPlugin } from '../../src/util/plugin-client.js';
 import { missing } from '../harness/requirements.js';
 import { labEngines } from './engines.js';
-import { flatNetworkCreate } from './flat-network.js';
+import { flatNetworkCreate } from '../../src/lab/lab.js';
 import { etcdHeldBy, etcdLeaderIndex, etcdPoolClaims } from './etcd-records.js';
 import { withLabLogs } from './lab-diagnostics.js';
 

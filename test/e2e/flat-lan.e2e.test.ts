@@ -6,7 +6,7 @@ import { withLabLogs } from './lab-diagnostics.js';
 import { waitFor } from '../../src/lab/processes.js';
 import { containerAddress, containerMac, etcdAssignments } from './etcd-records.js';
 import { labEngines } from './engines.js';
-import { flatNetworkCreate } from './flat-network.js';
+import { flatNetworkCreate } from '../../src/lab/lab.js';
 import { listenForDns } from './lab-dns.js';
 
 // Issue #3: one flat LAN across hosts. Three hosts, three etcd members; h3 has iptables FORWARD policy DROP.

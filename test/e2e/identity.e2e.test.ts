@@ -6,7 +6,7 @@ import { waitFor } from '../../src/lab/processes.js';
 import { missing } from '../harness/requirements.js';
 import { containerAddress } from './etcd-records.js';
 import { labEngines } from './engines.js';
-import { flatNetworkCreate } from './flat-network.js';
+import { flatNetworkCreate } from '../../src/lab/lab.js';
 import { withLabLogs } from './lab-diagnostics.js';
 
 // Issue 10's checks on real engines: a removed container's address goes to none of the next containers on its host
