@@ -6,6 +6,15 @@ export function afterReply(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** Calls `fn`; a synchronous throw becomes a rejection, so it is logged like any failure, never uncaught. */
+function started(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
 export interface PeriodicOptions {
   /** Run once right away as well (default false: the first round comes after one period). */
   immediately?: boolean;
@@ -33,11 +42,12 @@ export class BackgroundWork {
   }
 
   /**
-   * Runs `fn` now and tracks it; a failure is logged as `what`, never thrown (background work has nobody to
-   * throw to). Returns the tracked promise, which always resolves.
+   * Runs `fn` now and tracks it, unless stopped; a failure is logged as `what`, never thrown (background work has
+   * nobody to throw to). Returns the tracked promise, which always resolves.
    */
   run(what: string, fn: () => Promise<unknown>): Promise<void> {
-    const p = fn().then(
+    if (this.stopped) return Promise.resolve();
+    const p = started(fn).then(
       () => undefined,
       (err: unknown) => this.logger.warn({ err: errorMessage(err) }, `${what} failed`),
     );
@@ -83,7 +93,7 @@ export class BackgroundWork {
     const tick = (): Promise<void> => {
       if (busy || this.stopped) return Promise.resolve();
       busy = true;
-      const p = round().then(
+      const p = started(round).then(
         () => {
           if (lastError !== '') this.logger.info(`${what} works again`);
           lastError = '';

@@ -72,3 +72,16 @@ test('every() with immediately runs a first round at once; nothing starts after 
   void work.every('late', 1, async () => void rounds++, { immediately: true });
   assert.equal(rounds, 1);
 });
+
+test('a task that throws before returning a promise is logged like any failure; nothing runs after stop()', async () => {
+  const work = new BackgroundWork(silentLogger());
+  const throwing = (): Promise<unknown> => {
+    throw new Error('thrown at once');
+  };
+  assert.equal(await work.run('throwing task', throwing), undefined);
+  await work.every('throwing round', 60_000, throwing, { immediately: true });
+  await work.stop();
+  let ran = false;
+  await work.run('late task', async () => void (ran = true));
+  assert.equal(ran, false);
+});
